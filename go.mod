@@ -1,0 +1,3 @@
+module github.com/strongroom-kms/strongroom
+
+go 1.26.8
