@@ -1,0 +1,156 @@
+// Package hsm defines what Strongroom needs from a hardware security module.
+//
+// Two backends implement it: internal/hsm/soft (pure Go, keys in a
+// passphrase-sealed file, for development and tests) and internal/hsm/pkcs11
+// (any PKCS#11 module). Both pass the conformance suite in internal/hsm/hsmtest.
+//
+// Keys are found by label. Asymmetric private keys surface as the standard
+// library's crypto.Signer and crypto.Decrypter; AES-256 secret keys as
+// SecretKey, whose operations all run inside the HSM.
+package hsm
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"errors"
+)
+
+// Sentinel errors. Backends wrap them with detail; test with errors.Is.
+var (
+	// ErrNotFound: no key with that label.
+	ErrNotFound = errors.New("hsm: key not found")
+	// ErrExists: a key with that label already exists; nothing was changed.
+	ErrExists = errors.New("hsm: a key with that label already exists")
+	// ErrUnsupported: the backend or token cannot do what was asked.
+	ErrUnsupported = errors.New("hsm: operation not supported by this HSM")
+	// ErrDecrypt: decryption or unwrapping failed. Deliberately opaque.
+	ErrDecrypt = errors.New("hsm: decryption failed")
+	// ErrNotExportable: the key may not leave the HSM, not even wrapped.
+	ErrNotExportable = errors.New("hsm: key is not exportable")
+	// ErrSelfTest: the known-answer self-test failed when the HSM was opened.
+	ErrSelfTest = errors.New("hsm: known-answer self-test failed")
+)
+
+// Fixed algorithm parameters of the key hierarchy.
+const (
+	RSABits       = 4096 // encryption key pairs
+	SecretKeySize = 32   // AES-256
+	GCMNonceSize  = 12
+	GCMTagSize    = 16
+)
+
+// HSM is an opened HSM (a soft HSM file or a PKCS#11 token, logged in).
+// Implementations are safe for concurrent use.
+type HSM interface {
+	// Info describes the backend and the token.
+	Info() Info
+	// Random returns n bytes from the HSM's random number generator.
+	Random(ctx context.Context, n int) ([]byte, error)
+
+	// GenerateEncryptionKey creates an RSA-4096 key pair for RSA-OAEP.
+	// Its private half never leaves the HSM.
+	GenerateEncryptionKey(ctx context.Context, label string) (EncryptionKey, error)
+	// GenerateSigningKey creates an ECDSA P-384 key pair. Its private half
+	// never leaves the HSM.
+	GenerateSigningKey(ctx context.Context, label string) (SigningKey, error)
+	// GenerateSecretKey creates an AES-256 key.
+	GenerateSecretKey(ctx context.Context, spec KeySpec) (SecretKey, error)
+
+	// EncryptionKey, SigningKey and SecretKey find persistent keys by label.
+	// They return an error wrapping ErrNotFound when there is none.
+	EncryptionKey(ctx context.Context, label string) (EncryptionKey, error)
+	SigningKey(ctx context.Context, label string) (SigningKey, error)
+	SecretKey(ctx context.Context, label string) (SecretKey, error)
+
+	// Close logs out and releases the HSM. Ephemeral keys are gone after it.
+	Close() error
+}
+
+// Info describes an opened HSM.
+type Info struct {
+	Backend string // "soft" or "pkcs11"
+	Token   string // token label, or the soft HSM file
+	// Description is free text: manufacturer, model, library version.
+	Description string
+	// OAEPHashes lists the RSA-OAEP hashes the HSM can decrypt and unwrap
+	// with, best first.
+	OAEPHashes []OAEPHash
+}
+
+// SupportsOAEP reports whether h is among the HSM's OAEP hashes.
+func (i Info) SupportsOAEP(h OAEPHash) bool {
+	for _, x := range i.OAEPHashes {
+		if x == h {
+			return true
+		}
+	}
+	return false
+}
+
+// KeySpec describes an AES-256 secret key to create or unwrap.
+type KeySpec struct {
+	// Label names a persistent key. It must be empty for ephemeral keys and
+	// unique among persistent secret keys otherwise.
+	Label string
+	// Ephemeral keys live only until Close (or Destroy): PKCS#11 session
+	// objects, or memory in the soft backend.
+	Ephemeral bool
+	// Exportable keys may leave the HSM wrapped (SecretKey.Wrap,
+	// SecretKey.WrapRSA), never in plaintext. Other keys never leave it.
+	Exportable bool
+}
+
+// EncryptionKey is an RSA-4096 key pair whose private half lives in the HSM.
+//
+// Decrypt (crypto.Decrypter) accepts only *rsa.OAEPOptions whose Hash and
+// MGFHash are equal and among Info().OAEPHashes.
+type EncryptionKey interface {
+	crypto.Decrypter
+	// Label is the key's label in the HSM.
+	Label() string
+	// RSAPublicKey returns the public half.
+	RSAPublicKey() *rsa.PublicKey
+	// Unwrap decrypts an RSA-OAEP ciphertext holding an AES-256 key straight
+	// into the HSM, without the key appearing in host memory.
+	Unwrap(ctx context.Context, ciphertext []byte, hash OAEPHash, spec KeySpec) (SecretKey, error)
+	// SignPSS proves possession of the key: an RSA-PSS signature (SHA-256,
+	// salt length 32) over message. Used only for enrollment requests.
+	SignPSS(ctx context.Context, message []byte) ([]byte, error)
+}
+
+// SigningKey is an ECDSA P-384 key pair whose private half lives in the HSM.
+//
+// Sign (crypto.Signer) takes a SHA-384 digest and returns an ASN.1 DER
+// signature, exactly like *ecdsa.PrivateKey.
+type SigningKey interface {
+	crypto.Signer
+	// Label is the key's label in the HSM.
+	Label() string
+	// ECDSAPublicKey returns the public half.
+	ECDSAPublicKey() *ecdsa.PublicKey
+}
+
+// SecretKey is an AES-256 key inside the HSM.
+type SecretKey interface {
+	// Label is the key's label; empty for ephemeral keys.
+	Label() string
+	// Seal encrypts with AES-256-GCM under the key, with a fresh 96-bit nonce
+	// from the HSM. It returns nonce || ciphertext || tag.
+	Seal(ctx context.Context, plaintext, additionalData []byte) ([]byte, error)
+	// Open reverses Seal. Any mismatch returns ErrDecrypt.
+	Open(ctx context.Context, sealed, additionalData []byte) ([]byte, error)
+	// Wrap exports key, which must be Exportable, wrapped under this key and
+	// bound to context (see WrapKEK). The result is an RFC 5649 (KWP)
+	// ciphertext of 40 bytes.
+	Wrap(ctx context.Context, key SecretKey, context []byte) ([]byte, error)
+	// Unwrap imports a key wrapped by Wrap (or by the software equivalent,
+	// keywrap.WrapPad under WrapKEK) under the same context.
+	Unwrap(ctx context.Context, wrapped, context []byte, spec KeySpec) (SecretKey, error)
+	// WrapRSA exports this key, which must be Exportable, encrypted with
+	// RSA-OAEP to pub (both OAEP and MGF1 hashes are hash).
+	WrapRSA(ctx context.Context, pub *rsa.PublicKey, hash OAEPHash) ([]byte, error)
+	// Destroy deletes the key from the HSM.
+	Destroy(ctx context.Context) error
+}
