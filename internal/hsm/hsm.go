@@ -74,8 +74,8 @@ type Info struct {
 	Token   string // token label, or the soft HSM file
 	// Description is free text: manufacturer, model, library version.
 	Description string
-	// OAEPHashes lists the RSA-OAEP hashes the HSM can decrypt and unwrap
-	// with, best first.
+	// OAEPHashes lists the RSA-OAEP hashes the HSM can decrypt, unwrap and
+	// wrap with, best first.
 	OAEPHashes []OAEPHash
 }
 
@@ -149,7 +149,8 @@ type SecretKey interface {
 	// keywrap.WrapPad under WrapKEK) under the same context.
 	Unwrap(ctx context.Context, wrapped, context []byte, spec KeySpec) (SecretKey, error)
 	// WrapRSA exports this key, which must be Exportable, encrypted with
-	// RSA-OAEP to pub (both OAEP and MGF1 hashes are hash).
+	// RSA-OAEP to pub (both OAEP and MGF1 hashes are hash, which must be
+	// among Info().OAEPHashes, else ErrUnsupported).
 	WrapRSA(ctx context.Context, pub *rsa.PublicKey, hash OAEPHash) ([]byte, error)
 	// Destroy deletes the key from the HSM.
 	Destroy(ctx context.Context) error
