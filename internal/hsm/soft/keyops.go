@@ -1,0 +1,235 @@
+package soft
+
+import (
+	"context"
+	"crypto"
+	"crypto/aes"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/keywrap"
+	"github.com/strongroom-kms/strongroom/internal/secret"
+)
+
+// encryptionKey is an RSA-4096 key pair.
+type encryptionKey struct {
+	h     *HSM
+	label string
+	priv  *rsa.PrivateKey
+}
+
+func (k *encryptionKey) Label() string                { return k.label }
+func (k *encryptionKey) Public() crypto.PublicKey     { return &k.priv.PublicKey }
+func (k *encryptionKey) RSAPublicKey() *rsa.PublicKey { return &k.priv.PublicKey }
+
+// Decrypt implements crypto.Decrypter for RSA-OAEP only.
+func (k *encryptionKey) Decrypt(_ io.Reader, ciphertext []byte, opts crypto.DecrypterOpts) ([]byte, error) {
+	oh, err := hsm.OAEPHashOf(opts)
+	if err != nil {
+		return nil, err
+	}
+	return k.decrypt(ciphertext, oh)
+}
+
+func (k *encryptionKey) decrypt(ciphertext []byte, oh hsm.OAEPHash) ([]byte, error) {
+	if !k.h.Info().SupportsOAEP(oh) {
+		return nil, fmt.Errorf("%w: OAEP-%v", hsm.ErrUnsupported, oh)
+	}
+	pt, err := k.priv.Decrypt(nil, ciphertext, oh.Options())
+	if err != nil {
+		return nil, hsm.ErrDecrypt
+	}
+	return pt, nil
+}
+
+// Unwrap implements hsm.EncryptionKey.
+func (k *encryptionKey) Unwrap(ctx context.Context, ciphertext []byte, oh hsm.OAEPHash, spec hsm.KeySpec) (hsm.SecretKey, error) {
+	raw, err := k.decrypt(ciphertext, oh)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(raw)
+	return k.h.addSecret(raw, spec)
+}
+
+// SignPSS implements hsm.EncryptionKey.
+func (k *encryptionKey) SignPSS(ctx context.Context, message []byte) ([]byte, error) {
+	d := sha256.Sum256(message)
+	return rsa.SignPSS(rand.Reader, k.priv, crypto.SHA256, d[:], &rsa.PSSOptions{SaltLength: 32, Hash: crypto.SHA256})
+}
+
+// signingKey is an ECDSA P-384 key pair.
+type signingKey struct {
+	label string
+	priv  *ecdsa.PrivateKey
+}
+
+func (k *signingKey) Label() string                    { return k.label }
+func (k *signingKey) Public() crypto.PublicKey         { return &k.priv.PublicKey }
+func (k *signingKey) ECDSAPublicKey() *ecdsa.PublicKey { return &k.priv.PublicKey }
+
+// Sign implements crypto.Signer: digest is a SHA-384 hash.
+func (k *signingKey) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if opts == nil || opts.HashFunc() != crypto.SHA384 || len(digest) != crypto.SHA384.Size() {
+		return nil, fmt.Errorf("%w: signing keys sign SHA-384 digests only", hsm.ErrUnsupported)
+	}
+	if r == nil {
+		r = rand.Reader
+	}
+	return ecdsa.SignASN1(r, k.priv, digest)
+}
+
+// secretKey is an AES-256 key.
+type secretKey struct {
+	h          *HSM
+	label      string
+	exportable bool
+	ephemeral  bool
+
+	mu        sync.RWMutex
+	key       secret.Key
+	destroyed bool
+}
+
+func (k *secretKey) Label() string { return k.label }
+
+// material returns the key bytes under a read lock held until done is called.
+func (k *secretKey) material() (secret.Key, func(), error) {
+	k.mu.RLock()
+	if k.destroyed {
+		k.mu.RUnlock()
+		return secret.Key{}, nil, errors.New("soft: key was destroyed")
+	}
+	return k.key, k.mu.RUnlock, nil
+}
+
+func (k *secretKey) wipe() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.destroyed = true
+	k.key.Destroy()
+}
+
+// Seal implements hsm.SecretKey.
+func (k *secretKey) Seal(ctx context.Context, plaintext, aad []byte) ([]byte, error) {
+	key, done, err := k.material()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	nonce := make([]byte, hsm.GCMNonceSize)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return sealGCM(key, nonce, plaintext, aad), nil
+}
+
+// Open implements hsm.SecretKey.
+func (k *secretKey) Open(ctx context.Context, sealed, aad []byte) ([]byte, error) {
+	key, done, err := k.material()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return openGCM(key, sealed, aad)
+}
+
+func sealGCM(key secret.Key, nonce, plaintext, aad []byte) []byte {
+	return newGCM(key).Seal(append([]byte(nil), nonce...), nonce, plaintext, aad)
+}
+
+func openGCM(key secret.Key, sealed, aad []byte) ([]byte, error) {
+	if len(sealed) < hsm.GCMNonceSize+hsm.GCMTagSize {
+		return nil, hsm.ErrDecrypt
+	}
+	pt, err := newGCM(key).Open(nil, sealed[:hsm.GCMNonceSize], sealed[hsm.GCMNonceSize:], aad)
+	if err != nil {
+		return nil, hsm.ErrDecrypt
+	}
+	return pt, nil
+}
+
+// Wrap implements hsm.SecretKey: KWP under ContextKEK(k, context).
+func (k *secretKey) Wrap(ctx context.Context, target hsm.SecretKey, context []byte) ([]byte, error) {
+	t, ok := target.(*secretKey)
+	if !ok || t.h != k.h {
+		return nil, fmt.Errorf("%w: the key to wrap belongs to another HSM", hsm.ErrUnsupported)
+	}
+	if !t.exportable {
+		return nil, hsm.ErrNotExportable
+	}
+	key, done, err := k.material()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	tk, tdone, err := t.material()
+	if err != nil {
+		return nil, err
+	}
+	defer tdone()
+	return wrapContext(key, tk, context)
+}
+
+func wrapContext(key, target secret.Key, context []byte) ([]byte, error) {
+	kek := hsm.ContextKEK(key, context)
+	defer kek.Destroy()
+	b, _ := aes.NewCipher(kek.Bytes())
+	return keywrap.WrapPad(b, target.Bytes())
+}
+
+func unwrapContext(key secret.Key, wrapped, context []byte) ([]byte, error) {
+	kek := hsm.ContextKEK(key, context)
+	defer kek.Destroy()
+	b, _ := aes.NewCipher(kek.Bytes())
+	raw, err := keywrap.UnwrapPad(b, wrapped)
+	if err != nil || len(raw) != secret.Size {
+		clear(raw)
+		return nil, hsm.ErrDecrypt
+	}
+	return raw, nil
+}
+
+// Unwrap implements hsm.SecretKey.
+func (k *secretKey) Unwrap(ctx context.Context, wrapped, context []byte, spec hsm.KeySpec) (hsm.SecretKey, error) {
+	key, done, err := k.material()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := unwrapContext(key, wrapped, context)
+	done()
+	if err != nil {
+		return nil, err
+	}
+	defer clear(raw)
+	return k.h.addSecret(raw, spec)
+}
+
+// WrapRSA implements hsm.SecretKey.
+func (k *secretKey) WrapRSA(ctx context.Context, pub *rsa.PublicKey, oh hsm.OAEPHash) ([]byte, error) {
+	if !k.exportable {
+		return nil, hsm.ErrNotExportable
+	}
+	if !k.h.Info().SupportsOAEP(oh) {
+		return nil, fmt.Errorf("%w: OAEP-%v", hsm.ErrUnsupported, oh)
+	}
+	if pub == nil || pub.N.BitLen() < 2048 {
+		return nil, errors.New("soft: WrapRSA needs an RSA public key of at least 2048 bits")
+	}
+	key, done, err := k.material()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return rsa.EncryptOAEP(oh.Hash().New(), rand.Reader, pub, key.Bytes(), nil)
+}
+
+// Destroy implements hsm.SecretKey.
+func (k *secretKey) Destroy(ctx context.Context) error { return k.h.destroySecret(k) }

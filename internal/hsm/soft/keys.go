@@ -1,0 +1,231 @@
+package soft
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/subtle"
+	"crypto/x509"
+	"errors"
+	"fmt"
+
+	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/secret"
+)
+
+// load brings the in-memory key maps in line with entries. Handles to keys
+// that still exist stay valid; keys gone from the file disappear.
+func (h *HSM) load(entries []entry) error {
+	enc := map[string]*encryptionKey{}
+	sign := map[string]*signingKey{}
+	sec := map[string]*secretKey{}
+	for _, e := range entries {
+		switch e.kind {
+		case kindEncryption:
+			if k, ok := h.enc[e.label]; ok {
+				enc[e.label] = k
+				continue
+			}
+			priv, err := x509.ParsePKCS8PrivateKey(e.der)
+			rk, ok := priv.(*rsa.PrivateKey)
+			if err != nil || !ok {
+				return fmt.Errorf("%w: encryption key %q is not an RSA key", errCorrupt, e.label)
+			}
+			enc[e.label] = &encryptionKey{h: h, label: e.label, priv: rk}
+		case kindSigning:
+			if k, ok := h.sign[e.label]; ok {
+				sign[e.label] = k
+				continue
+			}
+			priv, err := x509.ParsePKCS8PrivateKey(e.der)
+			ek, ok := priv.(*ecdsa.PrivateKey)
+			if err != nil || !ok || ek.Curve != elliptic.P384() {
+				return fmt.Errorf("%w: signing key %q is not a P-384 key", errCorrupt, e.label)
+			}
+			sign[e.label] = &signingKey{label: e.label, priv: ek}
+		case kindSecret:
+			if k, ok := h.sec[e.label]; ok {
+				sec[e.label] = k
+				continue
+			}
+			k, _ := secret.New(e.der)
+			sec[e.label] = &secretKey{h: h, label: e.label, key: k, exportable: e.exportable}
+		}
+		clear(e.der)
+	}
+	for l, k := range h.sec {
+		if sec[l] != k {
+			k.wipe()
+		}
+	}
+	h.enc, h.sign, h.sec = enc, sign, sec
+	return nil
+}
+
+// addEntry returns a mutation that appends e unless its label is taken.
+func addEntry(e entry) func([]entry) ([]entry, error) {
+	return func(entries []entry) ([]entry, error) {
+		for _, x := range entries {
+			if x.kind == e.kind && x.label == e.label {
+				return nil, fmt.Errorf("%w: %q", hsm.ErrExists, e.label)
+			}
+		}
+		return append(entries, e), nil
+	}
+}
+
+// GenerateEncryptionKey implements hsm.HSM.
+func (h *HSM) GenerateEncryptionKey(ctx context.Context, label string) (hsm.EncryptionKey, error) {
+	if err := validLabel(label); err != nil {
+		return nil, err
+	}
+	if _, err := h.EncryptionKey(ctx, label); err == nil {
+		return nil, fmt.Errorf("%w: %q", hsm.ErrExists, label) // before the slow key generation
+	}
+	priv, err := rsa.GenerateKey(rand.Reader, hsm.RSABits)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.checkOpen(); err != nil {
+		return nil, err
+	}
+	if err := h.mutate(addEntry(entry{kind: kindEncryption, label: label, der: der})); err != nil {
+		return nil, err
+	}
+	return h.enc[label], nil
+}
+
+// GenerateSigningKey implements hsm.HSM.
+func (h *HSM) GenerateSigningKey(ctx context.Context, label string) (hsm.SigningKey, error) {
+	if err := validLabel(label); err != nil {
+		return nil, err
+	}
+	priv, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.checkOpen(); err != nil {
+		return nil, err
+	}
+	if err := h.mutate(addEntry(entry{kind: kindSigning, label: label, der: der})); err != nil {
+		return nil, err
+	}
+	return h.sign[label], nil
+}
+
+// GenerateSecretKey implements hsm.HSM.
+func (h *HSM) GenerateSecretKey(ctx context.Context, spec hsm.KeySpec) (hsm.SecretKey, error) {
+	raw := make([]byte, secret.Size)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	defer clear(raw)
+	return h.addSecret(raw, spec)
+}
+
+// addSecret stores raw as a new secret key per spec.
+func (h *HSM) addSecret(raw []byte, spec hsm.KeySpec) (hsm.SecretKey, error) {
+	if spec.Ephemeral && spec.Label != "" {
+		return nil, errors.New("soft: an ephemeral key has no label")
+	}
+	if !spec.Ephemeral {
+		if err := validLabel(spec.Label); err != nil {
+			return nil, err
+		}
+	}
+	if len(raw) != secret.Size {
+		return nil, fmt.Errorf("%w: only AES-256 keys (32 bytes), got %d bytes", hsm.ErrUnsupported, len(raw))
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.checkOpen(); err != nil {
+		return nil, err
+	}
+	if spec.Ephemeral {
+		k, _ := secret.New(raw)
+		sk := &secretKey{h: h, key: k, exportable: spec.Exportable, ephemeral: true}
+		h.eph[sk] = struct{}{}
+		return sk, nil
+	}
+	e := entry{kind: kindSecret, label: spec.Label, exportable: spec.Exportable, der: append([]byte(nil), raw...)}
+	if err := h.mutate(addEntry(e)); err != nil {
+		return nil, err
+	}
+	return h.sec[spec.Label], nil
+}
+
+// find looks a key up, re-reading the file once on a miss so that keys made
+// by other processes since Open are seen.
+func find[K any](h *HSM, label string, m func() map[string]K) (K, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var zero K
+	if err := h.checkOpen(); err != nil {
+		return zero, err
+	}
+	if k, ok := m()[label]; ok {
+		return k, nil
+	}
+	if err := h.reload(); err != nil {
+		return zero, err
+	}
+	if k, ok := m()[label]; ok {
+		return k, nil
+	}
+	return zero, fmt.Errorf("%w: %q in %s", hsm.ErrNotFound, label, h.path)
+}
+
+// EncryptionKey implements hsm.HSM.
+func (h *HSM) EncryptionKey(ctx context.Context, label string) (hsm.EncryptionKey, error) {
+	return find(h, label, func() map[string]*encryptionKey { return h.enc })
+}
+
+// SigningKey implements hsm.HSM.
+func (h *HSM) SigningKey(ctx context.Context, label string) (hsm.SigningKey, error) {
+	return find(h, label, func() map[string]*signingKey { return h.sign })
+}
+
+// SecretKey implements hsm.HSM.
+func (h *HSM) SecretKey(ctx context.Context, label string) (hsm.SecretKey, error) {
+	return find(h, label, func() map[string]*secretKey { return h.sec })
+}
+
+// destroySecret removes a persistent secret key from the file.
+func (h *HSM) destroySecret(k *secretKey) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.checkOpen(); err != nil {
+		return err
+	}
+	if k.ephemeral {
+		delete(h.eph, k)
+		k.wipe()
+		return nil
+	}
+	return h.mutate(func(entries []entry) ([]entry, error) {
+		out := entries[:0:0]
+		for _, e := range entries {
+			if e.kind == kindSecret && e.label == k.label {
+				continue
+			}
+			out = append(out, e)
+		}
+		return out, nil
+	})
+}
+
+func secretEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
