@@ -1,0 +1,140 @@
+package enroll
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/strongroom-kms/strongroom/internal/hsm"
+)
+
+// PrimaryPEMType is the PEM type of primary.pub.
+const PrimaryPEMType = "STRONGROOM PRIMARY PUBLIC KEYS"
+
+const primaryDomain = "strongroom primary public keys v1"
+
+// Primary is the content of primary.pub: the public halves of the primary
+// HSM's encryption and signing key pairs. It is self-signed with both keys,
+// proving that whoever made it held both private halves.
+type Primary struct {
+	Encryption *rsa.PublicKey
+	Signing    *ecdsa.PublicKey
+	OAEPHashes []hsm.OAEPHash // what the primary HSM can wrap and unwrap with
+	Created    time.Time
+}
+
+// SigningKeyID identifies the primary signing key.
+func (p *Primary) SigningKeyID() KeyID {
+	id, _ := KeyIDOf(p.Signing)
+	return id
+}
+
+// EncryptionKeyID identifies the primary encryption key.
+func (p *Primary) EncryptionKeyID() KeyID {
+	id, _ := KeyIDOf(p.Encryption)
+	return id
+}
+
+func (p *Primary) body() ([]byte, error) {
+	var b cryptobyte.Builder
+	b.AddUint8(formatVersion)
+	addRSAKey(&b, p.Encryption)
+	addECKey(&b, p.Signing)
+	addHashes(&b, p.OAEPHashes)
+	b.AddUint64(uint64(p.Created.Unix()))
+	return b.Bytes()
+}
+
+// signPrimary makes primary.pub with the primary HSM's keys.
+func signPrimary(ctx context.Context, p *Primary, enc hsm.EncryptionKey, sig hsm.SigningKey) ([]byte, error) {
+	body, err := p.body()
+	if err != nil {
+		return nil, err
+	}
+	msg := signedMessage(primaryDomain, body)
+	d := sha512.Sum384(msg)
+	ecSig, err := sig.Sign(rand.Reader, d[:], crypto.SHA384)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: sign primary.pub: %w", err)
+	}
+	pssSig, err := enc.SignPSS(ctx, msg)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: sign primary.pub with the encryption key: %w", err)
+	}
+	var b cryptobyte.Builder
+	b.AddBytes(body)
+	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(ecSig) })
+	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(pssSig) })
+	der, err := b.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	return encodePEM(PrimaryPEMType, der), nil
+}
+
+// ParsePrimary decodes primary.pub and checks both self-signatures.
+func ParsePrimary(data []byte) (*Primary, error) {
+	der, err := decodePEM(data, PrimaryPEMType)
+	if err != nil {
+		return nil, err
+	}
+	return parsePrimaryDER(der)
+}
+
+func parsePrimaryDER(der []byte) (*Primary, error) {
+	s := cryptobyte.String(der)
+	var version uint8
+	if !s.ReadUint8(&version) {
+		return nil, errTruncated
+	}
+	if version != formatVersion {
+		return nil, fmt.Errorf("enroll: primary.pub version %d is not supported (want %d)", version, formatVersion)
+	}
+	p := &Primary{}
+	var err error
+	if p.Encryption, err = readRSAKey(&s); err != nil {
+		return nil, err
+	}
+	if p.Signing, err = readECKey(&s); err != nil {
+		return nil, err
+	}
+	if p.OAEPHashes, err = readHashes(&s); err != nil {
+		return nil, err
+	}
+	var created uint64
+	if !s.ReadUint64(&created) || created > maxUnix {
+		return nil, errTruncated
+	}
+	p.Created = time.Unix(int64(created), 0).UTC()
+	body := der[:len(der)-len(s)]
+	var ecSig, pssSig cryptobyte.String
+	if !s.ReadUint16LengthPrefixed(&ecSig) || !s.ReadUint16LengthPrefixed(&pssSig) || !s.Empty() {
+		return nil, errTruncated
+	}
+	msg := signedMessage(primaryDomain, body)
+	d := sha512.Sum384(msg)
+	if !ecdsa.VerifyASN1(p.Signing, d[:], ecSig) {
+		return nil, errors.New("enroll: primary.pub: the signing key's self-signature does not verify")
+	}
+	if err := verifyPSS(p.Encryption, msg, pssSig); err != nil {
+		return nil, errors.New("enroll: primary.pub: the encryption key's self-signature does not verify")
+	}
+	return p, nil
+}
+
+// maxUnix bounds timestamps to something time.Unix handles sanely (year 9999).
+const maxUnix = 253402300799
+
+func verifyPSS(pub *rsa.PublicKey, msg, sig []byte) error {
+	d := sha256.Sum256(msg)
+	return rsa.VerifyPSS(pub, crypto.SHA256, d[:], sig, &rsa.PSSOptions{SaltLength: 32, Hash: crypto.SHA256})
+}
