@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/strongroom-kms/strongroom/internal/enroll"
+	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/hsm/backend"
+)
+
+// hsmFlags are the flags every command that opens an HSM takes.
+type hsmFlags struct {
+	uri            string
+	passphraseFile string
+}
+
+func (f *hsmFlags) register(fs *flag.FlagSet, what string) {
+	fs.StringVar(&f.uri, "hsm", "", what+" HSM: soft:PATH or an RFC 7512 pkcs11: URI (required)")
+	fs.StringVar(&f.passphraseFile, "passphrase-file", "", "file holding the soft HSM passphrase (default: $STRONGROOM_HSM_PASSPHRASE)")
+}
+
+// open opens the HSM; create allows a new soft HSM file.
+func (f *hsmFlags) open(ctx context.Context, e *env, create bool) (hsm.HSM, error) {
+	if f.uri == "" {
+		return nil, usageErrorf("--hsm is required (soft:PATH or pkcs11:token=...)")
+	}
+	return backend.Open(ctx, f.uri, backend.Options{
+		Create: create,
+		Passphrase: func() ([]byte, error) {
+			return readSecret(e, f.passphraseFile, "STRONGROOM_HSM_PASSPHRASE", "soft HSM passphrase")
+		},
+	})
+}
+
+// readSecret reads a passphrase from a file or, failing that, an environment
+// variable. Secrets never come from flags or config values.
+func readSecret(e *env, file, envVar, what string) ([]byte, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read the %s from %s: %w", what, file, err)
+		}
+		b = []byte(strings.TrimRight(string(b), "\r\n"))
+		if len(b) == 0 {
+			return nil, fmt.Errorf("the %s file %s is empty", what, file)
+		}
+		return b, nil
+	}
+	if v := e.getenv(envVar); v != "" {
+		return []byte(v), nil
+	}
+	return nil, fmt.Errorf("no %s: set %s or pass --passphrase-file", what, envVar)
+}
+
+func hsmCommand() *command {
+	return &command{
+		name:    "hsm",
+		summary: "initialize an HSM for its role and inspect it",
+		subs:    []*command{hsmInitCommand(), hsmInfoCommand()},
+	}
+}
+
+func hsmInitCommand() *command {
+	return &command{
+		name:    "init",
+		summary: "create the primary's key pairs (writes primary.pub) or a region's (writes an enrollment request)",
+		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+			var hf hsmFlags
+			hf.register(fs, "the")
+			role := fs.String("role", "", "primary or regional (required)")
+			region := fs.String("region", "", "region name, for --role regional (e.g. eu1)")
+			out := fs.String("out", "", "output file: primary.pub, or the enrollment request (required)")
+			return noArgs(func(ctx context.Context) error {
+				switch {
+				case *role != "primary" && *role != "regional":
+					return usageErrorf("--role must be primary or regional")
+				case *out == "":
+					return usageErrorf("--out is required")
+				case *role == "regional" && *region == "":
+					return usageErrorf("--region is required with --role regional")
+				case *role == "primary" && *region != "":
+					return usageErrorf("--region applies only to --role regional")
+				}
+				if *role == "regional" {
+					if err := enroll.ValidRegion(*region); err != nil {
+						return err
+					}
+				}
+				if err := refuseExisting(*out); err != nil {
+					return err
+				}
+				h, err := hf.open(ctx, e, true)
+				if err != nil {
+					return err
+				}
+				defer h.Close()
+				var data []byte
+				if *role == "primary" {
+					data, err = enroll.InitPrimary(ctx, h, e.now())
+				} else {
+					data, err = enroll.InitRegion(ctx, h, *region, e.now())
+				}
+				if err != nil {
+					return err
+				}
+				if err := writeNewFile(*out, data); err != nil {
+					return err
+				}
+				if *role == "primary" {
+					fmt.Fprintf(e.stdout, "initialized the primary HSM (%s); public keys written to %s\n", h.Info().Backend, *out)
+				} else {
+					fmt.Fprintf(e.stdout, "initialized the regional HSM for %s (%s); enrollment request written to %s\n", *region, h.Info().Backend, *out)
+					fmt.Fprintf(e.stdout, "next, at the primary: strongroom region enroll --hsm PRIMARY --request %s --out %s.cert\n", *out, *region)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func hsmInfoCommand() *command {
+	return &command{
+		name:    "info",
+		summary: "show the HSM, its Strongroom keys and their ids; optionally re-export primary.pub or a request",
+		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+			var hf hsmFlags
+			hf.register(fs, "the")
+			out := fs.String("out", "", "re-export primary.pub (primary) or an enrollment request (regional) to this file")
+			region := fs.String("region", "", "region name for a re-exported enrollment request")
+			return noArgs(func(ctx context.Context) error {
+				h, err := hf.open(ctx, e, false)
+				if err != nil {
+					return err
+				}
+				defer h.Close()
+				st, err := enroll.Inspect(ctx, h)
+				if err != nil {
+					return err
+				}
+				printInfo(e, h.Info(), st)
+				if *out == "" {
+					return nil
+				}
+				if err := refuseExisting(*out); err != nil {
+					return err
+				}
+				var data []byte
+				switch st.Role() {
+				case "primary":
+					data, err = enroll.ExportPrimary(ctx, h, st.PrimaryEncryption, st.PrimarySigning, e.now())
+				case "regional":
+					if *region == "" {
+						return usageErrorf("--region is required to re-export an enrollment request")
+					}
+					data, err = enroll.ExportRequest(ctx, h, st.RegionEncryption, *region, e.now())
+				default:
+					return errors.New("nothing to export: the HSM is not initialized for a role")
+				}
+				if err != nil {
+					return err
+				}
+				if err := writeNewFile(*out, data); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "written to %s\n", *out)
+				return nil
+			})
+		},
+	}
+}
+
+func printInfo(e *env, info hsm.Info, st enroll.State) {
+	w := e.stdout
+	fmt.Fprintf(w, "backend:      %s\n", info.Backend)
+	fmt.Fprintf(w, "token:        %s\n", info.Token)
+	fmt.Fprintf(w, "description:  %s\n", info.Description)
+	var hs []string
+	for _, h := range info.OAEPHashes {
+		hs = append(hs, h.String())
+	}
+	fmt.Fprintf(w, "RSA-OAEP:     %s\n", strings.Join(hs, ", "))
+	role := st.Role()
+	if role == "" {
+		role = "not initialized (run 'strongroom hsm init')"
+	}
+	fmt.Fprintf(w, "role:         %s\n", role)
+	key := func(label string, pub any) {
+		id, err := enroll.KeyIDOf(pub)
+		if err == nil {
+			fmt.Fprintf(w, "key:          %s  id %s\n", label, id)
+		}
+	}
+	if st.PrimaryEncryption != nil {
+		key(enroll.LabelPrimaryEncryption, st.PrimaryEncryption.Public())
+	}
+	if st.PrimarySigning != nil {
+		key(enroll.LabelPrimarySigning, st.PrimarySigning.Public())
+	}
+	if st.RegionEncryption != nil {
+		key(enroll.LabelRegionEncryption, st.RegionEncryption.Public())
+	}
+}

@@ -1,0 +1,56 @@
+// Package backend opens an HSM from the URI a user types:
+//
+//	soft:PATH                      a soft HSM file (passphrase from the caller)
+//	pkcs11:token=eu1?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/path/pin
+//	                               any PKCS#11 token (RFC 7512)
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/hsm/pkcs11"
+	"github.com/strongroom-kms/strongroom/internal/hsm/soft"
+)
+
+// Options tune Open.
+type Options struct {
+	// Create lets a soft HSM file be created when it does not exist (only
+	// 'hsm init' sets it). PKCS#11 tokens are created with the vendor's tools.
+	Create bool
+	// Passphrase returns the passphrase of a soft HSM file. It is called
+	// only for soft: URIs.
+	Passphrase func() ([]byte, error)
+}
+
+// Open opens the HSM that uri names.
+func Open(ctx context.Context, uri string, opts Options) (hsm.HSM, error) {
+	scheme, rest, ok := strings.Cut(uri, ":")
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("backend: %q is not an HSM URI: use soft:PATH or pkcs11:token=...", uri)
+	case scheme == "soft":
+		if rest == "" {
+			return nil, errors.New("backend: soft: URI without a path: use soft:PATH")
+		}
+		if opts.Passphrase == nil {
+			return nil, errors.New("backend: no passphrase source for the soft HSM")
+		}
+		pass, err := opts.Passphrase()
+		if err != nil {
+			return nil, err
+		}
+		defer clear(pass)
+		h, err := soft.Open(ctx, rest, pass, soft.Options{Create: opts.Create})
+		if err != nil {
+			return nil, err
+		}
+		return h, nil
+	case scheme == "pkcs11":
+		return pkcs11.Open(ctx, uri)
+	}
+	return nil, fmt.Errorf("backend: unknown HSM scheme %q in %q: use soft:PATH or pkcs11:token=...", scheme, uri)
+}
