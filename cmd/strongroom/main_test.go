@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/strongroom-kms/strongroom/internal/hsm/hsmtest"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"strongroom": func() {
+			e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, now: time.Now}
+			os.Exit(run(context.Background(), e, os.Args[1:]))
+		},
+	})
+}
+
+// TestScripts runs the command-line transcripts in testdata/script. Scripts
+// whose name starts with pkcs11_ run against fresh SoftHSM2 tokens (created
+// by hsmtest.SoftHSMToken, which skips loudly without SoftHSM2 and fails in
+// CI).
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		Setup: func(e *testscript.Env) error {
+			e.Setenv("STRONGROOM_HSM_PASSPHRASE", "script passphrase")
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"corrupt": cmdCorrupt,
+		},
+	})
+}
+
+// TestPKCS11Scripts runs testdata/pkcs11 with two SoftHSM2 tokens, exported
+// to the scripts as $PRIMARY and $EU1.
+func TestPKCS11Scripts(t *testing.T) {
+	primary := hsmtest.SoftHSMToken(t, "primary")
+	eu1 := hsmtest.SoftHSMToken(t, "eu1")
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/pkcs11",
+		Setup: func(e *testscript.Env) error {
+			e.Setenv("PRIMARY", primary)
+			e.Setenv("EU1", eu1)
+			e.Setenv("MODULE", os.Getenv(hsmtest.ModuleEnv))
+			e.Setenv("SOFTHSM2_CONF", os.Getenv("SOFTHSM2_CONF"))
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"corrupt":      cmdCorrupt,
+			"list-objects": cmdListObjects,
+		},
+	})
+}
+
+// corrupt FILE OFFSET flips the low bit of one byte of a file's PEM body
+// (OFFSET counts base64 characters after the header line).
+func cmdCorrupt(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: corrupt FILE OFFSET")
+	}
+	path := ts.MkAbs(args[0])
+	data, err := os.ReadFile(path)
+	ts.Check(err)
+	off, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	i := strings.IndexByte(string(data), '\n') + 1 + off
+	if i >= len(data) {
+		ts.Fatalf("offset %d beyond the file", off)
+	}
+	// Swap to another base64 letter so the PEM still decodes.
+	if data[i] == 'A' {
+		data[i] = 'B'
+	} else {
+		data[i] = 'A'
+	}
+	ts.Check(os.WriteFile(path, data, 0o644))
+}
+
+// list-objects URI runs 'pkcs11-tool --list-objects --login' on the token the
+// URI names, printing its output to stdout.
+func cmdListObjects(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: list-objects PKCS11-URI")
+	}
+	rest := strings.TrimPrefix(args[0], "pkcs11:")
+	path, query, _ := strings.Cut(rest, "?")
+	attrs, err := url.ParseQuery(strings.ReplaceAll(path, ";", "&"))
+	ts.Check(err)
+	q, err := url.ParseQuery(query)
+	ts.Check(err)
+	pin, err := os.ReadFile(strings.TrimPrefix(q.Get("pin-source"), "file:"))
+	ts.Check(err)
+	cmd := exec.Command("pkcs11-tool", "--module", q.Get("module-path"), "--token-label", attrs.Get("token"),
+		"--login", "--pin", strings.TrimSpace(string(pin)), "--list-objects")
+	cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+ts.Getenv("SOFTHSM2_CONF"))
+	out, err := cmd.CombinedOutput()
+	fmt.Fprint(ts.Stdout(), string(out))
+	if (err != nil) != neg {
+		ts.Fatalf("pkcs11-tool: %v\n%s", err, out)
+	}
+}
