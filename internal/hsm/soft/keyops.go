@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/aes"
+	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
@@ -95,7 +96,12 @@ type secretKey struct {
 
 	mu        sync.RWMutex
 	key       secret.Key
+	aead      cipher.AEAD // AES-256-GCM under key, expanded once
 	destroyed bool
+}
+
+func newSecretKey(h *HSM, label string, k secret.Key, exportable, ephemeral bool) *secretKey {
+	return &secretKey{h: h, label: label, key: k, aead: newGCM(k), exportable: exportable, ephemeral: ephemeral}
 }
 
 func (k *secretKey) Label() string { return k.label }
@@ -115,30 +121,31 @@ func (k *secretKey) wipe() {
 	defer k.mu.Unlock()
 	k.destroyed = true
 	k.key.Destroy()
+	k.aead = nil
 }
 
 // Seal implements hsm.SecretKey.
 func (k *secretKey) Seal(ctx context.Context, plaintext, aad []byte) ([]byte, error) {
-	key, done, err := k.material()
+	_, done, err := k.material()
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	nonce := make([]byte, hsm.GCMNonceSize)
-	if _, err := rand.Read(nonce); err != nil {
+	out := make([]byte, hsm.GCMNonceSize, hsm.GCMNonceSize+len(plaintext)+hsm.GCMTagSize)
+	if _, err := rand.Read(out); err != nil {
 		return nil, err
 	}
-	return sealGCM(key, nonce, plaintext, aad), nil
+	return k.aead.Seal(out, out, plaintext, aad), nil
 }
 
 // Open implements hsm.SecretKey.
 func (k *secretKey) Open(ctx context.Context, sealed, aad []byte) ([]byte, error) {
-	key, done, err := k.material()
+	_, done, err := k.material()
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	return openGCM(key, sealed, aad)
+	return openAEAD(k.aead, sealed, aad)
 }
 
 func sealGCM(key secret.Key, nonce, plaintext, aad []byte) []byte {
@@ -146,10 +153,14 @@ func sealGCM(key secret.Key, nonce, plaintext, aad []byte) []byte {
 }
 
 func openGCM(key secret.Key, sealed, aad []byte) ([]byte, error) {
+	return openAEAD(newGCM(key), sealed, aad)
+}
+
+func openAEAD(aead cipher.AEAD, sealed, aad []byte) ([]byte, error) {
 	if len(sealed) < hsm.GCMNonceSize+hsm.GCMTagSize {
 		return nil, hsm.ErrDecrypt
 	}
-	pt, err := newGCM(key).Open(nil, sealed[:hsm.GCMNonceSize], sealed[hsm.GCMNonceSize:], aad)
+	pt, err := aead.Open(nil, sealed[:hsm.GCMNonceSize], sealed[hsm.GCMNonceSize:], aad)
 	if err != nil {
 		return nil, hsm.ErrDecrypt
 	}

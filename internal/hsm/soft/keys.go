@@ -51,7 +51,7 @@ func (h *HSM) load(entries []entry) error {
 				continue
 			}
 			k, _ := secret.New(e.der)
-			sec[e.label] = &secretKey{h: h, label: e.label, key: k, exportable: e.exportable}
+			sec[e.label] = newSecretKey(h, e.label, k, e.exportable, false)
 		}
 		clear(e.der)
 	}
@@ -157,7 +157,7 @@ func (h *HSM) addSecret(raw []byte, spec hsm.KeySpec) (hsm.SecretKey, error) {
 	}
 	if spec.Ephemeral {
 		k, _ := secret.New(raw)
-		sk := &secretKey{h: h, key: k, exportable: spec.Exportable, ephemeral: true}
+		sk := newSecretKey(h, "", k, spec.Exportable, true)
 		h.eph[sk] = struct{}{}
 		return sk, nil
 	}
