@@ -2,11 +2,8 @@ package enroll
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha512"
 	"errors"
 	"fmt"
 	"time"
@@ -14,6 +11,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/primitive"
 )
 
 // CertificatePEMType is the PEM type of a region certificate.
@@ -113,8 +111,7 @@ func Certify(ctx context.Context, signer hsm.SigningKey, req *Request, opts Cert
 	if c.body, err = c.marshalBody(); err != nil {
 		return nil, nil, err
 	}
-	d := sha512.Sum384(signedMessage(certificateDomain, c.body))
-	if c.sig, err = signer.Sign(rand.Reader, d[:], crypto.SHA384); err != nil {
+	if c.sig, err = primitive.SignP384(rand.Reader, signer, signedMessage(certificateDomain, c.body)); err != nil {
 		return nil, nil, fmt.Errorf("enroll: sign the certificate: %w", err)
 	}
 	var b cryptobyte.Builder
@@ -184,8 +181,7 @@ func (c *Certificate) Verify(p *Primary, now time.Time) error {
 	if c.Issuer != p.SigningKeyID() {
 		return fmt.Errorf("enroll: certificate for %s was issued by primary signing key %s, not by %s", c.Region, c.Issuer.Short(), p.SigningKeyID().Short())
 	}
-	d := sha512.Sum384(signedMessage(certificateDomain, c.body))
-	if !ecdsa.VerifyASN1(p.Signing, d[:], c.sig) {
+	if !primitive.VerifyP384(p.Signing, signedMessage(certificateDomain, c.body), c.sig) {
 		return fmt.Errorf("enroll: certificate for %s: signature does not verify (altered, or not signed by this primary)", c.Region)
 	}
 	if now.Before(c.NotBefore) || !now.Before(c.NotAfter) {

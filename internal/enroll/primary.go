@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/sha512"
 	"errors"
 	"fmt"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/primitive"
 )
 
 // PrimaryPEMType is the PEM type of primary.pub.
@@ -61,8 +61,7 @@ func signPrimary(ctx context.Context, p *Primary, enc hsm.EncryptionKey, sig hsm
 		return nil, err
 	}
 	msg := signedMessage(primaryDomain, body)
-	d := sha512.Sum384(msg)
-	ecSig, err := sig.Sign(rand.Reader, d[:], crypto.SHA384)
+	ecSig, err := primitive.SignP384(rand.Reader, sig, msg)
 	if err != nil {
 		return nil, fmt.Errorf("enroll: sign primary.pub: %w", err)
 	}
@@ -121,8 +120,7 @@ func parsePrimaryDER(der []byte) (*Primary, error) {
 		return nil, errTruncated
 	}
 	msg := signedMessage(primaryDomain, body)
-	d := sha512.Sum384(msg)
-	if !ecdsa.VerifyASN1(p.Signing, d[:], ecSig) {
+	if !primitive.VerifyP384(p.Signing, msg, ecSig) {
 		return nil, errors.New("enroll: primary.pub: the signing key's self-signature does not verify")
 	}
 	if err := verifyPSS(p.Encryption, msg, pssSig); err != nil {

@@ -13,7 +13,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -23,6 +22,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/strongroom-kms/strongroom/internal/primitive"
 )
 
 // PEMType is the PEM type of a transcript file.
@@ -204,8 +205,7 @@ func (l *Log) Sign(signer crypto.Signer) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := sha512.Sum384(signed(body))
-	sig, err := signer.Sign(rand.Reader, d[:], crypto.SHA384)
+	sig, err := primitive.SignP384(rand.Reader, signer, signed(body))
 	if err != nil {
 		return nil, fmt.Errorf("transcript: sign: %w", err)
 	}
@@ -268,8 +268,7 @@ func Parse(der []byte, pub *ecdsa.PublicKey) (*Log, error) {
 	if !s.ReadUint16LengthPrefixed(&sig) || !s.Empty() {
 		return nil, errMalformed
 	}
-	d := sha512.Sum384(signed(body))
-	if !ecdsa.VerifyASN1(pub, d[:], sig) {
+	if !primitive.VerifyP384(pub, signed(body), sig) {
 		return nil, errors.New("transcript: the primary's signature does not verify")
 	}
 	return l, nil
