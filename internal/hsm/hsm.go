@@ -98,7 +98,8 @@ type KeySpec struct {
 	// objects, or memory in the soft backend.
 	Ephemeral bool
 	// Exportable keys may leave the HSM wrapped (SecretKey.Wrap,
-	// SecretKey.WrapRSA), never in plaintext. Other keys never leave it.
+	// SecretKey.WrapRSA), never in plaintext, and only they may wrap other
+	// keys under a context (see SecretKey.Wrap). Other keys never leave it.
 	Exportable bool
 }
 
@@ -142,12 +143,22 @@ type SecretKey interface {
 	// Open reverses Seal. Any mismatch returns ErrDecrypt.
 	Open(ctx context.Context, sealed, additionalData []byte) ([]byte, error)
 	// Wrap exports key, which must be Exportable, wrapped under this key and
-	// bound to context (see WrapKEK). The result is an RFC 5649 (KWP)
+	// bound to context (see ContextKEK). The result is an RFC 5649 (KWP)
 	// ciphertext of 40 bytes.
+	//
+	// This key must be Exportable too (else ErrNotExportable): making the
+	// context KEK inside a PKCS#11 token needs CKA_DERIVE on this key, and a
+	// PIN holder could use it to derive an extractable KEK. So only keys that
+	// may leave the HSM anyway carry CKA_DERIVE and may wrap.
 	Wrap(ctx context.Context, key SecretKey, context []byte) ([]byte, error)
 	// Unwrap imports a key wrapped by Wrap (or by the software equivalent,
-	// keywrap.WrapPad under WrapKEK) under the same context.
+	// keywrap.WrapPad under ContextKEK) under the same context. Like Wrap, it
+	// needs this key to be Exportable.
 	Unwrap(ctx context.Context, wrapped, context []byte, spec KeySpec) (SecretKey, error)
+	// Digest returns SHA-256(prefix || key), computed inside the HSM, as a
+	// commitment to the key's value (PKCS#11 C_DigestKey). Only for
+	// Exportable keys, else ErrNotExportable.
+	Digest(ctx context.Context, prefix []byte) ([32]byte, error)
 	// WrapRSA exports this key, which must be Exportable, encrypted with
 	// RSA-OAEP to pub (both OAEP and MGF1 hashes are hash, which must be
 	// among Info().OAEPHashes, else ErrUnsupported).

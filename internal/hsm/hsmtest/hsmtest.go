@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) hsm.HSM) {
 	t.Run("SecretKeyWrapMatchesReference", s.testWrapReference)
 	t.Run("SecretKeyWrapBindsContext", s.testWrapContext)
 	t.Run("SecretKeyWrapRSA", s.testWrapRSA)
+	t.Run("SecretKeyDigest", s.testDigest)
 	t.Run("NotExportable", s.testNotExportable)
 	t.Run("EphemeralKeys", s.testEphemeral)
 	t.Run("Destroy", s.testDestroy)
@@ -386,7 +387,7 @@ func (s *suite) testSealOpen(t *testing.T) {
 func (s *suite) testWrapReference(t *testing.T) {
 	w := knownKey(t, 0x33)
 	k := knownKey(t, 0x44)
-	hw := s.importKey(t, w, hsm.KeySpec{Ephemeral: true})
+	hw := s.importKey(t, w, hsm.KeySpec{Ephemeral: true, Exportable: true})
 	hk := s.importKey(t, k, hsm.KeySpec{Ephemeral: true, Exportable: true})
 	ctxt := []byte("release=2026-1 region=eu1 secret=kdf-seed")
 
@@ -418,7 +419,7 @@ func (s *suite) testWrapReference(t *testing.T) {
 }
 
 func (s *suite) testWrapContext(t *testing.T) {
-	wk, err := s.h.GenerateSecretKey(s.ctx, hsm.KeySpec{Ephemeral: true})
+	wk, err := s.h.GenerateSecretKey(s.ctx, hsm.KeySpec{Ephemeral: true, Exportable: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -509,9 +510,23 @@ func (s *suite) testWrapRSA(t *testing.T) {
 }
 
 func (s *suite) testNotExportable(t *testing.T) {
-	wk, err := s.h.GenerateSecretKey(s.ctx, hsm.KeySpec{Ephemeral: true})
+	wk, err := s.h.GenerateSecretKey(s.ctx, hsm.KeySpec{Ephemeral: true, Exportable: true})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Only exportable keys may wrap or unwrap under a context.
+	fixedWrapper, err := s.h.GenerateSecretKey(s.ctx, hsm.KeySpec{Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fixedWrapper.Wrap(s.ctx, wk, []byte("c")); !errors.Is(err, hsm.ErrNotExportable) {
+		t.Errorf("Wrap under a non-exportable key error = %v, want ErrNotExportable", err)
+	}
+	if _, err := fixedWrapper.Unwrap(s.ctx, make([]byte, 40), []byte("c"), hsm.KeySpec{Ephemeral: true}); !errors.Is(err, hsm.ErrNotExportable) {
+		t.Errorf("Unwrap under a non-exportable key error = %v, want ErrNotExportable", err)
+	}
+	if _, err := fixedWrapper.Digest(s.ctx, nil); !errors.Is(err, hsm.ErrNotExportable) {
+		t.Errorf("Digest of a non-exportable key error = %v, want ErrNotExportable", err)
 	}
 	fixed, err := s.h.GenerateSecretKey(s.ctx, hsm.KeySpec{Label: "hsmtest-fixed"})
 	if err != nil {
@@ -528,6 +543,27 @@ func (s *suite) testNotExportable(t *testing.T) {
 	ik := s.importKey(t, k, hsm.KeySpec{Ephemeral: true})
 	if _, err := wk.Wrap(s.ctx, ik, []byte("c")); !errors.Is(err, hsm.ErrNotExportable) {
 		t.Errorf("Wrap(unwrapped, non-exportable key) error = %v, want ErrNotExportable", err)
+	}
+}
+
+func (s *suite) testDigest(t *testing.T) {
+	k := knownKey(t, 0x77)
+	hk := s.importKey(t, k, hsm.KeySpec{Ephemeral: true, Exportable: true})
+	for _, prefix := range [][]byte{nil, []byte("strongroom commitment prefix")} {
+		got, err := hk.Digest(s.ctx, prefix)
+		if err != nil {
+			t.Fatalf("Digest(%q) error = %v", prefix, err)
+		}
+		want := sha256.Sum256(append(bytes.Clone(prefix), k.Bytes()...))
+		if got != want {
+			t.Errorf("Digest(%q) = %x, want SHA-256(prefix || key) = %x", prefix, got, want)
+		}
+	}
+	other, _ := s.h.GenerateSecretKey(s.ctx, hsm.KeySpec{Ephemeral: true, Exportable: true})
+	a, _ := hk.Digest(s.ctx, nil)
+	b, err := other.Digest(s.ctx, nil)
+	if err != nil || a == b {
+		t.Errorf("Digest of two different keys = %x, %x, %v", a, b, err)
 	}
 }
 

@@ -131,6 +131,9 @@ func (k *secretKey) Wrap(ctx context.Context, key hsm.SecretKey, context []byte)
 	if !t.exportable {
 		return nil, fmt.Errorf("pkcs11: wrap %s: %w", t.name(), hsm.ErrNotExportable)
 	}
+	if !k.exportable {
+		return nil, fmt.Errorf("pkcs11: wrap under %s: only exportable keys may wrap under a context: %w", k.name(), hsm.ErrNotExportable)
+	}
 	if t.destroyed.Load() {
 		return nil, fmt.Errorf("pkcs11: wrap %s: the key has been destroyed", t.name())
 	}
@@ -155,6 +158,9 @@ func (k *secretKey) Unwrap(ctx context.Context, wrapped, context []byte, spec hs
 	if k.destroyed.Load() {
 		return nil, fmt.Errorf("pkcs11: unwrap under %s: the key has been destroyed", k.name())
 	}
+	if !k.exportable {
+		return nil, fmt.Errorf("pkcs11: unwrap under %s: only exportable keys may unwrap under a context: %w", k.name(), hsm.ErrNotExportable)
+	}
 	u, err := k.h.newSecret(ctx, spec, true, func(s pkcs11.SessionHandle, tmpl []*pkcs11.Attribute) (pkcs11.ObjectHandle, error) {
 		return k.h.unwrapUnder(s, k.obj, wrapped, context, tmpl)
 	})
@@ -162,4 +168,41 @@ func (k *secretKey) Unwrap(ctx context.Context, wrapped, context []byte, spec hs
 		return nil, fmt.Errorf("pkcs11: unwrap under %s: %w", k.name(), err)
 	}
 	return u, nil
+}
+
+// Digest implements hsm.SecretKey: SHA-256(prefix || key) inside the token
+// with C_DigestInit, C_DigestUpdate and C_DigestKey.
+func (k *secretKey) Digest(ctx context.Context, prefix []byte) ([32]byte, error) {
+	var d [32]byte
+	if !k.exportable {
+		return d, fmt.Errorf("pkcs11: digest %s: %w", k.name(), hsm.ErrNotExportable)
+	}
+	err := k.do(ctx, func(s pkcs11.SessionHandle) error {
+		if err := k.h.mod.ctx.DigestInit(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_SHA256, nil)}); err != nil {
+			return fmt.Errorf("C_DigestInit(CKM_SHA256): %w", err)
+		}
+		if len(prefix) > 0 {
+			if err := k.h.mod.ctx.DigestUpdate(s, prefix); err != nil {
+				k.h.mod.ctx.DigestFinal(s) // end the operation
+				return fmt.Errorf("C_DigestUpdate: %w", err)
+			}
+		}
+		if err := k.h.mod.ctx.DigestKey(s, k.obj); err != nil {
+			k.h.mod.ctx.DigestFinal(s)
+			return fmt.Errorf("C_DigestKey: %w", err)
+		}
+		out, err := k.h.mod.ctx.DigestFinal(s)
+		if err != nil {
+			return fmt.Errorf("C_DigestFinal: %w", err)
+		}
+		if len(out) != len(d) {
+			return fmt.Errorf("C_DigestFinal returned %d bytes", len(out))
+		}
+		copy(d[:], out)
+		return nil
+	})
+	if err != nil {
+		return d, fmt.Errorf("pkcs11: digest %s: %w", k.name(), err)
+	}
+	return d, nil
 }

@@ -113,9 +113,11 @@ func testAttributes(t *testing.T, h *HSM, ek *encryptionKey, sk *signingKey) {
 		t.Errorf("ECDSA private key: CKA_EC_PARAMS = %x, want P-384", a[pkcs11.CKA_EC_PARAMS])
 	}
 
+	// CKA_DERIVE (for context KEKs) only on exportable keys: a PIN holder
+	// could derive an extractable KEK from any key that has it.
 	usage := map[uint]bool{
-		pkcs11.CKA_ENCRYPT: true, pkcs11.CKA_DECRYPT: true, pkcs11.CKA_WRAP: true, pkcs11.CKA_UNWRAP: true,
-		pkcs11.CKA_DERIVE: true, pkcs11.CKA_SIGN: false,
+		pkcs11.CKA_ENCRYPT: true, pkcs11.CKA_DECRYPT: true, pkcs11.CKA_WRAP: false, pkcs11.CKA_UNWRAP: false,
+		pkcs11.CKA_DERIVE: false, pkcs11.CKA_SIGN: false,
 	}
 	gen := func(spec hsm.KeySpec) *secretKey {
 		k, err := h.GenerateSecretKey(ctx, spec)
@@ -132,7 +134,7 @@ func testAttributes(t *testing.T, h *HSM, ek *encryptionKey, sk *signingKey) {
 	}
 	exp := gen(hsm.KeySpec{Label: "attr-exportable", Exportable: true})
 	checkBools(t, h, "exportable AES key", exp.obj, with(with(locked, usage), map[uint]bool{
-		pkcs11.CKA_EXTRACTABLE: true, pkcs11.CKA_NEVER_EXTRACTABLE: false,
+		pkcs11.CKA_EXTRACTABLE: true, pkcs11.CKA_NEVER_EXTRACTABLE: false, pkcs11.CKA_DERIVE: true,
 	}))
 	checkSensitive(t, h, "exportable AES key", exp.obj, pkcs11.CKA_VALUE)
 	eph := gen(hsm.KeySpec{Ephemeral: true})
@@ -152,7 +154,7 @@ func testAttributes(t *testing.T, h *HSM, ek *encryptionKey, sk *signingKey) {
 		o := k.(*secretKey).obj
 		checkBools(t, h, fmt.Sprintf("unwrapped key %+v", spec), o, map[uint]bool{
 			pkcs11.CKA_TOKEN: !spec.Ephemeral, pkcs11.CKA_SENSITIVE: true, pkcs11.CKA_EXTRACTABLE: spec.Exportable,
-			pkcs11.CKA_DERIVE: true, pkcs11.CKA_ENCRYPT: true,
+			pkcs11.CKA_DERIVE: spec.Exportable, pkcs11.CKA_ENCRYPT: true,
 		})
 		checkSensitive(t, h, "unwrapped key", o, pkcs11.CKA_VALUE)
 	}
@@ -238,7 +240,7 @@ func testAmbiguous(t *testing.T, h *HSM) {
 
 func testConcurrent(t *testing.T, h *HSM, u URI, ek hsm.EncryptionKey, sk hsm.SigningKey) {
 	ctx := context.Background()
-	aes, err := h.GenerateSecretKey(ctx, hsm.KeySpec{Label: "conc"})
+	aes, err := h.GenerateSecretKey(ctx, hsm.KeySpec{Label: "conc", Exportable: true})
 	if err != nil {
 		t.Fatal(err)
 	}

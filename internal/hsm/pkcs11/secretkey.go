@@ -27,7 +27,9 @@ var _ hsm.SecretKey = (*secretKey)(nil)
 
 // secretTemplate is the template of a new AES-256 key. It is always
 // sensitive; it is extractable (and so can be wrapped) only if Exportable.
-// CKA_DERIVE makes the context-bound KEKs of Wrap and Unwrap.
+// CKA_DERIVE makes the context-bound KEKs of Wrap and Unwrap; it is set only
+// on exportable keys, since a PIN holder could derive an extractable KEK
+// from any key that has it.
 func secretTemplate(spec hsm.KeySpec) []*pkcs11.Attribute {
 	t := []*pkcs11.Attribute{
 		attr(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
@@ -38,9 +40,9 @@ func secretTemplate(spec hsm.KeySpec) []*pkcs11.Attribute {
 		attr(pkcs11.CKA_EXTRACTABLE, spec.Exportable),
 		attr(pkcs11.CKA_ENCRYPT, true),
 		attr(pkcs11.CKA_DECRYPT, true),
-		attr(pkcs11.CKA_WRAP, true),
-		attr(pkcs11.CKA_UNWRAP, true),
-		attr(pkcs11.CKA_DERIVE, true),
+		attr(pkcs11.CKA_WRAP, false),
+		attr(pkcs11.CKA_UNWRAP, false),
+		attr(pkcs11.CKA_DERIVE, spec.Exportable),
 		attr(pkcs11.CKA_SIGN, false),
 		attr(pkcs11.CKA_VERIFY, false),
 	}

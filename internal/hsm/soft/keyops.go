@@ -176,6 +176,9 @@ func (k *secretKey) Wrap(ctx context.Context, target hsm.SecretKey, context []by
 	if !t.exportable {
 		return nil, hsm.ErrNotExportable
 	}
+	if !k.exportable {
+		return nil, fmt.Errorf("%w: only exportable keys may wrap under a context", hsm.ErrNotExportable)
+	}
 	key, done, err := k.material()
 	if err != nil {
 		return nil, err
@@ -210,6 +213,9 @@ func unwrapContext(key secret.Key, wrapped, context []byte) ([]byte, error) {
 
 // Unwrap implements hsm.SecretKey.
 func (k *secretKey) Unwrap(ctx context.Context, wrapped, context []byte, spec hsm.KeySpec) (hsm.SecretKey, error) {
+	if !k.exportable {
+		return nil, fmt.Errorf("%w: only exportable keys may unwrap under a context", hsm.ErrNotExportable)
+	}
 	key, done, err := k.material()
 	if err != nil {
 		return nil, err
@@ -240,6 +246,24 @@ func (k *secretKey) WrapRSA(ctx context.Context, pub *rsa.PublicKey, oh hsm.OAEP
 	}
 	defer done()
 	return rsa.EncryptOAEP(oh.Hash().New(), rand.Reader, pub, key.Bytes(), nil)
+}
+
+// Digest implements hsm.SecretKey.
+func (k *secretKey) Digest(ctx context.Context, prefix []byte) ([32]byte, error) {
+	if !k.exportable {
+		return [32]byte{}, hsm.ErrNotExportable
+	}
+	key, done, err := k.material()
+	if err != nil {
+		return [32]byte{}, err
+	}
+	defer done()
+	h := sha256.New()
+	h.Write(prefix)
+	h.Write(key.Bytes())
+	var d [32]byte
+	h.Sum(d[:0])
+	return d, nil
 }
 
 // Destroy implements hsm.SecretKey.
