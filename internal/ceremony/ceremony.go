@@ -1,0 +1,244 @@
+// Package ceremony runs the High Assurance Virtual Ceremony at the primary
+// HSM: with a quorum of officer approvals over a plan, and only then, it
+// makes the per-release secrets inside the primary HSM and seals them to
+// every region the plan names, recording each step in a signed, hash-chained
+// transcript. It also exports an issued release to regions enrolled later.
+//
+// Run and Export return the files to write; Write puts them in place all at
+// once. A refused ceremony returns an error and no file.
+package ceremony
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/internal/enroll"
+	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/plan"
+	"github.com/strongroom-kms/strongroom/internal/release"
+	"github.com/strongroom-kms/strongroom/internal/transcript"
+)
+
+// LedgerPrefix labels the primary HSM's ledger entries: one persistent,
+// non-exportable key per issued release id, created before any secret. Its
+// existence is what makes a release id impossible to issue twice, whatever
+// happens to the files.
+const LedgerPrefix = "strongroom-release/"
+
+// ErrIssued: the release id was already issued by this primary.
+var ErrIssued = errors.New("ceremony: release id already issued")
+
+// Inputs are what the officers bring to the primary.
+type Inputs struct {
+	Plan      []byte               // the plan file (PEM)
+	Approvals []plan.NamedApproval // the approval files
+	// PrimaryCopy is the primary's copy of the release (RELEASE.primary),
+	// needed by Export only.
+	PrimaryCopy []byte
+}
+
+// Output is what a ceremony produced.
+type Output struct {
+	Release    string
+	Files      map[string][]byte // file name → content
+	Transcript *transcript.Log
+}
+
+// primary is the primary HSM with its role keys.
+type primary struct {
+	h     hsm.HSM
+	enc   hsm.EncryptionKey
+	sig   hsm.SigningKey
+	pub   *enroll.Primary
+	now   func() time.Time
+	log   *transcript.Log
+	files map[string][]byte
+}
+
+func openPrimary(ctx context.Context, h hsm.HSM, now func() time.Time) (*primary, error) {
+	st, err := enroll.Inspect(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	if st.Role() != "primary" {
+		return nil, fmt.Errorf("ceremony: the HSM is not an initialized primary (role %q); run 'strongroom hsm info'", st.Role())
+	}
+	return &primary{
+		h: h, enc: st.PrimaryEncryption, sig: st.PrimarySigning, now: now,
+		pub: &enroll.Primary{
+			Encryption: st.PrimaryEncryption.RSAPublicKey(),
+			Signing:    st.PrimarySigning.ECDSAPublicKey(),
+			OAEPHashes: h.Info().OAEPHashes,
+		},
+		files: map[string][]byte{},
+	}, nil
+}
+
+func (p *primary) record(event string, kv ...string) error {
+	_, err := p.log.Append(p.now(), event, kv...)
+	return err
+}
+
+// check verifies the plan, its regions and its quorum, recording each check.
+// On failure the error says what failed and why; nothing has been created.
+func (p *primary) check(in Inputs, kind plan.Kind) (*plan.Plan, []byte, [][]byte, error) {
+	pl, err := plan.Parse(in.Plan)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("ceremony: the plan: %w", err)
+	}
+	if pl.Kind != kind {
+		return nil, nil, nil, fmt.Errorf("ceremony: the plan is of kind %v; this command needs kind %v", pl.Kind, kind)
+	}
+	sigID := p.pub.SigningKeyID()
+	if pl.Primary != sigID {
+		return nil, nil, nil, fmt.Errorf("ceremony: the plan is for primary signing key %s, this HSM holds %s", pl.Primary.Short(), sigID.Short())
+	}
+	p.log = transcript.New(pl.Release, uint8(kind), sigID)
+	digest := pl.Digest()
+	if err := p.record("plan.checked", "release", pl.Release, "kind", pl.Kind.String(), "digest", hex.EncodeToString(digest[:]),
+		"iterations", fmt.Sprint(pl.Iterations), "quorum", fmt.Sprintf("%d of %d", pl.Quorum, len(pl.Officers))); err != nil {
+		return nil, nil, nil, err
+	}
+	now := p.now()
+	if err := pl.VerifyRegions(p.pub, now); err != nil {
+		return nil, nil, nil, fmt.Errorf("ceremony: %w", err)
+	}
+	for _, c := range pl.Regions {
+		if _, err := p.oaepFor(c); err != nil {
+			return nil, nil, nil, err
+		}
+		if err := p.record("region.verified", "region", c.Region, "key", c.KeyID().String(),
+			"not-after", c.NotAfter.Format(time.RFC3339)); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	q := plan.CheckQuorum(pl, in.Approvals)
+	var counted [][]byte
+	for i, r := range q.Results {
+		if r.OK() {
+			block, _ := pem.Decode(in.Approvals[i].Data)
+			counted = append(counted, block.Bytes)
+			if err := p.record("approval.accepted", "source", r.Source, "officer", r.Officer.Name); err != nil {
+				return nil, nil, nil, err
+			}
+		} else if err := p.record("approval.rejected", "source", r.Source, "reason", strings.TrimPrefix(r.Err.Error(), "plan: ")); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if !q.Met() {
+		return nil, nil, nil, fmt.Errorf("ceremony: refused, nothing was written: %w", q.Err())
+	}
+	if err := p.record("quorum.met", "officers", officerNames(q), "required", fmt.Sprint(pl.Quorum)); err != nil {
+		return nil, nil, nil, err
+	}
+	der, _ := pem.Decode(in.Plan)
+	return pl, der.Bytes, counted, nil
+}
+
+// oaepFor picks the best OAEP hash that the region's certificate allows and
+// the primary HSM can wrap with.
+func (p *primary) oaepFor(c *enroll.Certificate) (hsm.OAEPHash, error) {
+	for _, h := range c.OAEPHashes {
+		if p.h.Info().SupportsOAEP(h) {
+			return h, nil
+		}
+	}
+	return 0, fmt.Errorf("ceremony: no RSA-OAEP hash in common: region %s allows %v, the primary HSM wraps with %v (re-enroll the region with --allow-sha1-oaep if the primary can only do SHA-1)",
+		c.Region, c.OAEPHashes, p.h.Info().OAEPHashes)
+}
+
+// secrets are the release secrets inside the primary HSM.
+type secrets struct {
+	rwk  hsm.SecretKey
+	keys []hsm.SecretKey // in release.SecretNames order
+	com  [][32]byte
+}
+
+func (s *secrets) destroy(ctx context.Context) {
+	for _, k := range append([]hsm.SecretKey{s.rwk}, s.keys...) {
+		if k != nil {
+			k.Destroy(ctx)
+		}
+	}
+}
+
+// seal writes one bundle (region, or release.PrimaryCopy) into p.files.
+func (p *primary) seal(ctx context.Context, s *secrets, pl *plan.Plan, planDER []byte, approvals [][]byte,
+	region string, pub *enroll.KeyID, encrypt func() ([]byte, hsm.OAEPHash, error)) error {
+	rwkCT, oh, err := encrypt()
+	if err != nil {
+		return fmt.Errorf("ceremony: encrypt the release wrapping key for %q: %w", region, err)
+	}
+	b := &release.Bundle{
+		Kind: uint8(pl.Kind), Release: pl.Release, Region: region, Iterations: pl.Iterations,
+		Primary: p.pub.SigningKeyID(), Recipient: *pub, OAEPHash: oh, RWK: rwkCT,
+		Plan: planDER, Approvals: approvals, Transcript: p.log.Head(), Created: p.now().UTC(),
+	}
+	for i, name := range release.SecretNames {
+		w, err := s.rwk.Wrap(ctx, s.keys[i], release.WrapContext(pl.Release, region, name))
+		if err != nil {
+			return fmt.Errorf("ceremony: wrap %s for %q: %w", name, region, err)
+		}
+		b.Secrets = append(b.Secrets, release.WrappedSecret{Name: name, Wrapped: w, Commitment: s.com[i]})
+	}
+	der, err := b.Sign(p.sig)
+	if err != nil {
+		return err
+	}
+	file := release.Encode(der)
+	name := b.Name()
+	p.files[name] = file
+	sum := sha256.Sum256(file)
+	who := region
+	if region == release.PrimaryCopy {
+		who = "(primary copy)"
+	}
+	return p.record("bundle.sealed", "region", who, "file", name, "recipient", pub.String(),
+		"oaep", oh.String(), "sha256", hex.EncodeToString(sum[:]))
+}
+
+// sealAll seals the release to every region of the plan.
+func (p *primary) sealAll(ctx context.Context, s *secrets, pl *plan.Plan, planDER []byte, approvals [][]byte) error {
+	for _, c := range pl.Regions {
+		oh, err := p.oaepFor(c)
+		if err != nil {
+			return err
+		}
+		id := c.KeyID()
+		if err := p.seal(ctx, s, pl, planDER, approvals, c.Region, &id, func() ([]byte, hsm.OAEPHash, error) {
+			ct, err := s.rwk.WrapRSA(ctx, c.Encryption, oh)
+			return ct, oh, err
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish signs the transcript and adds it to the files.
+func (p *primary) finish(name string) (*Output, error) {
+	if err := p.record("transcript.signed", "files", fmt.Sprint(len(p.files)+1)); err != nil {
+		return nil, err
+	}
+	der, err := p.log.Sign(p.sig)
+	if err != nil {
+		return nil, err
+	}
+	p.files[name] = pem.EncodeToMemory(&pem.Block{Type: transcript.PEMType, Bytes: der})
+	return &Output{Release: p.log.Release, Files: p.files, Transcript: p.log}, nil
+}
+
+// officerNames lists the officers counted towards a quorum.
+func officerNames(q plan.Quorum) string {
+	names := make([]string, len(q.Approvers))
+	for i, o := range q.Approvers {
+		names[i] = o.Name
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,326 @@
+package ceremony
+
+import (
+	"bytes"
+	"context"
+	"encoding/pem"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/strongroom-kms/strongroom/internal/enroll"
+	"github.com/strongroom-kms/strongroom/internal/plan"
+	"github.com/strongroom-kms/strongroom/internal/release"
+	"github.com/strongroom-kms/strongroom/internal/transcript"
+)
+
+// world is a soft primary with regions eu1 and us1, made once per package.
+type world struct {
+	primary  *primarySite
+	eu1, us1 *regionSite
+	other    *primarySite // another primary, for forgeries
+}
+
+var (
+	worldOnce sync.Once
+	w         world
+)
+
+func getWorld(t *testing.T) *world {
+	worldOnce.Do(func() {
+		w.primary = newPrimary(t, openSoft(t, "primary"))
+		w.eu1 = enrollRegion(t, w.primary, openSoft(t, "eu1"), "eu1")
+		w.us1 = enrollRegion(t, w.primary, openSoft(t, "us1"), "us1")
+		w.other = newPrimary(t, openSoft(t, "other-primary"))
+	})
+	if w.us1 == nil {
+		t.Fatal("fixture failed")
+	}
+	return &w
+}
+
+func fileNames(out *Output) []string {
+	var n []string
+	for k := range out.Files {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
+}
+
+func TestQuorumRequired(t *testing.T) {
+	w := getWorld(t)
+	ctx := context.Background()
+	pl := makePlan(t, plan.Release, "quorum-1", w.primary, w.eu1, w.us1)
+	otherPlan := makePlan(t, plan.Release, "quorum-other", w.primary, w.eu1)
+
+	cases := []struct {
+		name      string
+		approvals []plan.NamedApproval
+		want      []string
+	}{
+		{"one approval", approve(t, pl, "alice"), []string{"quorum not met", "1 of 2"}},
+		{"none", nil, []string{"quorum not met", "0 of 2"}},
+		{"outsider", append(approve(t, pl, "alice"), approve(t, pl, "mallory")...),
+			[]string{"quorum not met", "mallory.approval: signed by a key that is not an officer of this plan"}},
+		{"other plan", append(approve(t, pl, "alice"), approve(t, otherPlan, "bob")...),
+			[]string{"quorum not met", "bob.approval", "different plan"}},
+		{"same officer twice", append(approve(t, pl, "alice"), approve(t, pl, "alice")...),
+			[]string{"quorum not met", "duplicate"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, err := Run(ctx, w.primary.h, Inputs{Plan: pl.Marshal(), Approvals: c.approvals}, clock())
+			if err == nil || out != nil {
+				t.Fatalf("Run() = %v, %v; want a refusal", out, err)
+			}
+			for _, s := range c.want {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("Run() error = %q, want it to contain %q", err, s)
+				}
+			}
+		})
+	}
+	// The refusals recorded nothing: the same release id runs with quorum.
+	out, err := Run(ctx, w.primary.h, Inputs{Plan: pl.Marshal(), Approvals: approve(t, pl, "alice", "bob")}, clock())
+	if err != nil {
+		t.Fatalf("Run(quorum) error = %v", err)
+	}
+	want := []string{"quorum-1.eu1.bundle", "quorum-1.primary", "quorum-1.transcript", "quorum-1.us1.bundle"}
+	if got := fileNames(out); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("Run() files = %v, want %v", got, want)
+	}
+}
+
+func TestReleaseIDNeverIssuedTwice(t *testing.T) {
+	w := getWorld(t)
+	ctx := context.Background()
+	pl := makePlan(t, plan.Release, "once", w.primary, w.eu1)
+	in := Inputs{Plan: pl.Marshal(), Approvals: approve(t, pl, "bob", "carol")}
+	dir := t.TempDir()
+	out, err := Run(ctx, w.primary.h, in, clock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(dir, out); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(dir) // even without the output, the ledger remembers
+	if _, err := Run(ctx, w.primary.h, in, clock()); !errors.Is(err, ErrIssued) {
+		t.Errorf("second Run(same release id) error = %v, want ErrIssued", err)
+	}
+	// A new plan (another digest) with the same id is refused too.
+	pl2 := makePlan(t, plan.Release, "once", w.primary, w.eu1, w.us1)
+	if _, err := Run(ctx, w.primary.h, Inputs{Plan: pl2.Marshal(), Approvals: approve(t, pl2, "alice", "bob")}, clock()); !errors.Is(err, ErrIssued) {
+		t.Errorf("Run(new plan, same id) error = %v, want ErrIssued", err)
+	}
+}
+
+// runRelease runs a ceremony for the regions and returns its output.
+func runRelease(t *testing.T, p *primarySite, id string, regions ...*regionSite) *Output {
+	t.Helper()
+	pl := makePlan(t, plan.Release, id, p, regions...)
+	out, err := Run(context.Background(), p.h, Inputs{Plan: pl.Marshal(), Approvals: approve(t, pl, "alice", "carol")}, clock())
+	if err != nil {
+		t.Fatalf("Run(%s) error = %v", id, err)
+	}
+	return out
+}
+
+func TestVerifyAndTamper(t *testing.T) {
+	w := getWorld(t)
+	out := runRelease(t, w.primary, "tamper", w.eu1, w.us1)
+	if n := VerifyFiles(io.Discard, w.primary.pub, out.Files, false); n != 0 {
+		var buf bytes.Buffer
+		VerifyFiles(&buf, w.primary.pub, out.Files, false)
+		t.Fatalf("VerifyFiles(intact output) = %d failures:\n%s", n, buf.String())
+	}
+	if n := VerifyFiles(io.Discard, w.other.pub, out.Files, false); n != len(out.Files) {
+		t.Errorf("VerifyFiles(another primary) = %d failures, want %d", n, len(out.Files))
+	}
+	for _, name := range []string{"tamper.eu1.bundle", "tamper.transcript"} {
+		file := out.Files[name]
+		block, _ := pem.Decode(file)
+		der := block.Bytes
+		// Every position of small files; 512 spread over larger ones.
+		step := max(1, len(der)/512)
+		tested := 0
+		for i := 0; i < len(der); i += step {
+			bad := bytes.Clone(der)
+			bad[i] ^= 0x01
+			files := map[string][]byte{name: pem.EncodeToMemory(&pem.Block{Type: block.Type, Bytes: bad})}
+			if VerifyFiles(io.Discard, w.primary.pub, files, false) != 1 {
+				t.Fatalf("%s with DER byte %d altered verified", name, i)
+			}
+			tested++
+		}
+		if tested < 256 {
+			t.Errorf("%s: only %d positions tested", name, tested)
+		}
+		t.Logf("%s: %d of %d byte positions altered, each refused", name, tested, len(der))
+	}
+	// A bundle paired with a transcript of another ceremony of the same
+	// release id cannot exist (ids are unique), but a bundle whose transcript
+	// is given must be recorded in it.
+	other := runRelease(t, w.primary, "tamper2", w.eu1)
+	mixed := map[string][]byte{"tamper.eu1.bundle": out.Files["tamper.eu1.bundle"], "x.transcript": other.Files["tamper2.transcript"]}
+	if n := VerifyFiles(io.Discard, w.primary.pub, mixed, false); n != 0 {
+		t.Errorf("VerifyFiles(bundle + transcript of another release) = %d failures, want 0 (not cross-checked)", n)
+	}
+}
+
+func TestOpenBundles(t *testing.T) {
+	w := getWorld(t)
+	ctx := context.Background()
+	out := runRelease(t, w.primary, "open", w.eu1, w.us1)
+	eu1, us1 := out.Files["open.eu1.bundle"], out.Files["open.us1.bundle"]
+
+	r1, err := release.Open(ctx, w.eu1.h, eu1, release.Trust{Primary: w.primary.pub, Region: "eu1"})
+	if err != nil {
+		t.Fatalf("eu1 Open(eu1 bundle) error = %v", err)
+	}
+	for name, k := range map[string]interface{ Bytes() []byte }{"kdf-seed": r1.Seed, "kdf-salt": r1.Salt, "twk": r1.TWK} {
+		_ = k
+		if c := r1.Commitments[name]; c == ([32]byte{}) {
+			t.Errorf("no commitment for %s", name)
+		}
+	}
+	if c := release.Commit("open", release.SecretKDFSeed, r1.Seed); c != r1.Commitments[release.SecretKDFSeed] {
+		t.Error("the seed does not match its commitment")
+	}
+	if r1.Iterations != plan.MinIterations || r1.ID != "open" {
+		t.Errorf("release = %s with %d iterations", r1.ID, r1.Iterations)
+	}
+	r2, err := release.Open(ctx, w.us1.h, us1, release.Trust{Primary: w.primary.pub, Region: "us1"})
+	if err != nil {
+		t.Fatalf("us1 Open(us1 bundle) error = %v", err)
+	}
+	if !r1.Seed.Equal(r2.Seed) || !r1.Salt.Equal(r2.Salt) || !r1.TWK.Equal(r2.TWK) || r1.Seed.Equal(r1.Salt) {
+		t.Error("eu1 and us1 hold different release secrets, or seed equals salt")
+	}
+
+	// us1 cannot open eu1's bundle: not as us1, and not by claiming eu1.
+	if _, err := release.Open(ctx, w.us1.h, eu1, release.Trust{Primary: w.primary.pub, Region: "us1"}); err == nil {
+		t.Error("us1 Open(eu1 bundle) as us1 succeeded")
+	}
+	if _, err := release.Open(ctx, w.us1.h, eu1, release.Trust{Primary: w.primary.pub, Region: "eu1"}); err == nil || !strings.Contains(err.Error(), "this HSM's key is") {
+		t.Errorf("us1 HSM Open(eu1 bundle) claiming eu1 error = %v, want a key mismatch", err)
+	}
+	// A bundle signed by another primary is refused.
+	if _, err := release.Open(ctx, w.eu1.h, eu1, release.Trust{Primary: w.other.pub, Region: "eu1"}); err == nil {
+		t.Error("Open with another pinned primary succeeded")
+	}
+	// The primary's copy opens in the primary HSM only.
+	if _, err := release.Open(ctx, w.primary.h, out.Files["open.primary"], release.Trust{Primary: w.primary.pub, Region: release.PrimaryCopy}); err != nil {
+		t.Errorf("primary Open(primary copy) error = %v", err)
+	}
+}
+
+func TestLateRegionExport(t *testing.T) {
+	w := getWorld(t)
+	ctx := context.Background()
+	out := runRelease(t, w.primary, "late", w.eu1)
+	ap1 := enrollRegion(t, w.primary, openSoft(t, "ap1"), "ap1")
+
+	pl := makePlan(t, plan.Export, "late", w.primary, ap1)
+	in := Inputs{Plan: pl.Marshal(), Approvals: approve(t, pl, "alice"), PrimaryCopy: out.Files["late.primary"]}
+	if _, err := Export(ctx, w.primary.h, in, clock()); err == nil || !strings.Contains(err.Error(), "quorum not met") {
+		t.Fatalf("Export(one approval) error = %v, want quorum not met", err)
+	}
+	in.Approvals = approve(t, pl, "bob", "carol")
+	exp, err := Export(ctx, w.primary.h, in, clock())
+	if err != nil {
+		t.Fatalf("Export() error = %v", err)
+	}
+	bundle := exp.Files["late.ap1.bundle"]
+	if bundle == nil {
+		t.Fatalf("Export() files = %v", fileNames(exp))
+	}
+	r, err := release.Open(ctx, ap1.h, bundle, release.Trust{Primary: w.primary.pub, Region: "ap1"})
+	if err != nil {
+		t.Fatalf("ap1 Open(exported bundle) error = %v", err)
+	}
+	orig, err := release.Open(ctx, w.eu1.h, out.Files["late.eu1.bundle"], release.Trust{Primary: w.primary.pub, Region: "eu1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Commitments[release.SecretTWK] != orig.Commitments[release.SecretTWK] || !r.TWK.Equal(orig.TWK) || !r.Seed.Equal(orig.Seed) {
+		t.Error("the exported release holds other secrets than the original")
+	}
+	all := map[string][]byte{}
+	for n, f := range out.Files {
+		all[n] = f
+	}
+	for n, f := range exp.Files {
+		all[n] = f
+	}
+	var buf bytes.Buffer
+	if n := VerifyFiles(&buf, w.primary.pub, all, false); n != 0 {
+		t.Errorf("VerifyFiles(release + export) = %d failures:\n%s", n, buf.String())
+	}
+	// Exports need an issued release and its real primary copy.
+	never := makePlan(t, plan.Export, "never-issued", w.primary, ap1)
+	if _, err := Export(ctx, w.primary.h, Inputs{Plan: never.Marshal(), Approvals: approve(t, never, "alice", "bob"), PrimaryCopy: out.Files["late.primary"]}, clock()); err == nil {
+		t.Error("Export(never issued release) succeeded")
+	}
+	in.PrimaryCopy = out.Files["late.eu1.bundle"]
+	if _, err := Export(ctx, w.primary.h, in, clock()); err == nil {
+		t.Error("Export with a region bundle as the primary copy succeeded")
+	}
+}
+
+func TestWriteAllOrNothing(t *testing.T) {
+	w := getWorld(t)
+	out := runRelease(t, w.primary, "write", w.eu1)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "write.primary"), []byte("in the way"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(dir, out); err == nil {
+		t.Fatal("Write over an existing file succeeded")
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("a refused Write left %d entries, want only the one in the way", len(entries))
+	}
+	os.Remove(filepath.Join(dir, "write.primary"))
+	if err := Write(dir, out); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "write.transcript"))
+	block, _ := pem.Decode(data)
+	l, err := transcript.Parse(block.Bytes, w.primary.pub.Signing)
+	if err != nil {
+		t.Fatalf("transcript.Parse(written) error = %v", err)
+	}
+	var events []string
+	for _, e := range l.Entries {
+		events = append(events, e.Event)
+	}
+	want := "plan.checked region.verified approval.accepted approval.accepted quorum.met ledger.recorded secret.generated secret.generated secret.generated secret.generated bundle.sealed bundle.sealed transcript.signed"
+	if strings.Join(events, " ") != want {
+		t.Errorf("transcript events = %s\nwant %s", strings.Join(events, " "), want)
+	}
+	var buf bytes.Buffer
+	l.Print(&buf)
+	if strings.Contains(buf.String(), "BEGIN") || !strings.Contains(buf.String(), "commitment=") {
+		t.Errorf("transcript print:\n%s", buf.String())
+	}
+}
+
+func TestNotAPrimary(t *testing.T) {
+	w := getWorld(t)
+	pl := makePlan(t, plan.Release, "wrong-hsm", w.primary, w.eu1)
+	if _, err := Run(context.Background(), w.eu1.h, Inputs{Plan: pl.Marshal(), Approvals: approve(t, pl, "alice", "bob")}, clock()); err == nil || !strings.Contains(err.Error(), "not an initialized primary") {
+		t.Errorf("Run on a regional HSM error = %v", err)
+	}
+	if _, err := Run(context.Background(), w.other.h, Inputs{Plan: pl.Marshal(), Approvals: approve(t, pl, "alice", "bob")}, clock()); err == nil || !strings.Contains(err.Error(), "is for primary signing key") {
+		t.Errorf("Run on another primary error = %v", err)
+	}
+	_ = enroll.LabelPrimarySigning
+}

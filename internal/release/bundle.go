@@ -1,0 +1,249 @@
+// Package release is the per-release bundle: the release secrets sealed by
+// the primary HSM to one regional HSM, and Open, which a regional server
+// calls to verify a bundle and recover the secrets inside its own HSM.
+//
+// The byte-level format is in docs/ceremony.md.
+package release
+
+import (
+	"crypto"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/strongroom-kms/strongroom/internal/enroll"
+	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/plan"
+	"github.com/strongroom-kms/strongroom/internal/primitive"
+)
+
+// PEMType is the PEM type of a bundle file.
+const PEMType = "STRONGROOM RELEASE BUNDLE"
+
+const (
+	bundleVersion = 1
+	bundleDomain  = "strongroom release bundle v1"
+	maxBundle     = 4 << 20
+)
+
+// The secrets every release carries, in bundle order.
+const (
+	SecretKDFSeed = "kdf-seed"
+	SecretKDFSalt = "kdf-salt"
+	SecretTWK     = "twk"
+)
+
+// SecretNames lists the secrets in bundle order.
+var SecretNames = []string{SecretKDFSeed, SecretKDFSalt, SecretTWK}
+
+// Kinds of ceremony (and of bundle).
+const (
+	KindRelease uint8 = 1 // made by the release ceremony
+	KindExport  uint8 = 2 // an existing release given to a late region
+)
+
+// PrimaryCopy is the Region of the primary's own copy of a release: the RWK
+// encrypted to the primary encryption key, so that later exports work.
+const PrimaryCopy = ""
+
+// WrappedSecret is one release secret wrapped under the RWK.
+type WrappedSecret struct {
+	Name       string
+	Wrapped    []byte   // hsm.SecretKey.Wrap output (RFC 5649 under the context KEK)
+	Commitment [32]byte // see Commitment
+}
+
+// Bundle is a release sealed to one region (or the primary's copy).
+type Bundle struct {
+	Kind       uint8
+	Release    string
+	Region     string // PrimaryCopy for the primary's own copy
+	Iterations uint32 // PBKDF2 iteration count of the release
+	Primary    enroll.KeyID
+	Recipient  enroll.KeyID // the HSM encryption key the RWK is encrypted to
+	OAEPHash   hsm.OAEPHash
+	RWK        []byte // RSA-OAEP ciphertext of the RWK
+	Secrets    []WrappedSecret
+	Plan       []byte   // the plan, binary
+	Approvals  [][]byte // the approvals counted, binary
+	Transcript [32]byte // the transcript head when the bundle was made
+	Created    time.Time
+
+	body, sig []byte
+}
+
+// WrapContext is the context the secret name is wrapped under: release,
+// region and secret name, length-prefixed and domain-separated.
+func WrapContext(releaseID, region, name string) []byte {
+	var b cryptobyte.Builder
+	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte("strongroom release secret v1")) })
+	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(releaseID)) })
+	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(region)) })
+	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(name)) })
+	return b.BytesOrPanic()
+}
+
+// CommitmentPrefix is what precedes the secret in its commitment:
+// SHA-256(CommitmentPrefix(release, name) || secret). It does not name the
+// region, so every region's bundle commits to the same value.
+func CommitmentPrefix(releaseID, name string) []byte {
+	var b cryptobyte.Builder
+	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte("strongroom release commitment v1")) })
+	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(releaseID)) })
+	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(name)) })
+	return b.BytesOrPanic()
+}
+
+func (b *Bundle) marshalBody() ([]byte, error) {
+	var x cryptobyte.Builder
+	x.AddUint8(bundleVersion)
+	x.AddUint8(b.Kind)
+	x.AddUint8LengthPrefixed(func(x *cryptobyte.Builder) { x.AddBytes([]byte(b.Release)) })
+	x.AddUint8LengthPrefixed(func(x *cryptobyte.Builder) { x.AddBytes([]byte(b.Region)) })
+	x.AddUint32(b.Iterations)
+	x.AddBytes(b.Primary[:])
+	x.AddBytes(b.Recipient[:])
+	x.AddUint8(uint8(b.OAEPHash))
+	x.AddUint16LengthPrefixed(func(x *cryptobyte.Builder) { x.AddBytes(b.RWK) })
+	x.AddUint8(uint8(len(b.Secrets)))
+	for _, s := range b.Secrets {
+		x.AddUint8LengthPrefixed(func(x *cryptobyte.Builder) { x.AddBytes([]byte(s.Name)) })
+		x.AddUint8LengthPrefixed(func(x *cryptobyte.Builder) { x.AddBytes(s.Wrapped) })
+		x.AddBytes(s.Commitment[:])
+	}
+	x.AddUint24LengthPrefixed(func(x *cryptobyte.Builder) { x.AddBytes(b.Plan) })
+	x.AddUint24LengthPrefixed(func(x *cryptobyte.Builder) {
+		for _, a := range b.Approvals {
+			x.AddUint16LengthPrefixed(func(x *cryptobyte.Builder) { x.AddBytes(a) })
+		}
+	})
+	x.AddBytes(b.Transcript[:])
+	x.AddUint64(uint64(b.Created.Unix()))
+	return x.Bytes()
+}
+
+// Sign signs the bundle with the primary signing key and returns its binary
+// encoding.
+func (b *Bundle) Sign(signer crypto.Signer) ([]byte, error) {
+	body, err := b.marshalBody()
+	if err != nil {
+		return nil, err
+	}
+	sig, err := primitive.SignP384(rand.Reader, signer, signedMessage(body))
+	if err != nil {
+		return nil, fmt.Errorf("release: sign the bundle: %w", err)
+	}
+	b.body, b.sig = body, sig
+	var x cryptobyte.Builder
+	x.AddBytes(body)
+	x.AddUint16LengthPrefixed(func(x *cryptobyte.Builder) { x.AddBytes(sig) })
+	return x.Bytes()
+}
+
+func signedMessage(body []byte) []byte {
+	return append(append([]byte(bundleDomain), 0), body...)
+}
+
+var errMalformed = errors.New("release: truncated or malformed bundle")
+
+// Parse decodes a binary bundle. It checks structure only; Verify checks the
+// signature.
+func Parse(der []byte) (*Bundle, error) {
+	if len(der) > maxBundle {
+		return nil, errMalformed
+	}
+	s := cryptobyte.String(der)
+	b := &Bundle{}
+	var v, hash, n uint8
+	var rel, region, rwk, planDER, approvals cryptobyte.String
+	if !s.ReadUint8(&v) {
+		return nil, errMalformed
+	}
+	if v != bundleVersion {
+		return nil, fmt.Errorf("release: bundle version %d is not supported (want %d)", v, bundleVersion)
+	}
+	if !s.ReadUint8(&b.Kind) || !s.ReadUint8LengthPrefixed(&rel) || !s.ReadUint8LengthPrefixed(&region) ||
+		!s.ReadUint32(&b.Iterations) || !s.CopyBytes(b.Primary[:]) || !s.CopyBytes(b.Recipient[:]) ||
+		!s.ReadUint8(&hash) || !s.ReadUint16LengthPrefixed(&rwk) || !s.ReadUint8(&n) {
+		return nil, errMalformed
+	}
+	b.Release, b.Region, b.OAEPHash, b.RWK = string(rel), string(region), hsm.OAEPHash(hash), []byte(rwk)
+	if b.Kind != KindRelease && b.Kind != KindExport {
+		return nil, fmt.Errorf("release: unknown bundle kind %d", b.Kind)
+	}
+	if err := plan.ValidRelease(b.Release); err != nil {
+		return nil, err
+	}
+	if b.Region != PrimaryCopy {
+		if err := enroll.ValidRegion(b.Region); err != nil {
+			return nil, err
+		}
+	}
+	if !b.OAEPHash.Valid() || len(b.RWK) == 0 {
+		return nil, errMalformed
+	}
+	if int(n) != len(SecretNames) {
+		return nil, fmt.Errorf("release: a bundle carries %d secrets, not %d", len(SecretNames), n)
+	}
+	for i := range int(n) {
+		var name, wrapped cryptobyte.String
+		var ws WrappedSecret
+		if !s.ReadUint8LengthPrefixed(&name) || !s.ReadUint8LengthPrefixed(&wrapped) || !s.CopyBytes(ws.Commitment[:]) {
+			return nil, errMalformed
+		}
+		ws.Name, ws.Wrapped = string(name), []byte(wrapped)
+		if ws.Name != SecretNames[i] || len(ws.Wrapped) != 40 {
+			return nil, fmt.Errorf("release: bundle secret %d is %q of %d bytes, want %q of 40", i, ws.Name, len(ws.Wrapped), SecretNames[i])
+		}
+		b.Secrets = append(b.Secrets, ws)
+	}
+	if !s.ReadUint24LengthPrefixed(&planDER) || !s.ReadUint24LengthPrefixed(&approvals) {
+		return nil, errMalformed
+	}
+	b.Plan = []byte(planDER)
+	for !approvals.Empty() {
+		var a cryptobyte.String
+		if !approvals.ReadUint16LengthPrefixed(&a) {
+			return nil, errMalformed
+		}
+		b.Approvals = append(b.Approvals, []byte(a))
+	}
+	var created uint64
+	if !s.CopyBytes(b.Transcript[:]) || !s.ReadUint64(&created) || created > 253402300799 {
+		return nil, errMalformed
+	}
+	b.Created = time.Unix(int64(created), 0).UTC()
+	b.body = der[:len(der)-len(s)]
+	var sig cryptobyte.String
+	if !s.ReadUint16LengthPrefixed(&sig) || !s.Empty() {
+		return nil, errMalformed
+	}
+	b.sig = []byte(sig)
+	return b, nil
+}
+
+// VerifySignature checks that the primary p signed the bundle.
+func (b *Bundle) VerifySignature(p *enroll.Primary) error {
+	if b.Primary != p.SigningKeyID() {
+		return fmt.Errorf("release: bundle %s is signed by primary key %s, not the pinned %s", b.Name(), b.Primary.Short(), p.SigningKeyID().Short())
+	}
+	if !primitive.VerifyP384(p.Signing, signedMessage(b.body), b.sig) {
+		return fmt.Errorf("release: bundle %s: the primary's signature does not verify (altered, or signed by another primary)", b.Name())
+	}
+	return nil
+}
+
+// Name is the bundle's conventional file name: RELEASE.REGION.bundle, or
+// RELEASE.primary for the primary's copy.
+func (b *Bundle) Name() string { return FileName(b.Release, b.Region) }
+
+// FileName is the conventional file name of a bundle.
+func FileName(releaseID, region string) string {
+	if region == PrimaryCopy {
+		return releaseID + ".primary"
+	}
+	return releaseID + "." + region + ".bundle"
+}
