@@ -1,0 +1,107 @@
+package release
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/internal/enroll"
+	"github.com/strongroom-kms/strongroom/internal/hsm"
+)
+
+var signingKey, _ = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+
+// handMade is a structurally valid bundle; its plan and RWK are not real
+// (the ceremony tests cover those), but its signature is.
+func handMade(t testing.TB) (*Bundle, []byte) {
+	t.Helper()
+	id, _ := enroll.KeyIDOf(&signingKey.PublicKey)
+	b := &Bundle{
+		Kind: KindRelease, Release: "2026-1", Region: "eu1", Iterations: 600000,
+		Primary: id, Recipient: enroll.KeyID{7}, OAEPHash: hsm.OAEPSHA256, RWK: bytes.Repeat([]byte{1}, 512),
+		Plan: []byte("plan"), Approvals: [][]byte{[]byte("a1"), []byte("a2")}, Transcript: [32]byte{3},
+		Created: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC),
+	}
+	for i, n := range SecretNames {
+		b.Secrets = append(b.Secrets, WrappedSecret{Name: n, Wrapped: bytes.Repeat([]byte{byte(i)}, 40), Commitment: [32]byte{byte(i)}})
+	}
+	der, err := b.Sign(signingKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, der
+}
+
+func TestBundleRoundTrip(t *testing.T) {
+	want, der := handMade(t)
+	got, err := Parse(der)
+	if err != nil {
+		t.Fatalf("Parse() error = %v", err)
+	}
+	if got.Release != want.Release || got.Region != want.Region || got.Iterations != want.Iterations ||
+		!bytes.Equal(got.RWK, want.RWK) || len(got.Approvals) != 2 || got.Secrets[2].Commitment != want.Secrets[2].Commitment ||
+		!got.Created.Equal(want.Created) || got.Name() != "2026-1.eu1.bundle" {
+		t.Errorf("Parse() = %+v, want %+v", got, want)
+	}
+	p := &enroll.Primary{Signing: &signingKey.PublicKey}
+	if err := got.VerifySignature(p); err != nil {
+		t.Errorf("VerifySignature() error = %v", err)
+	}
+	for i := range der {
+		bad := bytes.Clone(der)
+		bad[i] ^= 0x20
+		if b, err := Parse(bad); err == nil && b.VerifySignature(p) == nil {
+			t.Fatalf("bundle with byte %d altered verified", i)
+		}
+	}
+	if d, err := Decode(Encode(der)); err != nil || !bytes.Equal(d, der) {
+		t.Errorf("Decode(Encode()) = %v", err)
+	}
+}
+
+func TestContextsDiffer(t *testing.T) {
+	a := WrapContext("r", "eu1", "twk")
+	for _, b := range [][]byte{WrapContext("r", "eu1", "kdf-seed"), WrapContext("r", "us1", "twk"), WrapContext("r2", "eu1", "twk"),
+		WrapContext("r", "eu", "1twk")} {
+		if bytes.Equal(a, b) {
+			t.Errorf("WrapContext collision: %x", a)
+		}
+	}
+	if bytes.Equal(CommitmentPrefix("r", "twk"), CommitmentPrefix("r", "kdf-seed")) {
+		t.Error("CommitmentPrefix collision")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte{1, 1})
+	f.Fuzz(func(t *testing.T, der []byte) {
+		b, err := Parse(der)
+		if err != nil {
+			return
+		}
+		if len(b.Secrets) != len(SecretNames) || !b.OAEPHash.Valid() {
+			t.Fatalf("Parse accepted an invalid bundle: %+v", b)
+		}
+		if _, err := Decode(Encode(der)); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestWriteFuzzCorpus(t *testing.T) {
+	if os.Getenv("STRONGROOM_WRITE_CORPUS") != "1" {
+		t.Skip("set STRONGROOM_WRITE_CORPUS=1 to regenerate the committed fuzz seed corpora")
+	}
+	_, der := handMade(t)
+	dir := filepath.Join("testdata", "fuzz", "FuzzParse")
+	os.MkdirAll(dir, 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "valid"), []byte(fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", der)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
