@@ -13,12 +13,6 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/plan"
 )
 
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (l *stringList) String() string     { return fmt.Sprint(*l) }
-func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
-
 func readApprovals(files []string) ([]plan.NamedApproval, error) {
 	var out []plan.NamedApproval
 	for _, f := range files {
@@ -40,7 +34,7 @@ func ceremonyExecCommand(name, summary string, export bool) *command {
 			var hf hsmFlags
 			hf.register(fs, "the primary")
 			planFile := fs.String("plan", "", "the ceremony plan (required)")
-			var approvals stringList
+			var approvals repeatedFlag
 			fs.Var(&approvals, "approval", "an officer's approval file (repeat for each)")
 			out := fs.String("out", "", "directory for the bundles and the transcript (required)")
 			var from *string

@@ -49,6 +49,9 @@ func root() *command {
 		subs: []*command{
 			hsmCommand(),
 			regionCommand(),
+			officerCommand(),
+			ceremonyCommand(),
+			escrowCommand(),
 			versionCommand(),
 		},
 	}

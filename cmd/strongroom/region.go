@@ -140,20 +140,23 @@ func refuseExisting(path string) error {
 	return nil
 }
 
-// writeNewFile writes a public file that must not exist yet, atomically: a
-// temporary file is linked into place, so a crash never leaves half a file
-// and a concurrent writer cannot be overwritten.
-func writeNewFile(path string, data []byte) error {
+// writeNewFile writes a public file (mode 0644) that must not exist yet.
+func writeNewFile(path string, data []byte) error { return writeNewFileMode(0o644, path, data) }
+
+// writeNewFileMode writes a file that must not exist yet, atomically: a
+// temporary file with the given mode is linked into place, so a crash never
+// leaves half a file and a concurrent writer cannot be overwritten.
+func writeNewFileMode(mode os.FileMode, path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
+	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return err
 	}

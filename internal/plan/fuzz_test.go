@@ -1,0 +1,69 @@
+package plan
+
+import (
+	"bytes"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// The seed corpora under testdata/fuzz hold valid files made by
+// TestWriteFuzzCorpus (run with STRONGROOM_WRITE_CORPUS=1 to refresh them).
+
+func FuzzParsePlan(f *testing.F) {
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, der []byte) {
+		p, err := ParseDER(der)
+		if err != nil {
+			return
+		}
+		// One plan, one encoding: what parses re-encodes to the same bytes.
+		again, err := p.encode()
+		if err != nil || !bytes.Equal(again, der) {
+			t.Fatalf("ParseDER accepted a non-canonical encoding (%v)", err)
+		}
+		if p.Quorum < 1 || int(p.Quorum) > len(p.Officers) || len(p.Regions) == 0 || !p.Kind.Valid() || ValidRelease(p.Release) != nil {
+			t.Fatal("ParseDER accepted an invalid plan")
+		}
+		if q, err := New(*p); err != nil || q.Digest() != p.Digest() {
+			t.Fatalf("New(parsed plan) = %v, or another digest", err)
+		}
+	})
+}
+
+func FuzzParseApproval(f *testing.F) {
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, der []byte) {
+		a, err := parseApprovalDER(der)
+		if err != nil {
+			return
+		}
+		if !bytes.HasPrefix(der, a.body()) || !a.Kind.Valid() || ValidRelease(a.Release) != nil {
+			t.Fatal("parseApprovalDER accepted an invalid approval")
+		}
+	})
+}
+
+func TestWriteFuzzCorpus(t *testing.T) {
+	if os.Getenv("STRONGROOM_WRITE_CORPUS") != "1" {
+		t.Skip("set STRONGROOM_WRITE_CORPUS=1 to regenerate the committed fuzz seed corpora")
+	}
+	f := getFixture(t)
+	p := f.releasePlan(t)
+	blk, _ := pem.Decode(approveAs(t, f, "alice", p))
+	for name, data := range map[string][]byte{
+		"FuzzParsePlan":     p.Raw(),
+		"FuzzParseApproval": blk.Bytes,
+	} {
+		dir := filepath.Join("testdata", "fuzz", name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
+		if err := os.WriteFile(filepath.Join(dir, "valid"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

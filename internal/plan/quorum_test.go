@@ -1,0 +1,157 @@
+package plan
+
+import (
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+)
+
+func TestCheckQuorum(t *testing.T) {
+	f := getFixture(t)
+	p := f.releasePlan(t)
+	export, err := New(Plan{Kind: Export, Release: "2025-4", Created: now, Primary: p.Primary, Regions: p.Regions, Officers: p.Officers, Quorum: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := approveAs(t, f, "alice", p)
+	bob := approveAs(t, f, "bob", p)
+	carol := approveAs(t, f, "carol", p)
+	aliceAgain := Approve(f.signers["alice"], p, now.Add(2*time.Hour))
+	mallory := approveAs(t, f, "mallory", p)
+	bobOld := approveAs(t, f, "bob", export)
+	badSig := alterSignature(t, carol)
+	mID := f.pubs["mallory"].ID()
+
+	for _, tc := range []struct {
+		name      string
+		approvals []NamedApproval
+		met       bool
+		approvers string
+		str       string
+		errs      []error // per approval
+	}{
+		{
+			name:      "two of two",
+			approvals: []NamedApproval{{"alice.approval", alice}, {"bob.approval", bob}},
+			met:       true, approvers: "alice,bob",
+			str:  "quorum met: 2 of 2 required approvals (alice, bob)",
+			errs: []error{nil, nil},
+		},
+		{
+			name:      "three of two",
+			approvals: []NamedApproval{{"c", carol}, {"b", bob}, {"a", alice}},
+			met:       true, approvers: "carol,bob,alice",
+			errs: []error{nil, nil, nil},
+		},
+		{
+			name:      "not an officer",
+			approvals: []NamedApproval{{"alice.approval", alice}, {"bob.approval", mallory}},
+			approvers: "alice",
+			str:       "quorum not met: 1 of 2 required approvals (alice); bob.approval: signed by a key that is not an officer of this plan (key id " + hex.EncodeToString(mID[:8]) + ")",
+			errs:      []error{nil, ErrNotOfficer},
+		},
+		{
+			name:      "unreadable",
+			approvals: []NamedApproval{{"junk", []byte("hello")}, {"plan", p.Marshal()}, {"bob", bob}},
+			approvers: "bob",
+			errs:      []error{ErrUnreadable, ErrUnreadable, nil},
+		},
+		{
+			name:      "bad signature",
+			approvals: []NamedApproval{{"carol.approval", badSig}, {"bob", bob}},
+			approvers: "bob",
+			errs:      []error{ErrBadSignature, nil},
+		},
+		{
+			name:      "other plan",
+			approvals: []NamedApproval{{"bob-2025-4.approval", bobOld}, {"alice", alice}},
+			approvers: "alice",
+			errs:      []error{ErrOtherPlan, nil},
+		},
+		{
+			name:      "duplicate",
+			approvals: []NamedApproval{{"alice.approval", alice}, {"alice2.approval", aliceAgain}, {"alice3.approval", alice}},
+			approvers: "alice",
+			str:       "quorum not met: 1 of 2 required approvals (alice); alice2.approval: duplicate approval by an officer already counted (alice, counted from alice.approval); alice3.approval: duplicate approval by an officer already counted (alice, counted from alice.approval)",
+			errs:      []error{nil, ErrDuplicate, ErrDuplicate},
+		},
+		{
+			name: "none",
+			str:  "quorum not met: 0 of 2 required approvals (none)",
+		},
+	} {
+		q := CheckQuorum(p, tc.approvals)
+		var names []string
+		for _, o := range q.Approvers {
+			names = append(names, o.Name)
+		}
+		if q.Met() != tc.met || strings.Join(names, ",") != tc.approvers || q.Required != 2 || q.Officers != 3 {
+			t.Errorf("%s: Met() = %v, approvers %v, %d of %d", tc.name, q.Met(), names, q.Required, q.Officers)
+		}
+		if tc.str != "" && q.String() != tc.str {
+			t.Errorf("%s: String() =\n  %s\nwant\n  %s", tc.name, q, tc.str)
+		}
+		if err := q.Err(); (err == nil) != tc.met || (err != nil && (!errors.Is(err, ErrQuorumNotMet) || err.Error() != "plan: "+q.String())) {
+			t.Errorf("%s: Err() = %v", tc.name, err)
+		}
+		if len(q.Results) != len(tc.approvals) {
+			t.Fatalf("%s: %d results for %d approvals", tc.name, len(q.Results), len(tc.approvals))
+		}
+		for i, r := range q.Results {
+			if r.Source != tc.approvals[i].Source {
+				t.Errorf("%s: result %d is for %q", tc.name, i, r.Source)
+			}
+			if want := tc.errs[i]; (want == nil) != r.OK() || (want != nil && !errors.Is(r.Err, want)) {
+				t.Errorf("%s: %s: error = %v, want %v", tc.name, r.Source, r.Err, want)
+			}
+			if r.OK() && (r.Officer == nil || r.Approval == nil) {
+				t.Errorf("%s: counted approval without its officer", tc.name)
+			}
+		}
+	}
+
+	// The other plan is named, for humans.
+	q := CheckQuorum(p, []NamedApproval{{"bob-2025-4.approval", bobOld}})
+	if s := q.Results[0].String(); !strings.Contains(s, "it approves release 2025-4 (export)") || !strings.Contains(s, "this plan is release 2026-1 (release)") {
+		t.Errorf("other-plan result = %s", s)
+	}
+	// And the export plan itself is approved by them.
+	if !CheckQuorum(export, []NamedApproval{{"b", bobOld}, {"c", approveAs(t, f, "carol", export)}}).Met() {
+		t.Error("quorum on the export plan not met")
+	}
+}
+
+// An officer who signs the right digest under another release name or kind
+// (not something Approve does) is refused too.
+func TestApprovalFieldsMustMatchThePlan(t *testing.T) {
+	f := getFixture(t)
+	p := f.releasePlan(t)
+	for _, a := range []*Approval{
+		{PlanDigest: p.Digest(), Release: "2026-2", Kind: Release, Officer: f.pubs["alice"].Key, Time: now},
+		{PlanDigest: p.Digest(), Release: "2026-1", Kind: Export, Officer: f.pubs["alice"].Key, Time: now},
+	} {
+		body := a.body()
+		var b cryptobyte.Builder
+		b.AddBytes(body)
+		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(f.signers["alice"].Sign(approvalDomain, body)) })
+		q := CheckQuorum(p, []NamedApproval{{"a", encodePEM(ApprovalPEMType, b.BytesOrPanic())}})
+		if r := q.Results[0]; !errors.Is(r.Err, ErrOtherPlan) || !strings.Contains(r.Err.Error(), "names this plan's digest but release") {
+			t.Errorf("approval of %s (%s) with the right digest: %v", a.Release, a.Kind, r.Err)
+		}
+	}
+}
+
+// alterSignature flips a bit in the signature of an approval file.
+func alterSignature(t *testing.T, file []byte) []byte {
+	t.Helper()
+	der, err := decodePEM(file, ApprovalPEMType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der[len(der)-5] ^= 1
+	return encodePEM(ApprovalPEMType, der)
+}
