@@ -53,7 +53,7 @@ func BenchmarkDecryptOAEP(b *testing.B) {
 func BenchmarkWrap(b *testing.B) {
 	h, _ := openTestHSM(b, "bench-wrap")
 	ctx := context.Background()
-	w, err := h.GenerateSecretKey(ctx, hsm.KeySpec{Label: "bench-wrapping"})
+	w, err := h.GenerateSecretKey(ctx, hsm.KeySpec{Label: "bench-wrapping", Exportable: true})
 	if err != nil {
 		b.Fatal(err)
 	}

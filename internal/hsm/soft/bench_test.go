@@ -53,7 +53,7 @@ func BenchmarkDecryptOAEP(b *testing.B) {
 func BenchmarkWrap(b *testing.B) {
 	h := benchHSM(b)
 	ctx := context.Background()
-	w, _ := h.GenerateSecretKey(ctx, hsm.KeySpec{Ephemeral: true})
+	w, _ := h.GenerateSecretKey(ctx, hsm.KeySpec{Ephemeral: true, Exportable: true})
 	k, _ := h.GenerateSecretKey(ctx, hsm.KeySpec{Ephemeral: true, Exportable: true})
 	for b.Loop() {
 		if _, err := w.Wrap(ctx, k, []byte("release=2026-1 region=eu1 secret=twk")); err != nil {
