@@ -8,13 +8,13 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"regexp"
 
 	"golang.org/x/crypto/cryptobyte"
 
+	"github.com/strongroom-kms/strongroom/internal/armor"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 )
 
@@ -69,30 +69,16 @@ func signedMessage(domain string, body []byte) []byte {
 	return append(m, body...)
 }
 
-// decodePEM unwraps exactly one PEM block of the given type with nothing
-// but whitespace around it.
+// decodePEM unwraps exactly one PEM block of the given type.
 func decodePEM(data []byte, typ string) ([]byte, error) {
-	if len(data) > maxPEMSize {
-		return nil, fmt.Errorf("enroll: file larger than %d bytes: not a %s", maxPEMSize, typ)
+	der, err := armor.Decode(data, typ, maxPEMSize)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
 	}
-	block, rest := pem.Decode(data)
-	if block == nil || block.Type != typ {
-		return nil, fmt.Errorf("enroll: not a %s (expected a PEM block %q)", typ, "BEGIN "+typ)
-	}
-	if len(block.Headers) != 0 {
-		return nil, fmt.Errorf("enroll: unexpected PEM headers in %s", typ)
-	}
-	for _, c := range rest {
-		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
-			return nil, fmt.Errorf("enroll: trailing data after the %s", typ)
-		}
-	}
-	return block.Bytes, nil
+	return der, nil
 }
 
-func encodePEM(typ string, der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
-}
+func encodePEM(typ string, der []byte) []byte { return armor.Encode(typ, der) }
 
 // RSA and ECDSA public keys travel as PKIX DER.
 

@@ -11,12 +11,13 @@ package officer
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/strongroom-kms/strongroom/internal/armor"
 )
 
 const (
@@ -88,29 +89,15 @@ func signedMessage(domain string, body []byte) []byte {
 	return append(m, body...)
 }
 
-// decodePEM unwraps exactly one PEM block of the given type with nothing
-// but whitespace around it.
+// decodePEM unwraps exactly one PEM block of the given type.
 func decodePEM(data []byte, typ string) ([]byte, error) {
-	if len(data) > maxPEMSize {
-		return nil, fmt.Errorf("officer: file larger than %d bytes: not a %s", maxPEMSize, typ)
+	der, err := armor.Decode(data, typ, maxPEMSize)
+	if err != nil {
+		return nil, fmt.Errorf("officer: %w", err)
 	}
-	block, rest := pem.Decode(data)
-	if block == nil || block.Type != typ {
-		return nil, fmt.Errorf("officer: not a %s (expected a PEM block %q)", typ, "BEGIN "+typ)
-	}
-	if len(block.Headers) != 0 {
-		return nil, fmt.Errorf("officer: unexpected PEM headers in %s", typ)
-	}
-	for _, c := range rest {
-		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
-			return nil, fmt.Errorf("officer: trailing data after the %s", typ)
-		}
-	}
-	return block.Bytes, nil
+	return der, nil
 }
 
-func encodePEM(typ string, der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
-}
+func encodePEM(typ string, der []byte) []byte { return armor.Encode(typ, der) }
 
 var errTruncated = errors.New("officer: truncated or malformed data")

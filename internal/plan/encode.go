@@ -2,13 +2,13 @@ package plan
 
 import (
 	"bytes"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
 
+	"github.com/strongroom-kms/strongroom/internal/armor"
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/officer"
 )
@@ -188,27 +188,13 @@ func readOfficers(s *cryptobyte.String) ([]*officer.Public, error) {
 	return officers, nil
 }
 
-// decodePEM unwraps exactly one PEM block of the given type with nothing
-// but whitespace around it.
+// decodePEM unwraps exactly one PEM block of the given type.
 func decodePEM(data []byte, typ string) ([]byte, error) {
-	if len(data) > maxPEMSize {
-		return nil, fmt.Errorf("plan: file larger than %d bytes: not a %s", maxPEMSize, typ)
+	der, err := armor.Decode(data, typ, maxPEMSize)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
 	}
-	block, rest := pem.Decode(data)
-	if block == nil || block.Type != typ {
-		return nil, fmt.Errorf("plan: not a %s (expected a PEM block %q)", typ, "BEGIN "+typ)
-	}
-	if len(block.Headers) != 0 {
-		return nil, fmt.Errorf("plan: unexpected PEM headers in %s", typ)
-	}
-	for _, c := range rest {
-		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
-			return nil, fmt.Errorf("plan: trailing data after the %s", typ)
-		}
-	}
-	return block.Bytes, nil
+	return der, nil
 }
 
-func encodePEM(typ string, der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
-}
+func encodePEM(typ string, der []byte) []byte { return armor.Encode(typ, der) }

@@ -6,10 +6,10 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"time"
 
+	"github.com/strongroom-kms/strongroom/internal/armor"
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/keywrap"
@@ -47,23 +47,15 @@ func (r *Release) Destroy() {
 }
 
 // Encode armours a binary bundle as PEM, the form bundles travel in.
-func Encode(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: PEMType, Bytes: der}) }
+func Encode(der []byte) []byte { return armor.Encode(PEMType, der) }
 
 // Decode unwraps a PEM bundle.
 func Decode(data []byte) ([]byte, error) {
-	if len(data) > 2*maxBundle {
-		return nil, errMalformed
+	der, err := armor.Decode(data, PEMType, 2*maxBundle)
+	if err != nil {
+		return nil, fmt.Errorf("release: %w", err)
 	}
-	block, rest := pem.Decode(data)
-	if block == nil || block.Type != PEMType || len(block.Headers) != 0 {
-		return nil, fmt.Errorf("release: not a release bundle (expected a PEM block %q)", "BEGIN "+PEMType)
-	}
-	for _, c := range rest {
-		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
-			return nil, errors.New("release: trailing data after the bundle")
-		}
-	}
-	return block.Bytes, nil
+	return der, nil
 }
 
 // Verify checks everything about a bundle that needs no private key: the
