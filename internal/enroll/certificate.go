@@ -111,7 +111,7 @@ func Certify(ctx context.Context, signer hsm.SigningKey, req *Request, opts Cert
 	if c.body, err = c.marshalBody(); err != nil {
 		return nil, nil, err
 	}
-	if c.sig, err = primitive.SignP384(rand.Reader, signer, signedMessage(certificateDomain, c.body)); err != nil {
+	if c.sig, err = primitive.SignP384(rand.Reader, signer, SignedMessage(certificateDomain, c.body)); err != nil {
 		return nil, nil, fmt.Errorf("enroll: sign the certificate: %w", err)
 	}
 	var b cryptobyte.Builder
@@ -158,7 +158,7 @@ func ParseCertificateDER(der []byte) (*Certificate, error) {
 		return nil, err
 	}
 	var nb, na uint64
-	if !s.ReadUint64(&nb) || !s.ReadUint64(&na) || nb > maxUnix || na > maxUnix ||
+	if !s.ReadUint64(&nb) || !s.ReadUint64(&na) || nb > MaxUnix || na > MaxUnix ||
 		!s.CopyBytes(c.Issuer[:]) || !s.CopyBytes(c.Request[:]) {
 		return nil, errTruncated
 	}
@@ -181,7 +181,7 @@ func (c *Certificate) Verify(p *Primary, now time.Time) error {
 	if c.Issuer != p.SigningKeyID() {
 		return fmt.Errorf("enroll: certificate for %s was issued by primary signing key %s, not by %s", c.Region, c.Issuer.Short(), p.SigningKeyID().Short())
 	}
-	if !primitive.VerifyP384(p.Signing, signedMessage(certificateDomain, c.body), c.sig) {
+	if !primitive.VerifyP384(p.Signing, SignedMessage(certificateDomain, c.body), c.sig) {
 		return fmt.Errorf("enroll: certificate for %s: signature does not verify (altered, or not signed by this primary)", c.Region)
 	}
 	if now.Before(c.NotBefore) || !now.Before(c.NotAfter) {

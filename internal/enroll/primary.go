@@ -48,7 +48,7 @@ func (p *Primary) body() ([]byte, error) {
 	var b cryptobyte.Builder
 	b.AddUint8(formatVersion)
 	addRSAKey(&b, p.Encryption)
-	addECKey(&b, p.Signing)
+	AddSigningKey(&b, p.Signing)
 	addHashes(&b, p.OAEPHashes)
 	b.AddUint64(uint64(p.Created.Unix()))
 	return b.Bytes()
@@ -60,7 +60,7 @@ func signPrimary(ctx context.Context, p *Primary, enc hsm.EncryptionKey, sig hsm
 	if err != nil {
 		return nil, err
 	}
-	msg := signedMessage(primaryDomain, body)
+	msg := SignedMessage(primaryDomain, body)
 	ecSig, err := primitive.SignP384(rand.Reader, sig, msg)
 	if err != nil {
 		return nil, fmt.Errorf("enroll: sign primary.pub: %w", err)
@@ -103,14 +103,14 @@ func parsePrimaryDER(der []byte) (*Primary, error) {
 	if p.Encryption, err = readRSAKey(&s); err != nil {
 		return nil, err
 	}
-	if p.Signing, err = readECKey(&s); err != nil {
+	if p.Signing, err = ReadSigningKey(&s); err != nil {
 		return nil, err
 	}
 	if p.OAEPHashes, err = readHashes(&s); err != nil {
 		return nil, err
 	}
 	var created uint64
-	if !s.ReadUint64(&created) || created > maxUnix {
+	if !s.ReadUint64(&created) || created > MaxUnix {
 		return nil, errTruncated
 	}
 	p.Created = time.Unix(int64(created), 0).UTC()
@@ -119,7 +119,7 @@ func parsePrimaryDER(der []byte) (*Primary, error) {
 	if !s.ReadUint16LengthPrefixed(&ecSig) || !s.ReadUint16LengthPrefixed(&pssSig) || !s.Empty() {
 		return nil, errTruncated
 	}
-	msg := signedMessage(primaryDomain, body)
+	msg := SignedMessage(primaryDomain, body)
 	if !primitive.VerifyP384(p.Signing, msg, ecSig) {
 		return nil, errors.New("enroll: primary.pub: the signing key's self-signature does not verify")
 	}
@@ -129,8 +129,8 @@ func parsePrimaryDER(der []byte) (*Primary, error) {
 	return p, nil
 }
 
-// maxUnix bounds timestamps to something time.Unix handles sanely (year 9999).
-const maxUnix = 253402300799
+// MaxUnix bounds timestamps in every format to something time.Unix handles sanely (year 9999).
+const MaxUnix = 253402300799
 
 func verifyPSS(pub *rsa.PublicKey, msg, sig []byte) error {
 	d := sha256.Sum256(msg)

@@ -65,7 +65,7 @@ func signRequest(ctx context.Context, r *Request, enc hsm.EncryptionKey) ([]byte
 	if err != nil {
 		return nil, err
 	}
-	sig, err := enc.SignPSS(ctx, signedMessage(requestDomain, body))
+	sig, err := enc.SignPSS(ctx, SignedMessage(requestDomain, body))
 	if err != nil {
 		return nil, fmt.Errorf("enroll: sign the request (proof of possession): %w", err)
 	}
@@ -113,7 +113,7 @@ func parseRequestDER(der []byte) (*Request, error) {
 	var desc cryptobyte.String
 	var created uint64
 	if !s.ReadUint16LengthPrefixed(&desc) || len(desc) > maxDescription || !utf8.Valid(desc) ||
-		!s.ReadUint64(&created) || created > maxUnix || !s.CopyBytes(r.Nonce[:]) {
+		!s.ReadUint64(&created) || created > MaxUnix || !s.CopyBytes(r.Nonce[:]) {
 		return nil, errTruncated
 	}
 	r.HSM = string(desc)
@@ -123,7 +123,7 @@ func parseRequestDER(der []byte) (*Request, error) {
 	if !s.ReadUint16LengthPrefixed(&sig) || !s.Empty() {
 		return nil, errTruncated
 	}
-	if err := verifyPSS(r.Encryption, signedMessage(requestDomain, body), sig); err != nil {
+	if err := verifyPSS(r.Encryption, SignedMessage(requestDomain, body), sig); err != nil {
 		return nil, errors.New("enroll: the request's proof of possession does not verify: it was altered or not signed by its key")
 	}
 	return r, nil

@@ -61,8 +61,8 @@ func ValidRegion(r string) error {
 	return nil
 }
 
-// signedMessage is what a signature covers.
-func signedMessage(domain string, body []byte) []byte {
+// SignedMessage is what a signature covers: domain || 0x00 || body.
+func SignedMessage(domain string, body []byte) []byte {
 	m := make([]byte, 0, len(domain)+1+len(body))
 	m = append(m, domain...)
 	m = append(m, 0)
@@ -91,7 +91,8 @@ func addRSAKey(b *cryptobyte.Builder, pub *rsa.PublicKey) {
 	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(der) })
 }
 
-func addECKey(b *cryptobyte.Builder, pub *ecdsa.PublicKey) {
+// AddSigningKey appends an ECDSA P-384 public key as u16<> PKIX DER.
+func AddSigningKey(b *cryptobyte.Builder, pub *ecdsa.PublicKey) {
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		b.SetError(err)
@@ -119,7 +120,8 @@ func readRSAKey(s *cryptobyte.String) (*rsa.PublicKey, error) {
 	return rk, nil
 }
 
-func readECKey(s *cryptobyte.String) (*ecdsa.PublicKey, error) {
+// ReadSigningKey reads what AddSigningKey wrote, refusing any other key.
+func ReadSigningKey(s *cryptobyte.String) (*ecdsa.PublicKey, error) {
 	var der cryptobyte.String
 	if !s.ReadUint16LengthPrefixed(&der) || len(der) > maxKeySize {
 		return nil, errTruncated

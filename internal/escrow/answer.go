@@ -85,7 +85,7 @@ func (a *Answer) sign(signer crypto.Signer) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errAnswerTooLarge, err)
 	}
-	sig, err := primitive.SignP384(rand.Reader, signer, signedMessage(answerDomain, body))
+	sig, err := primitive.SignP384(rand.Reader, signer, enroll.SignedMessage(answerDomain, body))
 	if err != nil {
 		return nil, fmt.Errorf("escrow: sign the answer: %w", err)
 	}
@@ -114,7 +114,7 @@ func ParseAnswer(der []byte) (*Answer, error) {
 	a := &Answer{}
 	var region, nonce, cert, list cryptobyte.String
 	var t uint64
-	if !s.ReadUint8LengthPrefixed(&region) || !s.ReadUint8LengthPrefixed(&nonce) || !s.ReadUint64(&t) || t > maxUnix ||
+	if !s.ReadUint8LengthPrefixed(&region) || !s.ReadUint8LengthPrefixed(&nonce) || !s.ReadUint64(&t) || t > enroll.MaxUnix ||
 		!s.ReadUint24LengthPrefixed(&cert) || !s.ReadUint24LengthPrefixed(&list) {
 		return nil, errTruncated
 	}
@@ -165,7 +165,7 @@ func ParseAnswer(der []byte) (*Answer, error) {
 func (a *Answer) Verify(p *enroll.Primary, region string, nonce []byte, now time.Time) ([]Bundle, error) {
 	// The signature covers the embedded certificate too, so checking it first
 	// refuses any altered byte with one verification.
-	if !primitive.VerifyP384(a.Escrow.Signing, signedMessage(answerDomain, a.body), a.sig) {
+	if !primitive.VerifyP384(a.Escrow.Signing, enroll.SignedMessage(answerDomain, a.body), a.sig) {
 		return nil, fmt.Errorf("escrow: the answer's signature does not verify with the key of its certificate for escrow %s (altered, or signed by another key)", a.Escrow.Name)
 	}
 	if err := a.Escrow.Verify(p, now); err != nil {

@@ -53,7 +53,7 @@ func (c *Certificate) marshalBody() ([]byte, error) {
 	b.AddUint8(formatVersion)
 	b.AddBytes(c.Serial[:])
 	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(c.Name)) })
-	addECKey(&b, c.Signing)
+	enroll.AddSigningKey(&b, c.Signing)
 	b.AddUint64(uint64(c.NotBefore.Unix()))
 	b.AddUint64(uint64(c.NotAfter.Unix()))
 	b.AddBytes(c.Issuer[:])
@@ -102,7 +102,7 @@ func Certify(ctx context.Context, primarySigner hsm.SigningKey, req *Request, op
 	if c.body, err = c.marshalBody(); err != nil {
 		return nil, nil, err
 	}
-	if c.sig, err = primitive.SignP384(rand.Reader, primarySigner, signedMessage(certificateDomain, c.body)); err != nil {
+	if c.sig, err = primitive.SignP384(rand.Reader, primarySigner, enroll.SignedMessage(certificateDomain, c.body)); err != nil {
 		return nil, nil, fmt.Errorf("escrow: sign the certificate: %w", err)
 	}
 	var b cryptobyte.Builder
@@ -144,11 +144,11 @@ func ParseCertificateDER(der []byte) (*Certificate, error) {
 		return nil, err
 	}
 	var err error
-	if c.Signing, err = readECKey(&s); err != nil {
+	if c.Signing, err = enroll.ReadSigningKey(&s); err != nil {
 		return nil, err
 	}
 	var nb, na uint64
-	if !s.ReadUint64(&nb) || !s.ReadUint64(&na) || nb > maxUnix || na > maxUnix ||
+	if !s.ReadUint64(&nb) || !s.ReadUint64(&na) || nb > enroll.MaxUnix || na > enroll.MaxUnix ||
 		!s.CopyBytes(c.Issuer[:]) || !s.CopyBytes(c.Request[:]) {
 		return nil, errTruncated
 	}
@@ -174,7 +174,7 @@ func (c *Certificate) Verify(p *enroll.Primary, now time.Time) error {
 	if c.Issuer != p.SigningKeyID() {
 		return fmt.Errorf("escrow: certificate of escrow %s was issued by primary signing key %s, not by %s", c.Name, c.Issuer.Short(), p.SigningKeyID().Short())
 	}
-	if !primitive.VerifyP384(p.Signing, signedMessage(certificateDomain, c.body), c.sig) {
+	if !primitive.VerifyP384(p.Signing, enroll.SignedMessage(certificateDomain, c.body), c.sig) {
 		return fmt.Errorf("escrow: certificate of escrow %s: signature does not verify (altered, or not signed by this primary)", c.Name)
 	}
 	if now.Before(c.NotBefore) || !now.Before(c.NotAfter) {

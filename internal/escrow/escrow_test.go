@@ -66,7 +66,7 @@ func forgeCertificate(t *testing.T, signer hsm.SigningKey, issuer enroll.KeyID, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig, err := primitive.SignP384(rand.Reader, signer, signedMessage(certificateDomain, body))
+	sig, err := primitive.SignP384(rand.Reader, signer, enroll.SignedMessage(certificateDomain, body))
 	if err != nil {
 		t.Fatal(err)
 	}

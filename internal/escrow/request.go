@@ -113,7 +113,7 @@ func (r *Request) body() ([]byte, error) {
 	var b cryptobyte.Builder
 	b.AddUint8(formatVersion)
 	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(r.Name)) })
-	addECKey(&b, r.Signing)
+	enroll.AddSigningKey(&b, r.Signing)
 	b.AddUint64(uint64(r.Created.Unix()))
 	b.AddBytes(r.Nonce[:])
 	return b.Bytes()
@@ -125,7 +125,7 @@ func signRequest(r *Request, key hsm.SigningKey) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	sig, err := primitive.SignP384(rand.Reader, key, signedMessage(requestDomain, body))
+	sig, err := primitive.SignP384(rand.Reader, key, enroll.SignedMessage(requestDomain, body))
 	if err != nil {
 		return nil, fmt.Errorf("escrow: sign the request (proof of possession): %w", err)
 	}
@@ -169,11 +169,11 @@ func parseRequestDER(der []byte) (*Request, error) {
 		return nil, err
 	}
 	var err error
-	if r.Signing, err = readECKey(&s); err != nil {
+	if r.Signing, err = enroll.ReadSigningKey(&s); err != nil {
 		return nil, err
 	}
 	var created uint64
-	if !s.ReadUint64(&created) || created > maxUnix || !s.CopyBytes(r.Nonce[:]) {
+	if !s.ReadUint64(&created) || created > enroll.MaxUnix || !s.CopyBytes(r.Nonce[:]) {
 		return nil, errTruncated
 	}
 	r.Created = time.Unix(int64(created), 0).UTC()
@@ -182,7 +182,7 @@ func parseRequestDER(der []byte) (*Request, error) {
 	if !s.ReadUint16LengthPrefixed(&sig) || !s.Empty() {
 		return nil, errTruncated
 	}
-	if !primitive.VerifyP384(r.Signing, signedMessage(requestDomain, body), sig) {
+	if !primitive.VerifyP384(r.Signing, enroll.SignedMessage(requestDomain, body), sig) {
 		return nil, errors.New("escrow: the request's proof of possession does not verify: it was altered or not signed by its key")
 	}
 	return r, nil
