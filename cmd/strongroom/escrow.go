@@ -88,26 +88,15 @@ func escrowEnrollCommand() *command {
 				if err := refuseExisting(*out); err != nil {
 					return err
 				}
-				data, err := os.ReadFile(*reqFile)
+				req, err := readParsed(*reqFile, escrow.ParseRequest)
 				if err != nil {
 					return err
 				}
-				req, err := escrow.ParseRequest(data)
-				if err != nil {
-					return fmt.Errorf("%s: %w", *reqFile, err)
-				}
-				h, err := hf.open(ctx, e, false)
+				h, st, err := hf.openPrimary(ctx, e)
 				if err != nil {
 					return err
 				}
 				defer h.Close()
-				st, err := enroll.Inspect(ctx, h)
-				if err != nil {
-					return err
-				}
-				if st.Role() != "primary" {
-					return fmt.Errorf("the HSM %s is not an initialized primary (role: %q); run 'strongroom hsm info' to check", hf.uri, st.Role())
-				}
 				certPEM, cert, err := escrow.Certify(ctx, st.PrimarySigning, req, escrow.CertifyOptions{Now: e.now(), Validity: *validity})
 				if err != nil {
 					return err

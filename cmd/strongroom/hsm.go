@@ -37,6 +37,24 @@ func (f *hsmFlags) open(ctx context.Context, e *env, create bool) (hsm.HSM, erro
 	})
 }
 
+// openPrimary opens the HSM and checks that it is an initialized primary.
+// The caller closes the HSM.
+func (f *hsmFlags) openPrimary(ctx context.Context, e *env) (hsm.HSM, enroll.State, error) {
+	h, err := f.open(ctx, e, false)
+	if err != nil {
+		return nil, enroll.State{}, err
+	}
+	st, err := enroll.Inspect(ctx, h)
+	if err == nil && st.Role() != "primary" {
+		err = fmt.Errorf("the HSM %s is not an initialized primary (role: %q); run 'strongroom hsm info' to check", f.uri, st.Role())
+	}
+	if err != nil {
+		h.Close()
+		return nil, enroll.State{}, err
+	}
+	return h, st, nil
+}
+
 // readSecret reads a passphrase from a file or, failing that, an environment
 // variable. Secrets never come from flags or config values.
 func readSecret(e *env, file, envVar, what string) ([]byte, error) {
