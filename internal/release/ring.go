@@ -1,0 +1,181 @@
+package release
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/keycache"
+	"github.com/strongroom-kms/strongroom/internal/secret"
+)
+
+// Meta describes an opened release, without its secrets.
+type Meta struct {
+	ID         string
+	Kind       uint8
+	Iterations uint32
+	Created    time.Time
+	PlanDigest [32]byte
+}
+
+// Ring holds the releases a regional node has opened (S7): their secrets
+// live only sealed in an encrypted key cache, and are re-opened through the
+// regional HSM if the cache ever drops them. It also remembers every bundle
+// that failed to validate and why, so that the node reports not ready.
+type Ring struct {
+	h     hsm.HSM
+	trust Trust
+	cache *keycache.Cache
+
+	mu      sync.RWMutex
+	bundles map[string][]byte // release id → the validated bundle
+	meta    map[string]Meta
+	failed  map[string]string // bundle name → why it failed
+}
+
+// ErrUnknownRelease: no opened release has that id.
+var ErrUnknownRelease = errors.New("release: no such release is loaded")
+
+// NewRing makes an empty ring that opens bundles with h for trust and keeps
+// their secrets in cache.
+func NewRing(h hsm.HSM, trust Trust, cache *keycache.Cache) *Ring {
+	return &Ring{h: h, trust: trust, cache: cache,
+		bundles: map[string][]byte{}, meta: map[string]Meta{}, failed: map[string]string{}}
+}
+
+func cacheID(id, name string) string { return "release/" + id + "/" + name }
+
+// Load verifies and opens one installed bundle (named by name, e.g. its file
+// or database key). On failure the ring records it, which keeps the node not
+// ready, and returns the error. A bundle for an already loaded release id is
+// accepted only if it is byte-for-byte the same bundle.
+func (r *Ring) Load(ctx context.Context, name string, data []byte) (Meta, error) {
+	rel, err := Open(ctx, r.h, data, r.trust)
+	if err != nil {
+		r.fail(name, err)
+		return Meta{}, err
+	}
+	defer rel.Destroy()
+	m := Meta{ID: rel.ID, Kind: rel.Kind, Iterations: rel.Iterations, Created: rel.Created, PlanDigest: rel.PlanDigest}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old, ok := r.bundles[m.ID]; ok && !bytes.Equal(old, data) {
+		err := fmt.Errorf("release: %s conflicts with the installed bundle of release %s", name, m.ID)
+		r.failed[name] = err.Error()
+		return Meta{}, err
+	}
+	for n, s := range map[string]secret.Key{SecretKDFSeed: rel.Seed, SecretKDFSalt: rel.Salt, SecretTWK: rel.TWK} {
+		if err := r.cache.Put(cacheID(m.ID, n), s); err != nil {
+			return Meta{}, fmt.Errorf("release: cache %s of %s: %w", n, m.ID, err)
+		}
+	}
+	r.bundles[m.ID] = bytes.Clone(data)
+	r.meta[m.ID] = m
+	delete(r.failed, name)
+	return m, nil
+}
+
+func (r *Ring) fail(name string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failed[name] = err.Error()
+}
+
+// Secret returns a copy of one secret of a loaded release (the caller
+// destroys it). If the cache dropped it, the bundle is opened again through
+// the HSM.
+func (r *Ring) Secret(ctx context.Context, id, name string) (secret.Key, error) {
+	r.mu.RLock()
+	data, ok := r.bundles[id]
+	r.mu.RUnlock()
+	if !ok {
+		return secret.Key{}, fmt.Errorf("%w: %q", ErrUnknownRelease, id)
+	}
+	return r.cache.GetOrLoad(ctx, cacheID(id, name), func(ctx context.Context) (secret.Key, error) {
+		rel, err := Open(ctx, r.h, data, r.trust)
+		if err != nil {
+			return secret.Key{}, err
+		}
+		defer rel.Destroy()
+		var k secret.Key
+		switch name {
+		case SecretKDFSeed:
+			k = rel.Seed
+		case SecretKDFSalt:
+			k = rel.Salt
+		case SecretTWK:
+			k = rel.TWK
+		default:
+			return secret.Key{}, fmt.Errorf("release: no secret named %q", name)
+		}
+		return secret.New(k.Bytes()) // a copy: the cache takes ownership
+	})
+}
+
+// Meta returns a loaded release's description.
+func (r *Ring) Meta(id string) (Meta, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	m, ok := r.meta[id]
+	if !ok {
+		return Meta{}, fmt.Errorf("%w: %q", ErrUnknownRelease, id)
+	}
+	return m, nil
+}
+
+// Current is the newest loaded release: the one new tenant secrets are
+// wrapped under.
+func (r *Ring) Current() (Meta, error) {
+	all := r.Releases()
+	if len(all) == 0 {
+		return Meta{}, fmt.Errorf("%w: no release is installed", ErrUnknownRelease)
+	}
+	return all[len(all)-1], nil
+}
+
+// Releases lists the loaded releases, oldest first.
+func (r *Ring) Releases() []Meta {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]Meta, 0, len(r.meta))
+	for _, m := range r.meta {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.Before(out[j].Created)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// Ready is nil when at least one release is loaded and no installed bundle
+// failed; otherwise it says which bundles failed and why.
+func (r *Ring) Ready() error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if len(r.failed) > 0 {
+		names := make([]string, 0, len(r.failed))
+		for n := range r.failed {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		var parts []string
+		for _, n := range names {
+			parts = append(parts, n+": "+r.failed[n])
+		}
+		return fmt.Errorf("release: %d bundle(s) failed to validate: %s", len(names), strings.Join(parts, "; "))
+	}
+	if len(r.meta) == 0 {
+		return errors.New("release: no release is installed")
+	}
+	return nil
+}
