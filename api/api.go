@@ -1,0 +1,195 @@
+// Package api holds the wire types of Strongroom's HTTP/JSON API under /v1.
+// The server (internal/httpapi) and the Go client (package client) share
+// them. Byte strings travel as standard base64 (encoding/json's []byte).
+//
+// Every error answer is an Error with an HTTP status of 4xx or 5xx.
+package api
+
+import "time"
+
+// Error is the body of every error answer.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// NextAllowed is set on rate_limited answers: when the next rotation of
+	// that tenant and key type is allowed (also in the Retry-After header).
+	NextAllowed *time.Time `json:"next_allowed,omitempty"`
+}
+
+// Error codes.
+const (
+	CodeBadRequest       = "bad_request"       // malformed JSON, unknown field, bad value
+	CodeUnauthenticated  = "unauthenticated"   // no or unknown token
+	CodeForbidden        = "forbidden"         // the token's role or tenant scope does not allow it
+	CodeNotFound         = "not_found"         // no such tenant, key or route
+	CodeExists           = "exists"            // the name is taken
+	CodeConflict         = "conflict"          // a different release bundle under an installed id
+	CodeRateLimited      = "rate_limited"      // rotation too soon (HTTP 429)
+	CodeTooManyKeys      = "too_many_keys"     // the type's active+archived limit is reached
+	CodeKeyDestroyed     = "key_destroyed"     // the key was destroyed: its data is gone
+	CodeKeyArchived      = "key_archived"      // an archived key decrypts only
+	CodeNoActiveKey      = "no_active_key"     // generate or upload a key first
+	CodeDecrypt          = "decryption_failed" // altered ciphertext or wrong context
+	CodeInvalidBundle    = "invalid_bundle"    // a release bundle failed verification
+	CodeTooLarge         = "too_large"         // body or batch over the limit
+	CodeNotReady         = "not_ready"         // a release failed to validate
+	CodeInternal         = "internal"          // a server fault; details are in its log
+	CodeMethodNotAllowed = "method_not_allowed"
+)
+
+// Roles of API tokens.
+const (
+	RoleOperator    = "operator"     // tenants, tokens, releases; all tenants
+	RoleTenantAdmin = "tenant-admin" // one tenant's keys
+	RoleApp         = "app"          // one tenant's data plane
+	RoleAuditor     = "auditor"      // read-only, all tenants
+)
+
+// Health is the answer of GET /v1/health and GET /v1/ready.
+type Health struct {
+	Status   string    `json:"status"` // "ok" or "not_ready"
+	Region   string    `json:"region,omitempty"`
+	Releases []Release `json:"releases,omitempty"`
+	Problems []string  `json:"problems,omitempty"`
+}
+
+// Release is an installed release, without secrets.
+type Release struct {
+	ID         string    `json:"id"`
+	Iterations uint32    `json:"iterations"`
+	Created    time.Time `json:"created"`
+}
+
+// InstallReleaseRequest is POST /v1/releases: a bundle file (PEM).
+type InstallReleaseRequest struct {
+	Bundle []byte `json:"bundle"`
+}
+
+// Tenant is a tenant.
+type Tenant struct {
+	ID               string    `json:"id"`
+	Name             string    `json:"name"`
+	Env              string    `json:"env"` // production, developer, sandbox
+	Created          time.Time `json:"created"`
+	DerivationOptOut bool      `json:"derivation_opt_out"`
+}
+
+// CreateTenantRequest is POST /v1/tenants.
+type CreateTenantRequest struct {
+	Name string `json:"name"`
+	Env  string `json:"env"`
+}
+
+// CreateTokenRequest is POST /v1/tokens.
+type CreateTokenRequest struct {
+	Role   string `json:"role"`
+	Tenant string `json:"tenant,omitempty"` // tenant name; required for tenant-admin and app
+	Name   string `json:"name,omitempty"`   // a label for humans
+	TTL    string `json:"ttl,omitempty"`    // e.g. "720h"; empty = no expiry
+}
+
+// Token is a created token. Secret is shown once and never stored.
+type Token struct {
+	ID      string     `json:"id"`
+	Role    string     `json:"role"`
+	Tenant  string     `json:"tenant,omitempty"`
+	Name    string     `json:"name,omitempty"`
+	Expires *time.Time `json:"expires,omitempty"`
+	Secret  string     `json:"secret,omitempty"`
+}
+
+// Key is one version of a tenant's key, without material.
+type Key struct {
+	Tenant     string     `json:"tenant"`
+	Type       string     `json:"type"`
+	Version    uint32     `json:"version"`
+	State      string     `json:"state"`      // active, archived, destroyed
+	Source     string     `json:"source"`     // hsm, uploaded
+	Derivation string     `json:"derivation"` // pbkdf2, none
+	Release    string     `json:"release"`
+	Created    time.Time  `json:"created"`
+	Destroyed  *time.Time `json:"destroyed,omitempty"`
+}
+
+// GenerateKeyRequest is POST /v1/tenants/{tenant}/keys.
+type GenerateKeyRequest struct {
+	Type string `json:"type"`
+}
+
+// DestroyKeyRequest is POST /v1/tenants/{tenant}/keys/{type}/{version}/destroy.
+// Confirm must be exactly "TENANT/TYPE/VERSION".
+type DestroyKeyRequest struct {
+	Confirm string `json:"confirm"`
+}
+
+// EncryptRequest is POST /v1/tenants/{tenant}/encrypt: a batch of items, each
+// encrypted under the active key of Type (default "data").
+type EncryptRequest struct {
+	Type  string        `json:"type,omitempty"`
+	Items []EncryptItem `json:"items"`
+}
+
+// EncryptItem is one plaintext with its caller context, bound as associated
+// data: the same context must be given to decrypt.
+type EncryptItem struct {
+	Plaintext []byte            `json:"plaintext"`
+	Context   map[string]string `json:"context,omitempty"`
+}
+
+// EncryptResponse answers an EncryptRequest, item by item.
+type EncryptResponse struct {
+	Items []EncryptResult `json:"items"`
+}
+
+// EncryptResult is one item's ciphertext, or its error.
+type EncryptResult struct {
+	Ciphertext []byte `json:"ciphertext,omitempty"`
+	Type       string `json:"type,omitempty"`
+	Version    uint32 `json:"version,omitempty"`
+	Error      *Error `json:"error,omitempty"`
+}
+
+// DecryptRequest is POST /v1/tenants/{tenant}/decrypt.
+type DecryptRequest struct {
+	Items []DecryptItem `json:"items"`
+}
+
+// DecryptItem is one ciphertext with the context it was encrypted with.
+type DecryptItem struct {
+	Ciphertext []byte            `json:"ciphertext"`
+	Context    map[string]string `json:"context,omitempty"`
+}
+
+// DecryptResponse answers a DecryptRequest, item by item.
+type DecryptResponse struct {
+	Items []DecryptResult `json:"items"`
+}
+
+// DecryptResult is one item's plaintext, or its error (e.g. key_destroyed).
+type DecryptResult struct {
+	Plaintext []byte `json:"plaintext,omitempty"`
+	Type      string `json:"type,omitempty"`
+	Version   uint32 `json:"version,omitempty"`
+	Error     *Error `json:"error,omitempty"`
+}
+
+// DEKRequest is POST /v1/tenants/{tenant}/dek: deliver a DEK sealed with HPKE
+// (RFC 9180) to the caller's public key, on top of TLS, for clients that
+// encrypt locally.
+type DEKRequest struct {
+	Type    string `json:"type,omitempty"`    // default "data"
+	Version uint32 `json:"version,omitempty"` // 0 = the active key
+	// KEM is the HPKE KEM id of PublicKey: 0x0020 (DHKEM X25519) or
+	// 0x647a (ML-KEM-768 + X25519).
+	KEM       uint16 `json:"kem"`
+	PublicKey []byte `json:"public_key"`
+}
+
+// DEKResponse carries the sealed DEK. The HPKE suite is KEM (as asked),
+// HKDF-SHA256 and AES-256-GCM; info and associated data bind the tenant, type
+// and version (see docs).
+type DEKResponse struct {
+	Type    string `json:"type"`
+	Version uint32 `json:"version"`
+	Sealed  []byte `json:"sealed"` // enc || ciphertext, as hpke.Seal returns
+}
