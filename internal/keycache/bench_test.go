@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/strongroom-kms/strongroom/internal/derive"
 	"github.com/strongroom-kms/strongroom/internal/secret"
 )
 
@@ -62,34 +61,6 @@ func BenchmarkPut(b *testing.B) {
 		if err := c.Put("dek/2026-1/00D5g000000000001/data/1", k); err != nil {
 			b.Fatal(err)
 		}
-	}
-}
-
-// BenchmarkGetOrLoadCold is a cold DEK: one PBKDF2 run at the minimum
-// 100 000 iterations, then sealing and caching it.
-func BenchmarkGetOrLoadCold(b *testing.B) {
-	c := New(Options{})
-	defer c.Close()
-	seed, salt, ts := testKey(b, 0x10, 0), testKey(b, 0x20, 0), testKey(b, 0x30, 0)
-	i := 0
-	b.ReportAllocs()
-	for b.Loop() {
-		i++
-		tenant := fmt.Sprintf("00D5g0000%09d", i)
-		id := "dek/2026-1/" + tenant + "/data/1"
-		k, err := c.GetOrLoad(context.Background(), id, func(context.Context) (secret.Key, error) {
-			return derive.Key(derive.Input{
-				Release: "2026-1", Iterations: derive.MinIterations, Seed: seed, Salt: salt,
-				TenantID: tenant, KeyType: "data", Version: 1, TenantSecret: ts,
-			})
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		k.Destroy()
-	}
-	if s := c.Stats(); s.Hits != 0 {
-		b.Fatalf("not cold: %+v", s)
 	}
 }
 

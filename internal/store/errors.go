@@ -1,0 +1,67 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// The errors of the store, for errors.Is. Errors returned by a Store wrap at
+// most one of them; their messages start with "store: " and never contain key
+// material, fingerprints or token hashes.
+var (
+	// ErrNotFound: no such tenant, token, release or key.
+	ErrNotFound = errors.New("store: not found")
+	// ErrExists: a tenant or token with the same ID, name or hash exists.
+	ErrExists = errors.New("store: already exists")
+	// ErrConflict: a different release bundle is installed under that ID.
+	ErrConflict = errors.New("store: conflicts with what is stored")
+	// ErrRateLimited: the previous key of this tenant and type is too
+	// recent. The error is a *RateLimitedError, which says when.
+	ErrRateLimited = errors.New("store: rotation rate limited")
+	// ErrTooManyKeys: the tenant has MaxKeys active and archived keys of
+	// this type; destroy one first.
+	ErrTooManyKeys = errors.New("store: too many keys")
+	// ErrDuplicate: a key of the tenant (any type, any state) has the same
+	// fingerprint.
+	ErrDuplicate = errors.New("store: duplicate key")
+	// ErrDestroyed: the key is destroyed already.
+	ErrDestroyed = errors.New("store: key destroyed")
+	// ErrInvalid: an argument breaks the rules (name, type, role…).
+	ErrInvalid = errors.New("store: invalid argument")
+	// ErrSchemaTooNew: the database was written by a newer Strongroom.
+	ErrSchemaTooNew = errors.New("store: database schema is newer than this build")
+)
+
+// RateLimitedError says when the next rotation is allowed.
+type RateLimitedError struct {
+	// Next is the newest key's Created plus MinInterval.
+	Next time.Time
+}
+
+func (e *RateLimitedError) Error() string {
+	return "store: rotation rate limited: the next key of this type may be made at " +
+		e.Next.UTC().Format(time.RFC3339Nano)
+}
+
+// Unwrap makes errors.Is(err, ErrRateLimited) true.
+func (e *RateLimitedError) Unwrap() error { return ErrRateLimited }
+
+// kindError is an error of one of the kinds above with its own message.
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
+
+// Errorf returns an error whose message is "store: " followed by the
+// formatted text, and which wraps kind (one of the Err values) for
+// errors.Is. The drivers use it too. Never format key material into it.
+func Errorf(kind error, format string, args ...any) error {
+	return &kindError{kind: kind, msg: "store: " + fmt.Sprintf(format, args...)}
+}
+
+// invalidf is Errorf(ErrInvalid, …).
+func invalidf(format string, args ...any) error { return Errorf(ErrInvalid, format, args...) }

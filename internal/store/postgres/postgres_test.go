@@ -1,0 +1,106 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/store/storetest"
+)
+
+var ctx = context.Background()
+
+func open(t *testing.T, dsn string) *Store {
+	t.Helper()
+	s, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatalf("Open() error = %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Postgres(t) // skip or fail before anything else
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t, storetest.Postgres(t)) })
+}
+
+func TestOpenErrors(t *testing.T) {
+	for dsn, want := range map[string]string{
+		"sqlite:x":                       "not a PostgreSQL DSN",
+		"postgres://u:hunter2@[::1:5432": "store: postgres: ",
+	} {
+		_, err := Open(ctx, dsn)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Open(%q) error = %v, want %q", dsn, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("Open() error %q shows the password", err)
+		}
+	}
+}
+
+func TestReopenAndNewerSchema(t *testing.T) {
+	dsn := storetest.Postgres(t)
+	s := open(t, dsn)
+	tn, err := s.CreateTenant(ctx, store.NewTenant("acme", store.EnvProduction, storeTime))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second node opening the same database: migrations are not re-applied.
+	s2 := open(t, dsn)
+	if _, err := s2.TenantByID(ctx, tn.ID); err != nil {
+		t.Errorf("second Open: TenantByID() error = %v", err)
+	}
+	var n int
+	if err := s2.pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("schema_migrations has %d rows, %v, want 1", n, err)
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES (99, '099_future.sql')`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(ctx, dsn)
+	if !errors.Is(err, store.ErrSchemaTooNew) || !strings.Contains(err.Error(), "schema version 99") {
+		t.Errorf("Open(newer schema) error = %v, want ErrSchemaTooNew naming version 99", err)
+	}
+}
+
+// TestConcurrentOpen: nodes starting at once against an empty database all
+// open it; the schema is applied once (advisory lock).
+func TestConcurrentOpen(t *testing.T) {
+	dsn := storetest.Postgres(t)
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			s, err := Open(ctx, dsn)
+			if err == nil {
+				s.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent Open() error = %v", err)
+		}
+	}
+}
+
+// TestSynchronousCommitOff: a session that would acknowledge commits before
+// they are durable is refused.
+func TestSynchronousCommitOff(t *testing.T) {
+	dsn := storetest.Postgres(t)
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	_, err := Open(ctx, dsn+sep+"synchronous_commit=off")
+	if err == nil || !strings.Contains(err.Error(), "synchronous_commit=off") {
+		t.Errorf("Open(synchronous_commit=off) error = %v, want a refusal", err)
+	}
+}
+
+var storeTime = time.Date(2026, 3, 1, 9, 30, 0, 123456000, time.UTC)

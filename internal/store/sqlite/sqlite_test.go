@@ -1,0 +1,366 @@
+package sqlite
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/store/storetest"
+)
+
+var ctx = context.Background()
+
+func openFile(t *testing.T) store.Store {
+	s, err := Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "strongroom.db"))
+	if err != nil {
+		t.Fatalf("Open() error = %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close() error = %v", err)
+		}
+	})
+	return s
+}
+
+func TestConformanceFile(t *testing.T) {
+	storetest.Run(t, openFile)
+}
+
+func TestConformanceMemory(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := Open(ctx, "sqlite::memory:")
+		if err != nil {
+			t.Fatalf("Open(memory) error = %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	for dsn, want := range map[string]string{
+		"postgres://x":                 "not a SQLite DSN",
+		"sqlite:":                      "no database path",
+		"sqlite:" + dir + "/a.db?x=1":  "may not contain '?'",
+		"sqlite:file:" + dir + "/a.db": "nor start with file:",
+		"sqlite:" + dir:                "not a regular file",
+		"sqlite:" + dir + "/no/such/a": "creating the database",
+	} {
+		s, err := Open(ctx, dsn)
+		if err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded, want an error containing %q", dsn, want)
+			continue
+		}
+		if !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), "store: sqlite: ") {
+			t.Errorf("Open(%q) error = %v, want \"store: sqlite: …%s…\"", dsn, err, want)
+		}
+	}
+}
+
+func TestFileModeAndPragmas(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	s, err := Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Write something so that the WAL exists.
+	if _, err := s.CreateTenant(ctx, store.NewTenant("acme", store.EnvProduction, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatalf("stat %s: %v", p, err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %#o, want 0600", filepath.Base(p), fi.Mode().Perm())
+		}
+	}
+	// Every pooled connection runs with the durable settings.
+	conns := make([]*sql.Conn, 3)
+	for i := range conns {
+		c, err := s.db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+		for p, want := range map[string]string{"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1",
+			"secure_delete": "1", "busy_timeout": strconv.Itoa(int(BusyTimeout.Milliseconds()))} {
+			var got string
+			if err := c.QueryRowContext(ctx, "PRAGMA "+p).Scan(&got); err != nil || got != want {
+				t.Errorf("connection %d: PRAGMA %s = %q, %v, want %q", i, p, got, err, want)
+			}
+		}
+	}
+}
+
+func TestRefusesReadableFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(ctx, "sqlite:"+path)
+	if err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("Open(mode 0644 file) error = %v, want a refusal that says chmod 600", err)
+	}
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	s, err := Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn, err := s.CreateTenant(ctx, store.NewTenant("acme", store.EnvProduction, time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	if _, err := s.TenantByID(ctx, tn.ID); err != nil {
+		t.Errorf("after reopen, TenantByID() error = %v", err)
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("schema_migrations has %d rows, %v, want 1 (migrations applied once)", n, err)
+	}
+}
+
+func TestRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	s, err := Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied) VALUES (99, '099_future.sql', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err = Open(ctx, "sqlite:"+path)
+	if !errors.Is(err, store.ErrSchemaTooNew) || !strings.Contains(err.Error(), "schema version 99") {
+		t.Errorf("Open(newer schema) error = %v, want ErrSchemaTooNew naming version 99", err)
+	}
+}
+
+// TestTwoStoresOneFile: two Stores on one file (two KMS processes) rotating
+// the same series at once are serialised by BEGIN IMMEDIATE.
+func TestTwoStoresOneFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	a, err := Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tn, err := a.CreateTenant(ctx, store.NewTenant("acme", store.EnvProduction, now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.InstallRelease(ctx, store.Release{ID: "r1", Bundle: []byte("-----BEGIN X-----\n-----END X-----\n"), Installed: now}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 10
+	errs := make(chan error, 2*n)
+	start := make(chan struct{})
+	for i := range 2 * n {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		go func() {
+			<-start
+			_, err := s.Rotate(ctx, store.RotateRequest{Tenant: tn.ID, Type: store.TypeData, MinInterval: 24 * time.Hour, MaxKeys: 10, Now: now,
+				New: store.Key{Source: store.SourceHSM, Derivation: store.DerivationPBKDF2, Release: "r1", Wrapped: []byte{byte(i), 1, 2, 3}}})
+			errs <- err
+		}()
+	}
+	close(start)
+	won := 0
+	for range 2 * n {
+		switch err := <-errs; {
+		case err == nil:
+			won++
+		case !errors.Is(err, store.ErrRateLimited):
+			t.Errorf("Rotate() error = %v", err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d rotations succeeded across two stores, want 1", won)
+	}
+}
+
+// TestCrash kills a process that rotates in a loop (SIGKILL, at a random
+// point) and checks, after reopening, that every rotation it acknowledged is
+// there and that exactly one key is active.
+func TestCrash(t *testing.T) {
+	if os.Getenv("STRONGROOM_SQLITE_CRASH_CHILD") != "" {
+		crashChild()
+		return
+	}
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	path := filepath.Join(t.TempDir(), "s.db")
+	s, err := Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tn, err := s.CreateTenant(ctx, store.NewTenant("acme", store.EnvProduction, now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.InstallRelease(ctx, store.Release{ID: "r1", Bundle: []byte("-----BEGIN X-----\n-----END X-----\n"), Installed: now}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	for round := range 3 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrash$")
+		cmd.Env = append(os.Environ(), "STRONGROOM_SQLITE_CRASH_CHILD="+path, "STRONGROOM_SQLITE_CRASH_TENANT="+tn.ID)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Read acknowledgements until the child has made some in this
+		// round, kill it mid-flight, then read what it printed before it
+		// died: those were acknowledged too.
+		r := bufio.NewReader(out)
+		acked, lines := 0, 0
+		readLine := func() bool {
+			l, err := r.ReadString('\n')
+			if v, err := strconv.Atoi(strings.TrimSpace(l)); err == nil && v > acked {
+				acked = v
+			}
+			lines++
+			return err == nil
+		}
+		for lines < 3+round*5 && readLine() {
+		}
+		cmd.Process.Kill()
+		for readLine() {
+		}
+		cmd.Wait()
+		if acked == 0 {
+			t.Fatalf("round %d: the child acknowledged no rotation", round)
+		}
+
+		s, err := Open(ctx, "sqlite:"+path)
+		if err != nil {
+			t.Fatalf("round %d: reopening after the crash: %v", round, err)
+		}
+		ks, err := s.Keys(ctx, tn.ID, store.TypeData)
+		s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		active := 0
+		for _, k := range ks {
+			if k.State == store.StateActive {
+				active++
+			}
+		}
+		if len(ks) < acked || active != 1 {
+			t.Fatalf("round %d: after a crash, %d keys (%d active), but %d rotations were acknowledged; want ≥ %d keys, 1 active",
+				round, len(ks), active, acked, acked)
+		}
+		t.Logf("round %d: %d rotations acknowledged, %d keys found, 1 active", round, acked, len(ks))
+	}
+}
+
+// crashChild rotates forever, printing each acknowledged version.
+func crashChild() {
+	path := os.Getenv("STRONGROOM_SQLITE_CRASH_CHILD")
+	tenant := os.Getenv("STRONGROOM_SQLITE_CRASH_TENANT")
+	s, err := Open(ctx, "sqlite:"+path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; ; i++ {
+		k, err := s.Rotate(ctx, store.RotateRequest{Tenant: tenant, Type: store.TypeData, MaxKeys: 1 << 30, Now: now,
+			New: store.Key{Source: store.SourceHSM, Derivation: store.DerivationPBKDF2, Release: "r1", Wrapped: []byte(strconv.Itoa(i))}})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		fmt.Printf("%d\n", k.Version)
+	}
+}
+
+// TestDestroyErases: once destroyed, the wrapped bytes are in neither the
+// database file nor the WAL (secure_delete and the WAL truncation).
+func TestDestroyErases(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	s, err := Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tn, err := s.CreateTenant(ctx, store.NewTenant("acme", store.EnvProduction, now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.InstallRelease(ctx, store.Release{ID: "r1", Bundle: []byte("-----BEGIN X-----\n-----END X-----\n"), Installed: now}); err != nil {
+		t.Fatal(err)
+	}
+	marker := []byte(strings.Repeat("WRAPPED-KEY-MARKER:", 8))
+	if _, err := s.Rotate(ctx, store.RotateRequest{Tenant: tn.ID, Type: store.TypeData, MaxKeys: 10, Now: now,
+		New: store.Key{Source: store.SourceHSM, Derivation: store.DerivationPBKDF2, Release: "r1", Wrapped: marker}}); err != nil {
+		t.Fatal(err)
+	}
+	contains := func() bool {
+		for _, p := range []string{path, path + "-wal"} {
+			b, err := os.ReadFile(p)
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Fatal(err)
+			}
+			if bytes.Contains(b, marker[:19]) {
+				return true
+			}
+		}
+		return false
+	}
+	if !contains() {
+		t.Fatal("the wrapped key is not in the files before destruction: the test looks in the wrong place")
+	}
+	if _, err := s.DestroyKey(ctx, tn.ID, store.TypeData, 1, now); err != nil {
+		t.Fatal(err)
+	}
+	if contains() {
+		t.Error("the destroyed key's wrapped bytes are still in the database file or the WAL")
+	}
+}
