@@ -35,6 +35,8 @@ const (
 	CodeNotReady         = "not_ready"         // a release failed to validate
 	CodeInternal         = "internal"          // a server fault; details are in its log
 	CodeMethodNotAllowed = "method_not_allowed"
+	CodeUnsupportedMedia = "unsupported_media_type" // a body that is not application/json (HTTP 415)
+	CodeTimeout          = "timeout"                // the request took longer than limits.request_timeout (HTTP 503)
 )
 
 // Roles of API tokens.
@@ -58,6 +60,17 @@ type Release struct {
 	ID         string    `json:"id"`
 	Iterations uint32    `json:"iterations"`
 	Created    time.Time `json:"created"`
+	// Installed is when the bundle was installed at this region (GET
+	// /v1/releases only).
+	Installed time.Time `json:"installed,omitzero"`
+	// Loaded says whether this node verified and opened the bundle; an
+	// installed bundle that is not loaded keeps the node not ready.
+	Loaded bool `json:"loaded"`
+}
+
+// ReleaseList is GET /v1/releases: the installed releases, oldest first.
+type ReleaseList struct {
+	Releases []Release `json:"releases"`
 }
 
 // InstallReleaseRequest is POST /v1/releases: a bundle file (PEM).
@@ -72,6 +85,11 @@ type Tenant struct {
 	Env              string    `json:"env"` // production, developer, sandbox
 	Created          time.Time `json:"created"`
 	DerivationOptOut bool      `json:"derivation_opt_out"`
+}
+
+// TenantList is GET /v1/tenants, ordered by name.
+type TenantList struct {
+	Tenants []Tenant `json:"tenants"`
 }
 
 // CreateTenantRequest is POST /v1/tenants.
@@ -92,7 +110,7 @@ type CreateTokenRequest struct {
 type Token struct {
 	ID      string     `json:"id"`
 	Role    string     `json:"role"`
-	Tenant  string     `json:"tenant,omitempty"`
+	Tenant  string     `json:"tenant,omitempty"` // tenant name; "" for operator and auditor tokens
 	Name    string     `json:"name,omitempty"`
 	Expires *time.Time `json:"expires,omitempty"`
 	Secret  string     `json:"secret,omitempty"`
@@ -100,7 +118,7 @@ type Token struct {
 
 // Key is one version of a tenant's key, without material.
 type Key struct {
-	Tenant     string     `json:"tenant"`
+	Tenant     string     `json:"tenant"` // the tenant's name
 	Type       string     `json:"type"`
 	Version    uint32     `json:"version"`
 	State      string     `json:"state"`      // active, archived, destroyed
@@ -109,6 +127,12 @@ type Key struct {
 	Release    string     `json:"release"`
 	Created    time.Time  `json:"created"`
 	Destroyed  *time.Time `json:"destroyed,omitempty"`
+}
+
+// KeyList is GET /v1/tenants/{tenant}/keys (?type= to list one type),
+// ordered by type then version.
+type KeyList struct {
+	Keys []Key `json:"keys"`
 }
 
 // GenerateKeyRequest is POST /v1/tenants/{tenant}/keys.
@@ -189,7 +213,10 @@ type DEKRequest struct {
 // HKDF-SHA256 and AES-256-GCM; info and associated data bind the tenant, type
 // and version (see docs).
 type DEKResponse struct {
-	Type    string `json:"type"`
-	Version uint32 `json:"version"`
-	Sealed  []byte `json:"sealed"` // enc || ciphertext, as hpke.Seal returns
+	// TenantID is the ID of the tenant (the HPKE info binds it, with the
+	// type and version).
+	TenantID string `json:"tenant_id"`
+	Type     string `json:"type"`
+	Version  uint32 `json:"version"`
+	Sealed   []byte `json:"sealed"` // enc || ciphertext, as hpke.Seal returns
 }

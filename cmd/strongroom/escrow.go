@@ -274,35 +274,7 @@ func escrowFetchCommand() *command {
 				if err := enroll.ValidRegion(*region); err != nil {
 					return err
 				}
-				p, err := escrowReadPrimary(*primaryFile)
-				if err != nil {
-					return err
-				}
-				tr := http.DefaultTransport.(*http.Transport).Clone()
-				tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS13}
-				if *caFile != "" {
-					pem, err := os.ReadFile(*caFile)
-					if err != nil {
-						return err
-					}
-					pool := x509.NewCertPool()
-					if !pool.AppendCertsFromPEM(pem) {
-						return fmt.Errorf("%s holds no PEM certificate", *caFile)
-					}
-					tr.TLSClientConfig.RootCAs = pool
-				}
-				client := &http.Client{Transport: tr, Timeout: *timeout}
-				defer tr.CloseIdleConnections()
-				h, err := hf.open(ctx, e, false)
-				if err != nil {
-					return err
-				}
-				nonce, err := h.Random(ctx, 32)
-				h.Close()
-				if err != nil {
-					return fmt.Errorf("draw the nonce from the HSM: %w", err)
-				}
-				bundles, err := escrow.Fetch(ctx, client, *url, *region, nonce, p, e.now())
+				bundles, err := fetchFromEscrow(ctx, e, &hf, escrowSource{url: *url, region: *region, primary: *primaryFile, ca: *caFile, timeout: *timeout})
 				if err != nil {
 					return err
 				}
@@ -310,6 +282,46 @@ func escrowFetchCommand() *command {
 			})
 		},
 	}
+}
+
+// escrowSource is where and how to fetch a region's bundles.
+type escrowSource struct {
+	url, region, primary, ca string
+	timeout                  time.Duration
+}
+
+// fetchFromEscrow asks the escrow for the region's bundles with a fresh
+// nonce drawn from the regional HSM, and checks the signed answer.
+func fetchFromEscrow(ctx context.Context, e *env, hf *hsmFlags, src escrowSource) ([]escrow.Bundle, error) {
+	p, err := escrowReadPrimary(src.primary)
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS13}
+	if src.ca != "" {
+		pem, err := os.ReadFile(src.ca)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", src.ca)
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	client := &http.Client{Transport: tr, Timeout: src.timeout}
+	defer tr.CloseIdleConnections()
+	h, err := hf.open(ctx, e, false)
+	if err != nil {
+		return nil, err
+	}
+	nonce, err := h.Random(ctx, 32)
+	h.Close()
+	if err != nil {
+		return nil, fmt.Errorf("draw the nonce from the HSM: %w", err)
+	}
+	return escrow.Fetch(ctx, client, src.url, src.region, nonce, p, e.now())
 }
 
 // escrowWriteBundles writes fetched bundles into dir. A file that exists with the

@@ -52,6 +52,15 @@ func root() *command {
 			officerCommand(),
 			ceremonyCommand(),
 			escrowCommand(),
+			serverCommand(),
+			devCommand(),
+			tenantCommand(),
+			tokenCommand(),
+			keyCommand(),
+			dataCommand("encrypt"),
+			dataCommand("decrypt"),
+			releaseCommand(),
+			brokerCommand(),
 			versionCommand(),
 		},
 	}
@@ -90,13 +99,14 @@ func run(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "Usage: %s [flags] %s\n\n%s\n\nFlags:\n", path, cmd.usage, cmd.summary)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(rest); err != nil {
+	positional, err := parseInterspersed(fs, rest)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	if err := fn(ctx, fs.Args()); err != nil {
+	if err := fn(ctx, positional); err != nil {
 		fmt.Fprintf(e.stderr, "%s: %v\n", path, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 		if errors.Is(err, errUsage) {
 			fmt.Fprintf(e.stderr, "Run '%s --help' for usage.\n", path)
@@ -105,6 +115,27 @@ func run(ctx context.Context, e *env, args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// parseInterspersed parses flags that may come before, between or after
+// positional arguments ("tenant create acme --env production"); "--" ends
+// the flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
 }
 
 func find(c *command, name string) *command {

@@ -6,8 +6,10 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,7 +22,10 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"strongroom": func() {
 			e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, now: time.Now}
-			os.Exit(run(context.Background(), e, os.Args[1:]))
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			code := run(ctx, e, os.Args[1:])
+			stop()
+			os.Exit(code)
 		},
 	})
 }
@@ -37,8 +42,10 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"corrupt": cmdCorrupt,
-			"tlscert": cmdTLSCert, "freeport": cmdFreePort, "waitfor": cmdWaitFor, "fakebundle": cmdFakeBundle,
+			"corrupt":  cmdCorrupt,
+			"tlscert":  cmdTLSCert,
+			"freeport": cmdFreePort, "waitfor": cmdWaitFor, "fakebundle": cmdFakeBundle,
+			"devenv": cmdDevEnv, "setenv-file": cmdSetenvFile,
 		},
 	})
 }

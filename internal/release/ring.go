@@ -56,9 +56,19 @@ func cacheID(id, name string) string { return "release/" + id + "/" + name }
 // ready, and returns the error. A bundle for an already loaded release id is
 // accepted only if it is byte-for-byte the same bundle.
 func (r *Ring) Load(ctx context.Context, name string, data []byte) (Meta, error) {
-	rel, err := Open(ctx, r.h, data, r.trust)
+	m, err := r.Add(ctx, name, data)
 	if err != nil {
 		r.fail(name, err)
+	}
+	return m, err
+}
+
+// Add is Load for a bundle offered to a running node (release install): a
+// bundle that fails is refused and not installed, so it does not make the
+// node not ready.
+func (r *Ring) Add(ctx context.Context, name string, data []byte) (Meta, error) {
+	rel, err := Open(ctx, r.h, data, r.trust)
+	if err != nil {
 		return Meta{}, err
 	}
 	defer rel.Destroy()
@@ -67,9 +77,7 @@ func (r *Ring) Load(ctx context.Context, name string, data []byte) (Meta, error)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if old, ok := r.bundles[m.ID]; ok && !bytes.Equal(old, data) {
-		err := fmt.Errorf("release: %s conflicts with the installed bundle of release %s", name, m.ID)
-		r.failed[name] = err.Error()
-		return Meta{}, err
+		return Meta{}, fmt.Errorf("release: %s conflicts with the installed bundle of release %s", name, m.ID)
 	}
 	for n, s := range map[string]secret.Key{SecretKDFSeed: rel.Seed, SecretKDFSalt: rel.Salt, SecretTWK: rel.TWK} {
 		if err := r.cache.Put(cacheID(m.ID, n), s); err != nil {

@@ -212,8 +212,6 @@ func (req RotateRequest) Check() (RotateRequest, error) {
 		return RotateRequest{}, invalidf("the new key's tenant %q differs from the request's %q", k.Tenant, req.Tenant)
 	case k.Type != "" && k.Type != req.Type:
 		return RotateRequest{}, invalidf("the new key's type %q differs from the request's %q", k.Type, req.Type)
-	case k.Version != 0:
-		return RotateRequest{}, invalidf("the new key has version %d: the store assigns versions", k.Version)
 	case k.State != "" && k.State != StateActive:
 		return RotateRequest{}, invalidf("the new key has state %q: it becomes active", k.State)
 	case !k.Created.IsZero() && !Time(k.Created).Equal(req.Now):
@@ -267,8 +265,11 @@ type Series struct {
 //  3. if Duplicate: ErrDuplicate;
 //
 // and otherwise returns the key to insert as active, with version
-// MaxVersion+1. The driver then archives the previous active key and inserts
-// this one, in the same transaction.
+// MaxVersion+1. A caller that binds the version into the key material (the
+// wrapped secret's associated data) sets New.Version to the version it
+// expects: if a concurrent rotation took it, the answer is ErrConflict and
+// the caller wraps again for the next one. The driver then archives the
+// previous active key and inserts this one, in the same transaction.
 func (req RotateRequest) Decide(s Series) (Key, error) {
 	if !s.Newest.IsZero() {
 		if next := s.Newest.Add(req.MinInterval); req.Now.Before(next) {
@@ -286,6 +287,10 @@ func (req RotateRequest) Decide(s Series) (Key, error) {
 		return Key{}, Errorf(ErrTooManyKeys, "tenant %s has used every %s key version", req.Tenant, req.Type)
 	}
 	k := req.New
+	if k.Version != 0 && k.Version != s.MaxVersion+1 {
+		return Key{}, Errorf(ErrConflict, "tenant %s's next %s key is version %d, not %d (a concurrent rotation took it)",
+			req.Tenant, req.Type, s.MaxVersion+1, k.Version)
+	}
 	k.Version = s.MaxVersion + 1
 	return k, nil
 }

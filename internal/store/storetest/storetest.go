@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RotateDuplicateFingerprint", testRotateDuplicate},
 		{"RotateNotFound", testRotateNotFound},
 		{"RotateValidation", testRotateValidation},
+		{"ExpectedVersion", testExpectedVersion},
 		{"Destroy", testDestroy},
 		{"KeyLookups", testKeyLookups},
 		{"Timestamps", testTimestamps},
@@ -612,7 +613,6 @@ func testRotateValidation(t *testing.T, s store.Store) {
 		"negative MinInterval":  func(r *store.RotateRequest) { r.MinInterval = -time.Second },
 		"MaxKeys 0":             func(r *store.RotateRequest) { r.MaxKeys = 0 },
 		"zero Now":              func(r *store.RotateRequest) { r.Now = time.Time{} },
-		"version set":           func(r *store.RotateRequest) { r.New.Version = 7 },
 		"other tenant in New":   func(r *store.RotateRequest) { r.New.Tenant = store.NewID() },
 		"other type in New":     func(r *store.RotateRequest) { r.New.Type = store.TypeAnalytics },
 		"archived state":        func(r *store.RotateRequest) { r.New.State = store.StateArchived },
@@ -632,6 +632,28 @@ func testRotateValidation(t *testing.T, s store.Store) {
 	}
 	if ks, err := s.Keys(ctx, tn.ID, ""); err != nil || len(ks) != 0 {
 		t.Errorf("Keys() after invalid rotations = %d keys, %v", len(ks), err)
+	}
+}
+
+// testExpectedVersion: a caller that binds the version into the key sets the
+// version it expects; the store refuses any other with ErrConflict.
+func testExpectedVersion(t *testing.T, s store.Store) {
+	tn := mustTenant(t, s, "acme")
+	mustRelease(t, s, "r1")
+	r := rotateReq(tn.ID, store.TypeData, newKey("r1", ""), t0)
+	r.New.Version = 2
+	_, err := s.Rotate(ctx, r)
+	wantErr(t, "Rotate(version 2 of an empty series)", err, store.ErrConflict)
+	r.New.Version = 1
+	if k, err := s.Rotate(ctx, r); err != nil || k.Version != 1 {
+		t.Fatalf("Rotate(version 1) = %d, %v", k.Version, err)
+	}
+	r.Now = t0.Add(48 * time.Hour)
+	_, err = s.Rotate(ctx, r) // still version 1: taken
+	wantErr(t, "Rotate(version 1 again)", err, store.ErrConflict)
+	r.New.Version = 2
+	if k, err := s.Rotate(ctx, r); err != nil || k.Version != 2 {
+		t.Fatalf("Rotate(version 2) = %d, %v", k.Version, err)
 	}
 }
 

@@ -1,0 +1,470 @@
+// Package client is the Go client of a Strongroom regional key server's
+// HTTP API (/v1): one method per route, taking and returning the api wire
+// types. API errors are *Error.
+//
+//	c, err := client.New("https://kms.eu1.example:8443", token, client.WithCAFile("ca.pem"))
+//	res, err := c.Encrypt(ctx, "acme", "data", api.EncryptItem{Plaintext: []byte("4111…")})
+//
+// The token is sent only in the Authorization header, and never appears in
+// an error.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdh"
+	"crypto/hpke"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/api"
+	"github.com/strongroom-kms/strongroom/internal/envelope"
+	"github.com/strongroom-kms/strongroom/internal/secret"
+)
+
+// Client calls one server's API with one token. It is safe for concurrent
+// use.
+type Client struct {
+	base  *url.URL
+	token string
+	hc    *http.Client
+}
+
+// Option configures a Client.
+type Option func(*options) error
+
+type options struct {
+	roots   *x509.CertPool
+	hc      *http.Client
+	timeout time.Duration
+}
+
+// WithCAFile trusts the CA certificates (PEM) in path for the server's TLS
+// certificate, instead of the system's.
+func WithCAFile(path string) Option {
+	return func(o *options) error {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("client: CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(data) {
+			return fmt.Errorf("client: CA file %s holds no PEM certificate", path)
+		}
+		o.roots = pool
+		return nil
+	}
+}
+
+// WithRootCAs trusts pool for the server's TLS certificate, instead of the
+// system's.
+func WithRootCAs(pool *x509.CertPool) Option {
+	return func(o *options) error {
+		if pool == nil {
+			return errors.New("client: WithRootCAs(nil)")
+		}
+		o.roots = pool
+		return nil
+	}
+}
+
+// WithHTTPClient makes requests with hc (its transport decides TLS); it
+// cannot be combined with WithCAFile or WithRootCAs.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(o *options) error {
+		if hc == nil {
+			return errors.New("client: WithHTTPClient(nil)")
+		}
+		o.hc = hc
+		return nil
+	}
+}
+
+// WithTimeout bounds each request (default 60 s; 0 = no bound beyond the
+// context's).
+func WithTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("client: negative timeout %v", d)
+		}
+		o.timeout = d
+		return nil
+	}
+}
+
+// New returns a client of the server at baseURL (https://HOST[:PORT]; plain
+// http only to a loopback address) that authenticates with token.
+func New(baseURL, token string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(strings.TrimSuffix(baseURL, "/"))
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("client: %q is not a server URL such as https://kms.example:8443", baseURL)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !loopback(u.Hostname()) {
+			return nil, fmt.Errorf("client: %s: plain http is allowed only to a loopback address: use https", baseURL)
+		}
+	default:
+		return nil, fmt.Errorf("client: %q: use an https:// URL", baseURL)
+	}
+	if strings.ContainsAny(token, "\r\n") {
+		return nil, errors.New("client: the token holds a line break")
+	}
+	o := options{timeout: 60 * time.Second}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	hc := o.hc
+	switch {
+	case hc != nil && o.roots != nil:
+		return nil, errors.New("client: WithHTTPClient cannot be combined with WithCAFile or WithRootCAs: configure the client's transport")
+	case hc != nil:
+		c := *hc
+		if o.timeout != 0 {
+			c.Timeout = o.timeout
+		}
+		hc = &c
+	default:
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.roots}
+		hc = &http.Client{Transport: tr, Timeout: o.timeout}
+	}
+	// Never follow a redirect with the token: the API does not redirect.
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Client{base: u, token: token, hc: hc}, nil
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Error is an error answer of the API.
+type Error struct {
+	Status  int    // the HTTP status
+	Code    string // an api.Code* value; "" if the answer was not an API error
+	Message string
+	// NextAllowed is set on rate_limited answers.
+	NextAllowed *time.Time
+	// RequestID is the server's id of the request, for its logs.
+	RequestID string
+}
+
+func (e *Error) Error() string {
+	s := fmt.Sprintf("strongroom: %d", e.Status)
+	if e.Code != "" {
+		s += " " + e.Code
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	if e.NextAllowed != nil {
+		s += " (next allowed at " + e.NextAllowed.UTC().Format(time.RFC3339) + ")"
+	}
+	return s
+}
+
+// maxAnswer bounds a response body.
+const maxAnswer = 256 << 20
+
+// do sends a request and decodes a 2xx answer into out. An error answer is
+// an *Error. Headers of the answer are returned for callers that need them.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	u := *c.base
+	u.Path, u.RawPath = c.base.Path+path, ""
+	u.RawQuery = query.Encode()
+	var body io.Reader
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("client: encoding the request: %w", err)
+		}
+		body = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	res, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("client: %s %s: %w", method, path, err)
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(res.Body, maxAnswer+1))
+	if err != nil {
+		return fmt.Errorf("client: %s %s: reading the answer: %w", method, path, err)
+	}
+	if len(data) > maxAnswer {
+		return fmt.Errorf("client: %s %s: the answer is over %d bytes", method, path, maxAnswer)
+	}
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		return answerError(res, data, out)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("client: %s %s: decoding the answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// answerError makes the *Error of a non-2xx answer. For GET /v1/ready the
+// 503 body is an api.Health: it is decoded into out as well.
+func answerError(res *http.Response, data []byte, out any) error {
+	e := &Error{Status: res.StatusCode, RequestID: res.Header.Get("X-Request-Id")}
+	var ae api.Error
+	if json.Unmarshal(data, &ae) == nil && ae.Code != "" {
+		e.Code, e.Message, e.NextAllowed = ae.Code, ae.Message, ae.NextAllowed
+		return e
+	}
+	if h, ok := out.(*api.Health); ok && json.Unmarshal(data, h) == nil && h.Status != "" {
+		e.Code, e.Message = api.CodeNotReady, strings.Join(h.Problems, "; ")
+		return e
+	}
+	// Not the API (a proxy, a load balancer): a short, printable excerpt.
+	msg := strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, string(data[:min(len(data), 200)]))
+	e.Message = strings.TrimSpace(msg)
+	if e.Message == "" {
+		e.Message = http.StatusText(res.StatusCode)
+	}
+	return e
+}
+
+// seg checks a value bound for a path segment.
+func seg(what, v string) error {
+	if v == "" || v == "." || v == ".." || strings.ContainsAny(v, "/?#") {
+		return fmt.Errorf("client: invalid %s %q", what, v)
+	}
+	return nil
+}
+
+// Health asks whether the server is alive (GET /v1/health).
+func (c *Client) Health(ctx context.Context) (api.Health, error) {
+	var h api.Health
+	err := c.do(ctx, "GET", "/v1/health", nil, nil, &h)
+	return h, err
+}
+
+// Ready asks whether the server is ready (GET /v1/ready). When it is not,
+// the error is an *Error with Status 503 and Code not_ready, and the Health
+// (with its Problems) is returned too.
+func (c *Client) Ready(ctx context.Context) (api.Health, error) {
+	var h api.Health
+	err := c.do(ctx, "GET", "/v1/ready", nil, nil, &h)
+	return h, err
+}
+
+// OpenAPI returns the server's OpenAPI document (GET /v1/openapi.json).
+func (c *Client) OpenAPI(ctx context.Context) (json.RawMessage, error) {
+	var doc json.RawMessage
+	err := c.do(ctx, "GET", "/v1/openapi.json", nil, nil, &doc)
+	return doc, err
+}
+
+// InstallRelease installs a release bundle file (PEM), as the ceremony wrote
+// it (POST /v1/releases). Installing the same bundle again is harmless.
+func (c *Client) InstallRelease(ctx context.Context, bundle []byte) (api.Release, error) {
+	var r api.Release
+	err := c.do(ctx, "POST", "/v1/releases", nil, api.InstallReleaseRequest{Bundle: bundle}, &r)
+	return r, err
+}
+
+// Releases lists the installed releases (GET /v1/releases).
+func (c *Client) Releases(ctx context.Context) ([]api.Release, error) {
+	var l api.ReleaseList
+	err := c.do(ctx, "GET", "/v1/releases", nil, nil, &l)
+	return l.Releases, err
+}
+
+// CreateTenant creates a tenant (POST /v1/tenants); env is production,
+// developer or sandbox.
+func (c *Client) CreateTenant(ctx context.Context, name, env string) (api.Tenant, error) {
+	var t api.Tenant
+	err := c.do(ctx, "POST", "/v1/tenants", nil, api.CreateTenantRequest{Name: name, Env: env}, &t)
+	return t, err
+}
+
+// Tenants lists the tenants (GET /v1/tenants).
+func (c *Client) Tenants(ctx context.Context) ([]api.Tenant, error) {
+	var l api.TenantList
+	err := c.do(ctx, "GET", "/v1/tenants", nil, nil, &l)
+	return l.Tenants, err
+}
+
+// Tenant shows one tenant, by name (GET /v1/tenants/{tenant}).
+func (c *Client) Tenant(ctx context.Context, name string) (api.Tenant, error) {
+	var t api.Tenant
+	if err := seg("tenant name", name); err != nil {
+		return t, err
+	}
+	err := c.do(ctx, "GET", "/v1/tenants/"+name, nil, nil, &t)
+	return t, err
+}
+
+// CreateToken creates an API token (POST /v1/tokens). Its Secret is in this
+// answer only.
+func (c *Client) CreateToken(ctx context.Context, req api.CreateTokenRequest) (api.Token, error) {
+	var t api.Token
+	err := c.do(ctx, "POST", "/v1/tokens", nil, req, &t)
+	return t, err
+}
+
+// GenerateKey makes a new active key of type typ ("" = data) for a tenant
+// (POST /v1/tenants/{tenant}/keys). Too soon after the last one it is an
+// *Error with Code rate_limited and NextAllowed.
+func (c *Client) GenerateKey(ctx context.Context, tenant, typ string) (api.Key, error) {
+	var k api.Key
+	if err := seg("tenant name", tenant); err != nil {
+		return k, err
+	}
+	err := c.do(ctx, "POST", "/v1/tenants/"+tenant+"/keys", nil, api.GenerateKeyRequest{Type: typ}, &k)
+	return k, err
+}
+
+// Keys lists a tenant's keys of type typ ("" = every type) (GET
+// /v1/tenants/{tenant}/keys).
+func (c *Client) Keys(ctx context.Context, tenant, typ string) ([]api.Key, error) {
+	if err := seg("tenant name", tenant); err != nil {
+		return nil, err
+	}
+	var q url.Values
+	if typ != "" {
+		q = url.Values{"type": {typ}}
+	}
+	var l api.KeyList
+	err := c.do(ctx, "GET", "/v1/tenants/"+tenant+"/keys", q, nil, &l)
+	return l.Keys, err
+}
+
+// DestroyKey destroys a key version (POST
+// /v1/tenants/{tenant}/keys/{type}/{version}/destroy). confirm must be
+// "TENANT/TYPE/VERSION" exactly, as a person typed it: the data under the
+// key becomes unreadable forever.
+func (c *Client) DestroyKey(ctx context.Context, tenant, typ string, version uint32, confirm string) (api.Key, error) {
+	var k api.Key
+	if err := seg("tenant name", tenant); err != nil {
+		return k, err
+	}
+	if err := seg("key type", typ); err != nil {
+		return k, err
+	}
+	path := "/v1/tenants/" + tenant + "/keys/" + typ + "/" + strconv.FormatUint(uint64(version), 10) + "/destroy"
+	err := c.do(ctx, "POST", path, nil, api.DestroyKeyRequest{Confirm: confirm}, &k)
+	return k, err
+}
+
+// Encrypt encrypts items under the tenant's active key of type typ ("" =
+// data) (POST /v1/tenants/{tenant}/encrypt). Errors of single items are in
+// their results; the error is for the request as a whole.
+func (c *Client) Encrypt(ctx context.Context, tenant, typ string, items ...api.EncryptItem) ([]api.EncryptResult, error) {
+	if err := seg("tenant name", tenant); err != nil {
+		return nil, err
+	}
+	var r api.EncryptResponse
+	if err := c.do(ctx, "POST", "/v1/tenants/"+tenant+"/encrypt", nil, api.EncryptRequest{Type: typ, Items: items}, &r); err != nil {
+		return nil, err
+	}
+	if len(r.Items) != len(items) {
+		return nil, fmt.Errorf("client: the server answered %d items for %d", len(r.Items), len(items))
+	}
+	return r.Items, nil
+}
+
+// Decrypt decrypts items (POST /v1/tenants/{tenant}/decrypt). Errors of
+// single items (e.g. key_destroyed) are in their results.
+func (c *Client) Decrypt(ctx context.Context, tenant string, items ...api.DecryptItem) ([]api.DecryptResult, error) {
+	if err := seg("tenant name", tenant); err != nil {
+		return nil, err
+	}
+	var r api.DecryptResponse
+	if err := c.do(ctx, "POST", "/v1/tenants/"+tenant+"/decrypt", nil, api.DecryptRequest{Items: items}, &r); err != nil {
+		return nil, err
+	}
+	if len(r.Items) != len(items) {
+		return nil, fmt.Errorf("client: the server answered %d items for %d", len(r.Items), len(items))
+	}
+	return r.Items, nil
+}
+
+// DEK is a data encryption key delivered to this client.
+type DEK struct {
+	TenantID string
+	Type     string
+	Version  uint32
+	// Key is the DEK; the caller destroys it (Key.Destroy) when done.
+	Key secret.Key
+}
+
+// DEK asks for the DEK of a tenant's key (POST /v1/tenants/{tenant}/dek):
+// typ "" is data, version 0 the active key, kem 0 DHKEM X25519 (or
+// envelope.KEMMLKEM768X25519). It makes a fresh HPKE key pair, sends the
+// public half, and opens the sealed DEK locally with envelope.OpenDEK; the
+// private half never leaves this process.
+func (c *Client) DEK(ctx context.Context, tenant, typ string, version uint32, kem uint16) (DEK, error) {
+	if err := seg("tenant name", tenant); err != nil {
+		return DEK{}, err
+	}
+	if typ == "" {
+		typ = "data"
+	}
+	if kem == 0 {
+		kem = envelope.KEMX25519
+	}
+	var k hpke.KEM
+	switch kem {
+	case envelope.KEMX25519:
+		k = hpke.DHKEM(ecdh.X25519())
+	case envelope.KEMMLKEM768X25519:
+		k = hpke.MLKEM768X25519()
+	default:
+		return DEK{}, fmt.Errorf("client: HPKE KEM %#04x: use %#04x (X25519) or %#04x (ML-KEM-768+X25519)",
+			kem, envelope.KEMX25519, envelope.KEMMLKEM768X25519)
+	}
+	priv, err := k.GenerateKey()
+	if err != nil {
+		return DEK{}, fmt.Errorf("client: making an HPKE key pair: %w", err)
+	}
+	var r api.DEKResponse
+	req := api.DEKRequest{Type: typ, Version: version, KEM: kem, PublicKey: priv.PublicKey().Bytes()}
+	if err := c.do(ctx, "POST", "/v1/tenants/"+tenant+"/dek", nil, req, &r); err != nil {
+		return DEK{}, err
+	}
+	if r.Type != typ || (version != 0 && r.Version != version) || r.TenantID == "" {
+		return DEK{}, fmt.Errorf("client: asked for the DEK of %s version %d, the server answered %s version %d", typ, version, r.Type, r.Version)
+	}
+	dek, err := envelope.OpenDEK(priv, kem, envelope.Header{Tenant: r.TenantID, Type: r.Type, Version: r.Version}, r.Sealed)
+	if err != nil {
+		return DEK{}, fmt.Errorf("client: opening the delivered DEK: %w", err)
+	}
+	return DEK{TenantID: r.TenantID, Type: r.Type, Version: r.Version, Key: dek}, nil
+}

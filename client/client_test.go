@@ -1,0 +1,303 @@
+package client_test
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/api"
+	"github.com/strongroom-kms/strongroom/client"
+	"github.com/strongroom-kms/strongroom/internal/envelope"
+	"github.com/strongroom-kms/strongroom/internal/httpapi/apitest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	apitest.Cleanup()
+	os.Exit(code)
+}
+
+var ctx = context.Background()
+
+// server is the real handler on a TLS loopback server.
+type server struct {
+	*apitest.Server
+	ts *httptest.Server
+}
+
+func newServer(t *testing.T, opts apitest.Options) *server {
+	t.Helper()
+	s := apitest.NewServer(t, opts)
+	ts := httptest.NewTLSServer(s.Handler)
+	t.Cleanup(ts.Close)
+	return &server{Server: s, ts: ts}
+}
+
+func (s *server) pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(s.ts.Certificate())
+	return p
+}
+
+func (s *server) client(t *testing.T, token string, opts ...client.Option) *client.Client {
+	t.Helper()
+	c, err := client.New(s.ts.URL, token, append([]client.Option{client.WithRootCAs(s.pool())}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// apiErr checks that err is an *client.Error with status and code.
+func apiErr(t *testing.T, err error, status int, code string) *client.Error {
+	t.Helper()
+	var e *client.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error %v (%T), want *client.Error", err, err)
+	}
+	if e.Status != status || e.Code != code || e.Message == "" {
+		t.Fatalf("error = %+v, want %d %s", e, status, code)
+	}
+	return e
+}
+
+// TestEveryMethod calls every method against the real handler over TLS.
+func TestEveryMethod(t *testing.T) {
+	s := newServer(t, apitest.Options{})
+	op := s.client(t, s.Operator)
+	anon := s.client(t, "")
+
+	if h, err := anon.Health(ctx); err != nil || h.Status != "ok" || h.Region != apitest.Region {
+		t.Errorf("Health = %+v, %v", h, err)
+	}
+	if h, err := anon.Ready(ctx); err != nil || h.Status != "ok" {
+		t.Errorf("Ready = %+v, %v", h, err)
+	}
+	doc, err := anon.OpenAPI(ctx)
+	var m map[string]any
+	if err != nil || json.Unmarshal(doc, &m) != nil || m["openapi"] != "3.1.0" {
+		t.Errorf("OpenAPI = %.80s, %v", doc, err)
+	}
+	rel, err := op.InstallRelease(ctx, s.Site.Bundles[apitest.Release2])
+	if err != nil || rel.ID != apitest.Release2 || !rel.Loaded {
+		t.Errorf("InstallRelease = %+v, %v", rel, err)
+	}
+	rels, err := op.Releases(ctx)
+	if err != nil || len(rels) != 2 {
+		t.Errorf("Releases = %+v, %v", rels, err)
+	}
+	acme, err := op.CreateTenant(ctx, "acme", "sandbox")
+	if err != nil || acme.Name != "acme" || acme.Env != "sandbox" {
+		t.Fatalf("CreateTenant = %+v, %v", acme, err)
+	}
+	_, err = op.CreateTenant(ctx, "acme", "sandbox")
+	apiErr(t, err, 409, api.CodeExists)
+	ts, err := op.Tenants(ctx)
+	if err != nil || len(ts) != 1 || ts[0] != acme {
+		t.Errorf("Tenants = %+v, %v", ts, err)
+	}
+	if got, err := op.Tenant(ctx, "acme"); err != nil || got != acme {
+		t.Errorf("Tenant = %+v, %v", got, err)
+	}
+	_, err = op.Tenant(ctx, "nope")
+	apiErr(t, err, 404, api.CodeNotFound)
+
+	adminTok, err := op.CreateToken(ctx, api.CreateTokenRequest{Role: api.RoleTenantAdmin, Tenant: "acme", TTL: "24h"})
+	if err != nil || adminTok.Secret == "" || adminTok.Expires == nil {
+		t.Fatalf("CreateToken = %+v, %v", adminTok, err)
+	}
+	admin := s.client(t, adminTok.Secret)
+	appTok, err := admin.CreateToken(ctx, api.CreateTokenRequest{Role: api.RoleApp, Tenant: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = admin.CreateToken(ctx, api.CreateTokenRequest{Role: api.RoleOperator})
+	apiErr(t, err, 403, api.CodeForbidden)
+	app := s.client(t, appTok.Secret)
+
+	k1, err := admin.GenerateKey(ctx, "acme", "")
+	if err != nil || k1.Version != 1 || k1.Type != "data" || k1.Tenant != "acme" {
+		t.Fatalf("GenerateKey = %+v, %v", k1, err)
+	}
+	_, err = admin.GenerateKey(ctx, "acme", "data")
+	rl := apiErr(t, err, 429, api.CodeRateLimited)
+	if rl.NextAllowed == nil || !rl.NextAllowed.Equal(k1.Created.Add(4*time.Hour)) || rl.RequestID == "" {
+		t.Errorf("rate limited: %+v", rl)
+	}
+	if !strings.Contains(rl.Error(), "next allowed at") {
+		t.Errorf("Error() = %q", rl.Error())
+	}
+	res, err := app.Encrypt(ctx, "acme", "", api.EncryptItem{Plaintext: []byte("v1 data"), Context: map[string]string{"k": "v"}})
+	if err != nil || len(res) != 1 || res[0].Error != nil || res[0].Version != 1 {
+		t.Fatalf("Encrypt = %+v, %v", res, err)
+	}
+	s.Clock.Advance(4 * time.Hour)
+	if k2, err := op.GenerateKey(ctx, "acme", "data"); err != nil || k2.Version != 2 {
+		t.Fatalf("GenerateKey(2) = %+v, %v", k2, err)
+	}
+	keys, err := admin.Keys(ctx, "acme", "data")
+	if err != nil || len(keys) != 2 {
+		t.Errorf("Keys = %+v, %v", keys, err)
+	}
+	if keys, err := admin.Keys(ctx, "acme", "analytics"); err != nil || len(keys) != 0 {
+		t.Errorf("Keys(analytics) = %+v, %v", keys, err)
+	}
+
+	// DEKs of both KEMs open locally and agree with the server.
+	for _, kem := range []uint16{0, envelope.KEMMLKEM768X25519} {
+		dek, err := app.DEK(ctx, "acme", "", 1, kem)
+		if err != nil {
+			t.Fatalf("DEK(kem %#x) = %v", kem, err)
+		}
+		if dek.TenantID != acme.ID || dek.Type != "data" || dek.Version != 1 {
+			t.Errorf("DEK = %+v", dek)
+		}
+		pt, err := envelope.Open(dek.Key, res[0].Ciphertext, map[string]string{"k": "v"})
+		if err != nil || string(pt) != "v1 data" {
+			t.Errorf("opening a server ciphertext with the DEK: %q, %v", pt, err)
+		}
+		// And the server opens what the client seals with it.
+		local, err := envelope.Seal(dek.Key, envelope.Header{Tenant: dek.TenantID, Type: dek.Type, Version: dek.Version}, nil, []byte("local"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec, err := app.Decrypt(ctx, "acme", api.DecryptItem{Ciphertext: local})
+		if err != nil || dec[0].Error != nil || string(dec[0].Plaintext) != "local" {
+			t.Errorf("Decrypt(client ciphertext) = %+v, %v", dec, err)
+		}
+		dek.Key.Destroy()
+	}
+	if active, err := app.DEK(ctx, "acme", "data", 0, 0); err != nil || active.Version != 2 {
+		t.Errorf("DEK(active) = %+v, %v", active, err)
+	}
+	if _, err := app.DEK(ctx, "acme", "data", 0, 0x0010); err == nil {
+		t.Error("DEK(P-256 KEM) error = nil")
+	}
+
+	_, err = admin.DestroyKey(ctx, "acme", "data", 1, "acme/data/2")
+	apiErr(t, err, 400, api.CodeBadRequest)
+	if k, err := admin.DestroyKey(ctx, "acme", "data", 1, "acme/data/1"); err != nil || k.State != "destroyed" {
+		t.Errorf("DestroyKey = %+v, %v", k, err)
+	}
+	dec, err := app.Decrypt(ctx, "acme", api.DecryptItem{Ciphertext: res[0].Ciphertext, Context: map[string]string{"k": "v"}})
+	if err != nil || dec[0].Error == nil || dec[0].Error.Code != api.CodeKeyDestroyed {
+		t.Errorf("Decrypt(destroyed) = %+v, %v", dec, err)
+	}
+	_, err = app.DEK(ctx, "acme", "data", 1, 0)
+	apiErr(t, err, 409, api.CodeKeyDestroyed)
+
+	// Access: the app token is refused elsewhere; no token is 401.
+	_, err = app.Tenants(ctx)
+	apiErr(t, err, 403, api.CodeForbidden)
+	_, err = anon.Tenants(ctx)
+	apiErr(t, err, 401, api.CodeUnauthenticated)
+}
+
+func TestReadyNotReady(t *testing.T) {
+	s := newServer(t, apitest.Options{Releases: []string{}})
+	h, err := s.client(t, "").Ready(ctx)
+	e := apiErr(t, err, 503, api.CodeNotReady)
+	if h.Status != "not_ready" || len(h.Problems) == 0 || !strings.Contains(e.Message, "no release") {
+		t.Errorf("Ready = %+v, %v", h, e)
+	}
+}
+
+func TestTLSOptions(t *testing.T) {
+	s := newServer(t, apitest.Options{})
+	// A CA file.
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.ts.Certificate().Raw}), 0o600)
+	c, err := client.New(s.ts.URL, "", client.WithCAFile(ca), client.WithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Health(ctx); err != nil {
+		t.Errorf("Health with a CA file: %v", err)
+	}
+	// An http.Client.
+	c, err = client.New(s.ts.URL, "", client.WithHTTPClient(s.ts.Client()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Health(ctx); err != nil {
+		t.Errorf("Health with an http.Client: %v", err)
+	}
+	// The system roots do not trust the test CA.
+	c, err = client.New(s.ts.URL, s.Operator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Tenants(ctx)
+	var e *client.Error
+	if err == nil || errors.As(err, &e) {
+		t.Errorf("an untrusted server: %v", err)
+	}
+	if err != nil && strings.Contains(err.Error(), s.Operator[4:]) {
+		t.Errorf("the error holds the token: %v", err)
+	}
+
+	bad := filepath.Join(dir, "bad.pem")
+	os.WriteFile(bad, []byte("not a certificate"), 0o600)
+	for name, f := range map[string]func() (*client.Client, error){
+		"empty CA file": func() (*client.Client, error) { return client.New(s.ts.URL, "", client.WithCAFile(bad)) },
+		"missing CA file": func() (*client.Client, error) {
+			return client.New(s.ts.URL, "", client.WithCAFile(filepath.Join(dir, "nope")))
+		},
+		"both": func() (*client.Client, error) {
+			return client.New(s.ts.URL, "", client.WithHTTPClient(http.DefaultClient), client.WithCAFile(ca))
+		},
+		"plain http":    func() (*client.Client, error) { return client.New("http://kms.example.com", "") },
+		"ftp":           func() (*client.Client, error) { return client.New("ftp://kms.example.com", "") },
+		"no host":       func() (*client.Client, error) { return client.New("https://", "") },
+		"user info":     func() (*client.Client, error) { return client.New("https://u:p@kms.example.com", "") },
+		"token newline": func() (*client.Client, error) { return client.New(s.ts.URL, "srt_x\r\nX-Evil: 1") },
+	} {
+		if _, err := f(); err == nil {
+			t.Errorf("%s: New error = nil", name)
+		}
+	}
+	if _, err := client.New("http://127.0.0.1:8443/", ""); err != nil {
+		t.Errorf("http on loopback: %v", err)
+	}
+}
+
+func TestPathArguments(t *testing.T) {
+	s := newServer(t, apitest.Options{})
+	c := s.client(t, s.Operator)
+	for _, name := range []string{"", "a/b", "..", "a?b", "a#b"} {
+		if _, err := c.Tenant(ctx, name); err == nil {
+			t.Errorf("Tenant(%q) error = nil", name)
+		}
+	}
+	// A name the server refuses is its 404, not a client-side guess.
+	_, err := c.Tenant(ctx, "Not A Name")
+	apiErr(t, err, 404, api.CodeNotFound)
+}
+
+func TestNonAPIError(t *testing.T) {
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(502)
+		w.Write([]byte("<html>\n<body>Bad Gateway</body></html>"))
+	}))
+	defer ts.Close()
+	c, err := client.New(ts.URL, "srt_secret", client.WithHTTPClient(ts.Client()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Health(ctx)
+	var e *client.Error
+	if !errors.As(err, &e) || e.Status != 502 || e.Code != "" || !strings.Contains(e.Message, "Bad Gateway") || strings.Contains(e.Message, "\n") {
+		t.Errorf("error = %#v", err)
+	}
+}

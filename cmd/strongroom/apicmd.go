@@ -1,0 +1,322 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/api"
+	"github.com/strongroom-kms/strongroom/client"
+)
+
+// apiFlags are the flags of every command that talks to a server.
+type apiFlags struct {
+	addr, token, ca string
+}
+
+func (f *apiFlags) register(fs *flag.FlagSet, e *env) {
+	fs.StringVar(&f.addr, "addr", e.getenv("STRONGROOM_ADDR"), "the server, e.g. https://127.0.0.1:8443 (default $STRONGROOM_ADDR)")
+	fs.StringVar(&f.ca, "ca", e.getenv("STRONGROOM_CA"), "the server's CA certificate file (default $STRONGROOM_CA)")
+	f.token = e.getenv("STRONGROOM_TOKEN")
+	fs.Func("token-file", "a file holding the API token (default $STRONGROOM_TOKEN)", func(p string) error {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		f.token = strings.TrimSpace(string(b))
+		return nil
+	})
+}
+
+func (f *apiFlags) client() (*client.Client, error) {
+	if f.addr == "" {
+		return nil, usageErrorf("no server: set STRONGROOM_ADDR or pass --addr (run 'strongroom dev' for a local one)")
+	}
+	if f.token == "" {
+		return nil, usageErrorf("no API token: set STRONGROOM_TOKEN or pass --token-file")
+	}
+	var opts []client.Option
+	if f.ca != "" {
+		opts = append(opts, client.WithCAFile(f.ca))
+	}
+	return client.New(f.addr, f.token, opts...)
+}
+
+// apiCommand builds a command that calls the API.
+func apiCommand(name, summary, usage string, setup func(fs *flag.FlagSet, e *env) func(ctx context.Context, c *client.Client, args []string) error) *command {
+	return &command{
+		name: name, summary: summary, usage: usage,
+		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+			var af apiFlags
+			af.register(fs, e)
+			run := setup(fs, e)
+			return func(ctx context.Context, args []string) error {
+				c, err := af.client()
+				if err != nil {
+					return err
+				}
+				return explain(run(ctx, c, args))
+			}
+		},
+	}
+}
+
+// explain adds what to do to the API errors people meet most.
+func explain(err error) error {
+	var ae *client.Error
+	if !errors.As(err, &ae) {
+		return err
+	}
+	if ae.Code == api.CodeUnauthenticated {
+		return fmt.Errorf("%w (check STRONGROOM_TOKEN)", err)
+	}
+	return err
+}
+
+func requireOne(args []string, what string) (string, error) {
+	if len(args) != 1 {
+		return "", usageErrorf("give exactly one %s", what)
+	}
+	return args[0], nil
+}
+
+func tenantCommand() *command {
+	return &command{
+		name:    "tenant",
+		summary: "create and list tenants (operator)",
+		subs: []*command{
+			apiCommand("create", "create a tenant", "NAME", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+				envName := fs.String("env", "production", "production, developer or sandbox")
+				return func(ctx context.Context, c *client.Client, args []string) error {
+					name, err := requireOne(args, "tenant name")
+					if err != nil {
+						return err
+					}
+					t, err := c.CreateTenant(ctx, name, *envName)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "created tenant %s (%s), id %s\n", t.Name, t.Env, t.ID)
+					return nil
+				}
+			}),
+			apiCommand("list", "list tenants", "", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+				return func(ctx context.Context, c *client.Client, args []string) error {
+					ts, err := c.Tenants(ctx)
+					if err != nil {
+						return err
+					}
+					w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(w, "NAME\tENV\tID\tCREATED")
+					for _, t := range ts {
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", t.Name, t.Env, t.ID, t.Created.Format(time.RFC3339))
+					}
+					return w.Flush()
+				}
+			}),
+		},
+	}
+}
+
+func tokenCommand() *command {
+	return &command{
+		name:    "token",
+		summary: "create API tokens",
+		subs: []*command{
+			apiCommand("create", "create a token (its secret is shown once)", "", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+				role := fs.String("role", "", "operator, tenant-admin, app or auditor (required)")
+				tenant := fs.String("tenant", "", "the tenant, for tenant-admin and app tokens")
+				name := fs.String("name", "", "a label for humans")
+				ttl := fs.String("ttl", "", "lifetime, e.g. 720h (default: no expiry)")
+				quiet := fs.Bool("quiet", false, "print only the token")
+				return func(ctx context.Context, c *client.Client, args []string) error {
+					if len(args) > 0 || *role == "" {
+						return usageErrorf("--role is required and no arguments are taken")
+					}
+					tok, err := c.CreateToken(ctx, api.CreateTokenRequest{Role: *role, Tenant: *tenant, Name: *name, TTL: *ttl})
+					if err != nil {
+						return err
+					}
+					if *quiet {
+						fmt.Fprintln(e.stdout, tok.Secret)
+						return nil
+					}
+					scope := "all tenants"
+					if tok.Tenant != "" {
+						scope = "tenant " + tok.Tenant
+					}
+					fmt.Fprintf(e.stdout, "created %s token %s for %s; it is shown only now:\n%s\n", tok.Role, tok.ID, scope, tok.Secret)
+					return nil
+				}
+			}),
+		},
+	}
+}
+
+func keyCommand() *command {
+	return &command{
+		name:    "key",
+		summary: "generate, list and destroy tenant key material",
+		subs: []*command{
+			apiCommand("generate", "make a new active key (the previous one is archived)", "", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+				tenant := fs.String("tenant", "", "the tenant (required)")
+				typ := fs.String("type", "data", "the key type")
+				return func(ctx context.Context, c *client.Client, args []string) error {
+					if *tenant == "" || len(args) > 0 {
+						return usageErrorf("--tenant is required and no arguments are taken")
+					}
+					k, err := c.GenerateKey(ctx, *tenant, *typ)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "%s/%s/%d %s (release %s)\n", *tenant, k.Type, k.Version, k.State, k.Release)
+					return nil
+				}
+			}),
+			apiCommand("list", "list a tenant's keys", "", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+				tenant := fs.String("tenant", "", "the tenant (required)")
+				typ := fs.String("type", "", "only this key type")
+				return func(ctx context.Context, c *client.Client, args []string) error {
+					if *tenant == "" || len(args) > 0 {
+						return usageErrorf("--tenant is required and no arguments are taken")
+					}
+					keys, err := c.Keys(ctx, *tenant, *typ)
+					if err != nil {
+						return err
+					}
+					w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(w, "TYPE\tVERSION\tSTATE\tSOURCE\tDERIVATION\tRELEASE\tCREATED")
+					for _, k := range keys {
+						fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", k.Type, k.Version, k.State, k.Source, k.Derivation, k.Release, k.Created.Format(time.RFC3339))
+					}
+					return w.Flush()
+				}
+			}),
+			apiCommand("destroy", "destroy a key version for good: data under it can no longer be decrypted", "", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+				tenant := fs.String("tenant", "", "the tenant (required)")
+				typ := fs.String("type", "data", "the key type")
+				version := fs.Uint("version", 0, "the version (required)")
+				confirm := fs.String("confirm", "", "must be TENANT/TYPE/VERSION (required)")
+				return func(ctx context.Context, c *client.Client, args []string) error {
+					if *tenant == "" || *version == 0 || len(args) > 0 {
+						return usageErrorf("--tenant and --version are required")
+					}
+					want := fmt.Sprintf("%s/%s/%d", *tenant, *typ, *version)
+					if *confirm != want {
+						return usageErrorf("destroying is irreversible: confirm with --confirm %s", want)
+					}
+					k, err := c.DestroyKey(ctx, *tenant, *typ, uint32(*version), *confirm)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "destroyed %s/%s/%d\n", *tenant, k.Type, k.Version)
+					return nil
+				}
+			}),
+		},
+	}
+}
+
+// contextFlags collects repeated --context KEY=VALUE flags.
+type contextFlags map[string]string
+
+func (c contextFlags) String() string { return fmt.Sprint(map[string]string(c)) }
+func (c contextFlags) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("context must be KEY=VALUE, got %q", v)
+	}
+	c[k] = val
+	return nil
+}
+
+func dataCommand(name string) *command {
+	summary := "encrypt standard input to standard output under a tenant's active key (app)"
+	if name == "decrypt" {
+		summary = "decrypt standard input to standard output (app)"
+	}
+	return apiCommand(name, summary, "", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+		tenant := fs.String("tenant", "", "the tenant (required)")
+		typ := fs.String("type", "data", "the key type (encrypt)")
+		ctxf := contextFlags{}
+		fs.Var(ctxf, "context", "KEY=VALUE bound to the ciphertext; repeat; decrypt needs the same")
+		return func(ctx context.Context, c *client.Client, args []string) error {
+			if *tenant == "" || len(args) > 0 {
+				return usageErrorf("--tenant is required; the data comes on standard input")
+			}
+			in, err := io.ReadAll(io.LimitReader(e.stdin, 1<<20+1))
+			if err != nil {
+				return err
+			}
+			if len(in) > 1<<20 {
+				return errors.New("input larger than 1 MiB; encrypt large data locally with a DEK (client.DEK)")
+			}
+			var out []byte
+			var itemErr *api.Error
+			if name == "encrypt" {
+				res, err := c.Encrypt(ctx, *tenant, *typ, api.EncryptItem{Plaintext: in, Context: ctxf})
+				if err != nil {
+					return err
+				}
+				out, itemErr = res[0].Ciphertext, res[0].Error
+			} else {
+				res, err := c.Decrypt(ctx, *tenant, api.DecryptItem{Ciphertext: in, Context: ctxf})
+				if err != nil {
+					return err
+				}
+				out, itemErr = res[0].Plaintext, res[0].Error
+			}
+			if itemErr != nil {
+				return fmt.Errorf("%s: %s", itemErr.Code, itemErr.Message)
+			}
+			_, err = e.stdout.Write(out)
+			return err
+		}
+	})
+}
+
+func releaseCommand() *command {
+	return &command{
+		name:    "release",
+		summary: "install release bundles into a regional server and list them (operator)",
+		subs: []*command{
+			apiCommand("install", "verify and install release bundle files", "BUNDLE...", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+				return func(ctx context.Context, c *client.Client, args []string) error {
+					if len(args) == 0 {
+						return usageErrorf("give at least one bundle file")
+					}
+					for _, f := range args {
+						data, err := os.ReadFile(f)
+						if err != nil {
+							return err
+						}
+						r, err := c.InstallRelease(ctx, data)
+						if err != nil {
+							return fmt.Errorf("%s: %w", f, err)
+						}
+						fmt.Fprintf(e.stdout, "installed release %s from %s (%d PBKDF2 iterations)\n", r.ID, f, r.Iterations)
+					}
+					return nil
+				}
+			}),
+			apiCommand("list", "list installed releases", "", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+				return func(ctx context.Context, c *client.Client, args []string) error {
+					rs, err := c.Releases(ctx)
+					if err != nil {
+						return err
+					}
+					for _, r := range rs {
+						fmt.Fprintf(e.stdout, "%s\t%d iterations\tcreated %s\n", r.ID, r.Iterations, r.Created.Format(time.RFC3339))
+					}
+					return nil
+				}
+			}),
+		},
+	}
+}

@@ -1,0 +1,297 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/internal/ceremony"
+	"github.com/strongroom-kms/strongroom/internal/config"
+	"github.com/strongroom-kms/strongroom/internal/enroll"
+	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/officer"
+	"github.com/strongroom-kms/strongroom/internal/plan"
+	"github.com/strongroom-kms/strongroom/internal/release"
+	"github.com/strongroom-kms/strongroom/internal/store"
+)
+
+// The dev environment: everything on one machine, for trying Strongroom out.
+// It is not for production: its HSMs are soft HSMs whose passphrase sits in
+// the dev directory, and its officers' keys are all there too.
+const (
+	devRegion  = "dev"
+	devRelease = "dev-1"
+)
+
+func devCommand() *command {
+	return &command{
+		name:    "dev",
+		summary: "run the whole system on this machine with no set-up (soft HSMs, a dev ceremony, SQLite, TLS on loopback)",
+		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+			dir := fs.String("dir", defaultDevDir(e), "the dev directory (created on first start, reused after)")
+			listen := fs.String("listen", "127.0.0.1:8443", "HTTPS address to listen on (loopback)")
+			return noArgs(func(ctx context.Context) error {
+				return runDev(ctx, e, *dir, *listen, nil)
+			})
+		},
+	}
+}
+
+func defaultDevDir(e *env) string {
+	if h := e.getenv("HOME"); h != "" {
+		return filepath.Join(h, ".strongroom", "dev")
+	}
+	return "strongroom-dev"
+}
+
+// runDev sets the dev directory up if needed, then serves until ctx ends.
+func runDev(ctx context.Context, e *env, dir, listen string, ready chan<- string) error {
+	cfgPath := filepath.Join(dir, "strongroom.yaml")
+	fresh := false
+	if _, err := os.Stat(cfgPath); errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(e.stdout, "setting up a dev environment in %s (first start; this takes a few seconds)\n", dir)
+		if err := setupDev(ctx, e, dir); err != nil {
+			return fmt.Errorf("dev set-up: %w", err)
+		}
+		fresh = true
+	} else if err != nil {
+		return err
+	} else {
+		fmt.Fprintf(e.stdout, "reusing the dev environment in %s\n", dir)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return err
+	}
+	cfg.Listen = listen
+	tokenFile := filepath.Join(dir, "operator.token")
+	tok, err := os.ReadFile(tokenFile)
+	if err != nil {
+		return err
+	}
+	token := strings.TrimSpace(string(tok))
+	started := make(chan string, 1)
+	errc := make(chan error, 1)
+	devEnv := *e
+	devEnv.getenv = func(k string) string {
+		if k == "STRONGROOM_HSM_PASSPHRASE" {
+			return "" // the dev HSMs' passphrase comes from their file
+		}
+		return e.getenv(k)
+	}
+	go func() { errc <- runServer(ctx, &devEnv, cfg, started) }()
+	select {
+	case err := <-errc:
+		return err
+	case addr := <-started:
+		ca := filepath.Join(dir, "ca.pem")
+		envFile := filepath.Join(dir, "env")
+		exports := fmt.Sprintf("export STRONGROOM_ADDR=https://%s\nexport STRONGROOM_TOKEN=%s\nexport STRONGROOM_CA=%s\n", addr, token, ca)
+		if err := os.WriteFile(envFile, []byte(exports), 0o600); err != nil {
+			return err
+		}
+		printTour(e, addr, token, ca, envFile, fresh)
+		if ready != nil {
+			ready <- addr
+		}
+	}
+	return <-errc
+}
+
+func printTour(e *env, addr, token, ca, envFile string, fresh bool) {
+	w := e.stdout
+	fmt.Fprintf(w, "\nStrongroom dev is running at https://%s (region %s, release %s)\n", addr, devRegion, devRelease)
+	fmt.Fprintf(w, "  operator token: %s\n", token)
+	fmt.Fprintf(w, "  CA certificate: %s\n", ca)
+	fmt.Fprintf(w, "\nIn another shell:\n\n")
+	fmt.Fprintf(w, "  . %s                                      # STRONGROOM_ADDR, STRONGROOM_TOKEN, STRONGROOM_CA\n", envFile)
+	fmt.Fprintf(w, "  strongroom tenant create acme --env production\n")
+	fmt.Fprintf(w, "  strongroom key generate --tenant acme --type data\n")
+	fmt.Fprintf(w, "  strongroom key list --tenant acme\n")
+	fmt.Fprintf(w, "  export STRONGROOM_TOKEN=$(strongroom token create --role app --tenant acme --quiet)\n")
+	fmt.Fprintf(w, "  echo 'card 4111 1111 1111 1111' | strongroom encrypt --tenant acme --context field=card > card.enc\n")
+	fmt.Fprintf(w, "  strongroom decrypt --tenant acme --context field=card < card.enc\n")
+	if fresh {
+		fmt.Fprintf(w, "\nThe dev ceremony's files (plan, approvals, bundles, transcript) are in %s.\n", filepath.Dir(envFile))
+	}
+	fmt.Fprintf(w, "Stop with Ctrl-C; 'strongroom dev' again reuses everything.\n")
+}
+
+// setupDev makes the dev directory: soft HSMs, enrollment, three officers, a
+// dev ceremony with quorum 2, TLS, the configuration, the database with the
+// release installed, and the first operator token. It works in DIR.tmp and
+// renames it into place at the end, so a failed set-up leaves nothing.
+func setupDev(ctx context.Context, e *env, dir string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return err
+	}
+	tmp := dir + ".setup"
+	os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	path := func(n string) string { return filepath.Join(tmp, n) }
+	final := func(n string) string { return filepath.Join(dir, n) }
+
+	pass := make([]byte, 16)
+	rand.Read(pass)
+	passHex := []byte(hex.EncodeToString(pass))
+	if err := os.WriteFile(path("passphrase"), passHex, 0o600); err != nil {
+		return err
+	}
+	open := func(name string) (hsm.HSM, error) {
+		hf := hsmFlags{uri: "soft:" + path(name), passphraseFile: path("passphrase")}
+		return hf.open(ctx, e, true)
+	}
+	now := e.now()
+	primary, err := open("primary.hsm")
+	if err != nil {
+		return err
+	}
+	defer primary.Close()
+	pubPEM, err := enroll.InitPrimary(ctx, primary, now)
+	if err != nil {
+		return err
+	}
+	region, err := open("region.hsm")
+	if err != nil {
+		return err
+	}
+	reqPEM, err := enroll.InitRegion(ctx, region, devRegion, now)
+	region.Close()
+	if err != nil {
+		return err
+	}
+	req, err := enroll.ParseRequest(reqPEM)
+	if err != nil {
+		return err
+	}
+	st, err := enroll.Inspect(ctx, primary)
+	if err != nil {
+		return err
+	}
+	certPEM, cert, err := enroll.Certify(ctx, st.PrimarySigning, req, enroll.CertifyOptions{Now: now, Validity: 10 * 365 * 24 * time.Hour})
+	if err != nil {
+		return err
+	}
+	pub, err := enroll.ParsePrimary(pubPEM)
+	if err != nil {
+		return err
+	}
+
+	// Three dev officers; alice and bob approve.
+	var officers []*officer.Public
+	var signers []*officer.Signer
+	for _, n := range []string{"alice", "bob", "carol"} {
+		keyPEM, pubO, err := officer.New(n, passHex, now)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(path(n+".key"), keyPEM, 0o600); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path(n+".pub"), pubO, 0o644); err != nil {
+			return err
+		}
+		s, err := officer.Open(keyPEM, passHex)
+		if err != nil {
+			return err
+		}
+		defer s.Destroy()
+		officers, signers = append(officers, s.Public()), append(signers, s)
+	}
+	pl, err := plan.New(plan.Plan{Kind: plan.Release, Release: devRelease, Created: now, Iterations: plan.DefaultIterations,
+		Primary: pub.SigningKeyID(), Regions: []*enroll.Certificate{cert}, Officers: officers, Quorum: 2})
+	if err != nil {
+		return err
+	}
+	var approvals []plan.NamedApproval
+	for _, s := range signers[:2] {
+		a := plan.Approve(s, pl, now)
+		approvals = append(approvals, plan.NamedApproval{Source: s.Public().Name + ".approval", Data: a})
+		os.WriteFile(path(s.Public().Name+".approval"), a, 0o644)
+	}
+	out, err := ceremony.Run(ctx, primary, ceremony.Inputs{Plan: pl.Marshal(), Approvals: approvals}, e.now)
+	if err != nil {
+		return err
+	}
+	if err := ceremony.Write(path("ceremony"), out); err != nil {
+		return err
+	}
+	for name, data := range map[string][]byte{
+		"primary.pub": pubPEM, "dev.req": reqPEM, "dev.cert": certPEM, devRelease + ".plan": pl.Marshal(),
+	} {
+		if err := os.WriteFile(path(name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	if err := writeDevTLS(tmp, now); err != nil {
+		return err
+	}
+	dsn := "sqlite:" + final("kms.db")
+	if err := os.WriteFile(path("dsn"), []byte(dsn+"\n"), 0o600); err != nil {
+		return err
+	}
+	cfgText := fmt.Sprintf(`# Strongroom dev configuration (not for production).
+version: 1
+region: %s
+listen: 127.0.0.1:8443
+tls:
+  cert: %s
+  key: %s
+hsm:
+  uri: "soft:%s"
+  passphrase_file: %s
+primary: %s
+certificate: %s
+store:
+  dsn_file: %s
+log:
+  level: info
+  format: text
+`, devRegion, final("server.pem"), final("server.key"), final("region.hsm"), final("passphrase"),
+		final("primary.pub"), final("dev.cert"), final("dsn"))
+	if err := os.WriteFile(path("strongroom.yaml"), []byte(cfgText), 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("%w (if %s is left from an earlier attempt, remove it)", err, dir)
+	}
+	// The database lives at its final path: install the release and mint the
+	// token there; on failure, remove the new directory again.
+	if err := initDevStore(ctx, final, out, now); err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	return nil
+}
+
+func initDevStore(ctx context.Context, final func(string) string, out *ceremony.Output, now time.Time) error {
+	cfg, err := config.Load(final("strongroom.yaml"))
+	if err != nil {
+		return err
+	}
+	sto, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer sto.Close()
+	bundle := out.Files[release.FileName(devRelease, devRegion)]
+	if _, err := sto.InstallRelease(ctx, store.Release{ID: devRelease, Bundle: bundle, Installed: now}); err != nil {
+		return err
+	}
+	token, err := initialOperator(ctx, sto, now)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(final("operator.token"), []byte(token+"\n"), 0o600)
+}

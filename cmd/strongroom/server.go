@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/internal/auth"
+	"github.com/strongroom-kms/strongroom/internal/config"
+	"github.com/strongroom-kms/strongroom/internal/enroll"
+	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/httpapi"
+	"github.com/strongroom-kms/strongroom/internal/keycache"
+	"github.com/strongroom-kms/strongroom/internal/release"
+	"github.com/strongroom-kms/strongroom/internal/store"
+	storebackend "github.com/strongroom-kms/strongroom/internal/store/backend"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
+)
+
+func serverCommand() *command {
+	return &command{
+		name:    "server",
+		summary: "run a regional key server (or, with --init, create its database and first operator token)",
+		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+			cfgFile := fs.String("config", "", "the configuration file (required)")
+			initOut := fs.String("init", "", "initialize instead of serving: create the schema and write the first operator token to this file (mode 0600)")
+			return noArgs(func(ctx context.Context) error {
+				if *cfgFile == "" {
+					return usageErrorf("--config is required")
+				}
+				cfg, err := config.Load(*cfgFile)
+				if err != nil {
+					return err
+				}
+				if *initOut == "" {
+					return runServer(ctx, e, cfg, nil)
+				}
+				if err := refuseExisting(*initOut); err != nil {
+					return err
+				}
+				st, err := openStore(ctx, cfg)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				secret, err := initialOperator(ctx, st, e.now())
+				if err != nil {
+					return err
+				}
+				if err := writeNewFileMode(0o600, *initOut, []byte(secret+"\n")); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "database ready; the first operator token is in %s (keep it secret)\n", *initOut)
+				return nil
+			})
+		},
+	}
+}
+
+// initialOperatorID is the fixed id of the first operator token, so that a
+// second initialization is refused instead of minting another.
+const initialOperatorID = "00000000000000000000000000000001"
+
+func initialOperator(ctx context.Context, st store.Store, now time.Time) (string, error) {
+	secret, tok, err := auth.New(string(store.RoleOperator), "", "initial operator", time.Time{})
+	if err != nil {
+		return "", err
+	}
+	tok.ID = initialOperatorID
+	if _, err := st.CreateToken(ctx, tok); errors.Is(err, store.ErrExists) {
+		return "", errors.New("the server is already initialized: its first operator token exists (create more with 'strongroom token create')")
+	} else if err != nil {
+		return "", err
+	}
+	return secret, nil
+}
+
+func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	dsn, err := cfg.DSN()
+	if err != nil {
+		return nil, err
+	}
+	return storebackend.Open(ctx, dsn)
+}
+
+// regional is a started regional node: what the server serves from.
+type regional struct {
+	h     hsm.HSM
+	st    store.Store
+	cache *keycache.Cache
+	ring  *release.Ring
+	keys  *tenant.Service
+}
+
+func (r *regional) Close() {
+	r.cache.Close()
+	r.st.Close()
+	r.h.Close()
+}
+
+// startRegional opens the HSM, checks that its regional key is the one the
+// region certificate (issued by the pinned primary) certifies, opens the
+// store and loads every installed release (S7). Releases that fail keep the
+// node not ready; they do not stop it.
+func startRegional(ctx context.Context, e *env, cfg *config.Config, logger *slog.Logger) (*regional, error) {
+	p, err := readParsed(cfg.Primary, enroll.ParsePrimary)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := readParsed(cfg.Certificate, enroll.ParseCertificate)
+	if err != nil {
+		return nil, err
+	}
+	if err := cert.Verify(p, e.now()); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.Certificate, err)
+	}
+	if cert.Region != cfg.Region {
+		return nil, fmt.Errorf("%s certifies region %s, the configuration says %s", cfg.Certificate, cert.Region, cfg.Region)
+	}
+	hf := hsmFlags{uri: cfg.HSM.URI, passphraseFile: cfg.HSM.PassphraseFile}
+	h, err := hf.open(ctx, e, false)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*regional, error) { h.Close(); return nil, err }
+	rk, err := h.EncryptionKey(ctx, enroll.LabelRegionEncryption)
+	if err != nil {
+		return fail(fmt.Errorf("the HSM has no regional key; run 'strongroom hsm init --role regional': %w", err))
+	}
+	if id, _ := enroll.KeyIDOf(rk.Public()); id != cert.KeyID() {
+		return fail(fmt.Errorf("the HSM's regional key %s is not the key %s that %s certifies; refusing to start", id.Short(), cert.KeyID().Short(), cfg.Certificate))
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return fail(err)
+	}
+	cache := keycache.New(keycache.Options{MaxEntries: cfg.Cache.MaxEntries, TTL: time.Duration(cfg.Cache.TTL)})
+	ring := release.NewRing(h, release.Trust{Primary: p, Region: cfg.Region}, cache)
+	rels, err := st.Releases(ctx)
+	if err != nil {
+		cache.Close()
+		st.Close()
+		return fail(err)
+	}
+	for _, r := range rels {
+		if m, err := ring.Load(ctx, r.ID, r.Bundle); err != nil {
+			logger.Error("release failed to validate", "release", r.ID, "err", err)
+		} else {
+			logger.Info("release loaded", "release", m.ID, "iterations", m.Iterations)
+		}
+	}
+	return &regional{h: h, st: st, cache: cache, ring: ring,
+		keys: tenant.NewService(st, ring, h, cache, policy{cfg}, time.Now)}, nil
+}
+
+// policy adapts the configuration to tenant.Policy.
+type policy struct{ cfg *config.Config }
+
+func (p policy) RotationInterval(env, keyType string) time.Duration {
+	return p.cfg.RotationInterval(env, keyType)
+}
+func (p policy) MaxKeys() int { return p.cfg.Rotation.MaxKeys }
+
+func newLogger(w io.Writer, cfg *config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// runServer serves the API over TLS until ctx ends, then shuts down
+// gracefully. ready, if not nil, receives the listening address.
+func runServer(ctx context.Context, e *env, cfg *config.Config, ready chan<- string) error {
+	logger := newLogger(e.stderr, cfg)
+	node, err := startRegional(ctx, e, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	cert, err := loadTLS(cfg.TLS.Cert, cfg.TLS.Key)
+	if err != nil {
+		return err
+	}
+	handler := httpapi.NewHandler(httpapi.Deps{
+		Store: node.st, Ring: node.ring, Keys: node.keys, Region: cfg.Region,
+		Limits: cfg.Limits, Logger: logger, Now: time.Now,
+	})
+	srv := &http.Server{
+		Handler:           handler,
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}},
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Duration(cfg.Limits.RequestTimeout),
+		WriteTimeout:      time.Duration(cfg.Limits.RequestTimeout) + 5*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	addr := ln.Addr().String()
+	if err := node.ring.Ready(); err != nil {
+		logger.Warn("not ready", "reason", err)
+	}
+	logger.Info("serving", "addr", "https://"+addr, "region", cfg.Region)
+	if ready != nil {
+		ready <- addr
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shut)
+}
+
+// loadTLS loads the server's certificate and key, refusing a key file that
+// others can read.
+func loadTLS(certFile, keyFile string) (tls.Certificate, error) {
+	fi, err := os.Stat(keyFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return tls.Certificate{}, fmt.Errorf("the TLS key %s is readable by others (mode %v); chmod 600 it", keyFile, fi.Mode().Perm())
+	}
+	return tls.LoadX509KeyPair(certFile, keyFile)
+}

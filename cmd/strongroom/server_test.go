@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/api"
+	"github.com/strongroom-kms/strongroom/internal/config"
+	"github.com/strongroom-kms/strongroom/internal/store"
+)
+
+// TestReadinessNamesBadBundle: a node whose database holds a corrupted
+// bundle starts, serves health, and stays not ready, naming the bundle; the
+// good release is still served.
+func TestReadinessNamesBadBundle(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := filepath.Join(t.TempDir(), "dev")
+	var out bytes.Buffer
+	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: io.Discard, getenv: func(string) string { return "" }, now: time.Now}
+	if err := setupDev(ctx, e, dir); err != nil {
+		t.Fatalf("setupDev() error = %v", err)
+	}
+	cfg, err := config.Load(filepath.Join(dir, "strongroom.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rels, err := st.Releases(ctx)
+	if err != nil || len(rels) != 1 {
+		t.Fatalf("Releases() = %v, %v", rels, err)
+	}
+	block, _ := pem.Decode(rels[0].Bundle)
+	block.Bytes[len(block.Bytes)-20] ^= 0x01 // inside the signature
+	if _, err := st.InstallRelease(ctx, store.Release{ID: "dev-9", Bundle: pem.EncodeToMemory(block), Installed: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	cfg.Listen = "127.0.0.1:0"
+	ready := make(chan string, 1)
+	errc := make(chan error, 1)
+	go func() { errc <- runServer(ctx, e, cfg, ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-errc:
+		t.Fatalf("runServer() error = %v", err)
+	}
+	pool := x509.NewCertPool()
+	ca, _ := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	pool.AppendCertsFromPEM(ca)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	get := func(path string) (int, api.Health) {
+		resp, err := hc.Get("https://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var h api.Health
+		json.NewDecoder(resp.Body).Decode(&h)
+		return resp.StatusCode, h
+	}
+	if code, _ := get("/v1/health"); code != http.StatusOK {
+		t.Errorf("GET /v1/health = %d, want 200", code)
+	}
+	code, h := get("/v1/ready")
+	if code != http.StatusServiceUnavailable || !strings.Contains(strings.Join(h.Problems, " "), "dev-9") {
+		t.Errorf("GET /v1/ready = %d %+v, want 503 naming dev-9", code, h)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Errorf("runServer() after shutdown = %v", err)
+	}
+}

@@ -1,0 +1,196 @@
+// Package auth is Strongroom's API tokens: making them, authenticating a
+// request's bearer token, and deciding what an authenticated caller may do.
+//
+// A token secret is "srt_" followed by 32 random bytes in unpadded base64url
+// (47 characters in all). Only its SHA-256 is stored (store.Token.Hash): the
+// secret is shown once, when the token is made, and never again. Nothing in
+// this package logs a secret or puts one in an error.
+//
+// # Roles and scope
+//
+// Operator and auditor tokens are global: their tenant is "" and they see
+// every tenant. Tenant-admin and app tokens are scoped to one tenant and
+// never see another. A route declares a Policy (the roles it admits and
+// whether it is about one tenant), and Identity.Allows applies it.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/internal/store"
+)
+
+// Prefix starts every token secret, so that secret scanners can find leaked
+// tokens and people can tell them from other strings.
+const Prefix = "srt_"
+
+// secretBytes is the number of random bytes in a token secret.
+const secretBytes = 32
+
+// secretLen is the length of a token secret: the prefix and 32 bytes in
+// unpadded base64url.
+var secretLen = len(Prefix) + base64.RawURLEncoding.EncodedLen(secretBytes)
+
+// ErrUnauthenticated is the one error for a missing, malformed, unknown or
+// expired token: callers cannot tell which.
+var ErrUnauthenticated = errors.New("auth: missing, unknown or expired API token")
+
+// New makes a token: its secret, to be shown once, and the store.Token to
+// store, which holds only the secret's SHA-256. Created is the current time
+// (time.Now); a caller with its own clock sets tok.Created before storing
+// it. A zero expires means the token never expires; that it is after Created
+// is checked by the store (store.Token.Check) when the token is stored.
+//
+// Operator and auditor tokens are global (tenantID must be ""); tenant-admin
+// and app tokens name their tenant's ID.
+func New(role, tenantID, name string, expires time.Time) (secretString string, tok store.Token, err error) {
+	r := store.Role(role)
+	switch {
+	case !r.Valid():
+		return "", store.Token{}, fmt.Errorf("auth: unknown role %q: use %s, %s, %s or %s",
+			role, store.RoleOperator, store.RoleAuditor, store.RoleTenantAdmin, store.RoleApp)
+	case r.Global() && tenantID != "":
+		return "", store.Token{}, fmt.Errorf("auth: a %s token covers every tenant: it cannot name one", role)
+	case !r.Global() && tenantID == "":
+		return "", store.Token{}, fmt.Errorf("auth: a %s token must name its tenant", role)
+	}
+	var b [secretBytes]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	secretString = Prefix + base64.RawURLEncoding.EncodeToString(b[:])
+	clear(b[:])
+	tok = store.Token{
+		ID:      store.NewID(),
+		Hash:    Hash(secretString),
+		Role:    r,
+		Tenant:  tenantID,
+		Created: store.Time(time.Now()),
+		Expires: expires,
+		Name:    name,
+	}
+	if !expires.IsZero() {
+		tok.Expires = store.Time(expires)
+	}
+	// The expiry is checked against Created by the store, once the caller
+	// has set Created with its clock.
+	check := tok
+	check.Expires = time.Time{}
+	if _, err := check.Check(); err != nil {
+		return "", store.Token{}, fmt.Errorf("auth: %w", err)
+	}
+	return secretString, tok, nil
+}
+
+// Hash is what the store keeps of a token secret: its SHA-256.
+func Hash(secret string) [32]byte { return sha256.Sum256([]byte(secret)) }
+
+// wellFormed reports whether s has the shape of a token secret. It looks at
+// the shape only, which is public; it does not compare s with anything.
+func wellFormed(s string) bool {
+	if len(s) != secretLen || !strings.HasPrefix(s, Prefix) {
+		return false
+	}
+	for _, c := range []byte(s[len(Prefix):]) {
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	// The last character carries 2 padding bits that must be zero (the
+	// canonical encoding): decoding strictly refuses the other forms.
+	_, err := base64.RawURLEncoding.Strict().DecodeString(s[len(Prefix):])
+	return err == nil
+}
+
+// Identity is an authenticated caller.
+type Identity struct {
+	TokenID string
+	Role    string
+	// Tenant is the ID of the tenant the token is scoped to; "" for a
+	// global (operator or auditor) token.
+	Tenant string
+}
+
+// Global reports whether the identity sees every tenant: an operator or
+// auditor token that names no tenant.
+func (id Identity) Global() bool {
+	return id.Tenant == "" && store.Role(id.Role).Global()
+}
+
+// Policy is a route's access rule: the roles it admits, and whether it acts
+// on one tenant (its path names the tenant).
+type Policy struct {
+	Roles        []string
+	TenantScoped bool
+}
+
+// Zero reports whether p admits nobody (no roles): a route must never be
+// declared with it, except a public one.
+func (p Policy) Zero() bool { return len(p.Roles) == 0 }
+
+// Allows reports whether the identity may call a route of policy p; for a
+// tenant-scoped route, tenantID is the ID of the tenant its path names.
+//
+//   - The identity's role must be one of p.Roles.
+//   - On a tenant-scoped route, a global identity may act on any tenant; a
+//     scoped one only on its own.
+//   - On a route that is not about one tenant (lists, creation), a token of
+//     a global role that is nonetheless scoped to a tenant is refused: a
+//     scoped token never sees beyond its tenant. Scoped roles (tenant-admin,
+//     app) are admitted there only where p lists them, and the route then
+//     restricts them further itself (see httpapi's route-level checks).
+func (id Identity) Allows(p Policy, tenantID string) bool {
+	if id.Role == "" || !slices.Contains(p.Roles, id.Role) {
+		return false
+	}
+	if !p.TenantScoped {
+		return id.Global() || !store.Role(id.Role).Global()
+	}
+	if tenantID == "" {
+		return false
+	}
+	if id.Global() {
+		return true
+	}
+	return id.Tenant != "" && subtle.ConstantTimeCompare([]byte(id.Tenant), []byte(tenantID)) == 1
+}
+
+// Authenticate finds the token that an Authorization header carries
+// ("Bearer srt_…") and returns who it is. A missing, malformed, unknown or
+// expired token is ErrUnauthenticated, whichever it is; any other error is
+// the store's (the caller answers it as a server fault). The header value is
+// never logged nor put in an error.
+func Authenticate(ctx context.Context, st store.TokenStore, header string, now time.Time) (Identity, error) {
+	scheme, secretString, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return Identity{}, ErrUnauthenticated
+	}
+	secretString = strings.TrimLeft(secretString, " ")
+	if !wellFormed(secretString) {
+		return Identity{}, ErrUnauthenticated
+	}
+	h := Hash(secretString)
+	tok, err := st.TokenByHash(ctx, h)
+	if errors.Is(err, store.ErrNotFound) {
+		return Identity{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return Identity{}, fmt.Errorf("auth: looking up the token: %w", err)
+	}
+	// The store found it by hash; compare again, in constant time, so that a
+	// driver that matched loosely can never let another token in.
+	if subtle.ConstantTimeCompare(tok.Hash[:], h[:]) != 1 {
+		return Identity{}, ErrUnauthenticated
+	}
+	if tok.Expired(now) || !tok.Role.Valid() || (tok.Tenant == "" && !tok.Role.Global()) {
+		return Identity{}, ErrUnauthenticated
+	}
+	return Identity{TokenID: tok.ID, Role: string(tok.Role), Tenant: tok.Tenant}, nil
+}

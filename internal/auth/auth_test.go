@@ -1,0 +1,259 @@
+package auth_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/internal/auth"
+	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/store/sqlite"
+)
+
+var (
+	ctx = context.Background()
+	now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+)
+
+// tokens is an in-memory store.TokenStore.
+type tokens struct {
+	byHash map[[32]byte]store.Token
+	err    error
+}
+
+func (s *tokens) CreateToken(_ context.Context, tok store.Token) (store.Token, error) {
+	s.byHash[tok.Hash] = tok
+	return tok, nil
+}
+
+func (s *tokens) TokenByHash(_ context.Context, h [32]byte) (store.Token, error) {
+	if s.err != nil {
+		return store.Token{}, s.err
+	}
+	tok, ok := s.byHash[h]
+	if !ok {
+		return store.Token{}, store.ErrNotFound
+	}
+	return tok, nil
+}
+
+func (s *tokens) DeleteToken(context.Context, string) error { return nil }
+
+func TestNew(t *testing.T) {
+	tenantID := store.NewID()
+	sec, tok, err := auth.New("app", tenantID, "billing", now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(sec, "srt_") || len(sec) != 47 {
+		t.Errorf("secret %q: want srt_ and 43 base64url characters", sec)
+	}
+	if tok.Hash != sha256.Sum256([]byte(sec)) || tok.Hash != auth.Hash(sec) {
+		t.Error("token hash is not the SHA-256 of the secret")
+	}
+	if tok.Role != store.RoleApp || tok.Tenant != tenantID || tok.Name != "billing" || !tok.Expires.Equal(now.Add(time.Hour)) {
+		t.Errorf("token = %+v", tok)
+	}
+	if err := store.ValidID("token", tok.ID); err != nil {
+		t.Error(err)
+	}
+	tok.Created = now
+	if _, err := tok.Check(); err != nil {
+		t.Errorf("the new token does not pass store checks: %v", err)
+	}
+	if strings.Contains(fmt.Sprintf("%+v", tok), strings.TrimPrefix(sec, "srt_")) {
+		t.Error("the token holds its secret")
+	}
+	sec2, _, _ := auth.New("app", tenantID, "", time.Time{})
+	if sec2 == sec {
+		t.Error("two tokens with the same secret")
+	}
+
+	for _, c := range []struct{ role, tenant string }{
+		{"root", ""}, {"", ""},
+		{"operator", tenantID}, {"auditor", tenantID}, // global roles name no tenant
+		{"tenant-admin", ""}, {"app", ""}, // scoped roles must
+		{"app", "not an id"},
+	} {
+		if _, _, err := auth.New(c.role, c.tenant, "", time.Time{}); err == nil {
+			t.Errorf("New(%q, %q) error = nil", c.role, c.tenant)
+		}
+	}
+	if _, _, err := auth.New("app", tenantID, "bad\nname", time.Time{}); err == nil {
+		t.Error("New(name with a newline) error = nil")
+	}
+}
+
+func TestAuthenticate(t *testing.T) {
+	st := &tokens{byHash: map[[32]byte]store.Token{}}
+	tenantID := store.NewID()
+	add := func(role, tenant string, expires time.Time) (string, store.Token) {
+		sec, tok, err := auth.New(role, tenant, "", expires)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok.Created = now.Add(-time.Hour)
+		st.CreateToken(ctx, tok)
+		return sec, tok
+	}
+	live, liveTok := add("tenant-admin", tenantID, now.Add(time.Minute))
+	expired, _ := add("app", tenantID, now.Add(time.Minute))
+	op, opTok := add("operator", "", time.Time{})
+
+	id, err := auth.Authenticate(ctx, st, "Bearer "+live, now)
+	if err != nil || id != (auth.Identity{TokenID: liveTok.ID, Role: "tenant-admin", Tenant: tenantID}) {
+		t.Errorf("Authenticate(live) = %+v, %v", id, err)
+	}
+	if id, err := auth.Authenticate(ctx, st, "bearer "+op, now); err != nil || id.TokenID != opTok.ID || !id.Global() {
+		t.Errorf("Authenticate(operator, lowercase scheme) = %+v, %v", id, err)
+	}
+
+	unknown, _, _ := auth.New("operator", "", "", time.Time{})
+	flip := []byte(live)
+	flip[10] ^= 1
+	for name, h := range map[string]string{
+		"empty":          "",
+		"no scheme":      live,
+		"basic":          "Basic " + live,
+		"bearer only":    "Bearer ",
+		"no prefix":      "Bearer " + strings.TrimPrefix(live, "srt_"),
+		"other prefix":   "Bearer srx_" + strings.TrimPrefix(live, "srt_"),
+		"truncated":      "Bearer " + live[:len(live)-1],
+		"longer":         "Bearer " + live + "A",
+		"trailing space": "Bearer " + live + " ",
+		"std base64":     "Bearer " + strings.NewReplacer("-", "+", "_", "/").Replace(live) + "+",
+		"unknown":        "Bearer " + unknown,
+		"altered":        "Bearer " + string(flip),
+		"expired":        "Bearer " + expired,
+	} {
+		if name == "expired" {
+			if _, err := auth.Authenticate(ctx, st, h, now.Add(time.Minute)); !errors.Is(err, auth.ErrUnauthenticated) {
+				t.Errorf("%s: error = %v, want ErrUnauthenticated", name, err)
+			}
+			continue
+		}
+		id, err := auth.Authenticate(ctx, st, h, now)
+		if !errors.Is(err, auth.ErrUnauthenticated) {
+			t.Errorf("%s: Authenticate = %+v, %v, want ErrUnauthenticated", name, id, err)
+		}
+		if err != nil && (strings.Contains(err.Error(), "srt_") || strings.Contains(err.Error(), live[4:12])) {
+			t.Errorf("%s: the error %q echoes the token", name, err)
+		}
+	}
+	// A store fault is not "unauthenticated": the caller answers 5xx.
+	st.err = errors.New("store: database is locked")
+	if _, err := auth.Authenticate(ctx, st, "Bearer "+live, now); err == nil || errors.Is(err, auth.ErrUnauthenticated) {
+		t.Errorf("Authenticate(store fault) error = %v", err)
+	}
+}
+
+func TestAuthenticateSQLite(t *testing.T) {
+	st, err := sqlite.OpenPath(ctx, sqlite.Memory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tn, err := st.CreateTenant(ctx, store.NewTenant("acme", store.EnvProduction, now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, tok, err := auth.New("app", tn.ID, "web", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	id, err := auth.Authenticate(ctx, st, "Bearer "+sec, now)
+	if err != nil || id.Tenant != tn.ID || id.Role != "app" || id.TokenID != tok.ID {
+		t.Errorf("Authenticate = %+v, %v", id, err)
+	}
+}
+
+// TestAllows checks every role × scope × route kind combination.
+func TestAllows(t *testing.T) {
+	const mine, other = "tenant-mine", "tenant-other"
+	ids := map[string]auth.Identity{
+		"operator":            {TokenID: "1", Role: "operator"},
+		"auditor":             {TokenID: "2", Role: "auditor"},
+		"tenant-admin(mine)":  {TokenID: "3", Role: "tenant-admin", Tenant: mine},
+		"app(mine)":           {TokenID: "4", Role: "app", Tenant: mine},
+		"operator(mine)":      {TokenID: "5", Role: "operator", Tenant: mine}, // not made by New; treated as scoped
+		"auditor(mine)":       {TokenID: "6", Role: "auditor", Tenant: mine},
+		"tenant-admin(bogus)": {TokenID: "7", Role: "tenant-admin"}, // scoped role without a tenant
+		"nobody":              {},
+	}
+	roles := []string{"operator", "auditor", "tenant-admin", "app"}
+	for idName, id := range ids {
+		for _, role := range roles {
+			for _, scoped := range []bool{false, true} {
+				for _, target := range []string{mine, other, ""} {
+					p := auth.Policy{Roles: []string{role}, TenantScoped: scoped}
+					got := id.Allows(p, target)
+					want := want(id, p, target)
+					if got != want {
+						t.Errorf("%s.Allows(%+v, %q) = %v, want %v", idName, p, target, got, want)
+					}
+				}
+			}
+		}
+		if id.Allows(auth.Policy{}, mine) || id.Allows(auth.Policy{TenantScoped: true}, mine) {
+			t.Errorf("%s is allowed by a policy with no roles", idName)
+		}
+	}
+	// The model in words, spelled out for the common cases.
+	all := auth.Policy{Roles: roles, TenantScoped: true}
+	for _, c := range []struct {
+		id     string
+		tenant string
+		want   bool
+	}{
+		{"operator", mine, true}, {"operator", other, true},
+		{"auditor", mine, true}, {"auditor", other, true},
+		{"tenant-admin(mine)", mine, true}, {"tenant-admin(mine)", other, false},
+		{"app(mine)", mine, true}, {"app(mine)", other, false},
+		{"operator(mine)", mine, true}, {"operator(mine)", other, false},
+		{"tenant-admin(bogus)", mine, false}, {"tenant-admin(bogus)", "", false},
+	} {
+		if got := ids[c.id].Allows(all, c.tenant); got != c.want {
+			t.Errorf("%s on tenant %q = %v, want %v", c.id, c.tenant, got, c.want)
+		}
+	}
+	global := auth.Policy{Roles: roles}
+	for name, want := range map[string]bool{"operator": true, "auditor": true, "tenant-admin(mine)": true,
+		"app(mine)": true, "operator(mine)": false, "auditor(mine)": false, "tenant-admin(bogus)": true} {
+		if got := ids[name].Allows(global, ""); got != want {
+			t.Errorf("%s on a global route = %v, want %v", name, got, want)
+		}
+	}
+	if (auth.Policy{}).Zero() != true || (auth.Policy{Roles: []string{"app"}}).Zero() {
+		t.Error("Policy.Zero")
+	}
+}
+
+// want is the rule, written independently of Allows.
+func want(id auth.Identity, p auth.Policy, target string) bool {
+	listed := false
+	for _, r := range p.Roles {
+		listed = listed || (r == id.Role && r != "")
+	}
+	if !listed {
+		return false
+	}
+	globalRole := id.Role == "operator" || id.Role == "auditor"
+	if !p.TenantScoped {
+		return !globalRole || id.Tenant == ""
+	}
+	switch {
+	case target == "":
+		return false
+	case globalRole && id.Tenant == "":
+		return true
+	default:
+		return id.Tenant != "" && id.Tenant == target
+	}
+}

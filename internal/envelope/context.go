@@ -1,0 +1,60 @@
+package envelope
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/cryptobyte"
+)
+
+// Limits on a caller's context.
+const (
+	MaxContextPairs = 64
+	MaxContextKey   = 64   // bytes; keys are at least 1 byte
+	MaxContextValue = 1024 // bytes; values may be empty
+)
+
+// ErrContext: a context breaks the limits above, or is not UTF-8.
+var ErrContext = errors.New("envelope: invalid context")
+
+// CheckContext reports whether context can be bound to a ciphertext: at most
+// MaxContextPairs pairs, keys of 1 to MaxContextKey bytes and values of at
+// most MaxContextValue bytes, all valid UTF-8.
+func CheckContext(context map[string]string) error {
+	_, err := canonical(context)
+	return err
+}
+
+// canonical is the one encoding of a context:
+//
+//	u16 count || for each pair, in increasing byte order of keys: u8<> key || u16<> value
+//
+// A nil and an empty map both encode as 00 00. The errors name the offending
+// key (never a value), quoted, or only its length when it is itself invalid.
+func canonical(context map[string]string) ([]byte, error) {
+	if len(context) > MaxContextPairs {
+		return nil, fmt.Errorf("%w: %d pairs (at most %d)", ErrContext, len(context), MaxContextPairs)
+	}
+	keys := make([]string, 0, len(context))
+	size := 2
+	for k, v := range context {
+		if len(k) == 0 || len(k) > MaxContextKey || !utf8.ValidString(k) {
+			return nil, fmt.Errorf("%w: a key of %d bytes (1 to %d bytes of UTF-8)", ErrContext, len(k), MaxContextKey)
+		}
+		if len(v) > MaxContextValue || !utf8.ValidString(v) {
+			return nil, fmt.Errorf("%w: the value of %q must be at most %d bytes of UTF-8", ErrContext, k, MaxContextValue)
+		}
+		keys = append(keys, k)
+		size += 1 + len(k) + 2 + len(v)
+	}
+	slices.Sort(keys)
+	b := cryptobyte.NewFixedBuilder(make([]byte, 0, size))
+	b.AddUint16(uint16(len(keys)))
+	for _, k := range keys {
+		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(k)) })
+		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(context[k])) })
+	}
+	return b.BytesOrPanic(), nil
+}

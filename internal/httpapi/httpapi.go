@@ -1,0 +1,501 @@
+// Package httpapi is the regional key server's JSON API under /v1, on
+// net/http.
+//
+// One route table (Routes) is the API: the mux and the OpenAPI document
+// (/v1/openapi.json) are both built from it, and every route declares its
+// access policy there. Handlers never decide access: the route wrapper
+// authenticates the bearer token, resolves the {tenant} of the path by name,
+// applies the route's auth.Policy, decodes the body strictly, runs the
+// route's Restrict rule if it has one, and only then calls the handler.
+//
+// Request bodies are never logged: they can hold plaintext and key material.
+// The access log (log/slog) records the route, status, duration, error code,
+// token id (never the secret) and tenant of each request.
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"reflect"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/api"
+	"github.com/strongroom-kms/strongroom/internal/auth"
+	"github.com/strongroom-kms/strongroom/internal/config"
+	"github.com/strongroom-kms/strongroom/internal/release"
+	"github.com/strongroom-kms/strongroom/internal/store"
+)
+
+// Keys is the tenant key service the data and key routes call
+// (tenant.Service implements it).
+type Keys interface {
+	Generate(ctx context.Context, tenantID, typ string) (store.Key, error)
+	Keys(ctx context.Context, tenantID, typ string) ([]store.Key, error)
+	Destroy(ctx context.Context, tenantID, typ string, version uint32) (store.Key, error)
+	Encrypt(ctx context.Context, tenantID, typ string, plaintext []byte, context map[string]string) ([]byte, store.Key, error)
+	Decrypt(ctx context.Context, tenantID string, ciphertext []byte, context map[string]string) ([]byte, store.Key, error)
+	SealDEK(ctx context.Context, tenantID, typ string, version uint32, kem uint16, publicKey []byte) ([]byte, store.Key, error)
+}
+
+// Deps is what the API serves from.
+type Deps struct {
+	Store  store.Store
+	Ring   *release.Ring
+	Keys   Keys
+	Region string
+	// Limits bound bodies, batches and request time; zero fields take the
+	// config package's defaults.
+	Limits config.Limits
+	// Logger receives the access log and server faults; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// server is the API: its dependencies and its route table.
+type server struct {
+	Deps
+	routes  []Route
+	openapi []byte
+	mux     *http.ServeMux
+	timeout time.Duration
+}
+
+// NewHandler returns the API's http.Handler.
+func NewHandler(d Deps) http.Handler { return newServer(d) }
+
+func newServer(d Deps) *server {
+	if d.Store == nil || d.Ring == nil || d.Keys == nil {
+		panic("httpapi: NewHandler needs Deps.Store, Deps.Ring and Deps.Keys")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Limits.MaxBodyBytes <= 0 {
+		d.Limits.MaxBodyBytes = config.DefaultMaxBodyBytes
+	}
+	if d.Limits.MaxBatch <= 0 {
+		d.Limits.MaxBatch = config.DefaultMaxBatch
+	}
+	if d.Limits.RequestTimeout <= 0 {
+		d.Limits.RequestTimeout = config.Duration(config.DefaultRequestTimeout)
+	}
+	s := &server{Deps: d, mux: http.NewServeMux(), timeout: time.Duration(d.Limits.RequestTimeout)}
+	s.routes = s.table()
+	for i := range s.routes {
+		rt := &s.routes[i]
+		if err := rt.check(); err != nil {
+			panic("httpapi: " + err.Error())
+		}
+		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
+	}
+	doc, err := json.Marshal(OpenAPI(s.routes))
+	if err != nil {
+		panic("httpapi: the OpenAPI document: " + err.Error())
+	}
+	s.openapi = doc
+	return s
+}
+
+// Route is one operation of the API.
+type Route struct {
+	Method  string // GET or POST
+	Pattern string // a net/http pattern path, e.g. /v1/tenants/{tenant}/keys
+	// Public routes need no token. Every other route must have a Policy
+	// with roles; a route with neither is a programming error (NewHandler
+	// panics, and the isolation test fails).
+	Public bool
+	// Policy is who may call the route. TenantScoped must be set exactly
+	// when the pattern has a {tenant}.
+	Policy auth.Policy
+	// Restrict, if set, is a further access rule of the route, run with
+	// the decoded body before the handler: it refuses with errForbidden.
+	Restrict *Rule
+	// Handler serves an allowed request and returns the response body (or
+	// a reply, for another status).
+	Handler func(c *Call) (any, error)
+	// Status is the success status (0 = 200).
+	Status  int
+	Summary string
+	// Request and Response are zero values of the body types (nil = no
+	// body); the wrapper decodes into a new Request, and the OpenAPI
+	// document describes both.
+	Request, Response any
+	// Query names the query parameters the route reads.
+	Query []string
+}
+
+func (rt *Route) check() error {
+	switch {
+	case rt.Handler == nil:
+		return fmt.Errorf("%s %s has no handler", rt.Method, rt.Pattern)
+	case rt.Public && (!rt.Policy.Zero() || rt.Restrict != nil):
+		return fmt.Errorf("%s %s is public and has a policy", rt.Method, rt.Pattern)
+	case rt.Restrict != nil && (rt.Restrict.Doc == "" || rt.Restrict.Check == nil):
+		return fmt.Errorf("%s %s: its Restrict rule needs a Doc and a Check", rt.Method, rt.Pattern)
+	case !rt.Public && rt.Policy.Zero():
+		return fmt.Errorf("%s %s has no policy and is not marked public", rt.Method, rt.Pattern)
+	case !rt.Public && rt.Policy.TenantScoped != strings.Contains(rt.Pattern, "{tenant}"):
+		return fmt.Errorf("%s %s: Policy.TenantScoped must be set exactly when the path has {tenant}", rt.Method, rt.Pattern)
+	}
+	return nil
+}
+
+// status is the route's success status.
+func (rt *Route) status() int {
+	if rt.Status == 0 {
+		return http.StatusOK
+	}
+	return rt.Status
+}
+
+// Call is one allowed request, as a handler sees it.
+type Call struct {
+	Request *http.Request
+	// Identity is the caller; zero on public routes.
+	Identity auth.Identity
+	// Tenant is the tenant the path's {tenant} names, on tenant routes.
+	Tenant store.Tenant
+	// Body is a pointer to the decoded request body, of the route's
+	// Request type; nil if the route has none.
+	Body any
+}
+
+// Context is the request's context.
+func (c *Call) Context() context.Context { return c.Request.Context() }
+
+// reply is a handler's answer with a status other than the route's.
+type reply struct {
+	status int
+	body   any
+}
+
+// ServeHTTP serves the API: access log, a request id, the request timeout,
+// then the mux (or a JSON 404/405).
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	info := &requestInfo{id: newRequestID()}
+	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
+	w.Header().Set("X-Request-Id", info.id)
+	// The timeout handler writes its own body on timeout: JSON, with these
+	// headers, which it keeps when the handler answers in time.
+	setJSONHeaders(w.Header())
+	lw := &statusWriter{ResponseWriter: w}
+	timeoutBody, _ := json.Marshal(api.Error{Code: api.CodeTimeout,
+		Message: fmt.Sprintf("the request took longer than %v (request %s)", s.timeout, info.id)})
+	http.TimeoutHandler(http.HandlerFunc(s.route), s.timeout, string(timeoutBody)).ServeHTTP(lw, r)
+
+	route, token, tenant, code := info.get()
+	status := lw.status
+	switch {
+	case status == http.StatusServiceUnavailable && code == "":
+		code = api.CodeTimeout
+	case status == 0 && r.Context().Err() != nil:
+		status, code = 499, "canceled" // the client went away: nothing was written
+	}
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	s.Logger.LogAttrs(r.Context(), level, "request",
+		slog.String("request_id", info.id),
+		slog.String("method", r.Method),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.String("code", code),
+		slog.Duration("duration", time.Since(start)),
+		slog.Int64("bytes", lw.bytes),
+		slog.String("token_id", token),
+		slog.String("tenant", tenant),
+	)
+}
+
+// route dispatches to the mux, answering unknown routes and methods in JSON.
+func (s *server) route(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.mux.Handler(r); pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, p := s.mux.Handler(r2); p != "" {
+			allowed = append(allowed, m)
+		}
+	}
+	if len(allowed) > 0 {
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		s.writeError(w, r, &apiError{status: http.StatusMethodNotAllowed, code: api.CodeMethodNotAllowed,
+			msg: fmt.Sprintf("%s is not allowed here: use %s", r.Method, strings.Join(allowed, " or "))})
+		return
+	}
+	s.writeError(w, r, &apiError{status: http.StatusNotFound, code: api.CodeNotFound, msg: "no such route: see /v1/openapi.json"})
+}
+
+// wrap is the one place where access is decided: authentication, the
+// route's policy with the tenant resolved, the body, Restrict, then the
+// handler.
+func (s *server) wrap(rt *Route) http.Handler {
+	name := rt.Method + " " + rt.Pattern
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info := infoFrom(r.Context())
+		info.setRoute(name)
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.Logger.Error("handler panic", "request_id", info.id, "route", name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				s.writeError(w, r, fmt.Errorf("panic in %s", name))
+			}
+		}()
+		c := &Call{Request: r}
+		if err := s.authorize(rt, c); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if rt.Request != nil {
+			body := reflect.New(reflect.TypeOf(rt.Request)).Interface()
+			if err := s.decode(w, r, body); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			c.Body = body
+		}
+		if rt.Restrict != nil {
+			if err := rt.Restrict.Check(c); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		resp, err := rt.Handler(c)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		status := rt.status()
+		if rep, ok := resp.(reply); ok {
+			status, resp = rep.status, rep.body
+		}
+		writeJSON(w, status, resp)
+	})
+}
+
+// authorize authenticates the caller of a non-public route and applies its
+// policy, resolving {tenant} on the way. Every refusal of an authenticated
+// caller is the same errForbidden, except that a global caller (who may see
+// every tenant) is told that a tenant does not exist.
+func (s *server) authorize(rt *Route, c *Call) error {
+	if rt.Public {
+		return nil
+	}
+	r := c.Request
+	info := infoFrom(r.Context())
+	id, err := auth.Authenticate(r.Context(), s.Store, r.Header.Get("Authorization"), s.Now())
+	if err != nil {
+		return err
+	}
+	c.Identity = id
+	info.setToken(id.TokenID, id.Tenant)
+	if !slices.Contains(rt.Policy.Roles, id.Role) {
+		return errForbidden
+	}
+	if rt.Policy.TenantScoped {
+		name := r.PathValue("tenant")
+		tn, err := s.tenantByName(r.Context(), name)
+		switch {
+		case errors.Is(err, store.ErrNotFound) && id.Global():
+			return notFoundf("no tenant is named %q", name)
+		case errors.Is(err, store.ErrNotFound):
+			return errForbidden
+		case err != nil:
+			return err
+		}
+		c.Tenant = tn
+		info.setToken(id.TokenID, tn.ID)
+	}
+	if !id.Allows(rt.Policy, c.Tenant.ID) {
+		return errForbidden
+	}
+	return nil
+}
+
+// tenantByName finds a tenant by name; a name that cannot be a tenant's is
+// ErrNotFound without asking the store.
+func (s *server) tenantByName(ctx context.Context, name string) (store.Tenant, error) {
+	if store.ValidTenantName(name) != nil {
+		return store.Tenant{}, store.ErrNotFound
+	}
+	return s.Store.TenantByName(ctx, name)
+}
+
+// decode reads a request body strictly into dst: Content-Type
+// application/json, at most Limits.MaxBodyBytes, one JSON object, no
+// unknown fields.
+func (s *server) decode(w http.ResponseWriter, r *http.Request, dst any) error {
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return &apiError{status: http.StatusUnsupportedMediaType, code: api.CodeUnsupportedMedia,
+			msg: "the body must be JSON, sent with Content-Type: application/json"}
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return &apiError{status: http.StatusUnsupportedMediaType, code: api.CodeUnsupportedMedia,
+				msg: "the body must be JSON in UTF-8: Content-Type: application/json (charset=utf-8, if any)"}
+		}
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.Limits.MaxBodyBytes))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return &apiError{status: http.StatusRequestEntityTooLarge, code: api.CodeTooLarge,
+				msg: fmt.Sprintf("the body is larger than %d bytes (limits.max_body_bytes)", s.Limits.MaxBodyBytes)}
+		}
+		return badRequestf("reading the body: %v", err)
+	}
+	data = bytes.TrimLeft(data, " \t\r\n")
+	if len(data) == 0 || data[0] != '{' {
+		return badRequestf("the body must be one JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return badRequestf("%s", jsonProblem(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequestf("the body must be one JSON object, with nothing after it")
+	}
+	return nil
+}
+
+// jsonProblem describes a decoding error without echoing the body: values
+// in it may be secrets.
+func jsonProblem(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("malformed JSON at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		if typ.Field != "" {
+			return fmt.Sprintf("field %q: a JSON %s cannot be a %s", typ.Field, jsonKind(typ.Value), typ.Type)
+		}
+		return fmt.Sprintf("a JSON %s cannot be a %s", jsonKind(typ.Value), typ.Type)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "truncated JSON"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return strings.TrimPrefix(err.Error(), "json: ") // the field's name only
+	case strings.Contains(err.Error(), "base64"):
+		return "a byte string is not valid standard base64"
+	}
+	return "invalid JSON for this request"
+}
+
+// jsonKind keeps the kind of a JSON value from UnmarshalTypeError.Value,
+// which holds the literal of a number.
+func jsonKind(v string) string {
+	kind, _, _ := strings.Cut(v, " ")
+	return kind
+}
+
+func setJSONHeaders(h http.Header) {
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+}
+
+// writeJSON writes v as the response body.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		// Only the api types are written; they always encode.
+		status = http.StatusInternalServerError
+		body = []byte(`{"code":"internal","message":"encoding the answer failed"}`)
+	}
+	setJSONHeaders(w.Header())
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
+
+// requestInfo is what the access log learns from inside the handler (which
+// may still run after a timeout: hence the lock).
+type requestInfo struct {
+	id string
+
+	mu                   sync.Mutex
+	route, token, tenant string
+	code                 string
+}
+
+type infoKey struct{}
+
+func infoFrom(ctx context.Context) *requestInfo {
+	if i, ok := ctx.Value(infoKey{}).(*requestInfo); ok {
+		return i
+	}
+	return &requestInfo{}
+}
+
+func (i *requestInfo) setRoute(route string) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.route = route
+}
+
+func (i *requestInfo) setToken(token, tenant string) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.token, i.tenant = token, tenant
+}
+
+func (i *requestInfo) setCode(code string) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.code = code
+}
+
+func (i *requestInfo) get() (route, token, tenant, code string) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.route, i.token, i.tenant, i.code
+}
+
+// statusWriter records the status and size of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

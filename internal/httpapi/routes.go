@@ -1,0 +1,453 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/api"
+	"github.com/strongroom-kms/strongroom/internal/auth"
+	"github.com/strongroom-kms/strongroom/internal/release"
+	"github.com/strongroom-kms/strongroom/internal/store"
+)
+
+// The roles, as the route table names them.
+const (
+	operator    = api.RoleOperator
+	auditor     = api.RoleAuditor
+	tenantAdmin = api.RoleTenantAdmin
+	app         = api.RoleApp
+)
+
+// global is a policy for routes that are not about one tenant.
+func global(roles ...string) auth.Policy { return auth.Policy{Roles: roles} }
+
+// scoped is a policy for routes under /v1/tenants/{tenant}.
+func scoped(roles ...string) auth.Policy { return auth.Policy{Roles: roles, TenantScoped: true} }
+
+// Rule is a route's access rule beyond its Policy, declared in the table
+// with its description (for the docs and the OpenAPI document).
+type Rule struct {
+	Doc   string
+	Check func(c *Call) error
+}
+
+// table is the API: every route, its policy and its handler.
+func (s *server) table() []Route {
+	return []Route{
+		{Method: "GET", Pattern: "/v1/health", Public: true, Handler: s.health,
+			Summary: "Liveness: the server answers", Response: api.Health{}},
+		{Method: "GET", Pattern: "/v1/ready", Public: true, Handler: s.ready,
+			Summary:  "Readiness: 200 when every installed release is loaded, else 503 naming the bundles that failed and why",
+			Response: api.Health{}},
+		{Method: "GET", Pattern: "/v1/openapi.json", Public: true, Handler: s.openAPI,
+			Summary: "This API's OpenAPI 3.1 document", Response: map[string]any{}},
+
+		{Method: "POST", Pattern: "/v1/releases", Policy: global(operator), Handler: s.installRelease,
+			Summary: "Install a release bundle: verified and opened in the regional HSM first, then stored (idempotent)",
+			Request: api.InstallReleaseRequest{}, Response: api.Release{}},
+		{Method: "GET", Pattern: "/v1/releases", Policy: global(operator, auditor), Handler: s.releases,
+			Summary: "List the installed releases", Response: api.ReleaseList{}},
+
+		{Method: "POST", Pattern: "/v1/tenants", Policy: global(operator), Handler: s.createTenant, Status: http.StatusCreated,
+			Summary: "Create a tenant", Request: api.CreateTenantRequest{}, Response: api.Tenant{}},
+		{Method: "GET", Pattern: "/v1/tenants", Policy: global(operator, auditor), Handler: s.tenants,
+			Summary: "List the tenants", Response: api.TenantList{}},
+		{Method: "GET", Pattern: "/v1/tenants/{tenant}", Policy: scoped(operator, auditor, tenantAdmin), Handler: s.tenant,
+			Summary: "Show a tenant", Response: api.Tenant{}},
+
+		{Method: "POST", Pattern: "/v1/tokens", Policy: global(operator, tenantAdmin), Handler: s.createToken, Status: http.StatusCreated,
+			Restrict: &Rule{Doc: "a tenant-admin may create only app tokens, and only for its own tenant", Check: s.tenantAdminMintsOwnApps},
+			Summary:  "Create an API token; its secret is in this answer only", Request: api.CreateTokenRequest{}, Response: api.Token{}},
+
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys", Policy: scoped(tenantAdmin, operator), Handler: s.generateKey, Status: http.StatusCreated,
+			Summary: "Generate a new active key of a type (rate limited per tenant and type: 429 with next_allowed)",
+			Request: api.GenerateKeyRequest{}, Response: api.Key{}},
+		{Method: "GET", Pattern: "/v1/tenants/{tenant}/keys", Policy: scoped(tenantAdmin, operator, auditor), Handler: s.keys,
+			Summary: "List a tenant's keys, without material", Response: api.KeyList{}, Query: []string{"type"}},
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/{type}/{version}/destroy", Policy: scoped(tenantAdmin, operator), Handler: s.destroyKey,
+			Summary: "Destroy a key version: data under it can never be decrypted again (confirm with TENANT/TYPE/VERSION)",
+			Request: api.DestroyKeyRequest{}, Response: api.Key{}},
+
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/encrypt", Policy: scoped(app), Handler: s.encrypt,
+			Summary: "Encrypt a batch under the active key of a type; errors are per item",
+			Request: api.EncryptRequest{}, Response: api.EncryptResponse{}},
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/decrypt", Policy: scoped(app), Handler: s.decrypt,
+			Summary: "Decrypt a batch; errors (e.g. key_destroyed) are per item",
+			Request: api.DecryptRequest{}, Response: api.DecryptResponse{}},
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/dek", Policy: scoped(app), Handler: s.dek,
+			Summary: "Deliver a DEK sealed with HPKE to the caller's public key",
+			Request: api.DEKRequest{}, Response: api.DEKResponse{}},
+	}
+}
+
+// ---- health ----
+
+func (s *server) health(c *Call) (any, error) {
+	return api.Health{Status: "ok", Region: s.Region}, nil
+}
+
+func (s *server) ready(c *Call) (any, error) {
+	h := api.Health{Status: "ok", Region: s.Region}
+	for _, m := range s.Ring.Releases() {
+		h.Releases = append(h.Releases, releaseOf(m, store.Release{}))
+	}
+	if err := s.Ring.Ready(); err != nil {
+		h.Problems = append(h.Problems, err.Error())
+	}
+	if _, err := s.Store.Releases(c.Context()); err != nil {
+		// The store's error may name its host: only in the log.
+		s.Logger.Error("readiness: the store does not answer", "err", err)
+		h.Problems = append(h.Problems, "the store does not answer: see the server log")
+	}
+	if len(h.Problems) > 0 {
+		h.Status = "not_ready"
+		return reply{status: http.StatusServiceUnavailable, body: h}, nil
+	}
+	return h, nil
+}
+
+func (s *server) openAPI(c *Call) (any, error) { return rawJSON(s.openapi), nil }
+
+// rawJSON is a body already encoded.
+type rawJSON []byte
+
+func (r rawJSON) MarshalJSON() ([]byte, error) { return r, nil }
+
+// ---- releases ----
+
+func releaseOf(m release.Meta, r store.Release) api.Release {
+	return api.Release{ID: m.ID, Iterations: m.Iterations, Created: m.Created.UTC(), Installed: r.Installed, Loaded: m.ID != ""}
+}
+
+func invalidBundle(err error) error {
+	return &apiError{status: http.StatusBadRequest, code: api.CodeInvalidBundle, msg: err.Error()}
+}
+
+// installRelease verifies and opens the bundle in the regional HSM
+// (Ring.Load) and only then stores it.
+func (s *server) installRelease(c *Call) (any, error) {
+	ctx := c.Context()
+	bundle := c.Body.(*api.InstallReleaseRequest).Bundle
+	if len(bundle) == 0 {
+		return nil, badRequestf("bundle is required: the bundle file (PEM), as received from the ceremony")
+	}
+	// The bundle's claimed release id names it in the ring (as at startup),
+	// so that its readiness problem and a later fix meet under one name.
+	// Verification is Ring.Add's: a refused bundle is not installed and does not
+	// make the node not ready.
+	der, err := release.Decode(bundle)
+	if err != nil {
+		return nil, invalidBundle(err)
+	}
+	claimed, err := release.Parse(der)
+	if err != nil {
+		return nil, invalidBundle(err)
+	}
+	if err := store.ValidReleaseID(claimed.Release); err != nil {
+		return nil, invalidBundle(err)
+	}
+	// A different bundle under an installed id is refused before it can
+	// mark the loaded release as failed.
+	installed, err := s.Store.Releases(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range installed {
+		if r.ID == claimed.Release && string(r.Bundle) != string(bundle) {
+			return nil, &apiError{status: http.StatusConflict, code: api.CodeConflict,
+				msg: fmt.Sprintf("another bundle of release %s is installed", r.ID)}
+		}
+	}
+	m, err := s.Ring.Add(ctx, claimed.Release, bundle)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, invalidBundle(err)
+	}
+	r, err := s.Store.InstallRelease(ctx, store.Release{ID: m.ID, Bundle: bundle, Installed: s.Now()})
+	if err != nil {
+		return nil, err
+	}
+	return releaseOf(m, r), nil
+}
+
+func (s *server) releases(c *Call) (any, error) {
+	rs, err := s.Store.Releases(c.Context())
+	if err != nil {
+		return nil, err
+	}
+	out := api.ReleaseList{Releases: []api.Release{}}
+	for _, r := range rs {
+		m, err := s.Ring.Meta(r.ID)
+		if err != nil {
+			out.Releases = append(out.Releases, api.Release{ID: r.ID, Installed: r.Installed})
+			continue
+		}
+		out.Releases = append(out.Releases, releaseOf(m, r))
+	}
+	return out, nil
+}
+
+// ---- tenants ----
+
+func tenantOf(t store.Tenant) api.Tenant {
+	return api.Tenant{ID: t.ID, Name: t.Name, Env: string(t.Env), Created: t.Created, DerivationOptOut: t.DerivationOptOut}
+}
+
+func (s *server) createTenant(c *Call) (any, error) {
+	req := c.Body.(*api.CreateTenantRequest)
+	t, err := s.Store.CreateTenant(c.Context(), store.NewTenant(req.Name, store.Environment(req.Env), s.Now()))
+	if err != nil {
+		return nil, err
+	}
+	return tenantOf(t), nil
+}
+
+func (s *server) tenants(c *Call) (any, error) {
+	ts, err := s.Store.Tenants(c.Context())
+	if err != nil {
+		return nil, err
+	}
+	out := api.TenantList{Tenants: []api.Tenant{}}
+	for _, t := range ts {
+		out.Tenants = append(out.Tenants, tenantOf(t))
+	}
+	return out, nil
+}
+
+func (s *server) tenant(c *Call) (any, error) { return tenantOf(c.Tenant), nil }
+
+// ---- tokens ----
+
+// tenantAdminMintsOwnApps is POST /v1/tokens's rule: operators may create
+// any token; a tenant-admin only app tokens of its own tenant.
+func (s *server) tenantAdminMintsOwnApps(c *Call) error {
+	if c.Identity.Role != tenantAdmin {
+		return nil
+	}
+	req := c.Body.(*api.CreateTokenRequest)
+	if req.Role != app {
+		return errForbidden
+	}
+	t, err := s.tenantByName(c.Context(), req.Tenant)
+	if errors.Is(err, store.ErrNotFound) {
+		return errForbidden
+	}
+	if err != nil {
+		return err
+	}
+	if !c.Identity.Allows(scoped(tenantAdmin), t.ID) {
+		return errForbidden
+	}
+	return nil
+}
+
+func (s *server) createToken(c *Call) (any, error) {
+	ctx := c.Context()
+	req := c.Body.(*api.CreateTokenRequest)
+	role := store.Role(req.Role)
+	var t store.Tenant
+	switch {
+	case !role.Valid():
+		return nil, badRequestf("role %q: use %s, %s, %s or %s", req.Role, operator, auditor, tenantAdmin, app)
+	case role.Global() && req.Tenant != "":
+		return nil, badRequestf("a %s token covers every tenant: leave tenant out", role)
+	case !role.Global() && req.Tenant == "":
+		return nil, badRequestf("a %s token needs its tenant's name", role)
+	case !role.Global():
+		var err error
+		if t, err = s.tenantByName(ctx, req.Tenant); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return nil, notFoundf("no tenant is named %q", req.Tenant)
+			}
+			return nil, err
+		}
+	}
+	now := s.Now()
+	var expires time.Time
+	if req.TTL != "" {
+		d, err := time.ParseDuration(req.TTL)
+		if err != nil || d <= 0 {
+			return nil, badRequestf("ttl %q: use a positive duration such as 720h, or leave it out for no expiry", req.TTL)
+		}
+		expires = now.Add(d)
+	}
+	secret, tok, err := auth.New(req.Role, t.ID, req.Name, expires)
+	if err != nil {
+		return nil, badRequestf("%v", err)
+	}
+	tok.Created = now
+	tok, err = s.Store.CreateToken(ctx, tok)
+	if err != nil {
+		return nil, err
+	}
+	out := api.Token{ID: tok.ID, Role: string(tok.Role), Tenant: t.Name, Name: tok.Name, Secret: secret}
+	if !tok.Expires.IsZero() {
+		out.Expires = &tok.Expires
+	}
+	return out, nil
+}
+
+// ---- keys ----
+
+func keyOf(t store.Tenant, k store.Key) api.Key {
+	out := api.Key{Tenant: t.Name, Type: k.Type, Version: k.Version, State: string(k.State), Source: string(k.Source),
+		Derivation: string(k.Derivation), Release: k.Release, Created: k.Created}
+	if !k.Destroyed.IsZero() {
+		d := k.Destroyed
+		out.Destroyed = &d
+	}
+	return out
+}
+
+// keyType is a request's key type: "data" if empty.
+func keyType(typ string) (string, error) {
+	if typ == "" {
+		return store.TypeData, nil
+	}
+	if err := store.ValidType(typ); err != nil {
+		return "", badRequestf("key type %q: use one of %q", typ, store.KeyTypes())
+	}
+	return typ, nil
+}
+
+func (s *server) generateKey(c *Call) (any, error) {
+	typ, err := keyType(c.Body.(*api.GenerateKeyRequest).Type)
+	if err != nil {
+		return nil, err
+	}
+	k, err := s.Keys.Generate(c.Context(), c.Tenant.ID, typ)
+	if err != nil {
+		return nil, err
+	}
+	return keyOf(c.Tenant, k), nil
+}
+
+func (s *server) keys(c *Call) (any, error) {
+	typ := c.Request.URL.Query().Get("type")
+	if typ != "" {
+		if err := store.ValidType(typ); err != nil {
+			return nil, badRequestf("key type %q: use one of %q", typ, store.KeyTypes())
+		}
+	}
+	ks, err := s.Keys.Keys(c.Context(), c.Tenant.ID, typ)
+	if err != nil {
+		return nil, err
+	}
+	out := api.KeyList{Keys: []api.Key{}}
+	for _, k := range ks {
+		out.Keys = append(out.Keys, keyOf(c.Tenant, k))
+	}
+	return out, nil
+}
+
+func (s *server) destroyKey(c *Call) (any, error) {
+	typ := c.Request.PathValue("type")
+	if err := store.ValidType(typ); err != nil {
+		return nil, badRequestf("key type %q: use one of %q", typ, store.KeyTypes())
+	}
+	vs := c.Request.PathValue("version")
+	v, err := strconv.ParseUint(vs, 10, 32)
+	if err != nil || v == 0 || strconv.FormatUint(v, 10) != vs {
+		return nil, badRequestf("key version %q: a whole number from 1", vs)
+	}
+	want := fmt.Sprintf("%s/%s/%d", c.Tenant.Name, typ, v)
+	if got := c.Body.(*api.DestroyKeyRequest).Confirm; got != want {
+		return nil, badRequestf("confirm must be exactly %q: destroying a key makes the data under it unreadable forever", want)
+	}
+	k, err := s.Keys.Destroy(c.Context(), c.Tenant.ID, typ, uint32(v))
+	if err != nil {
+		return nil, err
+	}
+	return keyOf(c.Tenant, k), nil
+}
+
+// ---- data plane ----
+
+func (s *server) checkBatch(n int) error {
+	switch {
+	case n == 0:
+		return badRequestf("items is empty")
+	case n > s.Limits.MaxBatch:
+		return tooLargef("%d items: at most %d per request (limits.max_batch)", n, s.Limits.MaxBatch)
+	}
+	return nil
+}
+
+func (s *server) encrypt(c *Call) (any, error) {
+	ctx := c.Context()
+	req := c.Body.(*api.EncryptRequest)
+	typ, err := keyType(req.Type)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkBatch(len(req.Items)); err != nil {
+		return nil, err
+	}
+	out := api.EncryptResponse{Items: make([]api.EncryptResult, len(req.Items))}
+	for i, it := range req.Items {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		ct, k, err := s.Keys.Encrypt(ctx, c.Tenant.ID, typ, it.Plaintext, it.Context)
+		if err != nil {
+			e, ok := itemError(err)
+			if !ok {
+				return nil, err
+			}
+			out.Items[i].Error = e
+			continue
+		}
+		out.Items[i] = api.EncryptResult{Ciphertext: ct, Type: k.Type, Version: k.Version}
+	}
+	return out, nil
+}
+
+func (s *server) decrypt(c *Call) (any, error) {
+	ctx := c.Context()
+	req := c.Body.(*api.DecryptRequest)
+	if err := s.checkBatch(len(req.Items)); err != nil {
+		return nil, err
+	}
+	out := api.DecryptResponse{Items: make([]api.DecryptResult, len(req.Items))}
+	for i, it := range req.Items {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if len(it.Ciphertext) == 0 {
+			out.Items[i].Error = &api.Error{Code: api.CodeBadRequest, Message: "ciphertext is required"}
+			continue
+		}
+		pt, k, err := s.Keys.Decrypt(ctx, c.Tenant.ID, it.Ciphertext, it.Context)
+		if err != nil {
+			e, ok := itemError(err)
+			if !ok {
+				return nil, err
+			}
+			out.Items[i].Error = e
+			continue
+		}
+		out.Items[i] = api.DecryptResult{Plaintext: pt, Type: k.Type, Version: k.Version}
+	}
+	return out, nil
+}
+
+func (s *server) dek(c *Call) (any, error) {
+	req := c.Body.(*api.DEKRequest)
+	typ, err := keyType(req.Type)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.PublicKey) == 0 {
+		return nil, badRequestf("public_key is required: the HPKE public key to seal the DEK to")
+	}
+	sealed, k, err := s.Keys.SealDEK(c.Context(), c.Tenant.ID, typ, req.Version, req.KEM, req.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	return api.DEKResponse{TenantID: c.Tenant.ID, Type: k.Type, Version: k.Version, Sealed: sealed}, nil
+}

@@ -1,0 +1,432 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"crypto/ecdh"
+	"crypto/hpke"
+	"encoding/pem"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/api"
+	"github.com/strongroom-kms/strongroom/internal/envelope"
+	"github.com/strongroom-kms/strongroom/internal/httpapi"
+	"github.com/strongroom-kms/strongroom/internal/httpapi/apitest"
+)
+
+// TestEveryRoute walks every route of the table through its happy path,
+// with real components, and fails if a route was not called.
+func TestEveryRoute(t *testing.T) {
+	e := newEnv(t, apitest.Options{})
+	called := map[string]bool{}
+	call := func(method, pattern, path, token string, body any) *response {
+		t.Helper()
+		called[method+" "+pattern] = true
+		return e.call(method, path, token, body)
+	}
+	op := e.Operator
+	auditor := e.Token(t, api.RoleAuditor, "")
+
+	// Health, readiness, the document.
+	var h api.Health
+	call("GET", "/v1/health", "/v1/health", "", nil).want(t, 200, &h)
+	if h.Status != "ok" || h.Region != apitest.Region {
+		t.Errorf("health = %+v", h)
+	}
+	call("GET", "/v1/ready", "/v1/ready", "", nil).want(t, 200, &h)
+	if h.Status != "ok" || len(h.Releases) != 1 || h.Releases[0].ID != apitest.Release1 || !h.Releases[0].Loaded ||
+		h.Releases[0].Iterations == 0 || len(h.Problems) != 0 {
+		t.Errorf("ready = %+v", h)
+	}
+	var doc map[string]any
+	call("GET", "/v1/openapi.json", "/v1/openapi.json", "", nil).want(t, 200, &doc)
+	if doc["openapi"] != "3.1.0" {
+		t.Errorf("openapi = %v", doc["openapi"])
+	}
+
+	// Releases: install the second one, twice (idempotent).
+	var rel api.Release
+	bundle := e.Site.Bundles[apitest.Release2]
+	call("POST", "/v1/releases", "/v1/releases", op, api.InstallReleaseRequest{Bundle: bundle}).want(t, 200, &rel)
+	if rel.ID != apitest.Release2 || !rel.Loaded || rel.Iterations == 0 || rel.Installed.IsZero() {
+		t.Errorf("installed release = %+v", rel)
+	}
+	e.Clock.Advance(time.Minute)
+	var again api.Release
+	call("POST", "/v1/releases", "/v1/releases", op, api.InstallReleaseRequest{Bundle: bundle}).want(t, 200, &again)
+	if !again.Installed.Equal(rel.Installed) {
+		t.Errorf("installing again changed the installation time: %v, then %v", rel.Installed, again.Installed)
+	}
+	var rels api.ReleaseList
+	call("GET", "/v1/releases", "/v1/releases", auditor, nil).want(t, 200, &rels)
+	if len(rels.Releases) != 2 || rels.Releases[0].ID != apitest.Release1 || rels.Releases[1].ID != apitest.Release2 {
+		t.Errorf("releases = %+v", rels)
+	}
+
+	// Tenants.
+	var acme api.Tenant
+	call("POST", "/v1/tenants", "/v1/tenants", op, api.CreateTenantRequest{Name: "acme", Env: "production"}).want(t, 201, &acme)
+	if acme.Name != "acme" || acme.Env != "production" || acme.ID == "" || !acme.DerivationOptOut {
+		t.Errorf("tenant = %+v", acme)
+	}
+	e.call("POST", "/v1/tenants", op, api.CreateTenantRequest{Name: "acme", Env: "sandbox"}).wantError(t, 409, api.CodeExists)
+	e.call("POST", "/v1/tenants", op, api.CreateTenantRequest{Name: "Acme!", Env: "sandbox"}).wantError(t, 400, api.CodeBadRequest)
+	e.call("POST", "/v1/tenants", op, api.CreateTenantRequest{Name: "beta"}).wantError(t, 400, api.CodeBadRequest)
+	var list api.TenantList
+	call("GET", "/v1/tenants", "/v1/tenants", auditor, nil).want(t, 200, &list)
+	if len(list.Tenants) != 1 || list.Tenants[0].ID != acme.ID {
+		t.Errorf("tenants = %+v", list)
+	}
+
+	// Tokens: the operator makes a tenant-admin, which makes an app token.
+	var adminTok, appTok api.Token
+	call("POST", "/v1/tokens", "/v1/tokens", op, api.CreateTokenRequest{Role: "tenant-admin", Tenant: "acme", Name: "acme admin", TTL: "720h"}).
+		want(t, 201, &adminTok)
+	if adminTok.Role != "tenant-admin" || adminTok.Tenant != "acme" || adminTok.Expires == nil ||
+		!adminTok.Expires.Equal(e.Clock.Now().Add(720*time.Hour)) || !strings.HasPrefix(adminTok.Secret, "srt_") {
+		t.Errorf("token = %+v", adminTok)
+	}
+	admin := adminTok.Secret
+	call("POST", "/v1/tokens", "/v1/tokens", admin, api.CreateTokenRequest{Role: "app", Tenant: "acme", Name: "web"}).want(t, 201, &appTok)
+	if appTok.Role != "app" || appTok.Tenant != "acme" || appTok.Expires != nil {
+		t.Errorf("app token = %+v", appTok)
+	}
+	appSecret := appTok.Secret
+	var got api.Tenant
+	call("GET", "/v1/tenants/{tenant}", "/v1/tenants/acme", admin, nil).want(t, 200, &got)
+	if got != acme {
+		t.Errorf("GET tenant = %+v, want %+v", got, acme)
+	}
+
+	// Keys: generate, rate limited, generate again later, list.
+	keysPath := "/v1/tenants/acme/keys"
+	var k1 api.Key
+	call("POST", "/v1/tenants/{tenant}/keys", keysPath, admin, api.GenerateKeyRequest{Type: "data"}).want(t, 201, &k1)
+	if k1.Tenant != "acme" || k1.Type != "data" || k1.Version != 1 || k1.State != "active" || k1.Source != "hsm" ||
+		k1.Derivation != "pbkdf2" || k1.Release != apitest.Release2 {
+		t.Errorf("key = %+v", k1)
+	}
+	r := e.call("POST", keysPath, admin, api.GenerateKeyRequest{})
+	rl := r.wantError(t, 429, api.CodeRateLimited)
+	wantNext := k1.Created.Add(24 * time.Hour)
+	if rl.NextAllowed == nil || !rl.NextAllowed.Equal(wantNext) {
+		t.Errorf("next_allowed = %v, want %v", rl.NextAllowed, wantNext)
+	}
+	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra != int(wantNext.Sub(e.Clock.Now()).Seconds()) {
+		t.Errorf("Retry-After = %q, want %v s", r.header.Get("Retry-After"), wantNext.Sub(e.Clock.Now()).Seconds())
+	}
+	// Encrypt under version 1 before rotating.
+	encPath := "/v1/tenants/acme/encrypt"
+	var enc1 api.EncryptResponse
+	call("POST", "/v1/tenants/{tenant}/encrypt", encPath, appSecret, api.EncryptRequest{Items: []api.EncryptItem{
+		{Plaintext: []byte("card 4111"), Context: map[string]string{"field": "card"}},
+	}}).want(t, 200, &enc1)
+	if len(enc1.Items) != 1 || enc1.Items[0].Error != nil || enc1.Items[0].Version != 1 {
+		t.Fatalf("encrypt = %+v", enc1)
+	}
+	e.Clock.Advance(24 * time.Hour)
+	var k2 api.Key
+	call("POST", "/v1/tenants/{tenant}/keys", keysPath, op, api.GenerateKeyRequest{Type: "data"}).want(t, 201, &k2)
+	if k2.Version != 2 {
+		t.Errorf("second key = %+v", k2)
+	}
+	var keys api.KeyList
+	call("GET", "/v1/tenants/{tenant}/keys", keysPath, auditor, nil).want(t, 200, &keys)
+	if len(keys.Keys) != 2 || keys.Keys[0].State != "archived" || keys.Keys[1].State != "active" {
+		t.Errorf("keys = %+v", keys)
+	}
+	e.call("GET", keysPath+"?type=search_index", admin, nil).want(t, 200, &keys)
+	if len(keys.Keys) != 0 || keys.Keys == nil {
+		t.Errorf("search_index keys = %+v", keys)
+	}
+
+	// The data plane: a batch of two, then decrypt both (two key versions).
+	var enc api.EncryptResponse
+	e.call("POST", encPath, appSecret, api.EncryptRequest{Type: "data", Items: []api.EncryptItem{
+		{Plaintext: []byte("hello")},
+		{Plaintext: []byte("with context"), Context: map[string]string{"row": "42"}},
+	}}).want(t, 200, &enc)
+	if len(enc.Items) != 2 || enc.Items[0].Version != 2 || enc.Items[1].Error != nil {
+		t.Fatalf("encrypt = %+v", enc)
+	}
+	decPath := "/v1/tenants/acme/decrypt"
+	var dec api.DecryptResponse
+	call("POST", "/v1/tenants/{tenant}/decrypt", decPath, appSecret, api.DecryptRequest{Items: []api.DecryptItem{
+		{Ciphertext: enc.Items[0].Ciphertext},
+		{Ciphertext: enc.Items[1].Ciphertext, Context: map[string]string{"row": "42"}},
+		{Ciphertext: enc.Items[1].Ciphertext, Context: map[string]string{"row": "43"}},
+		{Ciphertext: enc1.Items[0].Ciphertext, Context: map[string]string{"field": "card"}},
+	}}).want(t, 200, &dec)
+	if string(dec.Items[0].Plaintext) != "hello" || string(dec.Items[1].Plaintext) != "with context" ||
+		dec.Items[2].Error == nil || dec.Items[2].Error.Code != api.CodeDecrypt ||
+		string(dec.Items[3].Plaintext) != "card 4111" || dec.Items[3].Version != 1 {
+		t.Errorf("decrypt = %+v", dec)
+	}
+
+	// A DEK delivered with HPKE opens locally and decrypts server ciphertexts.
+	priv, err := hpke.DHKEM(ecdh.X25519()).GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dk api.DEKResponse
+	call("POST", "/v1/tenants/{tenant}/dek", "/v1/tenants/acme/dek", appSecret,
+		api.DEKRequest{KEM: envelope.KEMX25519, PublicKey: priv.PublicKey().Bytes()}).want(t, 200, &dk)
+	if dk.TenantID != acme.ID || dk.Type != "data" || dk.Version != 2 {
+		t.Errorf("dek = %+v", dk)
+	}
+	dek, err := envelope.OpenDEK(priv, envelope.KEMX25519, envelope.Header{Tenant: dk.TenantID, Type: dk.Type, Version: dk.Version}, dk.Sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt, err := envelope.Open(dek, enc.Items[0].Ciphertext, nil); err != nil || string(pt) != "hello" {
+		t.Errorf("opening a server ciphertext with the delivered DEK = %q, %v", pt, err)
+	}
+	e.call("POST", "/v1/tenants/acme/dek", appSecret, api.DEKRequest{KEM: 0x0010, PublicKey: priv.PublicKey().Bytes()}).
+		wantError(t, 400, api.CodeBadRequest)
+	e.call("POST", "/v1/tenants/acme/dek", appSecret, api.DEKRequest{KEM: envelope.KEMX25519, PublicKey: []byte{1, 2, 3}}).
+		wantError(t, 400, api.CodeBadRequest)
+
+	// Destroy version 1: confirmation first; then its data is gone, per item.
+	destroyPath := "/v1/tenants/acme/keys/data/1/destroy"
+	before := e.snapshot()
+	for _, confirm := range []string{"", "acme/data/2", acme.ID + "/data/1", "ACME/data/1", "acme/data/1 "} {
+		e.call("POST", destroyPath, admin, api.DestroyKeyRequest{Confirm: confirm}).wantError(t, 400, api.CodeBadRequest)
+	}
+	if !before.equal(e.snapshot()) {
+		t.Fatal("a refused destroy changed the store")
+	}
+	var destroyed api.Key
+	call("POST", "/v1/tenants/{tenant}/keys/{type}/{version}/destroy", destroyPath, admin,
+		api.DestroyKeyRequest{Confirm: "acme/data/1"}).want(t, 200, &destroyed)
+	if destroyed.State != "destroyed" || destroyed.Version != 1 || destroyed.Destroyed == nil {
+		t.Errorf("destroyed = %+v", destroyed)
+	}
+	e.call("POST", destroyPath, admin, api.DestroyKeyRequest{Confirm: "acme/data/1"}).wantError(t, 409, api.CodeKeyDestroyed)
+	e.call("POST", "/v1/tenants/acme/keys/data/9/destroy", admin, api.DestroyKeyRequest{Confirm: "acme/data/9"}).
+		wantError(t, 404, api.CodeNotFound)
+	dec = api.DecryptResponse{}
+	e.call("POST", decPath, appSecret, api.DecryptRequest{Items: []api.DecryptItem{
+		{Ciphertext: enc1.Items[0].Ciphertext, Context: map[string]string{"field": "card"}},
+		{Ciphertext: enc.Items[0].Ciphertext},
+	}}).want(t, 200, &dec)
+	if dec.Items[0].Error == nil || dec.Items[0].Error.Code != api.CodeKeyDestroyed || dec.Items[0].Plaintext != nil ||
+		string(dec.Items[1].Plaintext) != "hello" {
+		t.Errorf("decrypt after destroy = %+v", dec)
+	}
+
+	// Destroying the active key: encrypt says no_active_key, per item.
+	e.call("POST", "/v1/tenants/acme/keys/data/2/destroy", op, api.DestroyKeyRequest{Confirm: "acme/data/2"}).want(t, 200, nil)
+	enc = api.EncryptResponse{}
+	e.call("POST", encPath, appSecret, api.EncryptRequest{Items: []api.EncryptItem{{Plaintext: []byte("x")}}}).want(t, 200, &enc)
+	if enc.Items[0].Error == nil || enc.Items[0].Error.Code != api.CodeNoActiveKey {
+		t.Errorf("encrypt without an active key = %+v", enc)
+	}
+
+	for _, rt := range httpapi.RoutesOf(e.Handler) {
+		if !called[rt.Method+" "+rt.Pattern] {
+			t.Errorf("route %s %s was not called", rt.Method, rt.Pattern)
+		}
+	}
+}
+
+// TestInstallReleaseInvalid: a bundle that fails verification is 400
+// invalid_bundle, is not stored, and leaves the node ready: a refused upload
+// is not an installed bundle.
+func TestInstallReleaseInvalid(t *testing.T) {
+	e := newEnv(t, apitest.Options{})
+	good := e.Site.Bundles[apitest.Release2]
+	block, _ := pem.Decode(good)
+	block.Bytes[len(block.Bytes)/2] ^= 0x10
+	tampered := pem.EncodeToMemory(block)
+	before := e.snapshot()
+	for name, b := range map[string][]byte{
+		"not PEM":  []byte("hello"),
+		"bad DER":  pem.EncodeToMemory(&pem.Block{Type: "STRONGROOM RELEASE BUNDLE", Bytes: []byte("garbage")}),
+		"tampered": tampered,
+	} {
+		r := e.call("POST", "/v1/releases", e.Operator, api.InstallReleaseRequest{Bundle: b})
+		r.wantError(t, 400, api.CodeInvalidBundle)
+		_ = name
+	}
+	e.call("POST", "/v1/releases", e.Operator, api.InstallReleaseRequest{}).wantError(t, 400, api.CodeBadRequest)
+	if !before.equal(e.snapshot()) {
+		t.Error("an invalid bundle changed the store")
+	}
+	var h api.Health
+	e.call("GET", "/v1/ready", "", nil).want(t, 200, &h)
+	// The genuine bundle of that release installs.
+	e.call("POST", "/v1/releases", e.Operator, api.InstallReleaseRequest{Bundle: good}).want(t, 200, nil)
+	e.call("GET", "/v1/ready", "", nil).want(t, 200, &h)
+	// A different bundle under an installed id: 409, and still ready.
+	e.call("POST", "/v1/releases", e.Operator, api.InstallReleaseRequest{Bundle: tampered}).wantError(t, 409, api.CodeConflict)
+	e.call("GET", "/v1/ready", "", nil).want(t, 200, &h)
+}
+
+func TestReadyWithoutReleases(t *testing.T) {
+	e := newEnv(t, apitest.Options{Releases: []string{}})
+	var h api.Health
+	e.call("GET", "/v1/ready", "", nil).want(t, 503, &h)
+	if h.Status != "not_ready" || len(h.Problems) != 1 || !strings.Contains(h.Problems[0], "no release") {
+		t.Errorf("ready = %+v", h)
+	}
+	e.call("GET", "/v1/health", "", nil).want(t, 200, nil)
+	// Keys cannot be made without a release: a server-side condition, not 500.
+	e.Tenant(t, "acme")
+	r := e.call("POST", "/v1/tenants/acme/keys", e.Operator, api.GenerateKeyRequest{})
+	if r.status != 503 || r.apiError(t).Code != api.CodeNotReady {
+		t.Errorf("generate without a release: %d %s", r.status, r.body)
+	}
+}
+
+func TestTokens(t *testing.T) {
+	e := newEnv(t, apitest.Options{})
+	e.Tenant(t, "acme")
+	e.Tenant(t, "beta")
+	admin := e.Token(t, api.RoleTenantAdmin, "acme")
+	op := e.Operator
+	before := e.snapshot()
+	for _, c := range []struct {
+		token  string
+		req    api.CreateTokenRequest
+		status int
+		code   string
+	}{
+		// Operators: any role, with the right scope.
+		{op, api.CreateTokenRequest{Role: "operator"}, 201, ""},
+		{op, api.CreateTokenRequest{Role: "auditor", Name: "audit"}, 201, ""},
+		{op, api.CreateTokenRequest{Role: "app", Tenant: "beta"}, 201, ""},
+		{op, api.CreateTokenRequest{Role: "operator", Tenant: "acme"}, 400, api.CodeBadRequest},
+		{op, api.CreateTokenRequest{Role: "app"}, 400, api.CodeBadRequest},
+		{op, api.CreateTokenRequest{Role: "root"}, 400, api.CodeBadRequest},
+		{op, api.CreateTokenRequest{Role: "app", Tenant: "nope"}, 404, api.CodeNotFound},
+		{op, api.CreateTokenRequest{Role: "app", Tenant: "acme", TTL: "soon"}, 400, api.CodeBadRequest},
+		{op, api.CreateTokenRequest{Role: "app", Tenant: "acme", TTL: "-1h"}, 400, api.CodeBadRequest},
+		{op, api.CreateTokenRequest{Role: "app", Tenant: "acme", Name: "bad\x00name"}, 400, api.CodeBadRequest},
+		// A tenant-admin: app tokens of its own tenant only.
+		{admin, api.CreateTokenRequest{Role: "app", Tenant: "acme", TTL: "1h"}, 201, ""},
+		{admin, api.CreateTokenRequest{Role: "app", Tenant: "beta"}, 403, api.CodeForbidden},
+		{admin, api.CreateTokenRequest{Role: "app", Tenant: "nope"}, 403, api.CodeForbidden},
+		{admin, api.CreateTokenRequest{Role: "tenant-admin", Tenant: "acme"}, 403, api.CodeForbidden},
+		{admin, api.CreateTokenRequest{Role: "operator"}, 403, api.CodeForbidden},
+		{admin, api.CreateTokenRequest{Role: "auditor"}, 403, api.CodeForbidden},
+	} {
+		r := e.call("POST", "/v1/tokens", c.token, c.req)
+		if c.status == 201 {
+			var tok api.Token
+			r.want(t, 201, &tok)
+			// The new token works, with its role.
+			if tok.Role == "app" {
+				e.call("POST", "/v1/tenants/"+tok.Tenant+"/encrypt", tok.Secret,
+					api.EncryptRequest{Items: []api.EncryptItem{{Plaintext: []byte("x")}}}).want(t, 200, nil)
+			} else {
+				e.call("GET", "/v1/tenants", tok.Secret, nil).want(t, 200, nil)
+			}
+			continue
+		}
+		if r.status != c.status || r.apiError(t).Code != c.code {
+			t.Errorf("%+v: %d %s, want %d %s", c.req, r.status, r.body, c.status, c.code)
+		}
+	}
+	if !before.equal(e.snapshot()) {
+		t.Error("creating tokens changed tenants or keys")
+	}
+	// An expired token is refused.
+	var tok api.Token
+	e.call("POST", "/v1/tokens", op, api.CreateTokenRequest{Role: "auditor", TTL: "1h"}).want(t, 201, &tok)
+	e.call("GET", "/v1/tenants", tok.Secret, nil).want(t, 200, nil)
+	e.Clock.Advance(time.Hour)
+	e.call("GET", "/v1/tenants", tok.Secret, nil).wantError(t, 401, api.CodeUnauthenticated)
+}
+
+// TestBatchLimits: batches over limits.max_batch are refused whole.
+func TestBatchLimits(t *testing.T) {
+	e := newEnv(t, apitest.Options{})
+	e.Tenant(t, "acme")
+	app := e.Token(t, api.RoleApp, "acme")
+	e.call("POST", "/v1/tenants/acme/keys", e.Operator, api.GenerateKeyRequest{}).want(t, 201, nil)
+	max := 1000 // the default
+	items := make([]api.EncryptItem, max+1)
+	e.call("POST", "/v1/tenants/acme/encrypt", app, api.EncryptRequest{Items: items}).wantError(t, 413, api.CodeTooLarge)
+	ditems := make([]api.DecryptItem, max+1)
+	for i := range ditems {
+		ditems[i].Ciphertext = []byte{1}
+	}
+	e.call("POST", "/v1/tenants/acme/decrypt", app, api.DecryptRequest{Items: ditems}).wantError(t, 413, api.CodeTooLarge)
+	e.call("POST", "/v1/tenants/acme/encrypt", app, api.EncryptRequest{}).wantError(t, 400, api.CodeBadRequest)
+	var res api.EncryptResponse
+	e.call("POST", "/v1/tenants/acme/encrypt", app, api.EncryptRequest{Items: items[:max]}).want(t, 200, &res)
+	if len(res.Items) != max || res.Items[max-1].Error != nil {
+		t.Errorf("a full batch: %d items, last %+v", len(res.Items), res.Items[max-1])
+	}
+	var dres api.DecryptResponse
+	e.call("POST", "/v1/tenants/acme/decrypt", app, api.DecryptRequest{Items: []api.DecryptItem{
+		{Ciphertext: res.Items[0].Ciphertext}, {Ciphertext: []byte("junk")}, {},
+	}}).want(t, 200, &dres)
+	if dres.Items[0].Error != nil || dres.Items[0].Plaintext != nil && len(dres.Items[0].Plaintext) != 0 ||
+		dres.Items[1].Error.Code != api.CodeDecrypt || dres.Items[2].Error.Code != api.CodeBadRequest {
+		t.Errorf("decrypt = %+v", dres)
+	}
+}
+
+func TestSmallLimits(t *testing.T) {
+	e := newEnv(t, apitest.Options{Limits: configLimits(2048, 3, 0)})
+	e.Tenant(t, "acme")
+	app := e.Token(t, api.RoleApp, "acme")
+	e.call("POST", "/v1/tenants/acme/encrypt", app, api.EncryptRequest{Items: make([]api.EncryptItem, 4)}).
+		wantError(t, 413, api.CodeTooLarge)
+	big := api.EncryptRequest{Items: []api.EncryptItem{{Plaintext: bytes.Repeat([]byte("a"), 2048)}}}
+	e.call("POST", "/v1/tenants/acme/encrypt", app, big).wantError(t, 413, api.CodeTooLarge)
+	// Under the limit, it gets to the service (no key yet: per item).
+	var res api.EncryptResponse
+	e.call("POST", "/v1/tenants/acme/encrypt", app, api.EncryptRequest{Items: make([]api.EncryptItem, 3)}).want(t, 200, &res)
+	for _, it := range res.Items {
+		if it.Error == nil || it.Error.Code != api.CodeNoActiveKey {
+			t.Errorf("item = %+v", it)
+		}
+	}
+}
+
+func TestUnknownRouteAndMethod(t *testing.T) {
+	e := newEnv(t, apitest.Options{})
+	e.call("GET", "/v1/nope", "", nil).wantError(t, 404, api.CodeNotFound)
+	e.call("GET", "/", e.Operator, nil).wantError(t, 404, api.CodeNotFound)
+	r := e.call("DELETE", "/v1/tenants", e.Operator, nil)
+	r.wantError(t, 405, api.CodeMethodNotAllowed)
+	if a := r.header.Get("Allow"); a != "GET, POST" {
+		t.Errorf("Allow = %q", a)
+	}
+	e.call("PUT", "/v1/health", "", nil).wantError(t, 405, api.CodeMethodNotAllowed)
+	if r := e.call("HEAD", "/v1/health", "", nil); r.status != 200 {
+		t.Errorf("HEAD /v1/health = %d", r.status)
+	}
+}
+
+func TestErrorMessagesAreStable(t *testing.T) {
+	// Refusals do not depend on why (role, other tenant, unknown tenant).
+	e := newEnv(t, apitest.Options{})
+	e.Tenant(t, "acme")
+	e.Tenant(t, "beta")
+	app := e.Token(t, api.RoleApp, "acme")
+	var bodies []string
+	for _, path := range []string{"/v1/tenants/beta/encrypt", "/v1/tenants/nope/encrypt", "/v1/tenants/NOPE!/encrypt"} {
+		r := e.call("POST", path, app, api.EncryptRequest{Items: []api.EncryptItem{{}}})
+		r.wantError(t, 403, api.CodeForbidden)
+		bodies = append(bodies, string(r.body))
+	}
+	r := e.call("GET", "/v1/tenants", app, nil)
+	r.wantError(t, 403, api.CodeForbidden)
+	bodies = append(bodies, string(r.body))
+	for _, b := range bodies[1:] {
+		if b != bodies[0] {
+			t.Errorf("refusals differ: %s and %s", bodies[0], b)
+		}
+	}
+	// Global callers learn that a tenant does not exist.
+	e.call("GET", "/v1/tenants/nope", e.Operator, nil).wantError(t, 404, api.CodeNotFound)
+	e.call("GET", "/v1/tenants/nope/keys", e.Token(t, api.RoleAuditor, ""), nil).wantError(t, 404, api.CodeNotFound)
+	// ...but not an auditor on a route it may not call at all.
+	e.call("POST", "/v1/tenants/nope/keys", e.Token(t, api.RoleAuditor, ""), api.GenerateKeyRequest{}).
+		wantError(t, 403, api.CodeForbidden)
+}

@@ -1,0 +1,158 @@
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/strongroom-kms/strongroom/internal/derive"
+	"github.com/strongroom-kms/strongroom/internal/keycache"
+	"github.com/strongroom-kms/strongroom/internal/release"
+	"github.com/strongroom-kms/strongroom/internal/secret"
+	"github.com/strongroom-kms/strongroom/internal/store"
+)
+
+// DEK returns the data encryption key of a key version (0 = the active key,
+// else ErrNoActiveKey) and the key without its material. The caller owns
+// the DEK and destroys it. Archived keys give their DEK (their data must
+// still decrypt); destroyed keys are ErrKeyDestroyed.
+//
+// The DEK is derived (S1, S10) from the tenant secret with the KDF seed,
+// salt and iteration count of the release the key names — never merely the
+// newest release — or, for a key in mode none, is the tenant secret itself.
+// It is cached sealed in the key cache as dek/<tenant>/<type>/<version>, so a
+// cold DEK costs one PBKDF2 run and concurrent misses share it.
+func (s *Service) DEK(ctx context.Context, tenantID, typ string, version uint32) (secret.Key, store.Key, error) {
+	k, err := s.key(ctx, tenantID, typ, version)
+	if err != nil {
+		return secret.Key{}, store.Key{}, err
+	}
+	dek, err := s.dek(ctx, k)
+	if err != nil {
+		return secret.Key{}, store.Key{}, err
+	}
+	return dek, meta(k), nil
+}
+
+// maxEvictedRetries bounds how often dek loads again after its load was
+// evicted while the key is, by the store, still not destroyed.
+const maxEvictedRetries = 2
+
+// dek returns the DEK of k (read from the store, not destroyed) from the
+// cache, loading it on a miss.
+//
+// Destruction (Destroy) writes the store, then evicts the cache id, which
+// also cancels a load in flight (keycache.ErrEvicted). The loader reads the
+// key from the store itself, so a load that starts after an eviction sees
+// the destruction; and after a load this caller ran, the key's state is read
+// once more before the DEK is returned. A DEK therefore never outlives, in
+// the cache or in a caller's hands, a destruction that completed before the
+// request was answered.
+func (s *Service) dek(ctx context.Context, k store.Key) (secret.Key, error) {
+	id := dekID(k.Tenant, k.Type, k.Version)
+	for attempt := 0; ; attempt++ {
+		loaded := false
+		d, err := s.cache.GetOrLoad(ctx, id, func(ctx context.Context) (secret.Key, error) {
+			loaded = true
+			return s.load(ctx, k.Tenant, k.Type, k.Version)
+		})
+		if errors.Is(err, keycache.ErrEvicted) {
+			if _, err := s.key(ctx, k.Tenant, k.Type, k.Version); err != nil {
+				return secret.Key{}, err // destroyed meanwhile, most likely
+			}
+			if attempt < maxEvictedRetries {
+				continue
+			}
+		}
+		if err != nil {
+			return secret.Key{}, fmt.Errorf("tenant: the DEK of %s key version %d: %w", k.Type, k.Version, err)
+		}
+		if loaded {
+			if _, err := s.key(ctx, k.Tenant, k.Type, k.Version); err != nil {
+				d.Destroy()
+				if errors.Is(err, ErrKeyDestroyed) {
+					s.cache.Evict(id)
+				}
+				return secret.Key{}, err
+			}
+		}
+		return d, nil
+	}
+}
+
+// load is the cache loader of a DEK: it reads the key from the store (so
+// that it sees a destruction that completed before it started), unwraps the
+// tenant secret under the TWK of the key's release and derives the DEK.
+func (s *Service) load(ctx context.Context, tenantID, typ string, version uint32) (secret.Key, error) {
+	k, err := s.key(ctx, tenantID, typ, version)
+	if err != nil {
+		return secret.Key{}, err
+	}
+	ref, err := refOf(k)
+	if err != nil {
+		return secret.Key{}, err
+	}
+	mode, err := derive.ParseMode(string(k.Derivation))
+	if err != nil {
+		return secret.Key{}, fmt.Errorf("tenant: %w", err)
+	}
+	twk, err := s.ring.Secret(ctx, k.Release, release.SecretTWK)
+	if err != nil {
+		return secret.Key{}, fmt.Errorf("tenant: key version %d names release %s: %w", k.Version, k.Release, err)
+	}
+	defer twk.Destroy()
+	ts, err := Unwrap(twk, ref, k.Wrapped)
+	if err != nil {
+		return secret.Key{}, fmt.Errorf("tenant: %s key version %d: %w", k.Type, k.Version, err)
+	}
+	defer ts.Destroy()
+
+	in := derive.Input{TenantID: k.Tenant, KeyType: k.Type, Version: k.Version, TenantSecret: ts}
+	if mode == derive.ModePBKDF2 {
+		// The release the key names: its id, its count, its seed and salt.
+		m, err := s.ring.Meta(k.Release)
+		if err != nil {
+			return secret.Key{}, fmt.Errorf("tenant: key version %d names release %s: %w", k.Version, k.Release, err)
+		}
+		seed, err := s.ring.Secret(ctx, m.ID, release.SecretKDFSeed)
+		if err != nil {
+			return secret.Key{}, fmt.Errorf("tenant: the KDF seed of release %s: %w", m.ID, err)
+		}
+		defer seed.Destroy()
+		salt, err := s.ring.Secret(ctx, m.ID, release.SecretKDFSalt)
+		if err != nil {
+			return secret.Key{}, fmt.Errorf("tenant: the KDF salt of release %s: %w", m.ID, err)
+		}
+		defer salt.Destroy()
+		in.Release, in.Iterations, in.Seed, in.Salt = m.ID, m.Iterations, seed, salt
+	}
+	dek, err := derive.DEK(mode, in)
+	if err != nil {
+		return secret.Key{}, fmt.Errorf("tenant: deriving the DEK of %s key version %d: %w", k.Type, k.Version, err)
+	}
+	return dek, nil // the cache takes it
+}
+
+// Destroy destroys a key version: the store erases its wrapped secret and
+// marks it destroyed, then its DEK is evicted from this node's key cache
+// (a load in flight is cancelled and cannot put it back). From then on its
+// DEK is ErrKeyDestroyed on this node, and so is every ciphertext under it.
+// Destroying the active key leaves the type without one (ErrNoActiveKey)
+// until the next Generate. A key destroyed already is ErrKeyDestroyed (and
+// store.ErrDestroyed); its cache entry is evicted all the same.
+//
+// Other nodes sharing the store drop their cached copy when told to evict
+// dek/<tenant>/<type>/<version>, or at the cache TTL.
+func (s *Service) Destroy(ctx context.Context, tenantID, typ string, version uint32) (store.Key, error) {
+	k, err := s.st.DestroyKey(ctx, tenantID, typ, version, s.now())
+	if err == nil || errors.Is(err, store.ErrDestroyed) {
+		s.cache.Evict(dekID(tenantID, typ, version))
+	}
+	if errors.Is(err, store.ErrDestroyed) {
+		return store.Key{}, fmt.Errorf("%w: %w", ErrKeyDestroyed, err)
+	}
+	if err != nil {
+		return store.Key{}, fmt.Errorf("tenant: destroying a key: %w", err)
+	}
+	return meta(k), nil
+}
