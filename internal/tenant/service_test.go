@@ -264,7 +264,6 @@ func TestGenerateRetriesWhenAnotherNodeWins(t *testing.T) {
 	}
 }
 
-
 func TestEncryptDecryptAcrossRotationAndDestruction(t *testing.T) {
 	e := newEnv(t, openSQLite(t), shortPolicy(time.Hour, 50), rel1)
 	tn := e.tenant(t, store.EnvProduction)
