@@ -8,11 +8,15 @@ import (
 	"io"
 	"sort"
 
+	"github.com/strongroom-kms/strongroom/internal/armor"
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/plan"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/transcript"
 )
+
+// maxTranscript bounds a transcript file.
+const maxTranscript = 16 << 20
 
 // VerifyFiles checks ceremony output offline, with nothing but the primary's
 // public keys: every bundle's signature, plan, quorum and region binding;
@@ -40,7 +44,12 @@ func VerifyFiles(w io.Writer, p *enroll.Primary, files map[string][]byte, entrie
 		if block == nil || block.Type != transcript.PEMType {
 			continue
 		}
-		l, err := transcript.Parse(block.Bytes, p.Signing)
+		der, err := armor.Decode(files[n], transcript.PEMType, maxTranscript)
+		if err != nil {
+			fail(n, err)
+			continue
+		}
+		l, err := transcript.Parse(der, p.Signing)
 		if err != nil {
 			fail(n, err)
 			continue

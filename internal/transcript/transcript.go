@@ -23,6 +23,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 
+	"github.com/strongroom-kms/strongroom/internal/enroll"
+	"github.com/strongroom-kms/strongroom/internal/plan"
 	"github.com/strongroom-kms/strongroom/internal/primitive"
 )
 
@@ -239,6 +241,12 @@ func Parse(der []byte, pub *ecdsa.PublicKey) (*Log, error) {
 		return nil, errMalformed
 	}
 	l.Release, l.Kind = string(release), kind
+	if err := plan.ValidRelease(l.Release); err != nil {
+		return nil, fmt.Errorf("transcript: %w", err)
+	}
+	if id, err := enroll.KeyIDOf(pub); err != nil || id != l.Primary {
+		return nil, errors.New("transcript: it names another primary signing key than the one given")
+	}
 	l.head = genesis(l.Release, kind, l.Primary)
 	for i := range count {
 		var enc cryptobyte.String

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strongroom-kms/strongroom/internal/enroll"
 )
 
 var (
@@ -21,7 +23,8 @@ var (
 
 func sample(t testing.TB) (*Log, []byte) {
 	t.Helper()
-	l := New("2026-1", 1, [32]byte{1, 2, 3})
+	id, _ := enroll.KeyIDOf(&key.PublicKey)
+	l := New("2026-1", 1, id)
 	steps := [][]string{
 		{"plan.checked", "digest", "ab12", "regions", "eu1,us1"},
 		{"approval.accepted", "officer", "alice", "source", "alice.approval"},

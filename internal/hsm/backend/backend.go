@@ -28,11 +28,12 @@ type Options struct {
 
 // Open opens the HSM that uri names.
 func Open(ctx context.Context, uri string, opts Options) (hsm.HSM, error) {
+	// Errors never quote the URI: a mistyped one may carry a PIN.
 	scheme, rest, ok := strings.Cut(uri, ":")
 	switch {
 	case !ok:
-		return nil, fmt.Errorf("backend: %q is not an HSM URI: use soft:PATH or pkcs11:token=...", uri)
-	case scheme == "soft":
+		return nil, errors.New("backend: not an HSM URI: use soft:PATH or pkcs11:token=...")
+	case strings.EqualFold(scheme, "soft"):
 		if rest == "" {
 			return nil, errors.New("backend: soft: URI without a path: use soft:PATH")
 		}
@@ -49,8 +50,11 @@ func Open(ctx context.Context, uri string, opts Options) (hsm.HSM, error) {
 			return nil, err
 		}
 		return h, nil
-	case scheme == "pkcs11":
-		return pkcs11.Open(ctx, uri)
+	case strings.EqualFold(scheme, "pkcs11"):
+		return pkcs11.Open(ctx, "pkcs11:"+rest)
 	}
-	return nil, fmt.Errorf("backend: unknown HSM scheme %q in %q: use soft:PATH or pkcs11:token=...", scheme, uri)
+	if len(scheme) > 16 {
+		scheme = scheme[:16] + "…"
+	}
+	return nil, fmt.Errorf("backend: unknown HSM scheme %q: use soft:PATH or pkcs11:token=...", scheme)
 }

@@ -20,6 +20,7 @@ func TestOpen(t *testing.T) {
 	}{
 		{"no-scheme", Options{}, "not an HSM URI"},
 		{"tpm:foo", Options{}, `unknown HSM scheme "tpm"`},
+		{"PKCS12:token=eu1?pin-value=123456", Options{}, `unknown HSM scheme "PKCS12"`},
 		{"soft:", Options{Passphrase: pass("x")}, "without a path"},
 		{"soft:" + path, Options{}, "no passphrase source"},
 		{"soft:" + path, Options{Passphrase: pass("x")}, "no soft HSM file"},
@@ -28,6 +29,7 @@ func TestOpen(t *testing.T) {
 		{"soft:" + path, Options{Passphrase: pass("x")}, ""},
 		{"soft:" + path, Options{Passphrase: pass("y")}, "wrong passphrase"},
 		{"pkcs11:token=x?module-path=/nonexistent.so&pin-value=1", Options{}, "pin-value"},
+		{"SOFT:" + path, Options{Passphrase: pass("x")}, ""},
 	}
 	for _, c := range cases {
 		h, err := Open(ctx, c.uri, c.opts)
@@ -44,6 +46,9 @@ func TestOpen(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Open(%q) error = %v, want it to contain %q", c.uri, err, c.want)
+		}
+		if strings.Contains(err.Error(), "pin-value=1") || strings.Contains(err.Error(), "123456") {
+			t.Errorf("Open(%q) error = %v quotes a PIN", c.uri, err)
 		}
 	}
 }

@@ -89,6 +89,23 @@ func (h *HSM) checkLabelFree(s pkcs11.SessionHandle, label string, classes ...ui
 	return nil
 }
 
+// checkLabelUnique is checkLabelFree after a creation: exactly one token
+// object of the class may bear the label.
+func (h *HSM) checkLabelUnique(s pkcs11.SessionHandle, label string, class uint) error {
+	objs, err := h.findObjects(s, []*pkcs11.Attribute{
+		attr(pkcs11.CKA_CLASS, class),
+		attr(pkcs11.CKA_TOKEN, true),
+		attr(pkcs11.CKA_LABEL, label),
+	}, 2)
+	if err != nil {
+		return err
+	}
+	if len(objs) > 1 {
+		return fmt.Errorf("label %q on token %q: another process created an object with it at the same time: %w", label, h.info.Token, hsm.ErrExists)
+	}
+	return nil
+}
+
 // getAttrs reads attributes of o, by type.
 func (h *HSM) getAttrs(s pkcs11.SessionHandle, o pkcs11.ObjectHandle, types ...uint) (map[uint][]byte, error) {
 	tmpl := make([]*pkcs11.Attribute, len(types))

@@ -100,6 +100,14 @@ func (h *HSM) newSecret(ctx context.Context, spec hsm.KeySpec, unwrap bool, crea
 			err = fmt.Errorf("the token made a key with CKA_EXTRACTABLE=%v, but the spec asked for %v",
 				exportable, spec.Exportable)
 		}
+		if err == nil && !spec.Ephemeral {
+			// The in-process lock does not cover other processes or hosts
+			// sharing the token: look again, and if another object now
+			// bears the label, give this one up. At most one of several
+			// racing creators keeps its key (callers such as the ceremony's
+			// ledger rely on it); all of them may lose, never two win.
+			err = h.checkLabelUnique(s, spec.Label, pkcs11.CKO_SECRET_KEY)
+		}
 		if err != nil {
 			return errors.Join(err, h.destroy(s, o))
 		}
