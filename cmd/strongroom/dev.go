@@ -253,13 +253,16 @@ hsm:
   passphrase_file: %s
 primary: %s
 certificate: %s
+officers:
+  keys: [%s, %s, %s]
+  min_quorum: 2
 store:
   dsn_file: %s
 log:
   level: info
   format: text
 `, devRegion, final("server.pem"), final("server.key"), final("region.hsm"), final("passphrase"),
-		final("primary.pub"), final("dev.cert"), final("dsn"))
+		final("primary.pub"), final("dev.cert"), final("alice.pub"), final("bob.pub"), final("carol.pub"), final("dsn"))
 	if err := os.WriteFile(path("strongroom.yaml"), []byte(cfgText), 0o600); err != nil {
 		return err
 	}

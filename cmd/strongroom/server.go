@@ -19,6 +19,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/httpapi"
 	"github.com/strongroom-kms/strongroom/internal/keycache"
+	"github.com/strongroom-kms/strongroom/internal/officer"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	storebackend "github.com/strongroom-kms/strongroom/internal/store/backend"
@@ -142,8 +143,16 @@ func startRegional(ctx context.Context, e *env, cfg *config.Config, logger *slog
 	if err != nil {
 		return fail(err)
 	}
+	roster, err := readRoster(cfg.Officers)
+	if err != nil {
+		st.Close()
+		return fail(err)
+	}
+	if roster == nil {
+		logger.Warn("no officer roster pinned (officers.keys): bundles are accepted with whatever officers the primary accepted")
+	}
 	cache := keycache.New(keycache.Options{MaxEntries: cfg.Cache.MaxEntries, TTL: time.Duration(cfg.Cache.TTL)})
-	ring := release.NewRing(h, release.Trust{Primary: p, Region: cfg.Region}, cache)
+	ring := release.NewRing(h, release.Trust{Primary: p, Region: cfg.Region, Officers: roster}, cache)
 	rels, err := st.Releases(ctx)
 	if err != nil {
 		cache.Close()
@@ -159,6 +168,22 @@ func startRegional(ctx context.Context, e *env, cfg *config.Config, logger *slog
 	}
 	return &regional{h: h, st: st, cache: cache, ring: ring,
 		keys: tenant.NewService(st, ring, h, cache, policy{cfg}, time.Now)}, nil
+}
+
+// readRoster reads the pinned officers; nil if none are configured.
+func readRoster(o config.Officers) (*release.Roster, error) {
+	if len(o.Keys) == 0 {
+		return nil, nil
+	}
+	r := &release.Roster{IDs: map[[32]byte]string{}, MinQuorum: o.MinQuorum}
+	for _, f := range o.Keys {
+		pub, err := readParsed(f, officer.ParsePublic)
+		if err != nil {
+			return nil, err
+		}
+		r.IDs[pub.ID()] = pub.Name
+	}
+	return r, nil
 }
 
 // policy adapts the configuration to tenant.Policy.

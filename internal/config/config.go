@@ -29,12 +29,23 @@ type Config struct {
 	// Primary is primary.pub: the pinned primary public keys.
 	Primary string `yaml:"primary"`
 	// Certificate is this region's certificate, issued by the primary.
-	Certificate string   `yaml:"certificate"`
-	Store       Store    `yaml:"store"`
-	Log         Log      `yaml:"log"`
-	Rotation    Rotation `yaml:"rotation"`
-	Cache       Cache    `yaml:"cache"`
-	Limits      Limits   `yaml:"limits"`
+	Certificate string `yaml:"certificate"`
+	// Officers pins the crypto officers whose plans this region accepts.
+	Officers Officers `yaml:"officers"`
+	Store    Store    `yaml:"store"`
+	Log      Log      `yaml:"log"`
+	Rotation Rotation `yaml:"rotation"`
+	Cache    Cache    `yaml:"cache"`
+	Limits   Limits   `yaml:"limits"`
+}
+
+// Officers is the region's officer roster: the officers' public key files
+// (officer new writes them) and the least quorum a plan must require. A
+// bundle whose plan names anyone else, or a smaller quorum, is refused even
+// though the primary signed it. Empty: any officers the primary accepted.
+type Officers struct {
+	Keys      []string `yaml:"keys"`
+	MinQuorum int      `yaml:"min_quorum"`
 }
 
 // TLS names the server's certificate and key files.
@@ -260,6 +271,11 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("limits.max_body_bytes must be 1 KiB to 64 MiB"))
 	case c.Limits.MaxBatch < 1 || c.Limits.MaxBatch > 10_000:
 		errs = append(errs, errors.New("limits.max_batch must be 1 to 10000"))
+	}
+	if n := len(c.Officers.Keys); n > 0 && (c.Officers.MinQuorum < 1 || c.Officers.MinQuorum > n) {
+		errs = append(errs, fmt.Errorf("officers.min_quorum must be 1 to %d (the number of officers.keys)", n))
+	} else if n == 0 && c.Officers.MinQuorum != 0 {
+		errs = append(errs, errors.New("officers.min_quorum needs officers.keys"))
 	}
 	if !contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		errs = append(errs, fmt.Errorf("log.level %q: use debug, info, warn or error", c.Log.Level))

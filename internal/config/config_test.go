@@ -70,6 +70,8 @@ func TestRefusals(t *testing.T) {
 		"bad level":       {minimal + "log: {level: loud}\n", `log.level "loud"`},
 		"two documents":   {minimal + "---\nversion: 1\n", "more than one YAML document"},
 		"max keys":        {minimal + "rotation: {max_keys: 5000}\n", "max_keys must be 1 to 1000"},
+		"quorum too big":  {minimal + "officers: {keys: [a.pub], min_quorum: 2}\n", "min_quorum must be 1 to 1"},
+		"quorum no keys":  {minimal + "officers: {min_quorum: 2}\n", "min_quorum needs officers.keys"},
 		"passphrase file": {strings.Replace(minimal, `"soft:/x"`, `"pkcs11:token=a"`, 1) + "", ""},
 	}
 	for name, c := range cases {

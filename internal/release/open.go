@@ -17,11 +17,36 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/secret"
 )
 
-// Trust is what a regional node pins: the primary's public keys and its own
-// region name.
+// Trust is what a regional node pins: the primary's public keys, its own
+// region name and, to hold the quorum even against whoever writes plans at
+// the primary, the crypto officers it accepts.
 type Trust struct {
 	Primary *enroll.Primary
 	Region  string
+	// Officers, if set, is the roster: a bundle is accepted only if its plan
+	// names no officer outside it and requires at least MinQuorum approvals.
+	Officers *Roster
+}
+
+// Roster is the set of crypto officers a region accepts, and the least
+// quorum their plans must require.
+type Roster struct {
+	IDs       map[[32]byte]string // officer id → name
+	MinQuorum int
+}
+
+// check refuses a plan that names an officer outside the roster or asks for
+// fewer approvals than its minimum.
+func (r *Roster) check(pl *plan.Plan) error {
+	for _, o := range pl.Officers {
+		if _, ok := r.IDs[o.ID()]; !ok {
+			return fmt.Errorf("release: its plan names officer %s (id %s), who is not in this region's officer roster", o.Name, o.ShortID())
+		}
+	}
+	if int(pl.Quorum) < r.MinQuorum {
+		return fmt.Errorf("release: its plan requires %d approvals, this region requires at least %d", pl.Quorum, r.MinQuorum)
+	}
+	return nil
 }
 
 // Release is an opened release: its secrets, in redacting types.
@@ -117,6 +142,11 @@ func Open(ctx context.Context, h hsm.HSM, data []byte, trust Trust) (*Release, e
 	}
 	if b.Region != trust.Region {
 		return nil, fmt.Errorf("release: bundle %s is for region %q, this node serves %q", b.Name(), b.Region, trust.Region)
+	}
+	if trust.Officers != nil {
+		if err := trust.Officers.check(pl); err != nil {
+			return nil, fmt.Errorf("bundle %s: %w", b.Name(), err)
+		}
 	}
 	label := enroll.LabelRegionEncryption
 	if b.Region == PrimaryCopy {

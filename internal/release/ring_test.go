@@ -162,3 +162,30 @@ func TestRingNotReadyNamesBadBundle(t *testing.T) {
 		t.Errorf("Ready() = %v, want it to name the corrupted bundle", err)
 	}
 }
+
+// TestOfficerRoster: a region that pins its officers refuses a bundle whose
+// plan names someone else, or asks for a smaller quorum, even though the
+// primary signed it.
+func TestOfficerRoster(t *testing.T) {
+	ctx := context.Background()
+	s := newSite(t)
+	bundle := s.release(t, "2026-1", now)
+	alice, bob := s.officers[0].Public(), s.officers[1].Public()
+	for name, c := range map[string]struct {
+		roster *release.Roster
+		want   string
+	}{
+		"all pinned":      {&release.Roster{IDs: map[[32]byte]string{alice.ID(): "alice", bob.ID(): "bob"}, MinQuorum: 2}, ""},
+		"not pinned":      {nil, ""},
+		"outsider":        {&release.Roster{IDs: map[[32]byte]string{alice.ID(): "alice"}, MinQuorum: 1}, "not in this region's officer roster"},
+		"quorum too weak": {&release.Roster{IDs: map[[32]byte]string{alice.ID(): "alice", bob.ID(): "bob"}, MinQuorum: 3}, "requires at least 3"},
+	} {
+		_, err := release.Open(ctx, s.eu1, bundle, release.Trust{Primary: s.pub, Region: "eu1", Officers: c.roster})
+		if c.want == "" && err != nil {
+			t.Errorf("%s: Open() error = %v", name, err)
+		}
+		if c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%s: Open() error = %v, want %q", name, err, c.want)
+		}
+	}
+}
