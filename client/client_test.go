@@ -116,7 +116,7 @@ func TestEveryMethod(t *testing.T) {
 		t.Fatalf("CreateToken = %+v, %v", adminTok, err)
 	}
 	admin := s.client(t, adminTok.Secret)
-	appTok, err := admin.CreateToken(ctx, api.CreateTokenRequest{Role: api.RoleApp, Tenant: "acme"})
+	appTok, err := admin.CreateToken(ctx, api.CreateTokenRequest{Role: api.RoleApp, Tenant: "acme", TTL: "720h"})
 	if err != nil {
 		t.Fatal(err)
 	}

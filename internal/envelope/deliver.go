@@ -90,6 +90,24 @@ func SealDEK(kemID uint16, publicKey []byte, h Header, dek secret.Key) ([]byte, 
 	return sealed, nil
 }
 
+// CheckPublicKey refuses, cheaply, a public key that SealDEK would refuse:
+// one that does not parse for the KEM, or (X25519) a low-order point, found
+// by a trial encapsulation. Callers run it before deriving the DEK.
+func CheckPublicKey(kemID uint16, publicKey []byte) error {
+	k, err := kem(kemID)
+	if err != nil {
+		return err
+	}
+	pub, err := k.NewPublicKey(publicKey)
+	if err != nil {
+		return fmt.Errorf("%w for KEM %#04x (%d bytes)", ErrPublicKey, kemID, len(publicKey))
+	}
+	if _, err := hpke.Seal(pub, hpke.HKDFSHA256(), hpke.AES256GCM(), nil, nil); err != nil {
+		return fmt.Errorf("%w for KEM %#04x: %v", ErrPublicKey, kemID, err)
+	}
+	return nil
+}
+
 // OpenDEK is the client's half of SealDEK: it opens a DEK sealed to priv, a
 // key of the KEM kemID, for the key h names. h must be the header the client
 // asked for (tenant, type and the version the server answered with): a DEK

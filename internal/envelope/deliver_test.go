@@ -2,6 +2,7 @@ package envelope
 
 import (
 	"crypto/ecdh"
+	"crypto/rand"
 	"crypto/hpke"
 	"errors"
 	"testing"
@@ -133,5 +134,24 @@ func BenchmarkSealDEK(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestCheckPublicKey(t *testing.T) {
+	if err := CheckPublicKey(KEMX25519, make([]byte, 31)); !errors.Is(err, ErrPublicKey) {
+		t.Errorf("CheckPublicKey(31 bytes) error = %v, want ErrPublicKey", err)
+	}
+	if err := CheckPublicKey(KEMX25519, make([]byte, 32)); !errors.Is(err, ErrPublicKey) {
+		t.Errorf("CheckPublicKey(low-order point) error = %v, want ErrPublicKey", err)
+	}
+	if err := CheckPublicKey(0x0010, make([]byte, 65)); err == nil {
+		t.Error("CheckPublicKey(P-256 KEM) error = nil, want a refusal")
+	}
+	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckPublicKey(KEMX25519, priv.PublicKey().Bytes()); err != nil {
+		t.Errorf("CheckPublicKey(valid) error = %v", err)
 	}
 }

@@ -59,7 +59,7 @@ func (s *server) table() []Route {
 			Summary: "Show a tenant", Response: api.Tenant{}},
 
 		{Method: "POST", Pattern: "/v1/tokens", Policy: global(operator, tenantAdmin), Handler: s.createToken, Status: http.StatusCreated,
-			Restrict: &Rule{Doc: "a tenant-admin may create only app tokens, and only for its own tenant", Check: s.tenantAdminMintsOwnApps},
+			Restrict: &Rule{Doc: "a tenant-admin may create only app tokens, only for its own tenant, with a ttl of at most 90 days", Check: s.tenantAdminMintsOwnApps},
 			Summary:  "Create an API token; its secret is in this answer only", Request: api.CreateTokenRequest{}, Response: api.Token{}},
 
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys", Policy: scoped(tenantAdmin, operator), Handler: s.generateKey, Status: http.StatusCreated,
@@ -97,7 +97,7 @@ func (s *server) ready(c *Call) (any, error) {
 	if err := s.Ring.Ready(); err != nil {
 		h.Problems = append(h.Problems, err.Error())
 	}
-	if _, err := s.Store.Releases(c.Context()); err != nil {
+	if err := s.Store.Ping(c.Context()); err != nil {
 		// The store's error may name its host: only in the log.
 		s.Logger.Error("readiness: the store does not answer", "err", err)
 		h.Problems = append(h.Problems, "the store does not answer: see the server log")
@@ -223,8 +223,12 @@ func (s *server) tenant(c *Call) (any, error) { return tenantOf(c.Tenant), nil }
 
 // ---- tokens ----
 
+// maxDelegatedTTL bounds the life of tokens a tenant-admin creates.
+const maxDelegatedTTL = 90 * 24 * time.Hour
+
 // tenantAdminMintsOwnApps is POST /v1/tokens's rule: operators may create
-// any token; a tenant-admin only app tokens of its own tenant.
+// any token; a tenant-admin only app tokens of its own tenant, with a ttl of
+// at most 90 days.
 func (s *server) tenantAdminMintsOwnApps(c *Call) error {
 	if c.Identity.Role != tenantAdmin {
 		return nil
@@ -242,6 +246,11 @@ func (s *server) tenantAdminMintsOwnApps(c *Call) error {
 	}
 	if !c.Identity.Allows(scoped(tenantAdmin), t.ID) {
 		return errForbidden
+	}
+	// Tokens minted by a tenant-admin expire: they must not outlive the
+	// admin's own access indefinitely.
+	if ttl, err := time.ParseDuration(req.TTL); err != nil || ttl <= 0 || ttl > maxDelegatedTTL {
+		return badRequestf("a tenant-admin's app tokens need a ttl of at most %s (e.g. \"720h\")", maxDelegatedTTL)
 	}
 	return nil
 }

@@ -89,8 +89,8 @@ func TestEveryRoute(t *testing.T) {
 		t.Errorf("token = %+v", adminTok)
 	}
 	admin := adminTok.Secret
-	call("POST", "/v1/tokens", "/v1/tokens", admin, api.CreateTokenRequest{Role: "app", Tenant: "acme", Name: "web"}).want(t, 201, &appTok)
-	if appTok.Role != "app" || appTok.Tenant != "acme" || appTok.Expires != nil {
+	call("POST", "/v1/tokens", "/v1/tokens", admin, api.CreateTokenRequest{Role: "app", Tenant: "acme", Name: "web", TTL: "720h"}).want(t, 201, &appTok)
+	if appTok.Role != "app" || appTok.Tenant != "acme" || appTok.Expires == nil {
 		t.Errorf("app token = %+v", appTok)
 	}
 	appSecret := appTok.Secret
@@ -306,6 +306,8 @@ func TestTokens(t *testing.T) {
 		{op, api.CreateTokenRequest{Role: "app", Tenant: "acme", Name: "bad\x00name"}, 400, api.CodeBadRequest},
 		// A tenant-admin: app tokens of its own tenant only.
 		{admin, api.CreateTokenRequest{Role: "app", Tenant: "acme", TTL: "1h"}, 201, ""},
+		{admin, api.CreateTokenRequest{Role: "app", Tenant: "acme"}, 400, api.CodeBadRequest},
+		{admin, api.CreateTokenRequest{Role: "app", Tenant: "acme", TTL: "2161h"}, 400, api.CodeBadRequest},
 		{admin, api.CreateTokenRequest{Role: "app", Tenant: "beta"}, 403, api.CodeForbidden},
 		{admin, api.CreateTokenRequest{Role: "app", Tenant: "nope"}, 403, api.CodeForbidden},
 		{admin, api.CreateTokenRequest{Role: "tenant-admin", Tenant: "acme"}, 403, api.CodeForbidden},

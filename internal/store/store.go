@@ -46,6 +46,8 @@ type Store interface {
 	KeyStore
 	// Close releases the database handles.
 	Close() error
+	// Ping checks that the database answers (readiness).
+	Ping(ctx context.Context) error
 }
 
 // TenantStore keeps tenants. Tenants are never deleted.

@@ -75,7 +75,7 @@ func (s *Service) Decrypt(ctx context.Context, tenantID string, ciphertext []byt
 // archived DEKs are for decryption only. A destroyed version is
 // ErrKeyDestroyed.
 func (s *Service) SealDEK(ctx context.Context, tenantID, typ string, version uint32, kem uint16, publicKey []byte) ([]byte, store.Key, error) {
-	if err := envelope.CheckKEM(kem); err != nil {
+	if err := envelope.CheckPublicKey(kem, publicKey); err != nil {
 		return nil, store.Key{}, err // refused before anything is derived
 	}
 	dek, k, err := s.DEK(ctx, tenantID, typ, version)

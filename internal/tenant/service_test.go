@@ -3,6 +3,8 @@ package tenant_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -332,7 +334,7 @@ func TestEncryptDecryptAcrossRotationAndDestruction(t *testing.T) {
 	wantErr(t, "Decrypt(v1 ciphertext after Destroy)", err, tenant.ErrKeyDestroyed)
 	_, _, err = e.svc.DEK(ctx, tn.ID, store.TypeData, 1)
 	wantErr(t, "DEK(destroyed v1)", err, tenant.ErrKeyDestroyed)
-	_, _, err = e.svc.SealDEK(ctx, tn.ID, store.TypeData, 1, envelope.KEMX25519, make([]byte, 32))
+	_, _, err = e.svc.SealDEK(ctx, tn.ID, store.TypeData, 1, envelope.KEMX25519, x25519Public(t))
 	wantErr(t, "SealDEK(destroyed v1)", err, tenant.ErrKeyDestroyed)
 	if pt, _, err := e.svc.Decrypt(ctx, tn.ID, ct2, c); err != nil || string(pt) != "under v2" {
 		t.Errorf("Decrypt(v2 ciphertext after destroying v1) = %q, %v", pt, err)
@@ -363,7 +365,7 @@ func TestDestroyActiveKey(t *testing.T) {
 	wantErr(t, "Encrypt(active key destroyed)", err, tenant.ErrNoActiveKey)
 	_, _, err = e.svc.DEK(ctx, tn.ID, store.TypeData, 0)
 	wantErr(t, "DEK(0, active key destroyed)", err, tenant.ErrNoActiveKey)
-	_, _, err = e.svc.SealDEK(ctx, tn.ID, store.TypeData, 0, envelope.KEMX25519, make([]byte, 32))
+	_, _, err = e.svc.SealDEK(ctx, tn.ID, store.TypeData, 0, envelope.KEMX25519, x25519Public(t))
 	wantErr(t, "SealDEK(0, active key destroyed)", err, tenant.ErrNoActiveKey)
 	_, _, err = e.svc.Decrypt(ctx, tn.ID, ct, nil)
 	wantErr(t, "Decrypt(under the destroyed key)", err, tenant.ErrKeyDestroyed)
@@ -388,4 +390,14 @@ func TestDestroyActiveKey(t *testing.T) {
 	wantErr(t, "Encrypt(unknown tenant)", err, store.ErrNotFound)
 	_, _, err = e.svc.Encrypt(ctx, tn.ID, store.TypeData, nil, map[string]string{"": "x"})
 	wantErr(t, "Encrypt(invalid context)", err, envelope.ErrContext)
+}
+
+// x25519Public is a fresh, valid X25519 public key for SealDEK calls that
+// must fail for other reasons than the key.
+func x25519Public(t *testing.T) []byte {
+	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return priv.PublicKey().Bytes()
 }

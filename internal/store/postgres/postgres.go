@@ -20,6 +20,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -54,6 +55,32 @@ func IsDSN(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
+// checkTransport refuses a connection that could be read or altered on the
+// way: the database holds token hashes and key rows, so anyone on the path
+// could mint an operator. Loopback and Unix sockets are fine; anything else
+// needs TLS with a verified certificate and host name (sslmode=verify-full),
+// and no plaintext fallback.
+func checkTransport(c *pgx.ConnConfig) error {
+	local := func(host string) bool {
+		if strings.HasPrefix(host, "/") {
+			return true
+		}
+		ip := net.ParseIP(host)
+		return host == "localhost" || (ip != nil && ip.IsLoopback())
+	}
+	hosts := []*pgconn.FallbackConfig{{Host: c.Host, TLSConfig: c.TLSConfig}}
+	hosts = append(hosts, c.Fallbacks...)
+	for _, h := range hosts {
+		if local(h.Host) {
+			continue
+		}
+		if h.TLSConfig == nil || h.TLSConfig.InsecureSkipVerify {
+			return fmt.Errorf("store: postgres: the connection to %s is not verified TLS; use sslmode=verify-full (with sslrootcert) for a database off this host", h.Host)
+		}
+	}
+	return nil
+}
+
 // Open connects to the database that dsn (postgres://…) names and brings its
 // schema up to date. The usual libpq settings apply (sslmode, PGPASSWORD,
 // ~/.pgpass…).
@@ -64,6 +91,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn) // its errors redact the password
 	if err != nil {
 		return nil, fmt.Errorf("store: postgres: %w", err)
+	}
+	if err := checkTransport(cfg.ConnConfig); err != nil {
+		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -123,6 +153,9 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 // Close closes the connection pool.
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error { return dbErr("ping", s.pool.Ping(ctx)) }
+
 func (s *Store) Close() error {
 	s.pool.Close()
 	return nil

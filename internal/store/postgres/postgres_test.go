@@ -104,3 +104,16 @@ func TestSynchronousCommitOff(t *testing.T) {
 }
 
 var storeTime = time.Date(2026, 3, 1, 9, 30, 0, 123456000, time.UTC)
+
+func TestRemoteNeedsVerifiedTLS(t *testing.T) {
+	for _, dsn := range []string{
+		"postgres://kms@db.example/strongroom",
+		"postgres://kms@db.example/strongroom?sslmode=disable",
+		"postgres://kms@db.example/strongroom?sslmode=require",
+		"postgres://kms@10.1.2.3:5432/strongroom?sslmode=prefer",
+	} {
+		if _, err := Open(context.Background(), dsn); err == nil || !strings.Contains(err.Error(), "verify-full") {
+			t.Errorf("Open(%q) error = %v, want a refusal asking for verify-full", dsn, err)
+		}
+	}
+}

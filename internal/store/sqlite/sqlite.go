@@ -187,6 +187,9 @@ func (s *Store) migrate(ctx context.Context) error {
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error { return dbErr("ping", s.db.PingContext(ctx)) }
+
 // write runs fn in a write transaction (BEGIN IMMEDIATE) and commits it. An
 // error from fn rolls back; errors of the store package pass through, others
 // are wrapped with op.
