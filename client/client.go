@@ -339,6 +339,12 @@ func (c *Client) CreateToken(ctx context.Context, req api.CreateTokenRequest) (a
 	return t, err
 }
 
+// RevokeToken revokes an API token by id (POST /v1/tokens/{id}/revoke,
+// operator): it is refused from then on.
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	return c.do(ctx, "POST", "/v1/tokens/"+url.PathEscape(id)+"/revoke", nil, nil, nil)
+}
+
 // GenerateKey makes a new active key of type typ ("" = data) for a tenant
 // (POST /v1/tenants/{tenant}/keys). Too soon after the last one it is an
 // *Error with Code rate_limited and NextAllowed.

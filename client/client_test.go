@@ -122,6 +122,15 @@ func TestEveryMethod(t *testing.T) {
 	}
 	_, err = admin.CreateToken(ctx, api.CreateTokenRequest{Role: api.RoleOperator})
 	apiErr(t, err, 403, api.CodeForbidden)
+	spare, err := admin.CreateToken(ctx, api.CreateTokenRequest{Role: api.RoleApp, Tenant: "acme", TTL: "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := op.RevokeToken(ctx, spare.ID); err != nil {
+		t.Errorf("RevokeToken = %v", err)
+	}
+	_, err = s.client(t, spare.Secret).Keys(ctx, "acme", "")
+	apiErr(t, err, 401, api.CodeUnauthenticated)
 	app := s.client(t, appTok.Secret)
 
 	k1, err := admin.GenerateKey(ctx, "acme", "")

@@ -127,8 +127,21 @@ func tenantCommand() *command {
 func tokenCommand() *command {
 	return &command{
 		name:    "token",
-		summary: "create API tokens",
+		summary: "create and revoke API tokens",
 		subs: []*command{
+			apiCommand("revoke", "revoke a token at once, by the id 'token create' printed (operator)", "ID", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+				return func(ctx context.Context, c *client.Client, args []string) error {
+					id, err := requireOne(args, "token id")
+					if err != nil {
+						return err
+					}
+					if err := c.RevokeToken(ctx, id); err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "revoked token %s\n", id)
+					return nil
+				}
+			}),
 			apiCommand("create", "create a token (its secret is shown once)", "", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				role := fs.String("role", "", "operator, tenant-admin, app or auditor (required)")
 				tenant := fs.String("tenant", "", "the tenant, for tenant-admin and app tokens")

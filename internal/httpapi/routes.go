@@ -62,6 +62,9 @@ func (s *server) table() []Route {
 			Restrict: &Rule{Doc: "a tenant-admin may create only app tokens, only for its own tenant, with a ttl of at most 90 days", Check: s.tenantAdminMintsOwnApps},
 			Summary:  "Create an API token; its secret is in this answer only", Request: api.CreateTokenRequest{}, Response: api.Token{}},
 
+		{Method: "POST", Pattern: "/v1/tokens/{id}/revoke", Policy: global(operator), Handler: s.revokeToken,
+			Summary: "Revoke an API token at once (by its id, as token create printed it)", Response: api.Token{}},
+
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys", Policy: scoped(tenantAdmin, operator), Handler: s.generateKey, Status: http.StatusCreated,
 			Summary: "Generate a new active key of a type (rate limited per tenant and type: 429 with next_allowed)",
 			Request: api.GenerateKeyRequest{}, Response: api.Key{}},
@@ -253,6 +256,20 @@ func (s *server) tenantAdminMintsOwnApps(c *Call) error {
 		return badRequestf("a tenant-admin's app tokens need a ttl of at most %s (e.g. \"720h\")", maxDelegatedTTL)
 	}
 	return nil
+}
+
+func (s *server) revokeToken(c *Call) (any, error) {
+	id := c.Request.PathValue("id")
+	if err := store.ValidID("token", id); err != nil {
+		return nil, badRequestf("%v", err)
+	}
+	if err := s.Store.DeleteToken(c.Context(), id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, notFoundf("no token has id %s", id)
+		}
+		return nil, err
+	}
+	return api.Token{ID: id}, nil
 }
 
 func (s *server) createToken(c *Call) (any, error) {

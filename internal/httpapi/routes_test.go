@@ -94,6 +94,13 @@ func TestEveryRoute(t *testing.T) {
 		t.Errorf("app token = %+v", appTok)
 	}
 	appSecret := appTok.Secret
+	// A token revoked is refused at once; revoking twice is 404.
+	var spare api.Token
+	call("POST", "/v1/tokens", "/v1/tokens", admin, api.CreateTokenRequest{Role: "app", Tenant: "acme", TTL: "1h"}).want(t, 201, &spare)
+	call("POST", "/v1/tokens/{id}/revoke", "/v1/tokens/"+spare.ID+"/revoke", op, nil).want(t, 200, nil)
+	e.call("GET", "/v1/tenants/acme/keys", spare.Secret, nil).wantError(t, 401, api.CodeUnauthenticated)
+	e.call("POST", "/v1/tokens/"+spare.ID+"/revoke", op, nil).wantError(t, 404, api.CodeNotFound)
+	e.call("POST", "/v1/tokens/not-an-id/revoke", op, nil).wantError(t, 400, api.CodeBadRequest)
 	var got api.Tenant
 	call("GET", "/v1/tenants/{tenant}", "/v1/tenants/acme", admin, nil).want(t, 200, &got)
 	if got != acme {
