@@ -63,24 +63,32 @@ func runECDSA(t *testing.T, file string, der bool) tally {
 		for _, tc := range g.Tests {
 			t.Run(strconv.Itoa(tc.TcID), func(t *testing.T) {
 				defer describe(t, tc.TcID, tc.Comment, tc.Flags, tc.Result)
-				want := der && tc.Result == wycheproof.Valid
+				want := der && tc.Result == wycheproof.Valid && !highS(tc.Sig)
 				if got := VerifyP384(pub, tc.Msg, tc.Sig); got != want {
 					t.Fatalf("VerifyP384 = %v, want %v", got, want)
 				}
 			})
-			if der {
+			switch {
+			case !der, tc.Result == wycheproof.Valid && highS(tc.Sig):
+				ran.refused++ // P1363, or valid but high S: refused by policy
+			default:
 				ran.add(tc.Result)
-			} else {
-				ran.refused++
 			}
 		}
 	}
 	return ran
 }
 
+// highS reports whether a DER signature has s > n/2.
+func highS(sig []byte) bool {
+	_, s, ok := parseDER(sig)
+	return ok && s.Cmp(halfOrder) > 0
+}
+
 func TestWycheproofECDSAP384(t *testing.T) {
 	ran := runECDSA(t, "ecdsa_secp384r1_sha384_test.json", true)
-	ran.check(t, tally{valid: 194, invalid: 310}, 504)
+	// 89 of the 194 valid signatures have s > n/2: refused by the low-S policy.
+	ran.check(t, tally{valid: 105, invalid: 310, refused: 89}, 504)
 }
 
 // TestWycheproofECDSAP384P1363 checks that signatures in the IEEE P1363
@@ -207,6 +215,45 @@ func BenchmarkVerifyP384(b *testing.B) {
 	for b.Loop() {
 		if !VerifyP384(&priv.PublicKey, msg, sig) {
 			b.Fatal("does not verify")
+		}
+	}
+}
+
+// TestLowS: SignP384 makes only low-S signatures, even from a signer that
+// returns the high-S twin, and VerifyP384 refuses the twin.
+func TestLowS(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("one encoding only")
+	n := elliptic.P384().Params().N
+	high := signerFunc{pub: &key.PublicKey, sign: func(d []byte) ([]byte, error) {
+		r, s, err := ecdsa.Sign(rand.Reader, key, d)
+		if err != nil {
+			return nil, err
+		}
+		if s.Cmp(halfOrder) <= 0 {
+			s.Sub(n, s) // always hand out the high-S form
+		}
+		return asn1.Marshal(struct{ R, S *big.Int }{r, s})
+	}}
+	for range 20 {
+		sig, err := SignP384(rand.Reader, high, msg)
+		if err != nil {
+			t.Fatalf("SignP384(high-S signer) error = %v", err)
+		}
+		if highS(sig) || !VerifyP384(&key.PublicKey, msg, sig) {
+			t.Fatal("SignP384 returned a high-S or invalid signature")
+		}
+		r, s, _ := parseDER(sig)
+		twin, _ := asn1.Marshal(struct{ R, S *big.Int }{r, new(big.Int).Sub(n, s)})
+		digest := sha512.Sum384(msg)
+		if !ecdsa.VerifyASN1(&key.PublicKey, digest[:], twin) {
+			t.Fatal("the twin is not a valid ECDSA signature")
+		}
+		if VerifyP384(&key.PublicKey, msg, twin) {
+			t.Fatal("VerifyP384 accepted the high-S twin")
 		}
 	}
 }
