@@ -18,7 +18,7 @@ import (
 func ceremonyCommand() *command {
 	return &command{
 		name:    "ceremony",
-		summary: "plan a key ceremony, approve its plan, and show ceremony files",
+		summary: "the release ceremony: plan, approve, run, export to late regions, verify, show",
 		// One entry per subcommand; each may live in its own file.
 		subs: []*command{
 			ceremonyPlanCommand(),
