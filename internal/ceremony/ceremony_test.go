@@ -324,3 +324,31 @@ func TestNotAPrimary(t *testing.T) {
 	}
 	_ = enroll.LabelPrimarySigning
 }
+
+// TestWriteNewDirectory: into a directory that does not exist yet, the
+// files appear at once (a renamed temporary directory), leaving nothing else.
+func TestWriteNewDirectory(t *testing.T) {
+	w := getWorld(t)
+	out := runRelease(t, w.primary, "write-new", w.eu1)
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "out")
+	if err := Write(dir, out); err != nil {
+		t.Fatalf("Write(new dir) error = %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != len(out.Files) {
+		t.Errorf("Write(new dir) made %d files, want %d", len(entries), len(out.Files))
+	}
+	for n, data := range out.Files {
+		got, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("%s: %v, or other content", n, err)
+		}
+	}
+	if left, _ := os.ReadDir(parent); len(left) != 1 {
+		t.Errorf("the parent holds %d entries, want only the output directory", len(left))
+	}
+	if err := Write(dir, out); err == nil {
+		t.Error("a second Write of the same files succeeded")
+	}
+}

@@ -9,12 +9,18 @@ import (
 	"sort"
 )
 
-// Write puts a ceremony's files into dir (created if missing, mode 0755).
-// It refuses, writing nothing, if any of them exists. Files are written to
-// temporary names, synced, then linked into place; on failure the ones
-// already linked are removed again, so dir ends with all the files or none.
+// Write puts a ceremony's files into dir. It refuses, writing nothing, if
+// any of them exists.
+//
+// If dir does not exist, the files are written and synced in a temporary
+// sibling directory that is then renamed to dir: even a crash leaves all the
+// files or none. Into an existing directory (e.g. an export next to its
+// release), files are written to temporary names, synced, then linked into
+// place; on failure the ones already linked are removed again.
 func Write(dir string, out *Output) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return writeNewDir(dir, out)
+	} else if err != nil {
 		return fmt.Errorf("ceremony: %w", err)
 	}
 	names := make([]string, 0, len(out.Files))
@@ -63,9 +69,62 @@ func Write(dir string, out *Output) error {
 		}
 		linked = append(linked, filepath.Join(dir, n))
 	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	return syncDir(dir)
+}
+
+// writeNewDir writes the files into a fresh sibling directory and renames
+// it to dir, which must not exist.
+func writeNewDir(dir string, out *Output) error {
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("ceremony: %w", err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("ceremony: %w", err)
+	}
+	defer os.RemoveAll(tmp) // a no-op once renamed
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	for n, data := range out.Files {
+		if err := writeSynced(filepath.Join(tmp, n), data); err != nil {
+			return fmt.Errorf("ceremony: write %s: %w", n, err)
+		}
+	}
+	if err := syncDir(tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("ceremony: %w", err)
+	}
+	return syncDir(parent)
+}
+
+func writeSynced(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("ceremony: sync %s: %w", dir, err)
 	}
 	return nil
 }
