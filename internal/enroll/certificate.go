@@ -111,14 +111,8 @@ func Certify(ctx context.Context, signer hsm.SigningKey, req *Request, opts Cert
 	if c.body, err = c.marshalBody(); err != nil {
 		return nil, nil, err
 	}
-	if c.sig, err = primitive.SignP384(rand.Reader, signer, SignedMessage(certificateDomain, c.body)); err != nil {
+	if c.raw, c.sig, err = SignAppend(signer, certificateDomain, c.body); err != nil {
 		return nil, nil, fmt.Errorf("enroll: sign the certificate: %w", err)
-	}
-	var b cryptobyte.Builder
-	b.AddBytes(c.body)
-	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(c.sig) })
-	if c.raw, err = b.Bytes(); err != nil {
-		return nil, nil, err
 	}
 	return encodePEM(CertificatePEMType, c.raw), c, nil
 }

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/strongroom-kms/strongroom/internal/armor"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/primitive"
 )
 
 // Common pieces of the three formats. Every format is a "to be signed" body
@@ -67,6 +69,21 @@ func SignedMessage(domain string, body []byte) []byte {
 	m = append(m, domain...)
 	m = append(m, 0)
 	return append(m, body...)
+}
+
+// SignAppend signs body with the ECDSA P-384 signer over
+// SignedMessage(domain, body) and returns the signature and the signed
+// encoding every format uses: body || u16<> signature.
+func SignAppend(signer crypto.Signer, domain string, body []byte) (signed, sig []byte, err error) {
+	sig, err = primitive.SignP384(rand.Reader, signer, SignedMessage(domain, body))
+	if err != nil {
+		return nil, nil, err
+	}
+	var b cryptobyte.Builder
+	b.AddBytes(body)
+	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(sig) })
+	signed, err = b.Bytes()
+	return signed, sig, err
 }
 
 // decodePEM unwraps exactly one PEM block of the given type.

@@ -3,7 +3,6 @@ package escrow
 import (
 	"bytes"
 	"crypto"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -85,15 +84,12 @@ func (a *Answer) sign(signer crypto.Signer) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errAnswerTooLarge, err)
 	}
-	sig, err := primitive.SignP384(rand.Reader, signer, enroll.SignedMessage(answerDomain, body))
+	der, sig, err := enroll.SignAppend(signer, answerDomain, body)
 	if err != nil {
 		return nil, fmt.Errorf("escrow: sign the answer: %w", err)
 	}
 	a.body, a.sig = body, sig
-	var b cryptobyte.Builder
-	b.AddBytes(body)
-	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(sig) })
-	return b.Bytes()
+	return der, nil
 }
 
 // ParseAnswer decodes a binary answer. It checks structure only (including

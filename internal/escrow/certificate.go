@@ -102,14 +102,8 @@ func Certify(ctx context.Context, primarySigner hsm.SigningKey, req *Request, op
 	if c.body, err = c.marshalBody(); err != nil {
 		return nil, nil, err
 	}
-	if c.sig, err = primitive.SignP384(rand.Reader, primarySigner, enroll.SignedMessage(certificateDomain, c.body)); err != nil {
+	if c.raw, c.sig, err = enroll.SignAppend(primarySigner, certificateDomain, c.body); err != nil {
 		return nil, nil, fmt.Errorf("escrow: sign the certificate: %w", err)
-	}
-	var b cryptobyte.Builder
-	b.AddBytes(c.body)
-	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(c.sig) })
-	if c.raw, err = b.Bytes(); err != nil {
-		return nil, nil, err
 	}
 	return encodePEM(CertificatePEMType, c.raw), c, nil
 }

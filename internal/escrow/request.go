@@ -125,16 +125,9 @@ func signRequest(r *Request, key hsm.SigningKey) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	sig, err := primitive.SignP384(rand.Reader, key, enroll.SignedMessage(requestDomain, body))
+	der, _, err := enroll.SignAppend(key, requestDomain, body)
 	if err != nil {
 		return nil, fmt.Errorf("escrow: sign the request (proof of possession): %w", err)
-	}
-	var b cryptobyte.Builder
-	b.AddBytes(body)
-	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(sig) })
-	der, err := b.Bytes()
-	if err != nil {
-		return nil, err
 	}
 	r.raw = der
 	return encodePEM(RequestPEMType, der), nil

@@ -7,7 +7,6 @@ package release
 
 import (
 	"crypto"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"time"
@@ -132,20 +131,15 @@ func (b *Bundle) Sign(signer crypto.Signer) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	sig, err := primitive.SignP384(rand.Reader, signer, signedMessage(body))
+	der, sig, err := enroll.SignAppend(signer, bundleDomain, body)
 	if err != nil {
 		return nil, fmt.Errorf("release: sign the bundle: %w", err)
 	}
 	b.body, b.sig = body, sig
-	var x cryptobyte.Builder
-	x.AddBytes(body)
-	x.AddUint16LengthPrefixed(func(x *cryptobyte.Builder) { x.AddBytes(sig) })
-	return x.Bytes()
+	return der, nil
 }
 
-func signedMessage(body []byte) []byte {
-	return append(append([]byte(bundleDomain), 0), body...)
-}
+func signedMessage(body []byte) []byte { return enroll.SignedMessage(bundleDomain, body) }
 
 var errMalformed = errors.New("release: truncated or malformed bundle")
 

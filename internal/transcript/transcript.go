@@ -11,7 +11,6 @@ package transcript
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -207,18 +206,15 @@ func (l *Log) Sign(signer crypto.Signer) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	sig, err := primitive.SignP384(rand.Reader, signer, signed(body))
+	der, _, err := enroll.SignAppend(signer, domain, body)
 	if err != nil {
 		return nil, fmt.Errorf("transcript: sign: %w", err)
 	}
-	var b cryptobyte.Builder
-	b.AddBytes(body)
-	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(sig) })
-	return b.Bytes()
+	return der, nil
 }
 
 func signed(body []byte) []byte {
-	return append(append([]byte(domain), 0), body...)
+	return enroll.SignedMessage(domain, body)
 }
 
 // Parse decodes a binary transcript, recomputes the chain and checks the
