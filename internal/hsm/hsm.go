@@ -119,6 +119,11 @@ type EncryptionKey interface {
 	// SignPSS proves possession of the key: an RSA-PSS signature (SHA-256,
 	// salt length 32) over message. Used only for enrollment requests.
 	SignPSS(ctx context.Context, message []byte) ([]byte, error)
+	// SignPSSDigest is SignPSS over a SHA-256 digest computed by the caller
+	// (32 bytes, else an error): RSA-PSS, MGF1-SHA-256, salt length 32.
+	// Used for the proof of possession above and to sign upload
+	// certificates and certificate requests (internal/uploadcert).
+	SignPSSDigest(ctx context.Context, digest []byte) ([]byte, error)
 }
 
 // SigningKey is an ECDSA P-384 key pair whose private half lives in the HSM.

@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) hsm.HSM) {
 	t.Run("EncryptionKeyDecrypt", s.testDecrypt)
 	t.Run("EncryptionKeyUnwrap", s.testRSAUnwrap)
 	t.Run("EncryptionKeySignPSS", s.testSignPSS)
+	t.Run("EncryptionKeySignPSSDigest", s.testSignPSSDigest)
 	t.Run("SecretKeySealOpen", s.testSealOpen)
 	t.Run("SecretKeyWrapMatchesReference", s.testWrapReference)
 	t.Run("SecretKeyWrapBindsContext", s.testWrapContext)
@@ -328,6 +329,45 @@ func (s *suite) testSignPSS(t *testing.T) {
 	opts := &rsa.PSSOptions{SaltLength: 32, Hash: crypto.SHA256}
 	if err := rsa.VerifyPSS(s.ek.RSAPublicKey(), crypto.SHA256, d[:], sig, opts); err != nil {
 		t.Errorf("rsa.VerifyPSS(SignPSS output) = %v", err)
+	}
+}
+
+func (s *suite) testSignPSSDigest(t *testing.T) {
+	pub := s.ek.RSAPublicKey()
+	opts := &rsa.PSSOptions{SaltLength: 32, Hash: crypto.SHA256}
+	msg := []byte("upload certificate to be signed")
+	d := sha256.Sum256(msg)
+	sig, err := s.ek.SignPSSDigest(s.ctx, d[:])
+	if err != nil {
+		t.Fatalf("SignPSSDigest() error = %v", err)
+	}
+	if err := rsa.VerifyPSS(pub, crypto.SHA256, d[:], sig, opts); err != nil {
+		t.Errorf("rsa.VerifyPSS(SignPSSDigest output) = %v", err)
+	}
+	other := sha256.Sum256([]byte("other"))
+	if rsa.VerifyPSS(pub, crypto.SHA256, other[:], sig, opts) == nil {
+		t.Error("SignPSSDigest signature verifies for another digest")
+	}
+	// A salt length other than 32 must not verify: the salt length is fixed.
+	if rsa.VerifyPSS(pub, crypto.SHA256, d[:], sig, &rsa.PSSOptions{SaltLength: 20, Hash: crypto.SHA256}) == nil {
+		t.Error("SignPSSDigest signature verifies with salt length 20, want only 32")
+	}
+
+	// SignPSS(m) and SignPSSDigest(SHA-256(m)) are the same operation.
+	sig1, err := s.ek.SignPSS(s.ctx, msg)
+	if err != nil {
+		t.Fatalf("SignPSS() error = %v", err)
+	}
+	for name, sg := range map[string][]byte{"SignPSS(m)": sig1, "SignPSSDigest(SHA-256(m))": sig} {
+		if err := rsa.VerifyPSS(pub, crypto.SHA256, d[:], sg, opts); err != nil {
+			t.Errorf("rsa.VerifyPSS(%s) = %v", name, err)
+		}
+	}
+
+	for _, n := range []int{0, 20, 31, 33, 48, 64} {
+		if _, err := s.ek.SignPSSDigest(s.ctx, make([]byte, n)); err == nil {
+			t.Errorf("SignPSSDigest(%d-byte digest) error = nil, want an error", n)
+		}
 	}
 }
 

@@ -190,11 +190,21 @@ func (k *encryptionKey) Unwrap(ctx context.Context, ciphertext []byte, hash hsm.
 	return sk, nil
 }
 
-// SignPSS implements hsm.EncryptionKey: CKM_RSA_PKCS_PSS over the SHA-256 of
-// message, MGF1-SHA-256, 32-byte salt. The signature is verified before it is
-// returned.
+// SignPSS implements hsm.EncryptionKey: SignPSSDigest over the SHA-256 of
+// message, computed here.
 func (k *encryptionKey) SignPSS(ctx context.Context, message []byte) ([]byte, error) {
 	digest := sha256.Sum256(message)
+	return k.SignPSSDigest(ctx, digest[:])
+}
+
+// SignPSSDigest implements hsm.EncryptionKey: CKM_RSA_PKCS_PSS over a SHA-256
+// digest, MGF1-SHA-256, 32-byte salt. The signature is verified before it is
+// returned.
+func (k *encryptionKey) SignPSSDigest(ctx context.Context, digest []byte) ([]byte, error) {
+	if len(digest) != sha256.Size {
+		return nil, fmt.Errorf("pkcs11: RSA-PSS signature with key %q: digest is %d bytes, want a %d-byte SHA-256 digest",
+			k.label, len(digest), sha256.Size)
+	}
 	params := pkcs11.NewPSSParams(pkcs11.CKM_SHA256, pkcs11.CKG_MGF1_SHA256, sha256.Size)
 	mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_PSS, params)}
 	var sig []byte
@@ -203,14 +213,14 @@ func (k *encryptionKey) SignPSS(ctx context.Context, message []byte) ([]byte, er
 			return fmt.Errorf("C_SignInit(CKM_RSA_PKCS_PSS): %w", err)
 		}
 		var err error
-		if sig, err = k.h.mod.ctx.Sign(s, digest[:]); err != nil {
+		if sig, err = k.h.mod.ctx.Sign(s, digest); err != nil {
 			return fmt.Errorf("C_Sign(CKM_RSA_PKCS_PSS): %w", err)
 		}
 		return nil
 	})
 	if err == nil {
 		opts := &rsa.PSSOptions{SaltLength: sha256.Size, Hash: crypto.SHA256}
-		if rsa.VerifyPSS(k.pub, crypto.SHA256, digest[:], sig, opts) != nil {
+		if rsa.VerifyPSS(k.pub, crypto.SHA256, digest, sig, opts) != nil {
 			err = errors.New("the token produced an RSA-PSS signature that does not verify")
 		}
 	}

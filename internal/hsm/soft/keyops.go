@@ -63,7 +63,15 @@ func (k *encryptionKey) Unwrap(ctx context.Context, ciphertext []byte, oh hsm.OA
 // SignPSS implements hsm.EncryptionKey.
 func (k *encryptionKey) SignPSS(ctx context.Context, message []byte) ([]byte, error) {
 	d := sha256.Sum256(message)
-	return rsa.SignPSS(rand.Reader, k.priv, crypto.SHA256, d[:], &rsa.PSSOptions{SaltLength: 32, Hash: crypto.SHA256})
+	return k.SignPSSDigest(ctx, d[:])
+}
+
+// SignPSSDigest implements hsm.EncryptionKey.
+func (k *encryptionKey) SignPSSDigest(ctx context.Context, digest []byte) ([]byte, error) {
+	if len(digest) != sha256.Size {
+		return nil, fmt.Errorf("soft: RSA-PSS signature: digest is %d bytes, want a %d-byte SHA-256 digest", len(digest), sha256.Size)
+	}
+	return rsa.SignPSS(rand.Reader, k.priv, crypto.SHA256, digest, &rsa.PSSOptions{SaltLength: sha256.Size, Hash: crypto.SHA256})
 }
 
 // signingKey is an ECDSA P-384 key pair.
