@@ -44,6 +44,11 @@ type Store interface {
 	TokenStore
 	ReleaseStore
 	KeyStore
+	TenantSettingStore
+	ExportKeyStore
+	UploadCertStore
+	KeyRestorer
+	DestroyWatcher
 	// Close releases the database handles.
 	Close() error
 	// Ping checks that the database answers (readiness).

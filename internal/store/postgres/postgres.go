@@ -1,17 +1,22 @@
 // Package postgres is the shared store driver: PostgreSQL through
 // jackc/pgx/v5, for several KMS nodes per region sharing one database.
 //
-// Transactions run at READ COMMITTED. Rotate and DestroyKey first lock the
-// (tenant, type) row of key_series (INSERT … ON CONFLICT DO NOTHING, then
-// SELECT … FOR UPDATE), so that they run one at a time per series across
-// every node; each later statement of the transaction reads a fresh snapshot
-// taken after the lock was granted, and so sees every change committed by
-// the previous holder. Unique indexes back this up: one active key per
-// (tenant, type), one fingerprint per tenant. Transactions that fail with a
-// serialization failure or a deadlock (40001, 40P01) are retried.
+// Transactions run at READ COMMITTED. Rotate, DestroyKey and RestoreKey
+// first lock the (tenant, type) row of key_series (Rotate creates it: INSERT
+// … ON CONFLICT DO NOTHING, then SELECT … FOR UPDATE), so that they run one
+// at a time per series across every node; each later statement of the
+// transaction reads a fresh snapshot taken after the lock was granted, and
+// so sees every change committed by the previous holder. Unique indexes back
+// this up: one active key per (tenant, type), one fingerprint per tenant.
+// Transactions that fail with a serialization failure or a deadlock (40001,
+// 40P01) are retried.
 //
 // The driver refuses a session with synchronous_commit=off: a commit must be
 // durable before it is acknowledged.
+//
+// DestroyKey announces each destruction on NotifyChannel (pg_notify in its
+// transaction), and WatchDestroyed LISTENs on a dedicated connection: every
+// node sharing the database, this one included, hears of every destruction.
 package postgres
 
 import (
@@ -44,7 +49,8 @@ const maxAttempts = 5
 
 // Store is a store.Store in a PostgreSQL database.
 type Store struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	watch *watchers // WatchDestroyed's goroutines
 }
 
 var _ store.Store = (*Store)(nil)
@@ -99,7 +105,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: postgres: %w", err)
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, watch: newWatchers()}
 	where := fmt.Sprintf("database %q on %s:%d", cfg.ConnConfig.Database, cfg.ConnConfig.Host, cfg.ConnConfig.Port)
 	var syncCommit string
 	if err := pool.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&syncCommit); err != nil {
@@ -152,11 +158,15 @@ func (s *Store) migrate(ctx context.Context) error {
 	})
 }
 
-// Close closes the connection pool.
 // Ping implements store.Store.
 func (s *Store) Ping(ctx context.Context) error { return dbErr("ping", s.pool.Ping(ctx)) }
 
+// Close ends the watchers (WatchDestroyed), waiting a few seconds at most for
+// a running callback to return, and closes the connection pool, waiting for
+// the connections in use to be released. The watchers' connections are not
+// the pool's: a watcher never holds Close up beyond that wait.
 func (s *Store) Close() error {
+	s.watch.stop()
 	s.pool.Close()
 	return nil
 }
@@ -468,8 +478,8 @@ func scanKey(row pgx.Row) (store.Key, error) {
 	return k, nil
 }
 
-// lockSeries takes the row lock that serialises Rotate and DestroyKey on
-// (tenant, type), creating the row if create is set. It reports whether the
+// lockSeries takes the row lock that serialises Rotate, DestroyKey and
+// RestoreKey on (tenant, type), creating the row if create is set. It reports whether the
 // row exists.
 func lockSeries(ctx context.Context, tx pgx.Tx, tenant, typ string, create bool) (bool, error) {
 	if create {
@@ -605,7 +615,9 @@ func (s *Store) ActiveKey(ctx context.Context, tenant, typ string) (store.Key, e
 
 // DestroyKey implements store.KeyStore. The old row version keeps the
 // wrapped bytes until VACUUM reclaims it (and in the WAL and backups until
-// they are recycled): see docs/storage.md.
+// they are recycled): see docs/storage.md. The fingerprint is kept. The
+// transaction notifies NotifyChannel, so the watchers of every node hear of
+// the destruction once it commits.
 func (s *Store) DestroyKey(ctx context.Context, tenant, typ string, version uint32, now time.Time) (store.Key, error) {
 	if err := store.ValidKeyRef(tenant, typ, version); err != nil {
 		return store.Key{}, err
@@ -634,7 +646,7 @@ func (s *Store) DestroyKey(ctx context.Context, tenant, typ string, version uint
 			return err
 		}
 		k.State, k.Wrapped, k.Destroyed = store.StateDestroyed, nil, now
-		return nil
+		return notifyDestroyed(ctx, tx, store.KeyRef{Tenant: tenant, Type: typ, Version: version})
 	})
 	if err != nil {
 		return store.Key{}, err

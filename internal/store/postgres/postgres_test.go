@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/store/storetest"
 )
@@ -26,6 +28,15 @@ func open(t *testing.T, dsn string) *Store {
 func TestConformance(t *testing.T) {
 	storetest.Postgres(t) // skip or fail before anything else
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t, storetest.Postgres(t)) })
+}
+
+// TestConformanceShared: two nodes on one database.
+func TestConformanceShared(t *testing.T) {
+	storetest.Postgres(t) // skip or fail before anything else
+	storetest.RunShared(t, func(t *testing.T) (store.Store, store.Store) {
+		dsn := storetest.Postgres(t)
+		return open(t, dsn), open(t, dsn)
+	})
 }
 
 func TestOpenErrors(t *testing.T) {
@@ -56,8 +67,9 @@ func TestReopenAndNewerSchema(t *testing.T) {
 		t.Errorf("second Open: TenantByID() error = %v", err)
 	}
 	var n int
-	if err := s2.pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != 1 {
-		t.Errorf("schema_migrations has %d rows, %v, want 1", n, err)
+	ms, _ := store.LoadMigrations(schemaFS, "schema")
+	if err := s2.pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ms) {
+		t.Errorf("schema_migrations has %d rows, %v, want %d", n, err, len(ms))
 	}
 	if _, err := s.pool.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES (99, '099_future.sql')`); err != nil {
 		t.Fatal(err)
@@ -115,5 +127,51 @@ func TestRemoteNeedsVerifiedTLS(t *testing.T) {
 		if _, err := Open(context.Background(), dsn); err == nil || !strings.Contains(err.Error(), "verify-full") {
 			t.Errorf("Open(%q) error = %v, want a refusal asking for verify-full", dsn, err)
 		}
+	}
+}
+
+// TestMigrateFromVersion1: a database written by a build that knew only
+// 001_init.sql is brought up to date at open, its data kept.
+func TestMigrateFromVersion1(t *testing.T) {
+	dsn := storetest.Postgres(t)
+	ms, err := store.LoadMigrations(schemaFS, "schema")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant := store.NewID()
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (version integer NOT NULL PRIMARY KEY, name text NOT NULL, applied timestamptz NOT NULL DEFAULT now())`,
+		ms[0].SQL,
+		`INSERT INTO schema_migrations (version, name) VALUES (1, '001_init.sql')`,
+		`INSERT INTO tenants VALUES ('` + tenant + `', 'acme', 'production', now(), true)`,
+		`INSERT INTO releases VALUES ('r1', '\x2d2d', now())`,
+		`INSERT INTO key_series VALUES ('` + tenant + `', 'data')`,
+		`INSERT INTO keys VALUES ('` + tenant + `', 'data', 1, 'destroyed', 'hsm', 'pbkdf2', 'r1', NULL, NULL, now(), '1970-01-01 00:00:01+00')`,
+		`INSERT INTO keys VALUES ('` + tenant + `', 'data', 2, 'active', 'hsm', 'pbkdf2', 'r1', '\x01', NULL, now(), NULL)`,
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%.40s…: %v", q, err)
+		}
+	}
+	c.Close(ctx)
+
+	s := open(t, dsn)
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ms) {
+		t.Errorf("schema_migrations has %d rows, %v, want %d", n, err, len(ms))
+	}
+	ks, err := s.DestroyedSince(ctx, time.Time{})
+	if err != nil || len(ks) != 1 || ks[0].Version != 1 || !ks[0].Destroyed.Equal(time.Unix(1, 0)) {
+		t.Errorf("DestroyedSince() after migrating = %+v, %v, want v1 destroyed at 1 s", ks, err)
+	}
+	if _, err := s.PutExportKey(ctx, store.ExportKey{Tenant: tenant, Release: "r1", Wrapped: []byte{1}, Created: time.Now()}); err != nil {
+		t.Errorf("PutExportKey() after migrating error = %v", err)
+	}
+	if k, err := s.ActiveKey(ctx, tenant, store.TypeData); err != nil || k.Version != 2 {
+		t.Errorf("ActiveKey() after migrating = v%d, %v, want v2", k.Version, err)
 	}
 }

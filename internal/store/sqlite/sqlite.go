@@ -52,6 +52,7 @@ const maxConns = 8
 type Store struct {
 	db   *sql.DB
 	path string
+	hub  *hub // WatchDestroyed's watchers
 }
 
 var _ store.Store = (*Store)(nil)
@@ -96,7 +97,7 @@ func OpenPath(ctx context.Context, path string) (*Store, error) {
 		db.SetMaxOpenConns(maxConns)
 		db.SetMaxIdleConns(maxConns)
 	}
-	s := &Store{db: db, path: path}
+	s := &Store{db: db, path: path, hub: newHub()}
 	if err := s.checkPragmas(ctx, memory); err != nil {
 		db.Close()
 		return nil, err
@@ -184,8 +185,12 @@ func (s *Store) migrate(ctx context.Context) error {
 	})
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close ends the watchers (WatchDestroyed), waiting a few seconds at most for
+// their callbacks to return, and closes the database.
+func (s *Store) Close() error {
+	s.hub.close()
+	return s.db.Close()
+}
 
 // Ping implements store.Store.
 func (s *Store) Ping(ctx context.Context) error { return dbErr("ping", s.db.PingContext(ctx)) }
@@ -656,6 +661,8 @@ func (s *Store) ActiveKey(ctx context.Context, tenant, typ string) (store.Key, e
 // DestroyKey implements store.KeyStore. SQLite overwrites the freed bytes
 // (secure_delete), and the WAL is checkpointed and truncated afterwards (best
 // effort, truncateWAL), so that the wrapped key does not linger in the WAL.
+// Once the destruction committed, the Store's watchers are told
+// (WatchDestroyed). The fingerprint is kept.
 func (s *Store) DestroyKey(ctx context.Context, tenant, typ string, version uint32, now time.Time) (store.Key, error) {
 	if err := store.ValidKeyRef(tenant, typ, version); err != nil {
 		return store.Key{}, err
@@ -684,6 +691,7 @@ func (s *Store) DestroyKey(ctx context.Context, tenant, typ string, version uint
 	if err != nil {
 		return store.Key{}, err
 	}
+	s.hub.notify(store.KeyRef{Tenant: tenant, Type: typ, Version: version})
 	if s.path != Memory {
 		s.truncateWAL(ctx)
 	}

@@ -144,8 +144,9 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Errorf("after reopen, TenantByID() error = %v", err)
 	}
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != 1 {
-		t.Errorf("schema_migrations has %d rows, %v, want 1 (migrations applied once)", n, err)
+	ms, _ := store.LoadMigrations(schemaFS, "schema")
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ms) {
+		t.Errorf("schema_migrations has %d rows, %v, want %d (migrations applied once)", n, err, len(ms))
 	}
 }
 
@@ -362,5 +363,167 @@ func TestDestroyErases(t *testing.T) {
 	}
 	if contains() {
 		t.Error("the destroyed key's wrapped bytes are still in the database file or the WAL")
+	}
+}
+
+// TestMigrateFromVersion1: a database written by a build that knew only
+// 001_init.sql is brought up to date at open, its data kept.
+func TestMigrateFromVersion1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	if err := createPrivate(path); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := store.LoadMigrations(schemaFS, "schema")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path+"?_foreign_keys=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant := store.NewID()
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied INTEGER NOT NULL) STRICT`,
+		ms[0].SQL,
+		`INSERT INTO schema_migrations VALUES (1, '001_init.sql', 0)`,
+		`INSERT INTO tenants VALUES ('` + tenant + `', 'acme', 'production', 0, 1)`,
+		`INSERT INTO releases VALUES ('r1', x'2d2d', 0)`,
+		`INSERT INTO key_series VALUES ('` + tenant + `', 'data')`,
+		`INSERT INTO keys VALUES ('` + tenant + `', 'data', 1, 'destroyed', 'hsm', 'pbkdf2', 'r1', NULL, NULL, 0, 1000000)`,
+		`INSERT INTO keys VALUES ('` + tenant + `', 'data', 2, 'active', 'hsm', 'pbkdf2', 'r1', x'01', NULL, 0, NULL)`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%.40s…: %v", q, err)
+		}
+	}
+	db.Close()
+
+	s, err := Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatalf("Open(version 1 database) error = %v", err)
+	}
+	defer s.Close()
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ms) {
+		t.Errorf("schema_migrations has %d rows, %v, want %d", n, err, len(ms))
+	}
+	ks, err := s.DestroyedSince(ctx, time.Time{})
+	if err != nil || len(ks) != 1 || ks[0].Version != 1 || !ks[0].Destroyed.Equal(time.Unix(1, 0)) {
+		t.Errorf("DestroyedSince() after migrating = %+v, %v, want v1 destroyed at 1 s", ks, err)
+	}
+	if _, err := s.PutExportKey(ctx, store.ExportKey{Tenant: tenant, Release: "r1", Wrapped: []byte{1}, Created: time.Now()}); err != nil {
+		t.Errorf("PutExportKey() after migrating error = %v", err)
+	}
+	if k, err := s.ActiveKey(ctx, tenant, store.TypeData); err != nil || k.Version != 2 {
+		t.Errorf("ActiveKey() after migrating = v%d, %v, want v2", k.Version, err)
+	}
+}
+
+func mustWatch(t *testing.T, wctx context.Context, s store.Store, fn func(store.KeyRef)) {
+	t.Helper()
+	if err := s.WatchDestroyed(wctx, fn); err != nil {
+		t.Fatalf("WatchDestroyed() error = %v", err)
+	}
+}
+
+func receive(t *testing.T, ch <-chan store.KeyRef) store.KeyRef {
+	t.Helper()
+	timer := time.NewTimer(10 * time.Second)
+	defer timer.Stop()
+	select {
+	case r := <-ch:
+		return r
+	case <-timer.C:
+		t.Fatal("the watcher heard of nothing within 10 s")
+		return store.KeyRef{}
+	}
+}
+
+// TestWatchSlowWatcher: a watcher that does not keep up never holds up a
+// destruction: what its buffer has no room for is dropped for it, and the
+// other watchers still hear of everything, in order.
+func TestWatchSlowWatcher(t *testing.T) {
+	s, err := Open(ctx, "sqlite::memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	started, block := make(chan struct{}), make(chan struct{})
+	slow := make(chan store.KeyRef, 2*watchBuffer)
+	mustWatch(t, wctx, s, func(r store.KeyRef) {
+		if r.Version == 1 {
+			close(started)
+		}
+		<-block
+		slow <- r
+	})
+	fast := make(chan store.KeyRef, 2*watchBuffer)
+	mustWatch(t, wctx, s, func(r store.KeyRef) { fast <- r })
+
+	tenant := store.NewID()
+	ref := func(v int) store.KeyRef {
+		return store.KeyRef{Tenant: tenant, Type: store.TypeData, Version: uint32(v)}
+	}
+	s.hub.notify(ref(1))
+	<-started // the slow watcher is in its callback with v1; its buffer is empty
+	if got := receive(t, fast); got != ref(1) {
+		t.Fatalf("the fast watcher heard of %+v, want %+v", got, ref(1))
+	}
+	const n = watchBuffer + 10
+	for v := 2; v <= n; v++ {
+		s.hub.notify(ref(v)) // never blocks
+		// The fast watcher keeps up (here, by the test waiting for it).
+		if got := receive(t, fast); got != ref(v) {
+			t.Fatalf("the fast watcher heard of %+v, want %+v", got, ref(v))
+		}
+	}
+	close(block)
+	// v1, then the buffer's watchBuffer; the rest was dropped.
+	for v := 1; v <= watchBuffer+1; v++ {
+		if got := receive(t, slow); got != ref(v) {
+			t.Fatalf("the slow watcher heard of %+v, want %+v", got, ref(v))
+		}
+	}
+	s.hub.notify(ref(n + 1))
+	if got := receive(t, slow); got != ref(n+1) {
+		t.Errorf("after catching up, the slow watcher heard of %+v, want %+v (the overflow dropped)", got, ref(n+1))
+	}
+}
+
+// TestCloseEndsWatchers: Close ends the watchers whose context is still
+// live, and does not hang on a callback that never returns.
+func TestCloseEndsWatchers(t *testing.T) {
+	s, err := Open(ctx, "sqlite::memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWatch(t, ctx, s, func(store.KeyRef) {})
+	start := time.Now()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Close() with an idle watcher took %v", d)
+	}
+	s.hub.running.Wait() // returns: the watcher ended
+	if err := s.WatchDestroyed(ctx, func(store.KeyRef) {}); err == nil {
+		t.Error("WatchDestroyed() after Close succeeded, want an error")
+	}
+
+	s, err = Open(ctx, "sqlite::memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, started := make(chan struct{}), make(chan struct{})
+	defer close(block)
+	mustWatch(t, ctx, s, func(store.KeyRef) { close(started); <-block })
+	s.hub.notify(store.KeyRef{Tenant: store.NewID(), Type: store.TypeData, Version: 1})
+	<-started
+	start = time.Now()
+	s.Close()
+	if d := time.Since(start); d < closeWait || d > closeWait+5*time.Second {
+		t.Errorf("Close() with a callback that never returns took %v, want about %v", d, closeWait)
 	}
 }

@@ -49,6 +49,18 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentRotateSameSeries", testConcurrentSame},
 		{"ConcurrentRotateManyTenants", testConcurrentMany},
 		{"ConcurrentDuplicateAcrossTypes", testConcurrentDuplicate},
+		{"DerivationOptOut", testDerivationOptOut},
+		{"ExportKey", testExportKey},
+		{"ConcurrentExportKey", testConcurrentExportKey},
+		{"UploadCerts", testUploadCerts},
+		{"UploadCertValidation", testUploadCertValidation},
+		{"Restore", testRestore},
+		{"RestoreMaxKeys", testRestoreMaxKeys},
+		{"RestoreValidation", testRestoreValidation},
+		{"ConcurrentRestoreRotate", testConcurrentRestoreRotate},
+		{"DestroyedSince", testDestroyedSince},
+		{"WatchDestroyed", testWatchDestroyed},
+		{"BYOKErrorsNeverHoldKeyMaterial", testBYOKErrorMessages},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

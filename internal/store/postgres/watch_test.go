@@ -1,0 +1,237 @@
+package postgres
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/store/storetest"
+)
+
+func TestParseNote(t *testing.T) {
+	id := store.NewID()
+	for payload, want := range map[string]bool{
+		`{"tenant":"` + id + `","type":"data","version":3}`:          true,
+		`{"tenant":"` + id + `","type":"data","version":0}`:          false,
+		`{"tenant":"` + id + `","type":"blob","version":1}`:          false,
+		`{"tenant":"acme","type":"data","version":1}`:                false,
+		`{"tenant":"` + id + `","type":"data"}`:                      false,
+		`{"tenant":"` + id + `","type":"data","version":-1}`:         false,
+		`{"tenant":"` + id + `","type":"data","version":4294967296}`: false,
+		id + ` data 3`: false,
+		``:             false,
+	} {
+		ref, ok := parseNote(payload)
+		if ok != want {
+			t.Errorf("parseNote(%q) ok = %v, want %v", payload, ok, want)
+		}
+		if ok && ref != (store.KeyRef{Tenant: id, Type: store.TypeData, Version: 3}) {
+			t.Errorf("parseNote(%q) = %+v", payload, ref)
+		}
+	}
+}
+
+// watchEnv is a store with a tenant whose data keys v1…v5 exist, and a
+// watcher of it.
+type watchEnv struct {
+	s      *Store
+	tenant string
+	heard  chan store.KeyRef
+}
+
+func newWatchEnv(t *testing.T, s *Store) *watchEnv {
+	t.Helper()
+	tn, err := s.CreateTenant(ctx, store.NewTenant("acme", store.EnvProduction, storeTime))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.InstallRelease(ctx, store.Release{ID: "r1", Bundle: []byte("-----BEGIN X-----\n-----END X-----\n"), Installed: storeTime}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := s.Rotate(ctx, store.RotateRequest{Tenant: tn.ID, Type: store.TypeData, MaxKeys: 10, Now: storeTime,
+			New: store.Key{Source: store.SourceHSM, Derivation: store.DerivationPBKDF2, Release: "r1", Wrapped: []byte{byte(i)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &watchEnv{s: s, tenant: tn.ID, heard: make(chan store.KeyRef, 10)}
+}
+
+func (e *watchEnv) watch(t *testing.T, wctx context.Context) {
+	t.Helper()
+	if err := e.s.WatchDestroyed(wctx, func(r store.KeyRef) { e.heard <- r }); err != nil {
+		t.Fatalf("WatchDestroyed() error = %v", err)
+	}
+}
+
+// destroy destroys version v and checks that the watcher hears of it.
+func (e *watchEnv) destroy(t *testing.T, v uint32) {
+	t.Helper()
+	if _, err := e.s.DestroyKey(ctx, e.tenant, store.TypeData, v, storeTime); err != nil {
+		t.Fatal(err)
+	}
+	want := store.KeyRef{Tenant: e.tenant, Type: store.TypeData, Version: v}
+	timer := time.NewTimer(10 * time.Second)
+	defer timer.Stop()
+	select {
+	case got := <-e.heard:
+		if got != want {
+			t.Errorf("the watcher heard of %+v, want %+v", got, want)
+		}
+	case <-timer.C:
+		t.Fatalf("the watcher did not hear of %+v within 10 s", want)
+	}
+}
+
+// listeners counts the backends of the database that are LISTENing.
+func listeners(t *testing.T, s *Store) int {
+	t.Helper()
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND query = 'LISTEN `+NotifyChannel+`'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestWatchReconnects: a watcher whose connection is killed reconnects,
+// LISTENs again and hears of later destructions.
+func TestWatchReconnects(t *testing.T) {
+	s := open(t, storetest.Postgres(t))
+	listening := make(chan struct{}, 10)
+	s.watch.listening = func() { listening <- struct{}{} }
+	e := newWatchEnv(t, s)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	e.watch(t, wctx)
+	<-listening
+	e.destroy(t, 1)
+
+	for round := range 2 {
+		var killed int
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE datname = current_database() AND query = 'LISTEN `+NotifyChannel+`'`).Scan(&killed); err != nil || killed != 1 {
+			t.Fatalf("round %d: terminated %d listening backends, %v, want 1", round, killed, err)
+		}
+		timer := time.NewTimer(20 * time.Second)
+		select {
+		case <-listening:
+		case <-timer.C:
+			t.Fatalf("round %d: the watcher did not LISTEN again within 20 s", round)
+		}
+		timer.Stop()
+		e.destroy(t, uint32(round+2))
+	}
+}
+
+// TestWatchIgnoresForeignNotes: notifications on the channel that do not
+// name a key are skipped.
+func TestWatchIgnoresForeignNotes(t *testing.T) {
+	s := open(t, storetest.Postgres(t))
+	e := newWatchEnv(t, s)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	e.watch(t, wctx)
+	for _, p := range []string{"", "garbage", `{"tenant":"acme","type":"data","version":1}`, `{"version":1}`} {
+		if _, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.destroy(t, 1)
+	// A destruction rolled back is not heard of.
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := notifyDestroyed(ctx, tx, store.KeyRef{Tenant: e.tenant, Type: store.TypeData, Version: 4}); err != nil {
+			return err
+		}
+		return context.Canceled // roll back
+	})
+	if err != context.Canceled {
+		t.Fatal(err)
+	}
+	e.destroy(t, 2)
+}
+
+// TestCloseEndsWatchers: Close ends the watchers whose context is still
+// live, closes their connections, and does not hang on a callback that
+// never returns.
+func TestCloseEndsWatchers(t *testing.T) {
+	dsn := storetest.Postgres(t)
+	s, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := open(t, dsn)
+	if err := s.WatchDestroyed(ctx, func(store.KeyRef) {}); err != nil {
+		t.Fatal(err)
+	}
+	if n := listeners(t, other); n != 1 {
+		t.Fatalf("%d listening backends, want 1", n)
+	}
+	start := time.Now()
+	s.Close()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close() with an idle watcher took %v", d)
+	}
+	s.watch.running.Wait() // returns: the watcher ended
+	if err := s.WatchDestroyed(ctx, func(store.KeyRef) {}); err == nil {
+		t.Error("WatchDestroyed() after Close succeeded, want an error")
+	}
+
+	s, err = Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newWatchEnv(t, s)
+	block, started := make(chan struct{}), make(chan struct{})
+	defer close(block)
+	if err := s.WatchDestroyed(ctx, func(store.KeyRef) { close(started); <-block }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DestroyKey(ctx, e.tenant, store.TypeData, 1, storeTime); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	start = time.Now()
+	s.Close()
+	if d := time.Since(start); d < closeWait || d > closeWait+5*time.Second {
+		t.Errorf("Close() with a callback that never returns took %v, want about %v", d, closeWait)
+	}
+}
+
+// TestWatchHeartbeat: a watcher checks a silent connection and keeps it
+// while the server answers.
+func TestWatchHeartbeat(t *testing.T) {
+	s := open(t, storetest.Postgres(t))
+	s.watch.heartbeat = 20 * time.Millisecond
+	alive := make(chan struct{}, 100)
+	s.watch.alive = func() {
+		select {
+		case alive <- struct{}{}:
+		default:
+		}
+	}
+	listening := make(chan struct{}, 10)
+	s.watch.listening = func() { listening <- struct{}{} }
+	e := newWatchEnv(t, s)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	e.watch(t, wctx)
+	<-listening
+	for range 3 {
+		timer := time.NewTimer(10 * time.Second)
+		select {
+		case <-alive:
+		case <-timer.C:
+			t.Fatal("no heartbeat check succeeded within 10 s")
+		}
+		timer.Stop()
+	}
+	e.destroy(t, 1)
+	e.destroy(t, 2)
+	if len(listening) != 0 {
+		t.Error("the watcher reconnected, but its connection was fine")
+	}
+}

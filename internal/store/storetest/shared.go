@@ -1,0 +1,32 @@
+package storetest
+
+import (
+	"testing"
+
+	"github.com/strongroom-kms/strongroom/internal/store"
+)
+
+// RunShared runs the conformance suite of a database shared by several KMS
+// nodes, for a driver that supports it (PostgreSQL): open must open two
+// stores on one fresh, empty database, as two nodes would, and arrange
+// (t.Cleanup) for them to be closed and the database removed. It checks that
+// what one node does the other sees: destructions heard of by the other's
+// watchers (WatchDestroyed), one export key per tenant, restorations and
+// rotations serialised across nodes. A driver's test calls it in addition to
+// Run.
+func RunShared(t *testing.T, open func(t *testing.T) (a, b store.Store)) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, a, b store.Store)
+	}{
+		{"WatchDestroyedAcrossNodes", watchAcross},
+		{"ConcurrentExportKeyAcrossNodes", concurrentExportKey},
+		{"ConcurrentRestoreRotateAcrossNodes", concurrentRestoreRotate},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := open(t)
+			tc.fn(t, a, b)
+		})
+	}
+}
