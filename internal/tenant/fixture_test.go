@@ -229,7 +229,14 @@ func openSQLite(tb testing.TB) store.Store {
 // loudly without one, and fails under CI=true).
 func openPostgres(tb testing.TB) store.Store {
 	tb.Helper()
-	s, err := postgres.Open(context.Background(), storetest.Postgres(tb))
+	return openPostgresDSN(tb, storetest.Postgres(tb))
+}
+
+// openPostgresDSN opens a PostgreSQL store on dsn: several handles on one
+// database are several KMS nodes.
+func openPostgresDSN(tb testing.TB, dsn string) store.Store {
+	tb.Helper()
+	s, err := postgres.Open(context.Background(), dsn)
 	if err != nil {
 		tb.Fatalf("postgres.Open() error = %v", err)
 	}
@@ -253,21 +260,28 @@ func newEnv(tb testing.TB, st store.Store, pol tenant.Policy, rels ...rel) *env 
 
 // node returns another KMS node's Service over the same store and clock:
 // its own key cache, and a ring with the releases the store has installed.
-func (e *env) node(tb testing.TB) *tenant.Service {
+func (e *env) node(tb testing.TB) *tenant.Service { return e.nodeOn(tb, e.st).svc }
+
+// nodeOn is another KMS node over st (a store on the same database as
+// e.st), with e's clock and policy, its own key cache, and a ring with the
+// releases the store has installed.
+func (e *env) nodeOn(tb testing.TB, st store.Store) *env {
 	tb.Helper()
-	cache := keycache.New(keycache.Options{Now: e.clock.Now, TTL: 24 * 365 * time.Hour})
-	tb.Cleanup(cache.Close)
-	ring := release.NewRing(e.site.eu1, e.site.trust(), cache)
-	rs, err := e.st.Releases(context.Background())
+	n := &env{st: st, clock: e.clock, site: e.site, pol: e.pol}
+	n.cache = keycache.New(keycache.Options{Now: e.clock.Now, TTL: 24 * 365 * time.Hour})
+	tb.Cleanup(n.cache.Close)
+	n.ring = release.NewRing(e.site.eu1, e.site.trust(), n.cache)
+	rs, err := st.Releases(context.Background())
 	if err != nil {
 		tb.Fatal(err)
 	}
 	for _, r := range rs {
-		if _, err := ring.Load(context.Background(), r.ID, r.Bundle); err != nil {
+		if _, err := n.ring.Load(context.Background(), r.ID, r.Bundle); err != nil {
 			tb.Fatal(err)
 		}
 	}
-	return tenant.NewService(e.st, ring, e.site.eu1, cache, e.pol, e.clock.Now)
+	n.svc = tenant.NewService(st, n.ring, e.site.eu1, n.cache, e.pol, e.clock.Now)
+	return n
 }
 
 // load runs (once) the ceremony of r, installs the bundle in the store and

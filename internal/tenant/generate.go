@@ -30,48 +30,60 @@ const maxRotateAttempts = 8
 // Concurrent Generates of one tenant and type cannot slip past the rate
 // limit: the store decides under its rotation lock, on every node.
 func (s *Service) Generate(ctx context.Context, tenantID, typ string) (store.Key, error) {
+	_, req, twk, err := s.prepare(ctx, tenantID, typ)
+	if err != nil {
+		return store.Key{}, err
+	}
+	defer twk.Destroy()
+	ts, err := s.random(ctx)
+	if err != nil {
+		return store.Key{}, err
+	}
+	defer ts.Destroy()
+	if req.New.Fingerprint, err = s.fingerprint(ctx, tenantID, ts); err != nil {
+		return store.Key{}, err
+	}
+	req.New.Source, req.New.Derivation = store.SourceHSM, store.DerivationPBKDF2
+	return s.install(ctx, req, twk, ts)
+}
+
+// prepare checks the arguments of a new key of (tenant, type) and returns
+// the tenant, a rotation request with the tenant's policy and the current
+// release (New.Release), and that release's TWK, which the caller destroys.
+func (s *Service) prepare(ctx context.Context, tenantID, typ string) (store.Tenant, store.RotateRequest, secret.Key, error) {
+	fail := func(err error) (store.Tenant, store.RotateRequest, secret.Key, error) {
+		return store.Tenant{}, store.RotateRequest{}, secret.Key{}, err
+	}
 	if err := store.ValidID("tenant", tenantID); err != nil {
-		return store.Key{}, fmt.Errorf("tenant: %w", err)
+		return fail(fmt.Errorf("tenant: %w", err))
 	}
 	if err := store.ValidType(typ); err != nil {
-		return store.Key{}, fmt.Errorf("tenant: %w", err)
+		return fail(fmt.Errorf("tenant: %w", err))
 	}
 	t, err := s.st.TenantByID(ctx, tenantID)
 	if err != nil {
-		return store.Key{}, fmt.Errorf("tenant: %w", err)
+		return fail(fmt.Errorf("tenant: %w", err))
 	}
 	interval, maxKeys := s.pol.RotationInterval(string(t.Env), typ), s.pol.MaxKeys()
 	if interval < 0 || maxKeys < 1 {
-		return store.Key{}, fmt.Errorf("tenant: %w: the rotation policy gives interval %v and max keys %d for %s %s keys",
-			store.ErrInvalid, interval, maxKeys, t.Env, typ)
+		return fail(fmt.Errorf("tenant: %w: the rotation policy gives interval %v and max keys %d for %s %s keys",
+			store.ErrInvalid, interval, maxKeys, t.Env, typ))
 	}
-
 	cur, err := s.ring.Current()
 	if err != nil {
-		return store.Key{}, fmt.Errorf("tenant: no release to wrap a new key under: %w", err)
+		return fail(fmt.Errorf("tenant: no release to wrap a new key under: %w", err))
 	}
 	twk, err := s.ring.Secret(ctx, cur.ID, release.SecretTWK)
 	if err != nil {
-		return store.Key{}, fmt.Errorf("tenant: the TWK of release %s: %w", cur.ID, err)
+		return fail(fmt.Errorf("tenant: the TWK of release %s: %w", cur.ID, err))
 	}
-	defer twk.Destroy()
-	raw, err := s.h.Random(ctx, secret.Size)
-	if err != nil {
-		return store.Key{}, fmt.Errorf("tenant: random bytes from the HSM: %w", err)
-	}
-	ts, err := secret.New(raw)
-	clear(raw)
-	if err != nil {
-		return store.Key{}, fmt.Errorf("tenant: the HSM returned %d random bytes, want %d", len(raw), secret.Size)
-	}
-	defer ts.Destroy()
-	return s.install(ctx, store.RotateRequest{
+	return t, store.RotateRequest{
 		Tenant:      tenantID,
 		Type:        typ,
-		New:         store.Key{Source: store.SourceHSM, Derivation: store.DerivationPBKDF2, Release: cur.ID},
+		New:         store.Key{Release: cur.ID},
 		MinInterval: interval,
 		MaxKeys:     maxKeys,
-	}, twk, ts)
+	}, twk, nil
 }
 
 // install wraps ts under twk for the next version of the series and makes it
@@ -81,7 +93,7 @@ func (s *Service) install(ctx context.Context, req store.RotateRequest, twk, ts 
 	tenantID, typ := req.Tenant, req.Type
 	unlock, err := s.series.lock(ctx, tenantID, typ)
 	if err != nil {
-		return store.Key{}, fmt.Errorf("tenant: generating a %s key: %w", typ, err)
+		return store.Key{}, fmt.Errorf("tenant: a new %s key: %w", typ, err)
 	}
 	defer unlock()
 	var lastErr error
@@ -105,13 +117,13 @@ func (s *Service) install(ctx context.Context, req store.RotateRequest, twk, ts 
 			return meta(k), nil
 		}
 		if !errors.Is(err, store.ErrConflict) {
-			return store.Key{}, fmt.Errorf("tenant: generating a %s key: %w", typ, err)
+			return store.Key{}, fmt.Errorf("tenant: a new %s key: %w", typ, err)
 		}
 		// A concurrent rotation on another node took the version: wrap
 		// again for the next one.
 		lastErr = err
 	}
-	return store.Key{}, fmt.Errorf("tenant: generating a %s key: %d concurrent rotations won in a row; try again: %w",
+	return store.Key{}, fmt.Errorf("tenant: a new %s key: %d concurrent rotations won in a row; try again: %w",
 		typ, maxRotateAttempts, lastErr)
 }
 
