@@ -35,8 +35,15 @@ const (
 	CodeNotReady         = "not_ready"         // a release failed to validate
 	CodeInternal         = "internal"          // a server fault; details are in its log
 	CodeMethodNotAllowed = "method_not_allowed"
-	CodeUnsupportedMedia = "unsupported_media_type" // a body that is not application/json (HTTP 415)
-	CodeTimeout          = "timeout"                // the request took longer than limits.request_timeout (HTTP 503)
+	CodeUnsupportedMedia = "unsupported_media_type"      // a body that is not application/json (HTTP 415)
+	CodeTimeout          = "timeout"                     // the request took longer than limits.request_timeout (HTTP 503)
+	CodeUploadRefused    = "upload_refused"              // uploaded key material does not decrypt to 32 bytes with the given SHA-256
+	CodeDuplicateKey     = "duplicate_key"               // the tenant had this exact key material before
+	CodeOptOutDisabled   = "derivation_opt_out_disabled" // an operator disabled derivation mode none for this tenant
+	CodeNoUploadCert     = "no_upload_certificate"       // no active, unexpired upload certificate (or not the one named)
+	CodeCertState        = "certificate_state"           // the upload certificate's state does not allow this
+	CodeImportRefused    = "import_refused"              // a backup file was refused; the reason says why
+	CodeUnsupported      = "unsupported"                 // this region's HSM cannot do what was asked (e.g. an OAEP hash)
 )
 
 // Roles of API tokens.
@@ -138,6 +145,83 @@ type KeyList struct {
 // GenerateKeyRequest is POST /v1/tenants/{tenant}/keys.
 type GenerateKeyRequest struct {
 	Type string `json:"type"`
+}
+
+// SetTenantRequest is PATCH /v1/tenants/{tenant}: operator settings; a
+// field left out is unchanged.
+type SetTenantRequest struct {
+	// DerivationOptOut allows (true) or forbids (false) uploads in
+	// derivation mode none.
+	DerivationOptOut *bool `json:"derivation_opt_out,omitempty"`
+}
+
+// CreateUploadCertRequest is POST /v1/tenants/{tenant}/upload-certificates.
+type CreateUploadCertRequest struct {
+	// CSR: return a certificate request for the tenant's CA to sign (the
+	// certificate stays pending until completed) instead of a self-signed
+	// certificate.
+	CSR bool `json:"csr,omitempty"`
+	// ValidDays of a self-signed certificate: 1 to 730; 0 = 365.
+	ValidDays int `json:"valid_days,omitempty"`
+}
+
+// UploadCert is a tenant's BYOK upload certificate: an RSA-4096 key pair
+// in the regional HSM, and its certificate (PEM) or, while pending, its
+// certificate request (PEM).
+type UploadCert struct {
+	ID          string     `json:"id"`
+	Tenant      string     `json:"tenant"` // the tenant's name
+	State       string     `json:"state"`  // pending, active, retired
+	Certificate string     `json:"certificate,omitempty"`
+	CSR         string     `json:"csr,omitempty"`
+	NotBefore   *time.Time `json:"not_before,omitempty"`
+	NotAfter    *time.Time `json:"not_after,omitempty"`
+	Created     time.Time  `json:"created"`
+	Retired     *time.Time `json:"retired,omitempty"`
+}
+
+// UploadCertList is GET /v1/tenants/{tenant}/upload-certificates, newest
+// first.
+type UploadCertList struct {
+	Certificates []UploadCert `json:"certificates"`
+}
+
+// CompleteUploadCertRequest is
+// POST /v1/tenants/{tenant}/upload-certificates/{id}/complete: the
+// certificate the tenant's CA signed for the request (PEM).
+type CompleteUploadCertRequest struct {
+	Certificate string `json:"certificate"`
+}
+
+// UploadKeyRequest is POST /v1/tenants/{tenant}/keys/{type}/upload: 32 bytes
+// of the tenant's own key material encrypted with RSA-OAEP to an upload
+// certificate.
+type UploadKeyRequest struct {
+	// Certificate is the upload certificate's id; empty = the newest
+	// active one.
+	Certificate string `json:"certificate,omitempty"`
+	// Wrapped is the RSA-OAEP ciphertext (512 bytes).
+	Wrapped []byte `json:"wrapped"`
+	// OAEPHash is the OAEP and MGF1 hash: sha256 (the default), sha512, or
+	// sha1 where the region's HSM supports only that.
+	OAEPHash string `json:"oaep_hash,omitempty"`
+	// SHA256 is the SHA-256 of the 32 plaintext bytes, in hex.
+	SHA256 string `json:"sha256"`
+	// Derivation: pbkdf2 (the default: the DEK is derived from the value)
+	// or none (the value is the DEK: derivation opt-out).
+	Derivation string `json:"derivation,omitempty"`
+}
+
+// KeyBackup is POST /v1/tenants/{tenant}/keys/{type}/{version}/export: the
+// backup file (PEM), sealed under the tenant's export key.
+type KeyBackup struct {
+	Key    Key    `json:"key"`
+	Backup string `json:"backup"`
+}
+
+// ImportKeyRequest is POST /v1/tenants/{tenant}/keys/import.
+type ImportKeyRequest struct {
+	Backup string `json:"backup"` // the backup file (PEM)
 }
 
 // DestroyKeyRequest is POST /v1/tenants/{tenant}/keys/{type}/{version}/destroy.

@@ -89,7 +89,7 @@ func requireOne(args []string, what string) (string, error) {
 func tenantCommand() *command {
 	return &command{
 		name:    "tenant",
-		summary: "create and list tenants (operator)",
+		summary: "create, list and configure tenants (operator)",
 		subs: []*command{
 			apiCommand("create", "create a tenant", "NAME", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				envName := fs.String("env", "production", "production, developer or sandbox")
@@ -120,6 +120,7 @@ func tenantCommand() *command {
 					return w.Flush()
 				}
 			}),
+			tenantSetCommand(),
 		},
 	}
 }
@@ -175,8 +176,8 @@ func tokenCommand() *command {
 func keyCommand() *command {
 	return &command{
 		name:    "key",
-		summary: "generate, list and destroy tenant key material",
-		subs: []*command{
+		summary: "generate, upload, list, export, import and destroy tenant key material",
+		subs: append([]*command{
 			apiCommand("generate", "make a new active key (the previous one is archived)", "", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				tenant := fs.String("tenant", "", "the tenant (required)")
 				typ := fs.String("type", "data", "the key type")
@@ -232,7 +233,7 @@ func keyCommand() *command {
 					return nil
 				}
 			}),
-		},
+		}, byokCommands()...),
 	}
 }
 

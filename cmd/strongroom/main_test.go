@@ -46,6 +46,7 @@ func TestScripts(t *testing.T) {
 			"tlscert":  cmdTLSCert,
 			"freeport": cmdFreePort, "waitfor": cmdWaitFor, "fakebundle": cmdFakeBundle,
 			"devenv": cmdDevEnv, "setenv-file": cmdSetenvFile,
+			"sha256": cmdSHA256, "opendata": cmdOpenData,
 		},
 	})
 }

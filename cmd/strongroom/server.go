@@ -213,6 +213,15 @@ func runServer(ctx context.Context, e *env, cfg *config.Config, ready chan<- str
 		return err
 	}
 	defer node.Close()
+	// Evict destroyed keys' DEKs, whichever node destroyed them (stopped
+	// before the node closes its store).
+	watch, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if err := node.keys.EvictDestroyed(watch, 0, func(err error) {
+		logger.Warn("re-checking destroyed keys failed; trying again", "err", err)
+	}); err != nil {
+		return err
+	}
 	cert, err := loadTLS(cfg.TLS.Cert, cfg.TLS.Key)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/internal/auth"
 	"github.com/strongroom-kms/strongroom/internal/envelope"
+	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
@@ -62,6 +63,13 @@ var keyErrors = []struct {
 	{tenant.ErrNoActiveKey, http.StatusConflict, api.CodeNoActiveKey},
 	{tenant.ErrKeyDestroyed, http.StatusConflict, api.CodeKeyDestroyed},
 	{tenant.ErrKeyArchived, http.StatusConflict, api.CodeKeyArchived},
+	{tenant.ErrUploadRefused, http.StatusBadRequest, api.CodeUploadRefused},
+	{tenant.ErrDuplicateUpload, http.StatusConflict, api.CodeDuplicateKey},
+	{tenant.ErrOptOutDisabled, http.StatusForbidden, api.CodeOptOutDisabled},
+	{tenant.ErrNoUploadCert, http.StatusConflict, api.CodeNoUploadCert},
+	{tenant.ErrCertState, http.StatusConflict, api.CodeCertState},
+	{tenant.ErrImportRefused, http.StatusConflict, api.CodeImportRefused},
+	{hsm.ErrUnsupported, http.StatusBadRequest, api.CodeUnsupported},
 	{store.ErrNotFound, http.StatusNotFound, api.CodeNotFound},
 	{store.ErrExists, http.StatusConflict, api.CodeExists},
 	{store.ErrConflict, http.StatusConflict, api.CodeConflict},

@@ -35,6 +35,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/config"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
 // Keys is the tenant key service the data and key routes call
@@ -46,6 +47,16 @@ type Keys interface {
 	Encrypt(ctx context.Context, tenantID, typ string, plaintext []byte, context map[string]string) ([]byte, store.Key, error)
 	Decrypt(ctx context.Context, tenantID string, ciphertext []byte, context map[string]string) ([]byte, store.Key, error)
 	SealDEK(ctx context.Context, tenantID, typ string, version uint32, kem uint16, publicKey []byte) ([]byte, store.Key, error)
+
+	SetDerivationOptOut(ctx context.Context, tenantID string, allowed bool) (store.Tenant, error)
+	NewCert(ctx context.Context, req tenant.CertRequest) (store.UploadCert, error)
+	Certs(ctx context.Context, tenantID string) ([]store.UploadCert, error)
+	Cert(ctx context.Context, tenantID, certID string) (store.UploadCert, error)
+	CompleteCert(ctx context.Context, tenantID, certID string, signed []byte) (store.UploadCert, error)
+	RetireCert(ctx context.Context, tenantID, certID string) (store.UploadCert, error)
+	Upload(ctx context.Context, u tenant.Upload) (store.Key, error)
+	Export(ctx context.Context, tenantID, typ string, version uint32) ([]byte, store.Key, error)
+	Import(ctx context.Context, tenantID string, file []byte) (store.Key, error)
 }
 
 // Deps is what the API serves from.

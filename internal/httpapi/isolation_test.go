@@ -19,16 +19,21 @@ func validBodies(e *env) map[string]any {
 		"POST /v1/tenants":               api.CreateTenantRequest{Name: "intruder", Env: "sandbox"},
 		"POST /v1/tokens":                api.CreateTokenRequest{Role: "app", Tenant: "victim"},
 		"POST /v1/tenants/{tenant}/keys": api.GenerateKeyRequest{Type: "data"},
-		"POST /v1/tenants/{tenant}/keys/{type}/{version}/destroy": api.DestroyKeyRequest{Confirm: "victim/data/1"},
-		"POST /v1/tenants/{tenant}/encrypt":                       api.EncryptRequest{Items: []api.EncryptItem{{Plaintext: []byte("x")}}},
-		"POST /v1/tenants/{tenant}/decrypt":                       api.DecryptRequest{Items: []api.DecryptItem{{Ciphertext: []byte("x")}}},
-		"POST /v1/tenants/{tenant}/dek":                           api.DEKRequest{KEM: 0x20, PublicKey: make([]byte, 32)},
+		"POST /v1/tenants/{tenant}/keys/{type}/{version}/destroy":     api.DestroyKeyRequest{Confirm: "victim/data/1"},
+		"POST /v1/tenants/{tenant}/encrypt":                           api.EncryptRequest{Items: []api.EncryptItem{{Plaintext: []byte("x")}}},
+		"POST /v1/tenants/{tenant}/decrypt":                           api.DecryptRequest{Items: []api.DecryptItem{{Ciphertext: []byte("x")}}},
+		"POST /v1/tenants/{tenant}/dek":                               api.DEKRequest{KEM: 0x20, PublicKey: make([]byte, 32)},
+		"POST /v1/tenants/{tenant}/settings":                          api.SetTenantRequest{DerivationOptOut: new(bool)},
+		"POST /v1/tenants/{tenant}/upload-certificates":               api.CreateUploadCertRequest{},
+		"POST /v1/tenants/{tenant}/upload-certificates/{id}/complete": api.CompleteUploadCertRequest{Certificate: "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"},
+		"POST /v1/tenants/{tenant}/keys/{type}/upload":                api.UploadKeyRequest{Wrapped: make([]byte, 512), SHA256: strings.Repeat("ab", 32)},
+		"POST /v1/tenants/{tenant}/keys/import":                       api.ImportKeyRequest{Backup: "-----BEGIN STRONGROOM KEY BACKUP-----\n-----END STRONGROOM KEY BACKUP-----\n"},
 	}
 }
 
 // fill replaces the path parameters of a pattern.
 func fill(pattern, tenant string) string {
-	return strings.NewReplacer("{tenant}", tenant, "{type}", "data", "{version}", "1").Replace(pattern)
+	return strings.NewReplacer("{tenant}", tenant, "{type}", "data", "{version}", "1", "{id}", "0123456789abcdef0123456789abcdef").Replace(pattern)
 }
 
 // TestRouteTablePolicies: every route is either explicitly public or has a

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/strongroom-kms/strongroom/api"
@@ -58,6 +57,10 @@ func (s *server) table() []Route {
 		{Method: "GET", Pattern: "/v1/tenants/{tenant}", Policy: scoped(operator, auditor, tenantAdmin), Handler: s.tenant,
 			Summary: "Show a tenant", Response: api.Tenant{}},
 
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/settings", Policy: scoped(operator), Handler: s.setTenant,
+			Summary: "Change a tenant's operator settings: derivation_opt_out allows or forbids uploads in derivation mode none",
+			Request: api.SetTenantRequest{}, Response: api.Tenant{}},
+
 		{Method: "POST", Pattern: "/v1/tokens", Policy: global(operator, tenantAdmin), Handler: s.createToken, Status: http.StatusCreated,
 			Restrict: &Rule{Doc: "a tenant-admin may create only app tokens, only for its own tenant, with a ttl of at most 90 days", Check: s.tenantAdminMintsOwnApps},
 			Summary:  "Create an API token; its secret is in this answer only", Request: api.CreateTokenRequest{}, Response: api.Token{}},
@@ -73,6 +76,29 @@ func (s *server) table() []Route {
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/{type}/{version}/destroy", Policy: scoped(tenantAdmin, operator), Handler: s.destroyKey,
 			Summary: "Destroy a key version: data under it can never be decrypted again (confirm with TENANT/TYPE/VERSION)",
 			Request: api.DestroyKeyRequest{}, Response: api.Key{}},
+
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/upload-certificates", Policy: scoped(tenantAdmin, operator), Handler: s.createUploadCert,
+			Status:  http.StatusCreated,
+			Summary: "Make a BYOK upload certificate: an RSA-4096 key pair in the regional HSM, self-signed, or with csr a request for the tenant's CA",
+			Request: api.CreateUploadCertRequest{}, Response: api.UploadCert{}},
+		{Method: "GET", Pattern: "/v1/tenants/{tenant}/upload-certificates", Policy: scoped(tenantAdmin, operator, auditor), Handler: s.uploadCerts,
+			Summary: "List a tenant's upload certificates, newest first", Response: api.UploadCertList{}},
+		{Method: "GET", Pattern: "/v1/tenants/{tenant}/upload-certificates/{id}", Policy: scoped(tenantAdmin, operator, auditor), Handler: s.uploadCert,
+			Summary: "Show an upload certificate (PEM), or its request while pending", Response: api.UploadCert{}},
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/upload-certificates/{id}/complete", Policy: scoped(tenantAdmin, operator), Handler: s.completeUploadCert,
+			Summary: "Upload the certificate the tenant's CA signed for a pending request; it becomes active",
+			Request: api.CompleteUploadCertRequest{}, Response: api.UploadCert{}},
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/upload-certificates/{id}/retire", Policy: scoped(tenantAdmin, operator), Handler: s.retireUploadCert,
+			Summary: "Retire an upload certificate: uploads to it are refused from now on", Response: api.UploadCert{}},
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/{type}/upload", Policy: scoped(tenantAdmin), Handler: s.uploadKey, Status: http.StatusCreated,
+			Summary: "Upload the tenant's own key material (RSA-OAEP to an upload certificate, with its SHA-256); it becomes the active key of the type (rate limited like generate)",
+			Request: api.UploadKeyRequest{}, Response: api.Key{}},
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/{type}/{version}/export", Policy: scoped(tenantAdmin), Handler: s.exportKey,
+			Summary:  "Export a key version as a backup file sealed under the tenant's export key",
+			Response: api.KeyBackup{}},
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/import", Policy: scoped(tenantAdmin), Handler: s.importKey, Status: http.StatusCreated,
+			Summary: "Import a backup of a destroyed key version of this tenant: it comes back archived",
+			Request: api.ImportKeyRequest{}, Response: api.Key{}},
 
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/encrypt", Policy: scoped(app), Handler: s.encrypt,
 			Summary: "Encrypt a batch under the active key of a type; errors are per item",
@@ -372,20 +398,19 @@ func (s *server) keys(c *Call) (any, error) {
 }
 
 func (s *server) destroyKey(c *Call) (any, error) {
-	typ := c.Request.PathValue("type")
-	if err := store.ValidType(typ); err != nil {
-		return nil, badRequestf("key type %q: use one of %q", typ, store.KeyTypes())
+	typ, err := pathKeyType(c)
+	if err != nil {
+		return nil, err
 	}
-	vs := c.Request.PathValue("version")
-	v, err := strconv.ParseUint(vs, 10, 32)
-	if err != nil || v == 0 || strconv.FormatUint(v, 10) != vs {
-		return nil, badRequestf("key version %q: a whole number from 1", vs)
+	v, err := pathKeyVersion(c)
+	if err != nil {
+		return nil, err
 	}
 	want := fmt.Sprintf("%s/%s/%d", c.Tenant.Name, typ, v)
 	if got := c.Body.(*api.DestroyKeyRequest).Confirm; got != want {
 		return nil, badRequestf("confirm must be exactly %q: destroying a key makes the data under it unreadable forever", want)
 	}
-	k, err := s.Keys.Destroy(c.Context(), c.Tenant.ID, typ, uint32(v))
+	k, err := s.Keys.Destroy(c.Context(), c.Tenant.ID, typ, v)
 	if err != nil {
 		return nil, err
 	}

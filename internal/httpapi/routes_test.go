@@ -231,6 +231,83 @@ func TestEveryRoute(t *testing.T) {
 		t.Errorf("encrypt without an active key = %+v", enc)
 	}
 
+	// BYOK: the operator's opt-out switch, upload certificates (self-signed
+	// and CA-signed), an upload, export, destroy, import.
+	var set api.Tenant
+	f := false
+	call("POST", "/v1/tenants/{tenant}/settings", "/v1/tenants/acme/settings", op, api.SetTenantRequest{DerivationOptOut: &f}).want(t, 200, &set)
+	if set.DerivationOptOut {
+		t.Errorf("settings = %+v", set)
+	}
+	e.call("POST", "/v1/tenants/acme/settings", admin, api.SetTenantRequest{DerivationOptOut: &f}).wantError(t, 403, api.CodeForbidden)
+	e.call("POST", "/v1/tenants/acme/settings", op, api.SetTenantRequest{}).wantError(t, 400, api.CodeBadRequest)
+	certsPath := "/v1/tenants/acme/upload-certificates"
+	var uc api.UploadCert
+	call("POST", "/v1/tenants/{tenant}/upload-certificates", certsPath, admin, api.CreateUploadCertRequest{ValidDays: 30}).want(t, 201, &uc)
+	if uc.State != "active" || uc.NotAfter == nil || uc.CSR != "" || !strings.HasPrefix(uc.Certificate, "-----BEGIN CERTIFICATE-----") {
+		t.Fatalf("upload certificate = %+v", uc)
+	}
+	e.call("POST", certsPath, admin, api.CreateUploadCertRequest{ValidDays: 731}).wantError(t, 400, api.CodeBadRequest)
+	var pending api.UploadCert
+	e.call("POST", certsPath, admin, api.CreateUploadCertRequest{CSR: true}).want(t, 201, &pending)
+	if pending.State != "pending" || pending.CSR == "" || pending.Certificate != "" {
+		t.Fatalf("pending certificate = %+v", pending)
+	}
+	var certs api.UploadCertList
+	call("GET", "/v1/tenants/{tenant}/upload-certificates", certsPath, auditor, nil).want(t, 200, &certs)
+	if len(certs.Certificates) != 2 {
+		t.Errorf("certificates = %+v", certs)
+	}
+	var one api.UploadCert
+	call("GET", "/v1/tenants/{tenant}/upload-certificates/{id}", certsPath+"/"+uc.ID, admin, nil).want(t, 200, &one)
+	if one.ID != uc.ID || one.Certificate != uc.Certificate {
+		t.Errorf("certificate = %+v", one)
+	}
+	signed := signCSR(t, pending.CSR, e.Clock.Now())
+	call("POST", "/v1/tenants/{tenant}/upload-certificates/{id}/complete", certsPath+"/"+pending.ID+"/complete", admin,
+		api.CompleteUploadCertRequest{Certificate: string(signed)}).want(t, 200, &one)
+	if one.State != "active" || one.Certificate == "" {
+		t.Errorf("completed certificate = %+v", one)
+	}
+	e.call("POST", certsPath+"/"+pending.ID+"/complete", admin, api.CompleteUploadCertRequest{Certificate: string(signed)}).
+		wantError(t, 409, api.CodeCertState)
+	call("POST", "/v1/tenants/{tenant}/upload-certificates/{id}/retire", certsPath+"/"+pending.ID+"/retire", admin, nil).want(t, 200, &one)
+	if one.State != "retired" || one.Retired == nil {
+		t.Errorf("retired certificate = %+v", one)
+	}
+
+	e.Clock.Advance(24 * time.Hour)
+	value := bytes.Repeat([]byte{0x5a}, 32)
+	up := uploadRequest(t, uc.Certificate, value)
+	up.Derivation = "none"
+	e.call("POST", keysPath+"/data/upload", admin, up).wantError(t, 403, api.CodeOptOutDisabled)
+	up.Derivation = "pbkdf2"
+	bad := up
+	bad.SHA256 = strings.Repeat("0", 64)
+	e.call("POST", keysPath+"/data/upload", admin, bad).wantError(t, 400, api.CodeUploadRefused)
+	e.call("POST", keysPath+"/data/upload", admin, api.UploadKeyRequest{Wrapped: up.Wrapped, SHA256: "zz"}).wantError(t, 400, api.CodeBadRequest)
+	var k3 api.Key
+	call("POST", "/v1/tenants/{tenant}/keys/{type}/upload", keysPath+"/data/upload", admin, up).want(t, 201, &k3)
+	if k3.Version != 3 || k3.State != "active" || k3.Source != "uploaded" || k3.Derivation != "pbkdf2" {
+		t.Errorf("uploaded key = %+v", k3)
+	}
+	e.call("POST", keysPath+"/analytics/upload", admin, up).wantError(t, 409, api.CodeDuplicateKey)
+	e.call("POST", keysPath+"/data/upload", op, up).wantError(t, 403, api.CodeForbidden)
+
+	var backup api.KeyBackup
+	call("POST", "/v1/tenants/{tenant}/keys/{type}/{version}/export", keysPath+"/data/3/export", admin, nil).want(t, 200, &backup)
+	if backup.Key.Version != 3 || !strings.HasPrefix(backup.Backup, "-----BEGIN STRONGROOM KEY BACKUP-----") {
+		t.Fatalf("backup = %+v", backup)
+	}
+	e.call("POST", keysPath+"/import", admin, api.ImportKeyRequest{Backup: backup.Backup}).wantError(t, 409, api.CodeImportRefused)
+	e.call("POST", keysPath+"/import", admin, api.ImportKeyRequest{Backup: "garbage"}).wantError(t, 400, api.CodeBadRequest)
+	e.call("POST", keysPath+"/data/3/destroy", admin, api.DestroyKeyRequest{Confirm: "acme/data/3"}).want(t, 200, nil)
+	var imported api.Key
+	call("POST", "/v1/tenants/{tenant}/keys/import", keysPath+"/import", admin, api.ImportKeyRequest{Backup: backup.Backup}).want(t, 201, &imported)
+	if imported.Version != 3 || imported.State != "archived" || imported.Destroyed != nil {
+		t.Errorf("imported key = %+v", imported)
+	}
+
 	for _, rt := range httpapi.RoutesOf(e.Handler) {
 		if !called[rt.Method+" "+rt.Pattern] {
 			t.Errorf("route %s %s was not called", rt.Method, rt.Pattern)
