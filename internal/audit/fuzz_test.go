@@ -1,0 +1,135 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/strongroom-kms/strongroom/internal/enroll"
+)
+
+// The seed corpora under testdata/fuzz hold valid encodings made by
+// TestWriteFuzzCorpus (run with STRONGROOM_WRITE_CORPUS=1 to refresh them).
+// The checkpoint seed is signed by fixedKey, which the fuzz target trusts.
+
+func FuzzParseEntry(f *testing.F) {
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, err := ParseEntry(data)
+		if err != nil {
+			return
+		}
+		if err := e.Validate(); err != nil {
+			t.Fatalf("ParseEntry accepted an invalid entry: %v", err)
+		}
+		enc, err := e.Encode()
+		if err != nil || !bytes.Equal(enc, data) {
+			t.Fatalf("Encode(ParseEntry(data)) = %x, %v, want data back (one encoding per entry)", enc, err)
+		}
+	})
+}
+
+func FuzzParseCheckpoint(f *testing.F) {
+	f.Add([]byte{})
+	key := fixedKey(f)
+	trusted := []*ecdsa.PublicKey{&key.PublicKey}
+	id, err := enroll.KeyIDOf(&key.PublicKey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseCheckpoint(data, trusted)
+		if err != nil {
+			return
+		}
+		if err := c.valid(); err != nil || c.KeyID != id {
+			t.Fatalf("ParseCheckpoint accepted %+v: %v", c, err)
+		}
+	})
+}
+
+func FuzzParseState(f *testing.F) {
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseState(data)
+		if err != nil {
+			return
+		}
+		blob, err := s.MarshalBinary()
+		if err != nil || !bytes.Equal(blob, data) {
+			t.Fatalf("MarshalBinary(ParseState(data)) = %x, %v, want data back", blob, err)
+		}
+		s.Root()
+		if s.Size() < 1<<62 {
+			if _, err := s.Append(sampleEntry(1)); err != nil {
+				t.Fatalf("Append after ParseState error = %v", err)
+			}
+		}
+	})
+}
+
+// TestFuzzSeedsValid makes sure the committed seeds still parse, so that
+// the fuzzers start from inside the formats.
+func TestFuzzSeedsValid(t *testing.T) {
+	trusted := []*ecdsa.PublicKey{&fixedKey(t).PublicKey}
+	for name, parse := range map[string]func([]byte) error{
+		"FuzzParseEntry":      func(b []byte) error { _, err := ParseEntry(b); return err },
+		"FuzzParseCheckpoint": func(b []byte) error { _, err := ParseCheckpoint(b, trusted); return err },
+		"FuzzParseState":      func(b []byte) error { _, err := ParseState(b); return err },
+	} {
+		raw, err := os.ReadFile(filepath.Join("testdata", "fuzz", name, "valid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+		if len(lines) != 2 || lines[0] != "go test fuzz v1" || !strings.HasPrefix(lines[1], "[]byte(") {
+			t.Fatalf("%s seed is not a go test fuzz v1 []byte file", name)
+		}
+		data, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")"))
+		if err != nil {
+			t.Fatalf("%s seed: %v", name, err)
+		}
+		if err := parse([]byte(data)); err != nil {
+			t.Errorf("%s seed does not parse: %v (regenerate with STRONGROOM_WRITE_CORPUS=1)", name, err)
+		}
+	}
+}
+
+func TestWriteFuzzCorpus(t *testing.T) {
+	if os.Getenv("STRONGROOM_WRITE_CORPUS") != "1" {
+		t.Skip("set STRONGROOM_WRITE_CORPUS=1 to regenerate the committed fuzz seed corpora")
+	}
+	l := buildLog(t, 11, 100)
+	entry, err := l.entries[6].Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := l.state.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := SignCheckpoint(context.Background(), fixedKey(t), l.state.Checkpoint(testOrigin, t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{
+		"FuzzParseEntry":      entry,
+		"FuzzParseCheckpoint": cp,
+		"FuzzParseState":      state,
+	} {
+		dir := filepath.Join("testdata", "fuzz", name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
+		if err := os.WriteFile(filepath.Join(dir, "valid"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
