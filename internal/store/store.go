@@ -49,6 +49,7 @@ type Store interface {
 	UploadCertStore
 	KeyRestorer
 	DestroyWatcher
+	AuditStore
 	// Close releases the database handles.
 	Close() error
 	// Ping checks that the database answers (readiness).

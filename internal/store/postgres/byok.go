@@ -18,7 +18,7 @@ func (s *Store) SetDerivationOptOut(ctx context.Context, tenantID string, allowe
 		return store.Tenant{}, err
 	}
 	var t store.Tenant
-	err := s.write(ctx, "changing a tenant setting", func(tx pgx.Tx) error {
+	err := s.change(ctx, "changing a tenant setting", func(tx pgx.Tx) error {
 		var err error
 		t, err = scanTenant(tx.QueryRow(ctx, `UPDATE tenants SET derivation_opt_out = $2 WHERE id = $1 RETURNING `+tenantCols,
 			tenantID, allowed))
@@ -155,7 +155,7 @@ func (s *Store) CreateUploadCert(ctx context.Context, c store.UploadCert) (store
 	if err != nil {
 		return store.UploadCert{}, err
 	}
-	err = s.write(ctx, "creating an upload certificate", func(tx pgx.Tx) error {
+	err = s.change(ctx, "creating an upload certificate", func(tx pgx.Tx) error {
 		if _, err := tenantByID(ctx, tx, c.Tenant); err != nil {
 			return err
 		}
@@ -217,7 +217,7 @@ func (s *Store) ActivateUploadCert(ctx context.Context, tenantID, id string, der
 		return store.UploadCert{}, err
 	}
 	var c store.UploadCert
-	err = s.write(ctx, "activating an upload certificate", func(tx pgx.Tx) error {
+	err = s.change(ctx, "activating an upload certificate", func(tx pgx.Tx) error {
 		var err error
 		if c, err = uploadCert(ctx, tx, tenantID, id, true); err != nil {
 			return err
@@ -249,7 +249,7 @@ func (s *Store) RetireUploadCert(ctx context.Context, tenantID, id string, now t
 		return store.UploadCert{}, err
 	}
 	var c store.UploadCert
-	err = s.write(ctx, "retiring an upload certificate", func(tx pgx.Tx) error {
+	err = s.change(ctx, "retiring an upload certificate", func(tx pgx.Tx) error {
 		var err error
 		if c, err = uploadCert(ctx, tx, tenantID, id, true); err != nil {
 			return err
@@ -280,7 +280,7 @@ func (s *Store) RestoreKey(ctx context.Context, req store.RestoreRequest) (store
 		return store.Key{}, err
 	}
 	var k store.Key
-	err = s.write(ctx, "restoring a key", func(tx pgx.Tx) error {
+	err = s.change(ctx, "restoring a key", func(tx pgx.Tx) error {
 		if ok, err := lockSeries(ctx, tx, req.Tenant, req.Type, false); err != nil {
 			return err
 		} else if !ok {

@@ -11,6 +11,11 @@
 // Transactions that fail with a serialization failure or a deadlock (40001,
 // 40P01) are retried.
 //
+// Every append to the audit log locks the single audit_state row (SELECT …
+// FOR UPDATE), which serialises appends across nodes; a lifecycle write
+// appends its pending entry (store.WithAudit) at the end of its own
+// transaction, so that this lock is always the last one taken (audit.go).
+//
 // The driver refuses a session with synchronous_commit=off: a commit must be
 // durable before it is acknowledged.
 //
@@ -267,7 +272,7 @@ func (s *Store) CreateTenant(ctx context.Context, t store.Tenant) (store.Tenant,
 	if err != nil {
 		return store.Tenant{}, err
 	}
-	err = s.write(ctx, "creating a tenant", func(tx pgx.Tx) error {
+	err = s.change(ctx, "creating a tenant", func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES ($1, $2, $3, $4, $5)`,
 			t.ID, t.Name, string(t.Env), t.Created, t.DerivationOptOut)
 		switch code, name := constraint(err); {
@@ -335,7 +340,7 @@ func (s *Store) CreateToken(ctx context.Context, tok store.Token) (store.Token, 
 	if err != nil {
 		return store.Token{}, err
 	}
-	err = s.write(ctx, "creating a token", func(tx pgx.Tx) error {
+	err = s.change(ctx, "creating a token", func(tx pgx.Tx) error {
 		var tenant any
 		if tok.Tenant != "" {
 			if _, err := tenantByID(ctx, tx, tok.Tenant); err != nil {
@@ -392,7 +397,7 @@ func (s *Store) DeleteToken(ctx context.Context, id string) error {
 	if err := store.ValidID("token", id); err != nil {
 		return err
 	}
-	return s.write(ctx, "deleting a token", func(tx pgx.Tx) error {
+	return s.change(ctx, "deleting a token", func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM tokens WHERE id = $1`, id)
 		if err != nil {
 			return err
@@ -415,7 +420,7 @@ func (s *Store) InstallRelease(ctx context.Context, r store.Release) (store.Rele
 		return store.Release{}, err
 	}
 	var got store.Release
-	err = s.write(ctx, "installing a release", func(tx pgx.Tx) error {
+	err = s.change(ctx, "installing a release", func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO releases (id, bundle, installed) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`,
 			r.ID, r.Bundle, r.Installed); err != nil {
 			return err
@@ -502,7 +507,7 @@ func (s *Store) Rotate(ctx context.Context, req store.RotateRequest) (store.Key,
 		return store.Key{}, err
 	}
 	var k store.Key
-	err = s.write(ctx, "rotating a key", func(tx pgx.Tx) error {
+	err = s.change(ctx, "rotating a key", func(tx pgx.Tx) error {
 		if _, err := tenantByID(ctx, tx, req.Tenant); err != nil {
 			return err
 		}
@@ -627,7 +632,7 @@ func (s *Store) DestroyKey(ctx context.Context, tenant, typ string, version uint
 		return store.Key{}, err
 	}
 	var k store.Key
-	err = s.write(ctx, "destroying a key", func(tx pgx.Tx) error {
+	err = s.change(ctx, "destroying a key", func(tx pgx.Tx) error {
 		if ok, err := lockSeries(ctx, tx, tenant, typ, false); err != nil {
 			return err
 		} else if !ok {

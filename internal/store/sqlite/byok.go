@@ -18,7 +18,7 @@ func (s *Store) SetDerivationOptOut(ctx context.Context, tenantID string, allowe
 		return store.Tenant{}, err
 	}
 	var t store.Tenant
-	err := s.write(ctx, "changing a tenant setting", func(tx *sql.Tx) error {
+	err := s.change(ctx, "changing a tenant setting", func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE tenants SET derivation_opt_out = ? WHERE id = ?`, bool01(allowed), tenantID)
 		if err != nil {
 			return err
@@ -151,7 +151,7 @@ func (s *Store) CreateUploadCert(ctx context.Context, c store.UploadCert) (store
 	if err != nil {
 		return store.UploadCert{}, err
 	}
-	err = s.write(ctx, "creating an upload certificate", func(tx *sql.Tx) error {
+	err = s.change(ctx, "creating an upload certificate", func(tx *sql.Tx) error {
 		if _, err := tenantByID(ctx, tx, c.Tenant); err != nil {
 			return err
 		}
@@ -222,7 +222,7 @@ func (s *Store) ActivateUploadCert(ctx context.Context, tenantID, id string, der
 		return store.UploadCert{}, err
 	}
 	var c store.UploadCert
-	err = s.write(ctx, "activating an upload certificate", func(tx *sql.Tx) error {
+	err = s.change(ctx, "activating an upload certificate", func(tx *sql.Tx) error {
 		var err error
 		if c, err = uploadCert(ctx, tx, tenantID, id); err != nil {
 			return err
@@ -253,7 +253,7 @@ func (s *Store) RetireUploadCert(ctx context.Context, tenantID, id string, now t
 		return store.UploadCert{}, err
 	}
 	var c store.UploadCert
-	err = s.write(ctx, "retiring an upload certificate", func(tx *sql.Tx) error {
+	err = s.change(ctx, "retiring an upload certificate", func(tx *sql.Tx) error {
 		var err error
 		if c, err = uploadCert(ctx, tx, tenantID, id); err != nil {
 			return err
@@ -283,7 +283,7 @@ func (s *Store) RestoreKey(ctx context.Context, req store.RestoreRequest) (store
 		return store.Key{}, err
 	}
 	var k store.Key
-	err = s.write(ctx, "restoring a key", func(tx *sql.Tx) error {
+	err = s.change(ctx, "restoring a key", func(tx *sql.Tx) error {
 		old, err := keyVersion(ctx, tx, req.Tenant, req.Type, req.Version)
 		if err != nil {
 			return err

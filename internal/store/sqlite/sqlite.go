@@ -9,7 +9,8 @@
 // transaction: writers take SQLite's single write lock when they begin, so
 // every read-check-write (Rotate above all) is serialised against every other
 // writer, in this process or another, and a writer that finds the lock taken
-// waits (up to BusyTimeout) rather than failing.
+// waits (up to BusyTimeout) rather than failing. The same lock serialises
+// the audit log's appends (audit.go).
 package sqlite
 
 import (
@@ -313,7 +314,7 @@ func (s *Store) CreateTenant(ctx context.Context, t store.Tenant) (store.Tenant,
 	if err != nil {
 		return store.Tenant{}, err
 	}
-	err = s.write(ctx, "creating a tenant", func(tx *sql.Tx) error {
+	err = s.change(ctx, "creating a tenant", func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES (?, ?, ?, ?, ?)`,
 			t.ID, t.Name, string(t.Env), micros(t.Created), bool01(t.DerivationOptOut))
 		if isUnique(err) {
@@ -386,7 +387,7 @@ func (s *Store) CreateToken(ctx context.Context, tok store.Token) (store.Token, 
 	if err != nil {
 		return store.Token{}, err
 	}
-	err = s.write(ctx, "creating a token", func(tx *sql.Tx) error {
+	err = s.change(ctx, "creating a token", func(tx *sql.Tx) error {
 		var tenant sql.NullString
 		if tok.Tenant != "" {
 			if _, err := tenantByID(ctx, tx, tok.Tenant); err != nil {
@@ -440,7 +441,7 @@ func (s *Store) DeleteToken(ctx context.Context, id string) error {
 	if err := store.ValidID("token", id); err != nil {
 		return err
 	}
-	return s.write(ctx, "deleting a token", func(tx *sql.Tx) error {
+	return s.change(ctx, "deleting a token", func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE id = ?`, id)
 		if err != nil {
 			return err
@@ -463,7 +464,7 @@ func (s *Store) InstallRelease(ctx context.Context, r store.Release) (store.Rele
 		return store.Release{}, err
 	}
 	var got store.Release
-	err = s.write(ctx, "installing a release", func(tx *sql.Tx) error {
+	err = s.change(ctx, "installing a release", func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO releases (id, bundle, installed) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 			r.ID, r.Bundle, micros(r.Installed)); err != nil {
 			return err
@@ -538,7 +539,7 @@ func (s *Store) Rotate(ctx context.Context, req store.RotateRequest) (store.Key,
 		return store.Key{}, err
 	}
 	var k store.Key
-	err = s.write(ctx, "rotating a key", func(tx *sql.Tx) error {
+	err = s.change(ctx, "rotating a key", func(tx *sql.Tx) error {
 		if _, err := tenantByID(ctx, tx, req.Tenant); err != nil {
 			return err
 		}
@@ -672,7 +673,7 @@ func (s *Store) DestroyKey(ctx context.Context, tenant, typ string, version uint
 		return store.Key{}, err
 	}
 	var k store.Key
-	err = s.write(ctx, "destroying a key", func(tx *sql.Tx) error {
+	err = s.change(ctx, "destroying a key", func(tx *sql.Tx) error {
 		var err error
 		if k, err = keyVersion(ctx, tx, tenant, typ, version); err != nil {
 			return err

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/store/storetest"
 )
@@ -416,6 +417,13 @@ func TestMigrateFromVersion1(t *testing.T) {
 	}
 	if k, err := s.ActiveKey(ctx, tenant, store.TypeData); err != nil || k.Version != 2 {
 		t.Errorf("ActiveKey() after migrating = v%d, %v, want v2", k.Version, err)
+	}
+	p := store.NewPendingAudit(audit.Entry{Time: time.Now(), Actor: audit.ActorCLI, Tenant: tenant, Action: audit.ActionDestroy, Key: "data/2"})
+	if _, err := s.DestroyKey(store.WithAudit(ctx, p), tenant, store.TypeData, 2, time.Now()); err != nil || !p.Recorded() {
+		t.Errorf("DestroyKey() with an audit entry after migrating: error = %v, recorded = %v", err, p.Recorded())
+	}
+	if st, err := s.AuditState(ctx); err != nil || st.Size() != 1 {
+		t.Errorf("AuditState() after migrating and one append = size %d, %v, want 1", st.Size(), err)
 	}
 }
 

@@ -12,7 +12,8 @@ import (
 // (t.Cleanup) for them to be closed and the database removed. It checks that
 // what one node does the other sees: destructions heard of by the other's
 // watchers (WatchDestroyed), one export key per tenant, restorations and
-// rotations serialised across nodes. A driver's test calls it in addition to
+// rotations serialised across nodes, and one audit log whose appends, from
+// either node, chain without gaps. A driver's test calls it in addition to
 // Run.
 func RunShared(t *testing.T, open func(t *testing.T) (a, b store.Store)) {
 	tests := []struct {
@@ -22,6 +23,7 @@ func RunShared(t *testing.T, open func(t *testing.T) (a, b store.Store)) {
 		{"WatchDestroyedAcrossNodes", watchAcross},
 		{"ConcurrentExportKeyAcrossNodes", concurrentExportKey},
 		{"ConcurrentRestoreRotateAcrossNodes", concurrentRestoreRotate},
+		{"AuditConcurrentAcrossNodes", auditConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

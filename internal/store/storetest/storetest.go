@@ -61,6 +61,15 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DestroyedSince", testDestroyedSince},
 		{"WatchDestroyed", testWatchDestroyed},
 		{"BYOKErrorsNeverHoldKeyMaterial", testBYOKErrorMessages},
+		{"AuditAppend", testAuditAppend},
+		{"AuditInvalid", testAuditInvalid},
+		{"AuditFilters", testAuditFilters},
+		{"AuditMany", testAuditMany},
+		{"AuditCheckpoints", testAuditCheckpoints},
+		{"AuditLifecycle", testAuditLifecycle},
+		{"AuditPendingOnce", testAuditPendingOnce},
+		{"AuditPendingInvalid", testAuditPendingInvalid},
+		{"AuditConcurrent", testAuditConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
