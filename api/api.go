@@ -304,3 +304,28 @@ type DEKResponse struct {
 	Version  uint32 `json:"version"`
 	Sealed   []byte `json:"sealed"` // enc || ciphertext, as hpke.Seal returns
 }
+
+// AuditEntry is one entry of the audit log (docs/audit.md).
+type AuditEntry struct {
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"`
+	Actor   string    `json:"actor"` // a token id, system, cli or anonymous
+	Role    string    `json:"role,omitempty"`
+	Tenant  string    `json:"tenant,omitempty"` // the tenant's id
+	Action  string    `json:"action"`
+	Key     string    `json:"key,omitempty"` // type/version
+	Outcome string    `json:"outcome"`       // ok, refused, error
+	Reason  string    `json:"reason,omitempty"`
+	Remote  string    `json:"remote,omitempty"`
+	Request string    `json:"request,omitempty"`
+	Detail  string    `json:"detail,omitempty"`
+	Count   uint64    `json:"count,omitempty"` // an aggregate of this many operations
+	Hash    string    `json:"hash"`            // the entry's chain hash, hex
+}
+
+// AuditList is GET /v1/audit and GET /v1/tenants/{tenant}/audit: entries in
+// sequence order. Next, if not zero, is the after= of the next page.
+type AuditList struct {
+	Entries []AuditEntry `json:"entries"`
+	Next    uint64       `json:"next,omitempty"`
+}

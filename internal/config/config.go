@@ -37,6 +37,15 @@ type Config struct {
 	Rotation Rotation `yaml:"rotation"`
 	Cache    Cache    `yaml:"cache"`
 	Limits   Limits   `yaml:"limits"`
+	Audit    Audit    `yaml:"audit"`
+}
+
+// Audit configures the audit log (docs/audit.md).
+type Audit struct {
+	// CheckpointInterval is how often the node appends the data-plane
+	// aggregate and signs a checkpoint of the log with its HSM's audit key
+	// (when the log grew). Default 1m; 1s to 24h.
+	CheckpointInterval Duration `yaml:"checkpoint_interval"`
 }
 
 // Officers is the region's officer roster: the officers' public key files
@@ -137,12 +146,14 @@ func DefaultRotation(env, keyType string) time.Duration {
 
 // Defaults fill in what a file leaves out.
 const (
-	DefaultMaxKeys        = 50
-	DefaultCacheEntries   = 100_000
-	DefaultCacheTTL       = 15 * time.Minute
-	DefaultMaxBodyBytes   = 1 << 20
-	DefaultMaxBatch       = 1000
-	DefaultRequestTimeout = 30 * time.Second
+	DefaultMaxKeys      = 50
+	DefaultCacheEntries = 100_000
+	DefaultCacheTTL     = 15 * time.Minute
+	// DefaultCheckpointInterval is audit.checkpoint_interval's default.
+	DefaultCheckpointInterval = time.Minute
+	DefaultMaxBodyBytes       = 1 << 20
+	DefaultMaxBatch           = 1000
+	DefaultRequestTimeout     = 30 * time.Second
 )
 
 // RotationInterval is the configured minimum interval for env and keyType.
@@ -224,6 +235,9 @@ func (c *Config) defaults() {
 	if c.Limits.RequestTimeout == 0 {
 		c.Limits.RequestTimeout = Duration(DefaultRequestTimeout)
 	}
+	if c.Audit.CheckpointInterval == 0 {
+		c.Audit.CheckpointInterval = Duration(DefaultCheckpointInterval)
+	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -271,6 +285,8 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("limits.max_body_bytes must be 1 KiB to 64 MiB"))
 	case c.Limits.MaxBatch < 1 || c.Limits.MaxBatch > 10_000:
 		errs = append(errs, errors.New("limits.max_batch must be 1 to 10000"))
+	case time.Duration(c.Audit.CheckpointInterval) < time.Second || time.Duration(c.Audit.CheckpointInterval) > 24*time.Hour:
+		errs = append(errs, errors.New("audit.checkpoint_interval must be 1s to 24h"))
 	}
 	if n := len(c.Officers.Keys); n > 0 && (c.Officers.MinQuorum < 1 || c.Officers.MinQuorum > n) {
 		errs = append(errs, fmt.Errorf("officers.min_quorum must be 1 to %d (the number of officers.keys)", n))

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/strongroom-kms/strongroom/api"
+	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/auth"
 	"github.com/strongroom-kms/strongroom/internal/config"
 	"github.com/strongroom-kms/strongroom/internal/release"
@@ -81,10 +82,18 @@ type server struct {
 	openapi []byte
 	mux     *http.ServeMux
 	timeout time.Duration
+	agg     aggregator
 }
 
 // NewHandler returns the API's http.Handler.
-func NewHandler(d Deps) http.Handler { return newServer(d) }
+func NewHandler(d Deps) *Handler { return &Handler{s: newServer(d)} }
+
+// Handler is the API: an http.Handler, and the audit aggregate it keeps
+// (FlushAudit).
+type Handler struct{ s *server }
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.s.ServeHTTP(w, r) }
 
 func newServer(d Deps) *server {
 	if d.Store == nil || d.Ring == nil || d.Keys == nil {
@@ -148,6 +157,12 @@ type Route struct {
 	Request, Response any
 	// Query names the query parameters the route reads.
 	Query []string
+	// Audit is the action the audit log records the route's requests
+	// under (see audit.go); "" only for public routes.
+	Audit audit.Action
+	// aggregate: the route counts its items into per-minute aggregate
+	// audit entries instead of one entry per request.
+	aggregate bool
 }
 
 func (rt *Route) check() error {
@@ -160,6 +175,8 @@ func (rt *Route) check() error {
 		return fmt.Errorf("%s %s: its Restrict rule needs a Doc and a Check", rt.Method, rt.Pattern)
 	case !rt.Public && rt.Policy.Zero():
 		return fmt.Errorf("%s %s has no policy and is not marked public", rt.Method, rt.Pattern)
+	case !rt.Public && rt.Audit == "":
+		return fmt.Errorf("%s %s has no audit action", rt.Method, rt.Pattern)
 	case !rt.Public && rt.Policy.TenantScoped != strings.Contains(rt.Pattern, "{tenant}"):
 		return fmt.Errorf("%s %s: Policy.TenantScoped must be set exactly when the path has {tenant}", rt.Method, rt.Pattern)
 	}
@@ -184,6 +201,8 @@ type Call struct {
 	// Body is a pointer to the decoded request body, of the route's
 	// Request type; nil if the route has none.
 	Body any
+
+	route *Route
 }
 
 // Context is the request's context.
@@ -275,26 +294,31 @@ func (s *server) wrap(rt *Route) http.Handler {
 				s.writeError(w, r, fmt.Errorf("panic in %s", name))
 			}
 		}()
-		c := &Call{Request: r}
-		if err := s.authorize(rt, c); err != nil {
-			s.writeError(w, r, err)
-			return
+		c := &Call{Request: r, route: rt}
+		var pending *store.PendingAudit
+		err := s.authorize(rt, c)
+		if err == nil && rt.Audit != "" {
+			// The store records this entry in the transaction of the
+			// request's change, if it makes one.
+			pending = store.NewPendingAudit(s.auditEntry(rt, c))
+			c.Request = r.WithContext(store.WithAudit(r.Context(), pending))
 		}
-		if rt.Request != nil {
+		if err == nil && rt.Request != nil {
 			body := reflect.New(reflect.TypeOf(rt.Request)).Interface()
-			if err := s.decode(w, r, body); err != nil {
-				s.writeError(w, r, err)
-				return
-			}
-			c.Body = body
-		}
-		if rt.Restrict != nil {
-			if err := rt.Restrict.Check(c); err != nil {
-				s.writeError(w, r, err)
-				return
+			if err = s.decode(w, r, body); err == nil {
+				c.Body = body
 			}
 		}
-		resp, err := rt.Handler(c)
+		if err == nil && rt.Restrict != nil {
+			err = rt.Restrict.Check(c)
+		}
+		var resp any
+		if err == nil {
+			resp, err = rt.Handler(c)
+		}
+		if aerr := s.recordAudit(rt, c, pending, err); aerr != nil {
+			err = aerr
+		}
 		if err != nil {
 			s.writeError(w, r, err)
 			return

@@ -44,69 +44,76 @@ func (s *server) table() []Route {
 		{Method: "GET", Pattern: "/v1/openapi.json", Public: true, Handler: s.openAPI,
 			Summary: "This API's OpenAPI 3.1 document", Response: map[string]any{}},
 
-		{Method: "POST", Pattern: "/v1/releases", Policy: global(operator), Handler: s.installRelease,
+		{Method: "POST", Pattern: "/v1/releases", Audit: "release.install", Policy: global(operator), Handler: s.installRelease,
 			Summary: "Install a release bundle: verified and opened in the regional HSM first, then stored (idempotent)",
 			Request: api.InstallReleaseRequest{}, Response: api.Release{}},
-		{Method: "GET", Pattern: "/v1/releases", Policy: global(operator, auditor), Handler: s.releases,
+		{Method: "GET", Pattern: "/v1/releases", Audit: "release.list", Policy: global(operator, auditor), Handler: s.releases,
 			Summary: "List the installed releases", Response: api.ReleaseList{}},
 
-		{Method: "POST", Pattern: "/v1/tenants", Policy: global(operator), Handler: s.createTenant, Status: http.StatusCreated,
+		{Method: "POST", Pattern: "/v1/tenants", Audit: "tenant.create", Policy: global(operator), Handler: s.createTenant, Status: http.StatusCreated,
 			Summary: "Create a tenant", Request: api.CreateTenantRequest{}, Response: api.Tenant{}},
-		{Method: "GET", Pattern: "/v1/tenants", Policy: global(operator, auditor), Handler: s.tenants,
+		{Method: "GET", Pattern: "/v1/tenants", Audit: "tenant.list", Policy: global(operator, auditor), Handler: s.tenants,
 			Summary: "List the tenants", Response: api.TenantList{}},
-		{Method: "GET", Pattern: "/v1/tenants/{tenant}", Policy: scoped(operator, auditor, tenantAdmin), Handler: s.tenant,
+		{Method: "GET", Pattern: "/v1/tenants/{tenant}", Audit: "tenant.show", Policy: scoped(operator, auditor, tenantAdmin), Handler: s.tenant,
 			Summary: "Show a tenant", Response: api.Tenant{}},
 
-		{Method: "POST", Pattern: "/v1/tenants/{tenant}/settings", Policy: scoped(operator), Handler: s.setTenant,
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/settings", Audit: "tenant.settings", Policy: scoped(operator), Handler: s.setTenant,
 			Summary: "Change a tenant's operator settings: derivation_opt_out allows or forbids uploads in derivation mode none",
 			Request: api.SetTenantRequest{}, Response: api.Tenant{}},
 
-		{Method: "POST", Pattern: "/v1/tokens", Policy: global(operator, tenantAdmin), Handler: s.createToken, Status: http.StatusCreated,
+		{Method: "POST", Pattern: "/v1/tokens", Audit: "token.create", Policy: global(operator, tenantAdmin), Handler: s.createToken, Status: http.StatusCreated,
 			Restrict: &Rule{Doc: "a tenant-admin may create only app tokens, only for its own tenant, with a ttl of at most 90 days", Check: s.tenantAdminMintsOwnApps},
 			Summary:  "Create an API token; its secret is in this answer only", Request: api.CreateTokenRequest{}, Response: api.Token{}},
 
-		{Method: "POST", Pattern: "/v1/tokens/{id}/revoke", Policy: global(operator), Handler: s.revokeToken,
+		{Method: "POST", Pattern: "/v1/tokens/{id}/revoke", Audit: "token.revoke", Policy: global(operator), Handler: s.revokeToken,
 			Summary: "Revoke an API token at once (by its id, as token create printed it)", Response: api.Token{}},
 
-		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys", Policy: scoped(tenantAdmin, operator), Handler: s.generateKey, Status: http.StatusCreated,
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys", Audit: "key.generate", Policy: scoped(tenantAdmin, operator), Handler: s.generateKey, Status: http.StatusCreated,
 			Summary: "Generate a new active key of a type (rate limited per tenant and type: 429 with next_allowed)",
 			Request: api.GenerateKeyRequest{}, Response: api.Key{}},
-		{Method: "GET", Pattern: "/v1/tenants/{tenant}/keys", Policy: scoped(tenantAdmin, operator, auditor), Handler: s.keys,
+		{Method: "GET", Pattern: "/v1/tenants/{tenant}/keys", Audit: "key.list", Policy: scoped(tenantAdmin, operator, auditor), Handler: s.keys,
 			Summary: "List a tenant's keys, without material", Response: api.KeyList{}, Query: []string{"type"}},
-		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/{type}/{version}/destroy", Policy: scoped(tenantAdmin, operator), Handler: s.destroyKey,
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/{type}/{version}/destroy", Audit: "key.destroy", Policy: scoped(tenantAdmin, operator), Handler: s.destroyKey,
 			Summary: "Destroy a key version: data under it can never be decrypted again (confirm with TENANT/TYPE/VERSION)",
 			Request: api.DestroyKeyRequest{}, Response: api.Key{}},
 
-		{Method: "POST", Pattern: "/v1/tenants/{tenant}/upload-certificates", Policy: scoped(tenantAdmin, operator), Handler: s.createUploadCert,
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/upload-certificates", Audit: "cert.create", Policy: scoped(tenantAdmin, operator), Handler: s.createUploadCert,
 			Status:  http.StatusCreated,
 			Summary: "Make a BYOK upload certificate: an RSA-4096 key pair in the regional HSM, self-signed, or with csr a request for the tenant's CA",
 			Request: api.CreateUploadCertRequest{}, Response: api.UploadCert{}},
-		{Method: "GET", Pattern: "/v1/tenants/{tenant}/upload-certificates", Policy: scoped(tenantAdmin, operator, auditor), Handler: s.uploadCerts,
+		{Method: "GET", Pattern: "/v1/tenants/{tenant}/upload-certificates", Audit: "cert.list", Policy: scoped(tenantAdmin, operator, auditor), Handler: s.uploadCerts,
 			Summary: "List a tenant's upload certificates, newest first", Response: api.UploadCertList{}},
-		{Method: "GET", Pattern: "/v1/tenants/{tenant}/upload-certificates/{id}", Policy: scoped(tenantAdmin, operator, auditor), Handler: s.uploadCert,
+		{Method: "GET", Pattern: "/v1/tenants/{tenant}/upload-certificates/{id}", Audit: "cert.show", Policy: scoped(tenantAdmin, operator, auditor), Handler: s.uploadCert,
 			Summary: "Show an upload certificate (PEM), or its request while pending", Response: api.UploadCert{}},
-		{Method: "POST", Pattern: "/v1/tenants/{tenant}/upload-certificates/{id}/complete", Policy: scoped(tenantAdmin, operator), Handler: s.completeUploadCert,
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/upload-certificates/{id}/complete", Audit: "cert.complete", Policy: scoped(tenantAdmin, operator), Handler: s.completeUploadCert,
 			Summary: "Upload the certificate the tenant's CA signed for a pending request; it becomes active",
 			Request: api.CompleteUploadCertRequest{}, Response: api.UploadCert{}},
-		{Method: "POST", Pattern: "/v1/tenants/{tenant}/upload-certificates/{id}/retire", Policy: scoped(tenantAdmin, operator), Handler: s.retireUploadCert,
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/upload-certificates/{id}/retire", Audit: "cert.retire", Policy: scoped(tenantAdmin, operator), Handler: s.retireUploadCert,
 			Summary: "Retire an upload certificate: uploads to it are refused from now on", Response: api.UploadCert{}},
-		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/{type}/upload", Policy: scoped(tenantAdmin), Handler: s.uploadKey, Status: http.StatusCreated,
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/{type}/upload", Audit: "key.upload", Policy: scoped(tenantAdmin), Handler: s.uploadKey, Status: http.StatusCreated,
 			Summary: "Upload the tenant's own key material (RSA-OAEP to an upload certificate, with its SHA-256); it becomes the active key of the type (rate limited like generate)",
 			Request: api.UploadKeyRequest{}, Response: api.Key{}},
-		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/{type}/{version}/export", Policy: scoped(tenantAdmin), Handler: s.exportKey,
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/{type}/{version}/export", Audit: "key.export", Policy: scoped(tenantAdmin), Handler: s.exportKey,
 			Summary:  "Export a key version as a backup file sealed under the tenant's export key",
 			Response: api.KeyBackup{}},
-		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/import", Policy: scoped(tenantAdmin), Handler: s.importKey, Status: http.StatusCreated,
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/import", Audit: "key.import", Policy: scoped(tenantAdmin), Handler: s.importKey, Status: http.StatusCreated,
 			Summary: "Import a backup of a destroyed key version of this tenant: it comes back archived",
 			Request: api.ImportKeyRequest{}, Response: api.Key{}},
 
-		{Method: "POST", Pattern: "/v1/tenants/{tenant}/encrypt", Policy: scoped(app), Handler: s.encrypt,
+		{Method: "GET", Pattern: "/v1/audit", Audit: "audit.list", Policy: global(operator, auditor), Handler: s.audit,
+			Summary:  "List audit entries in sequence order (filters: tenant name, key, since, until, after, limit)",
+			Response: api.AuditList{}, Query: []string{"tenant", "key", "since", "until", "after", "limit"}},
+		{Method: "GET", Pattern: "/v1/tenants/{tenant}/audit", Audit: "audit.list", Policy: scoped(tenantAdmin, operator, auditor), Handler: s.tenantAudit,
+			Summary:  "List a tenant's audit entries in sequence order (filters: key, since, until, after, limit)",
+			Response: api.AuditList{}, Query: []string{"key", "since", "until", "after", "limit"}},
+
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/encrypt", Audit: "key.encrypt", aggregate: true, Policy: scoped(app), Handler: s.encrypt,
 			Summary: "Encrypt a batch under the active key of a type; errors are per item",
 			Request: api.EncryptRequest{}, Response: api.EncryptResponse{}},
-		{Method: "POST", Pattern: "/v1/tenants/{tenant}/decrypt", Policy: scoped(app), Handler: s.decrypt,
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/decrypt", Audit: "key.decrypt", aggregate: true, Policy: scoped(app), Handler: s.decrypt,
 			Summary: "Decrypt a batch; errors (e.g. key_destroyed) are per item",
 			Request: api.DecryptRequest{}, Response: api.DecryptResponse{}},
-		{Method: "POST", Pattern: "/v1/tenants/{tenant}/dek", Policy: scoped(app), Handler: s.dek,
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/dek", Audit: "key.deliver", Policy: scoped(app), Handler: s.dek,
 			Summary: "Deliver a DEK sealed with HPKE to the caller's public key",
 			Request: api.DEKRequest{}, Response: api.DEKResponse{}},
 	}
@@ -410,6 +417,7 @@ func (s *server) destroyKey(c *Call) (any, error) {
 	if got := c.Body.(*api.DestroyKeyRequest).Confirm; got != want {
 		return nil, badRequestf("confirm must be exactly %q: destroying a key makes the data under it unreadable forever", want)
 	}
+	setAuditKey(c, typ, v)
 	k, err := s.Keys.Destroy(c.Context(), c.Tenant.ID, typ, v)
 	if err != nil {
 		return nil, err
@@ -445,6 +453,7 @@ func (s *server) encrypt(c *Call) (any, error) {
 			return nil, err
 		}
 		ct, k, err := s.Keys.Encrypt(ctx, c.Tenant.ID, typ, it.Plaintext, it.Context)
+		s.count(c, auditKey(typ, k.Version), err)
 		if err != nil {
 			e, ok := itemError(err)
 			if !ok {
@@ -474,6 +483,7 @@ func (s *server) decrypt(c *Call) (any, error) {
 			continue
 		}
 		pt, k, err := s.Keys.Decrypt(ctx, c.Tenant.ID, it.Ciphertext, it.Context)
+		s.count(c, auditKey(k.Type, k.Version), err)
 		if err != nil {
 			e, ok := itemError(err)
 			if !ok {
@@ -500,5 +510,6 @@ func (s *server) dek(c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	setAuditKey(c, k.Type, k.Version)
 	return api.DEKResponse{TenantID: c.Tenant.ID, Type: k.Type, Version: k.Version, Sealed: sealed}, nil
 }

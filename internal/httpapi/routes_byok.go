@@ -189,6 +189,7 @@ func (s *server) exportKey(c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	setAuditKey(c, typ, v)
 	file, k, err := s.Keys.Export(c.Context(), c.Tenant.ID, typ, v)
 	if err != nil {
 		return nil, err

@@ -308,6 +308,52 @@ func TestEveryRoute(t *testing.T) {
 		t.Errorf("imported key = %+v", imported)
 	}
 
+	// The audit log: every change above, in order, with who and which key;
+	// refusals too; the data plane as per-minute aggregates once flushed.
+	if err := e.Handler.(*httpapi.Handler).FlushAudit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var log api.AuditList
+	call("GET", "/v1/audit", "/v1/audit?limit=10000", auditor, nil).want(t, 200, &log)
+	seen := map[string]int{}
+	for i, a := range log.Entries {
+		if a.Seq != uint64(i+1) || len(a.Hash) != 64 {
+			t.Errorf("audit entry %d = %+v", i, a)
+		}
+		seen[a.Action+" "+a.Outcome+" "+a.Key]++
+		if a.Outcome != "ok" {
+			seen[a.Action+" "+a.Outcome+" "]++
+		}
+	}
+	for _, want := range []string{
+		"release.install ok ", "tenant.create ok ", "token.create ok ", "token.revoke ok ",
+		"key.generate ok data/1", "key.generate refused ", "key.generate ok data/2", "key.encrypt ok data/1",
+		"key.decrypt ok data/2", "key.decrypt refused ", "key.deliver ok data/2", "key.destroy refused data/1",
+		"key.destroy ok data/1", "key.destroy ok data/2", "tenant.settings ok ", "cert.create ok ", "cert.complete ok ",
+		"cert.retire ok ", "key.upload refused ", "key.upload ok data/3", "key.export ok data/3", "key.import refused data/3",
+		"key.import ok data/3", "token.use refused ",
+	} {
+		if seen[want] == 0 {
+			t.Errorf("no audit entry %q", want)
+		}
+	}
+	var mine api.AuditList
+	call("GET", "/v1/tenants/{tenant}/audit", "/v1/tenants/acme/audit?key=data", admin, nil).want(t, 200, &mine)
+	if len(mine.Entries) == 0 {
+		t.Error("acme's admin sees no audit entries of its data keys")
+	}
+	for _, a := range mine.Entries {
+		if a.Tenant != acme.ID || (a.Key != "data" && !strings.HasPrefix(a.Key, "data/")) {
+			t.Errorf("acme's admin sees entry %+v", a)
+		}
+	}
+	e.call("GET", "/v1/audit?since=yesterday", auditor, nil).wantError(t, 400, api.CodeBadRequest)
+	var page api.AuditList
+	e.call("GET", "/v1/audit?limit=2", auditor, nil).want(t, 200, &page)
+	if len(page.Entries) != 2 || page.Next != 2 {
+		t.Errorf("a page of 2 = %+v", page)
+	}
+
 	for _, rt := range httpapi.RoutesOf(e.Handler) {
 		if !called[rt.Method+" "+rt.Pattern] {
 			t.Errorf("route %s %s was not called", rt.Method, rt.Pattern)
