@@ -83,6 +83,7 @@ func (s *Service) Import(ctx context.Context, tenantID string, file []byte) (sto
 		return store.Key{}, fmt.Errorf("tenant: %w: %w", store.ErrInvalid, err)
 	}
 	h := f.Header
+	auditKey(ctx, h.Type, h.Version)
 	if h.Tenant != tenantID {
 		return store.Key{}, fmt.Errorf("%w: it belongs to tenant %s (%s), not to this tenant", ErrImportRefused, h.Tenant, h.TenantName)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/secret"
@@ -112,6 +113,7 @@ func (s *Service) install(ctx context.Context, req store.RotateRequest, twk, ts 
 		}
 		req.Now = s.now()
 		req.New.Version = next
+		auditKey(ctx, typ, next)
 		k, err := s.st.Rotate(ctx, req)
 		if err == nil {
 			return meta(k), nil
@@ -125,6 +127,14 @@ func (s *Service) install(ctx context.Context, req store.RotateRequest, twk, ts 
 	}
 	return store.Key{}, fmt.Errorf("tenant: a new %s key: %d concurrent rotations won in a row; try again: %w",
 		typ, maxRotateAttempts, lastErr)
+}
+
+// auditKey names the key of the request's pending audit entry, which the
+// store records in the transaction of the change (store.WithAudit).
+func auditKey(ctx context.Context, typ string, version uint32) {
+	if p := store.PendingAuditFrom(ctx); p != nil {
+		p.SetKey(typ + "/" + strconv.FormatUint(uint64(version), 10))
+	}
 }
 
 // nextVersion is the version the next key of (tenant, type) gets: one more
