@@ -58,7 +58,7 @@ func runDev(ctx context.Context, e *env, dir, listen string, ready chan<- string
 	fresh := false
 	if _, err := os.Stat(cfgPath); errors.Is(err, fs.ErrNotExist) {
 		fmt.Fprintf(e.stdout, "setting up a dev environment in %s (first start; this takes a few seconds)\n", dir)
-		if err := setupDev(ctx, e, dir); err != nil {
+		if err := setupDev(ctx, e, dir, plan.DefaultIterations); err != nil {
 			return fmt.Errorf("dev set-up: %w", err)
 		}
 		fresh = true
@@ -129,7 +129,10 @@ func printTour(e *env, addr, token, ca, envFile string, fresh bool) {
 // dev ceremony with quorum 2, TLS, the configuration, the database with the
 // release installed, and the first operator token. It works in DIR.tmp and
 // renames it into place at the end, so a failed set-up leaves nothing.
-func setupDev(ctx context.Context, e *env, dir string) error {
+// setupDev makes a dev environment in dir whose release derives DEKs with
+// the given PBKDF2 iteration count (plan.DefaultIterations for people;
+// tests that restart servers often take fewer).
+func setupDev(ctx context.Context, e *env, dir string, iterations uint32) error {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 		return err
 	}
@@ -209,7 +212,7 @@ func setupDev(ctx context.Context, e *env, dir string) error {
 		defer s.Destroy()
 		officers, signers = append(officers, s.Public()), append(signers, s)
 	}
-	pl, err := plan.New(plan.Plan{Kind: plan.Release, Release: devRelease, Created: now, Iterations: plan.DefaultIterations,
+	pl, err := plan.New(plan.Plan{Kind: plan.Release, Release: devRelease, Created: now, Iterations: iterations,
 		Primary: pub.SigningKeyID(), Regions: []*enroll.Certificate{cert}, Officers: officers, Quorum: 2})
 	if err != nil {
 		return err

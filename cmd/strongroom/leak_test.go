@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"io/fs"
 	"os"
@@ -18,13 +21,19 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/cryptobyte"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, to read the database raw
 
 	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/client"
 	"github.com/strongroom-kms/strongroom/internal/auth"
+	"github.com/strongroom-kms/strongroom/internal/backup"
 	"github.com/strongroom-kms/strongroom/internal/config"
+	"github.com/strongroom-kms/strongroom/internal/derive"
 	"github.com/strongroom-kms/strongroom/internal/enroll"
+	"github.com/strongroom-kms/strongroom/internal/envelope"
+	"github.com/strongroom-kms/strongroom/internal/plan"
+	"github.com/strongroom-kms/strongroom/internal/primitive"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/secret"
 	"github.com/strongroom-kms/strongroom/internal/store"
@@ -80,8 +89,23 @@ func leakForms(raw []byte) map[string][]byte {
 
 // findLeaks reports, for each secret found in data, "NAME (sha256 HASH) as
 // FORM in WHERE". file is the base name of a dev-directory file, "" if data
-// is not a file.
+// is not a file. It also searches the decoded bytes of every PEM block in
+// data (certificates, backup files), where a secret's base64 would be cut
+// across lines or misaligned with the block's.
 func findLeaks(secrets []leakSecret, where, file string, data []byte) []string {
+	found := findLeaksIn(secrets, where, file, data)
+	rest := data
+	for n := 1; ; n++ {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return found
+		}
+		found = append(found, findLeaksIn(secrets, fmt.Sprintf("%s (PEM block %d, %s, decoded)", where, n, b.Type), file, b.Bytes)...)
+	}
+}
+
+// findLeaksIn is findLeaks without the PEM decoding.
+func findLeaksIn(secrets []leakSecret, where, file string, data []byte) []string {
 	var found []string
 	for _, s := range secrets {
 		if file != "" && s.allowed[file] {
@@ -122,6 +146,14 @@ func TestLeakSearchFindsPlanted(t *testing.T) {
 			t.Errorf("findLeaks() missed the planted secret as %s in a file where it is not allowed", form)
 		}
 	}
+	// Inside a PEM block, 7 bytes in: its base64 is not that of the secret.
+	block := pem.EncodeToMemory(&pem.Block{Type: "STRONGROOM KEY BACKUP", Bytes: append([]byte("header:"), raw...)})
+	if got := findLeaksIn(s, "file", "other.file", block); len(got) != 0 {
+		t.Errorf("findLeaksIn() found the secret in the PEM text itself (%q): this case no longer tests the PEM decoding", got)
+	}
+	if got := findLeaks(s, "file", "other.file", block); len(got) == 0 {
+		t.Errorf("findLeaks() missed the planted secret inside a PEM block")
+	}
 	other := make([]byte, 32)
 	rand.Read(other)
 	clean := []byte(hex.EncodeToString(other) + base64.StdEncoding.EncodeToString(other) + string(other))
@@ -130,10 +162,14 @@ func TestLeakSearchFindsPlanted(t *testing.T) {
 	}
 }
 
-// TestNoKeyMaterialLeaks runs a full lifecycle with debug logging, then looks
-// for every secret that existed (release seed, salt and TWK, tenant secrets,
-// delivered DEKs, token secrets, plaintexts) in the logs, stdout, every row
-// of the database and every file of the dev directory.
+// TestNoKeyMaterialLeaks runs a full lifecycle with debug logging: dev
+// ceremony, generate, encrypt and decrypt, HPKE DEK delivery, BYOK uploads
+// (derived and opted out) through an upload certificate, export to backup
+// files in the dev directory, destroy, import, a second tenant. Then it looks
+// for every secret that existed (release seed, salt and TWK, tenant secrets
+// and uploaded values, DEKs, the tenants' export keys and the keys derived
+// from them, token secrets, plaintexts) in the logs, stdout, every row of the
+// database and every file of the dev directory, backup files included.
 func TestNoKeyMaterialLeaks(t *testing.T) {
 	t.Run("search self-check", TestLeakSearchFindsPlanted)
 
@@ -142,7 +178,7 @@ func TestNoKeyMaterialLeaks(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dev")
 	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
 	e := &env{stdin: strings.NewReader(""), stdout: stdout, stderr: stderr, getenv: func(string) string { return "" }, now: time.Now}
-	if err := setupDev(ctx, e, dir); err != nil {
+	if err := setupDev(ctx, e, dir, plan.DefaultIterations); err != nil {
 		t.Fatalf("setupDev() error = %v", err)
 	}
 	cfg, err := config.Load(filepath.Join(dir, "strongroom.yaml"))
@@ -152,44 +188,24 @@ func TestNoKeyMaterialLeaks(t *testing.T) {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Log.Level = "debug"
 	cfg.Log.Format = "json"
-	// Let the test rotate the data key twice in a row.
+	// Let the test rotate (generate, then upload) the data key in a row.
 	cfg.Rotation.Production = map[string]config.Duration{"data": config.Duration(time.Nanosecond)}
 
-	tokenFiles := map[string]bool{"operator.token": true, "env": true}
-	var secrets []leakSecret
-	addSecret := func(name string, raw []byte, allowed map[string]bool) {
-		if len(raw) == 0 {
-			t.Fatalf("secret %s is empty", name)
-		}
-		secrets = append(secrets, leakSecret{name: name, raw: bytes.Clone(raw), allowed: allowed})
-	}
-	addToken := func(name, tok string) {
-		rest, ok := strings.CutPrefix(tok, auth.Prefix)
-		if !ok {
-			t.Fatalf("%s does not start with %s", name, auth.Prefix)
-		}
-		addSecret(name+" (string)", []byte(tok), tokenFiles)
-		raw, err := base64.RawURLEncoding.DecodeString(rest)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		addSecret(name+" (random bytes)", raw, tokenFiles)
-	}
-
+	r := &leakRun{t: t, ctx: ctx, dir: dir}
 	// The release's secrets: open the installed bundle with a handle of our
 	// own on the regional soft HSM, before the server holds it.
-	rel := openDevRelease(ctx, t, e, cfg)
-	defer rel.Destroy()
-	addSecret("release KDF seed", rel.Seed.Bytes(), nil)
-	addSecret("release KDF salt", rel.Salt.Bytes(), nil)
-	addSecret("release TWK", rel.TWK.Bytes(), nil)
+	r.rel = openDevRelease(ctx, t, e, cfg)
+	defer r.rel.Destroy()
+	r.add("release KDF seed", r.rel.Seed.Bytes(), nil)
+	r.add("release KDF salt", r.rel.Salt.Bytes(), nil)
+	r.add("release TWK", r.rel.TWK.Bytes(), nil)
 
 	opTok, err := os.ReadFile(filepath.Join(dir, "operator.token"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	operatorToken := strings.TrimSpace(string(opTok))
-	addToken("operator token", operatorToken)
+	r.addToken("operator token", operatorToken)
 
 	ready := make(chan string, 1)
 	errc := make(chan error, 1)
@@ -212,56 +228,16 @@ func TestNoKeyMaterialLeaks(t *testing.T) {
 		}
 	}
 	defer stop()
+	r.base, r.caFile = "https://"+addr, filepath.Join(dir, "ca.pem")
+	op := r.client(operatorToken)
 
-	base := "https://" + addr
-	caFile := filepath.Join(dir, "ca.pem")
-	newClient := func(tok string) *client.Client {
-		c, err := client.New(base, tok, client.WithCAFile(caFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	op := newClient(operatorToken)
-
-	// A second store handle, to read the wrapped tenant secrets.
-	st, err := openStore(ctx, cfg)
+	// A second store handle, to read the wrapped tenant secrets and the
+	// wrapped export key.
+	r.st, err = openStore(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	tenantSecrets := map[string][]byte{} // "tenant/type/version" → secret
-	collectTenantSecrets := func(name, id string) {
-		t.Helper()
-		ks, err := st.Keys(ctx, id, "")
-		if err != nil {
-			t.Fatalf("Keys(%s) error = %v", name, err)
-		}
-		for _, k := range ks {
-			if k.State == store.StateDestroyed || k.Wrapped == nil {
-				continue
-			}
-			ref := tenant.Ref{Tenant: k.Tenant, Type: k.Type, Version: k.Version, Release: k.Release}
-			switch k.Source {
-			case store.SourceHSM:
-				ref.Source = tenant.SourceHSM
-			case store.SourceUploaded:
-				ref.Source = tenant.SourceUploaded
-			}
-			switch k.Derivation {
-			case store.DerivationPBKDF2:
-				ref.Derivation = tenant.DerivePBKDF2
-			case store.DerivationNone:
-				ref.Derivation = tenant.DeriveNone
-			}
-			s, err := tenant.Unwrap(rel.TWK, ref, k.Wrapped)
-			if err != nil {
-				t.Fatalf("tenant.Unwrap(%s/%s/%d) error = %v", name, k.Type, k.Version, err)
-			}
-			tenantSecrets[fmt.Sprintf("%s/%s/%d", name, k.Type, k.Version)] = bytes.Clone(s.Bytes())
-			s.Destroy()
-		}
-	}
+	defer r.st.Close()
 
 	// Tenant acme: two data key versions, an app token, encrypt and decrypt
 	// under both, the DEKs of both.
@@ -272,68 +248,24 @@ func TestNoKeyMaterialLeaks(t *testing.T) {
 	if _, err := op.GenerateKey(ctx, "acme", "data"); err != nil {
 		t.Fatalf("GenerateKey(acme, data) #1 error = %v", err)
 	}
-	appTok, err := op.CreateToken(ctx, api.CreateTokenRequest{Role: "app", Tenant: "acme", Name: "leak-test app"})
+	appTok, err := op.CreateToken(ctx, api.CreateTokenRequest{Role: api.RoleApp, Tenant: "acme", Name: "leak-test app"})
 	if err != nil {
 		t.Fatalf("CreateToken(app) error = %v", err)
 	}
-	addToken("acme app token", appTok.Secret)
-	app := newClient(appTok.Secret)
+	r.addToken("acme app token", appTok.Secret)
+	app := r.client(appTok.Secret)
 
-	encryptSome := func(from, n int) ([]api.DecryptItem, []api.EncryptItem) {
-		t.Helper()
-		var items []api.EncryptItem
-		for i := from; i < from+n; i++ {
-			p := make([]byte, 24)
-			rand.Read(p)
-			addSecret(fmt.Sprintf("plaintext %d", i), p, nil)
-			items = append(items, api.EncryptItem{Plaintext: p, Context: map[string]string{"field": fmt.Sprintf("card-%d", i), "table": "payments"}})
-		}
-		res, err := app.Encrypt(ctx, "acme", "data", items...)
-		if err != nil {
-			t.Fatalf("Encrypt() error = %v", err)
-		}
-		var dec []api.DecryptItem
-		for i, r := range res {
-			if r.Error != nil {
-				t.Fatalf("Encrypt() item %d error = %+v", i, r.Error)
-			}
-			dec = append(dec, api.DecryptItem{Ciphertext: r.Ciphertext, Context: items[i].Context})
-		}
-		return dec, items
-	}
-	decryptAll := func(dec []api.DecryptItem, items []api.EncryptItem) {
-		t.Helper()
-		res, err := app.Decrypt(ctx, "acme", dec...)
-		if err != nil {
-			t.Fatalf("Decrypt() error = %v", err)
-		}
-		for i, r := range res {
-			if r.Error != nil || !bytes.Equal(r.Plaintext, items[i].Plaintext) {
-				t.Fatalf("Decrypt() item %d = %+v, want the plaintext back", i, r)
-			}
-		}
-	}
-	getDEK := func(c *client.Client, tenantName string, version uint32) {
-		t.Helper()
-		d, err := c.DEK(ctx, tenantName, "data", version, 0)
-		if err != nil {
-			t.Fatalf("DEK(%s, data, %d) error = %v", tenantName, version, err)
-		}
-		addSecret(fmt.Sprintf("DEK %s/data/%d", tenantName, d.Version), d.Key.Bytes(), nil)
-		d.Key.Destroy()
-	}
-
-	dec1, items1 := encryptSome(1, 4)
-	decryptAll(dec1, items1)
-	getDEK(app, "acme", 1)
+	dec1, items1 := r.encrypt(app, "acme", "data", 4)
+	r.decrypt(app, "acme", dec1, items1)
+	r.deliver(app, "acme", "data", 1)
 
 	if _, err := op.GenerateKey(ctx, "acme", "data"); err != nil {
 		t.Fatalf("GenerateKey(acme, data) #2 error = %v", err)
 	}
-	dec2, items2 := encryptSome(5, 3)
-	decryptAll(append(dec1[:len(dec1):len(dec1)], dec2...), append(items1[:len(items1):len(items1)], items2...))
-	getDEK(app, "acme", 2)
-	getDEK(app, "acme", 0)
+	dec2, items2 := r.encrypt(app, "acme", "data", 3)
+	r.decrypt(app, "acme", append(dec1[:len(dec1):len(dec1)], dec2...), append(items1[:len(items1):len(items1)], items2...))
+	r.deliver(app, "acme", "data", 2)
+	r.deliver(app, "acme", "data", 0)
 
 	// Tenant globex: a key of its own, and its DEK through its own app token.
 	globex, err := op.CreateTenant(ctx, "globex", "production")
@@ -343,69 +275,90 @@ func TestNoKeyMaterialLeaks(t *testing.T) {
 	if _, err := op.GenerateKey(ctx, "globex", "data"); err != nil {
 		t.Fatalf("GenerateKey(globex, data) error = %v", err)
 	}
-	gTok, err := op.CreateToken(ctx, api.CreateTokenRequest{Role: "app", Tenant: "globex"})
+	gTok, err := op.CreateToken(ctx, api.CreateTokenRequest{Role: api.RoleApp, Tenant: "globex"})
 	if err != nil {
 		t.Fatalf("CreateToken(globex app) error = %v", err)
 	}
-	addToken("globex app token", gTok.Secret)
-	getDEK(newClient(gTok.Secret), "globex", 0)
+	r.addToken("globex app token", gTok.Secret)
+	r.deliver(r.client(gTok.Secret), "globex", "data", 0)
+
+	// BYOK on acme: uploads, derivation, delivery, export, destroy, import.
+	uploaded := r.byok(op, app, acme)
+
+	// globex has an export key too: its generated key has a fingerprint.
+	r.exportKeySecrets("globex", globex.ID)
 
 	// Keep every tenant secret, the one about to be destroyed included.
-	collectTenantSecrets("acme", acme.ID)
-	collectTenantSecrets("globex", globex.ID)
+	tenantSecrets := map[string][]byte{} // "tenant/type/version" → secret
+	r.collect("acme", acme.ID, tenantSecrets)
+	r.collect("globex", globex.ID, tenantSecrets)
 	if _, ok := tenantSecrets["acme/data/1"]; !ok {
 		t.Fatalf("no secret collected for acme/data/1 (have %d)", len(tenantSecrets))
+	}
+	for name, v := range uploaded {
+		if !bytes.Equal(tenantSecrets[name], v) {
+			t.Fatalf("the tenant secret of %s (imported back) is not the value uploaded", name)
+		}
 	}
 
 	// Destroy acme's data v1 (archived); its data is then key_destroyed.
 	if _, err := op.DestroyKey(ctx, "acme", "data", 1, "acme/data/1"); err != nil {
 		t.Fatalf("DestroyKey(acme/data/1) error = %v", err)
 	}
-	res, err := app.Decrypt(ctx, "acme", dec1[0])
-	if err != nil {
-		t.Fatalf("Decrypt() after destroy error = %v", err)
-	}
-	if res[0].Error == nil || res[0].Error.Code != api.CodeKeyDestroyed {
-		t.Fatalf("Decrypt() under a destroyed key = %+v, want %s", res[0], api.CodeKeyDestroyed)
-	}
+	r.decryptFails(app, "acme", dec1[:1], api.CodeKeyDestroyed)
 	if _, err := app.DEK(ctx, "acme", "data", 1, 0); err == nil {
 		t.Errorf("DEK(acme/data/1) after destroy succeeded, want an error")
 	}
-	decryptAll(dec2, items2)
-	collectTenantSecrets("acme", acme.ID)
-	collectTenantSecrets("globex", globex.ID)
+	r.decrypt(app, "acme", dec2, items2)
+	r.collect("acme", acme.ID, tenantSecrets)
+	r.collect("globex", globex.ID, tenantSecrets)
 	for _, name := range sortedKeys(tenantSecrets) {
-		addSecret("tenant secret "+name, tenantSecrets[name], nil)
+		r.add("tenant secret "+name, tenantSecrets[name], nil)
 	}
-	st.Close()
+	r.st.Close()
 
-	// The dev directory while the server runs (the WAL and SHM files are
-	// there now), then again after it stopped.
+	// The dev directory while the server runs (the WAL and SHM files and
+	// the backup files are there now), then again after it stopped.
 	running := snapshotDir(t, dir)
 	stop()
 	after := snapshotDir(t, dir)
-
-	var leaks []string
-	leaks = append(leaks, findLeaks(secrets, "the server's log (stderr)", "", stderr.Bytes())...)
-	leaks = append(leaks, findLeaks(secrets, "stdout", "", stdout.Bytes())...)
-	for _, snap := range []struct {
-		when  string
-		files map[string][]byte
-	}{{"while running", running}, {"after shutdown", after}} {
-		for _, name := range sortedKeys(snap.files) {
-			leaks = append(leaks, findLeaks(secrets, "file "+name+" ("+snap.when+")", filepath.Base(name), snap.files[name])...)
+	for _, name := range r.backups {
+		if running[name] == nil || after[name] == nil {
+			t.Fatalf("the backup file %s is not in the dev-directory snapshots: the search would not cover it", name)
 		}
 	}
+
 	rows, cells := 0, 0
-	leaks = append(leaks, searchDatabase(t, filepath.Join(dir, "kms.db"), secrets, &rows, &cells)...)
+	search := func(ss []leakSecret) []string {
+		var found []string
+		found = append(found, findLeaks(ss, "the server's log (stderr)", "", stderr.Bytes())...)
+		found = append(found, findLeaks(ss, "stdout", "", stdout.Bytes())...)
+		for _, snap := range []struct {
+			when  string
+			files map[string][]byte
+		}{{"while running", running}, {"after shutdown", after}} {
+			for _, name := range sortedKeys(snap.files) {
+				found = append(found, findLeaks(ss, "file "+name+" ("+snap.when+")", filepath.Base(name), snap.files[name])...)
+			}
+		}
+		rows, cells = 0, 0
+		return append(found, searchDatabase(t, filepath.Join(dir, "kms.db"), ss, &rows, &cells)...)
+	}
+	leaks := search(r.secrets)
+	r.checkControls(search)
+	for _, l := range search(r.informational) {
+		t.Logf("note (not a secret): %s", l)
+	}
 
 	logLines := bytes.Count(stderr.Bytes(), []byte("\n"))
-	t.Logf("searched %d secrets in %d log lines, %d bytes of stdout, %d+%d dev-directory files, %d database rows (%d cells)",
-		len(secrets), logLines, len(stdout.Bytes()), len(running), len(after), rows, cells)
+	t.Logf("searched %d secrets (%d controls found where expected) in %d log lines, %d bytes of stdout, %d+%d dev-directory files (%d backup files), %d database rows (%d cells)",
+		len(r.secrets), len(r.controls), logLines, len(stdout.Bytes()), len(running), len(after), len(r.backups), rows, cells)
 	// The server logs at debug level here (nothing of it logs at DEBUG yet);
-	// it must at least have logged its requests.
-	if logLines == 0 || !bytes.Contains(stderr.Bytes(), []byte("/encrypt")) {
-		t.Errorf("the server logged %d lines, none of an encrypt request: the log search covers too little", logLines)
+	// it must at least have logged its requests (by route pattern).
+	for _, route := range []string{"/encrypt", "/keys/{type}/upload", "/keys/{type}/{version}/export", "/keys/import"} {
+		if !bytes.Contains(stderr.Bytes(), []byte(route)) {
+			t.Errorf("the server logged %d lines, none of a %s request: the log search covers too little", logLines, route)
+		}
 	}
 	if rows == 0 {
 		t.Errorf("no database rows were searched")
@@ -413,6 +366,503 @@ func TestNoKeyMaterialLeaks(t *testing.T) {
 	for _, l := range leaks {
 		t.Errorf("LEAK: %s", l)
 	}
+}
+
+// leakRun is the state of TestNoKeyMaterialLeaks: the secrets seen so far
+// and what reaches the server and its database.
+type leakRun struct {
+	t            *testing.T
+	ctx          context.Context
+	dir          string // the dev directory
+	base, caFile string // the server's URL and CA
+	rel          *release.Release
+	st           store.Store
+
+	secrets []leakSecret
+	// controls are public values the search must find in the places named
+	// (proof that it reads those places); informational values are only
+	// reported where they are found.
+	controls      []leakControl
+	informational []leakSecret
+	backups       []string // backup files, relative to dir
+	plaintexts    int
+}
+
+// leakControl is a value the search must find, in a place whose name
+// contains each of where.
+type leakControl struct {
+	leakSecret
+	where []string
+}
+
+// add records a secret to search for; a value recorded already under
+// another name is searched once.
+func (r *leakRun) add(name string, raw []byte, allowed map[string]bool) {
+	r.t.Helper()
+	if len(raw) == 0 {
+		r.t.Fatalf("secret %s is empty", name)
+	}
+	for _, s := range r.secrets {
+		if bytes.Equal(s.raw, raw) {
+			return
+		}
+	}
+	r.secrets = append(r.secrets, leakSecret{name: name, raw: bytes.Clone(raw), allowed: allowed})
+}
+
+// tokenFiles are the dev-directory files a token may be written to.
+var tokenFiles = map[string]bool{"operator.token": true, "env": true}
+
+// addToken records an API token: the string and its random bytes.
+func (r *leakRun) addToken(name, tok string) {
+	r.t.Helper()
+	rest, ok := strings.CutPrefix(tok, auth.Prefix)
+	if !ok {
+		r.t.Fatalf("%s does not start with %s", name, auth.Prefix)
+	}
+	r.add(name+" (string)", []byte(tok), tokenFiles)
+	raw, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil {
+		r.t.Fatalf("%s: %v", name, err)
+	}
+	r.add(name+" (random bytes)", raw, tokenFiles)
+}
+
+func (r *leakRun) client(tok string) *client.Client {
+	r.t.Helper()
+	c, err := client.New(r.base, tok, client.WithCAFile(r.caFile))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return c
+}
+
+// encrypt encrypts n fresh plaintexts (secrets) under the active key of
+// typ and returns them ready to decrypt.
+func (r *leakRun) encrypt(c *client.Client, tenantName, typ string, n int) ([]api.DecryptItem, []api.EncryptItem) {
+	r.t.Helper()
+	var items []api.EncryptItem
+	for range n {
+		r.plaintexts++
+		p := make([]byte, 24)
+		rand.Read(p)
+		r.add(fmt.Sprintf("plaintext %d", r.plaintexts), p, nil)
+		items = append(items, api.EncryptItem{Plaintext: p, Context: map[string]string{"field": fmt.Sprintf("card-%d", r.plaintexts), "table": "payments"}})
+	}
+	res, err := c.Encrypt(r.ctx, tenantName, typ, items...)
+	if err != nil {
+		r.t.Fatalf("Encrypt(%s, %s) error = %v", tenantName, typ, err)
+	}
+	var dec []api.DecryptItem
+	for i, res := range res {
+		if res.Error != nil {
+			r.t.Fatalf("Encrypt(%s, %s) item %d error = %+v", tenantName, typ, i, res.Error)
+		}
+		dec = append(dec, api.DecryptItem{Ciphertext: res.Ciphertext, Context: items[i].Context})
+	}
+	return dec, items
+}
+
+// decrypt decrypts every item and wants the plaintexts back.
+func (r *leakRun) decrypt(c *client.Client, tenantName string, dec []api.DecryptItem, items []api.EncryptItem) {
+	r.t.Helper()
+	res, err := c.Decrypt(r.ctx, tenantName, dec...)
+	if err != nil {
+		r.t.Fatalf("Decrypt(%s) error = %v", tenantName, err)
+	}
+	for i, res := range res {
+		if res.Error != nil || !bytes.Equal(res.Plaintext, items[i].Plaintext) {
+			r.t.Fatalf("Decrypt(%s) item %d = %+v, want the plaintext back", tenantName, i, res)
+		}
+	}
+}
+
+// decryptFails wants every item refused with code.
+func (r *leakRun) decryptFails(c *client.Client, tenantName string, dec []api.DecryptItem, code string) {
+	r.t.Helper()
+	res, err := c.Decrypt(r.ctx, tenantName, dec...)
+	if err != nil {
+		r.t.Fatalf("Decrypt(%s) error = %v", tenantName, err)
+	}
+	for i, res := range res {
+		if res.Error == nil || res.Error.Code != code {
+			r.t.Fatalf("Decrypt(%s) item %d = %+v, want %s", tenantName, i, res, code)
+		}
+	}
+}
+
+// dek returns a DEK delivered through HPKE (client.DEK), not recorded.
+func (r *leakRun) dek(c *client.Client, tenantName, typ string, version uint32) []byte {
+	r.t.Helper()
+	d, err := c.DEK(r.ctx, tenantName, typ, version, 0)
+	if err != nil {
+		r.t.Fatalf("DEK(%s, %s, %d) error = %v", tenantName, typ, version, err)
+	}
+	defer d.Key.Destroy()
+	return bytes.Clone(d.Key.Bytes())
+}
+
+// deliver records a DEK delivered through HPKE.
+func (r *leakRun) deliver(c *client.Client, tenantName, typ string, version uint32) {
+	r.t.Helper()
+	d, err := c.DEK(r.ctx, tenantName, typ, version, 0)
+	if err != nil {
+		r.t.Fatalf("DEK(%s, %s, %d) error = %v", tenantName, typ, version, err)
+	}
+	r.add(fmt.Sprintf("DEK %s/%s/%d", tenantName, d.Type, d.Version), d.Key.Bytes(), nil)
+	d.Key.Destroy()
+}
+
+// collect unwraps, with the release's TWK, every stored tenant secret of a
+// tenant into into, by "name/type/version".
+func (r *leakRun) collect(name, id string, into map[string][]byte) {
+	r.t.Helper()
+	ks, err := r.st.Keys(r.ctx, id, "")
+	if err != nil {
+		r.t.Fatalf("Keys(%s) error = %v", name, err)
+	}
+	for _, k := range ks {
+		if k.State == store.StateDestroyed || k.Wrapped == nil {
+			continue
+		}
+		ref := tenant.Ref{Tenant: k.Tenant, Type: k.Type, Version: k.Version, Release: k.Release}
+		switch k.Source {
+		case store.SourceHSM:
+			ref.Source = tenant.SourceHSM
+		case store.SourceUploaded:
+			ref.Source = tenant.SourceUploaded
+		}
+		switch k.Derivation {
+		case store.DerivationPBKDF2:
+			ref.Derivation = tenant.DerivePBKDF2
+		case store.DerivationNone:
+			ref.Derivation = tenant.DeriveNone
+		}
+		s, err := tenant.Unwrap(r.rel.TWK, ref, k.Wrapped)
+		if err != nil {
+			r.t.Fatalf("tenant.Unwrap(%s/%s/%d) error = %v", name, k.Type, k.Version, err)
+		}
+		into[fmt.Sprintf("%s/%s/%d", name, k.Type, k.Version)] = bytes.Clone(s.Bytes())
+		s.Destroy()
+	}
+}
+
+// checkControls runs search on the controls and wants each found in every
+// place it names.
+func (r *leakRun) checkControls(search func([]leakSecret) []string) {
+	r.t.Helper()
+	var ss []leakSecret
+	for _, c := range r.controls {
+		ss = append(ss, c.leakSecret)
+	}
+	found := search(ss)
+	for _, c := range r.controls {
+		for _, w := range c.where {
+			ok := false
+			for _, f := range found {
+				ok = ok || strings.HasPrefix(f, c.name+" (sha256 ") && strings.Contains(f, " in "+w)
+			}
+			if !ok {
+				r.t.Errorf("the search did not find the control %q in %q: it does not read what it should (found: %q)", c.name, w, found)
+			}
+		}
+	}
+}
+
+// byokUpload is one uploaded key version and what the test knows of it.
+type byokUpload struct {
+	key        api.Key
+	value, dek []byte
+	dec        []api.DecryptItem
+	items      []api.EncryptItem
+}
+
+// byok runs the BYOK part of the lifecycle on acme: a tenant-admin token; a
+// self-signed upload certificate; a value uploaded in mode pbkdf2 (data) and
+// one in mode none (analytics); for each, the DEK computed here from the
+// release, checked against the HPKE-delivered one and against ciphertexts
+// opened here; the tenant's export key and the keys derived from it; then
+// each key version exported to a backup file in the dev directory,
+// destroyed, imported back, decrypted again. It returns the uploaded values
+// by "acme/type/version".
+func (r *leakRun) byok(op, app *client.Client, acme api.Tenant) map[string][]byte {
+	t := r.t
+	t.Helper()
+	adminTok, err := op.CreateToken(r.ctx, api.CreateTokenRequest{Role: api.RoleTenantAdmin, Tenant: "acme", Name: "leak-test admin"})
+	if err != nil {
+		t.Fatalf("CreateToken(tenant-admin) error = %v", err)
+	}
+	r.addToken("acme tenant-admin token", adminTok.Secret)
+	admin := r.client(adminTok.Secret)
+
+	uc, err := admin.CreateUploadCert(r.ctx, "acme", api.CreateUploadCertRequest{ValidDays: 1})
+	if err != nil {
+		t.Fatalf("CreateUploadCert(acme) error = %v", err)
+	}
+	pub, der := parseUploadCert(t, uc)
+	r.controls = append(r.controls, leakControl{leakSecret{name: "upload certificate (DER)", raw: der}, []string{"database table upload_certs "}})
+
+	var ups []byokUpload
+	uploaded := map[string][]byte{}
+	for _, u := range []struct{ typ, mode string }{{"data", "pbkdf2"}, {"analytics", "none"}} {
+		value := make([]byte, 32)
+		rand.Read(value)
+		r.add(fmt.Sprintf("uploaded value acme/%s (%s)", u.typ, u.mode), value, nil)
+		k := r.upload(admin, pub, uc.ID, u.typ, u.mode, value)
+		want := r.expectedDEK(acme.ID, k, value)
+		if (u.mode == "none") != bytes.Equal(want, value) {
+			t.Fatalf("the DEK of %s/%d in mode %s computed here equals the uploaded value: %v", k.Type, k.Version, u.mode, bytes.Equal(want, value))
+		}
+		r.add(fmt.Sprintf("DEK acme/%s/%d (computed in the test)", k.Type, k.Version), want, nil)
+		for _, v := range []uint32{k.Version, 0} {
+			if got := r.dek(app, "acme", k.Type, v); !bytes.Equal(got, want) {
+				t.Fatalf("DEK(acme, %s, %d) delivered is not the DEK computed from the release and the uploaded value", k.Type, v)
+			}
+		}
+		dec, items := r.encrypt(app, "acme", k.Type, 3)
+		r.decrypt(app, "acme", dec, items)
+		r.openLocally(want, dec, items)
+		ups = append(ups, byokUpload{key: k, value: value, dek: want, dec: dec, items: items})
+		uploaded[fmt.Sprintf("acme/%s/%d", k.Type, k.Version)] = value
+	}
+
+	ek, fileKey := r.exportKeySecrets("acme", acme.ID)
+	for _, u := range ups {
+		r.backupRoundTrip(admin, app, u, ek, fileKey)
+	}
+	return uploaded
+}
+
+// parseUploadCert returns the RSA-4096 public key and the DER of a
+// self-signed upload certificate, checking its signature.
+func parseUploadCert(t *testing.T, uc api.UploadCert) (*rsa.PublicKey, []byte) {
+	t.Helper()
+	block, _ := pem.Decode([]byte(uc.Certificate))
+	if uc.State != "active" || block == nil || block.Type != "CERTIFICATE" {
+		t.Fatalf("CreateUploadCert() = state %q, certificate %q; want an active one with a PEM certificate", uc.State, uc.Certificate)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatalf("x509.ParseCertificate(upload certificate) error = %v", err)
+	}
+	pub, ok := cert.PublicKey.(*rsa.PublicKey)
+	if !ok || pub.N.BitLen() != 4096 {
+		t.Fatalf("the upload certificate's key is %T, want RSA-4096", cert.PublicKey)
+	}
+	if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
+		t.Fatalf("the upload certificate is not self-signed by its key: %v", err)
+	}
+	return pub, block.Bytes
+}
+
+// upload uploads value as acme's new key of type typ in derivation mode
+// mode, encrypted here with RSA-OAEP SHA-256 to the upload certificate.
+func (r *leakRun) upload(admin *client.Client, pub *rsa.PublicKey, certID, typ, mode string, value []byte) api.Key {
+	r.t.Helper()
+	wrapped, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, pub, value, nil)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.informational = append(r.informational, leakSecret{name: "RSA-OAEP ciphertext of the " + typ + " upload", raw: wrapped})
+	sum := sha256.Sum256(value)
+	k, err := admin.UploadKey(r.ctx, "acme", typ, api.UploadKeyRequest{
+		Certificate: certID, Wrapped: wrapped, OAEPHash: "sha256", SHA256: hex.EncodeToString(sum[:]), Derivation: mode,
+	})
+	if err != nil {
+		r.t.Fatalf("UploadKey(acme, %s, %s) error = %v", typ, mode, err)
+	}
+	if k.State != "active" || k.Source != "uploaded" || k.Derivation != mode {
+		r.t.Fatalf("UploadKey(acme, %s, %s) = %+v, want an active uploaded key in mode %s", typ, mode, k, mode)
+	}
+	return k
+}
+
+// expectedDEK computes the DEK of key version k with tenant secret ts from
+// the opened release, as the server must: PBKDF2 with its seed, salt and
+// count, or ts itself in mode none.
+func (r *leakRun) expectedDEK(tenantID string, k api.Key, ts []byte) []byte {
+	r.t.Helper()
+	if k.Release != r.rel.ID {
+		r.t.Fatalf("key %s/%d names release %s, the test opened %s", k.Type, k.Version, k.Release, r.rel.ID)
+	}
+	mode, err := derive.ParseMode(k.Derivation)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	s, err := secret.New(ts)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer s.Destroy()
+	d, err := derive.DEK(mode, derive.FromRelease(r.rel, tenantID, k.Type, k.Version, s))
+	if err != nil {
+		r.t.Fatalf("derive.DEK(%v) error = %v", mode, err)
+	}
+	defer d.Destroy()
+	return bytes.Clone(d.Bytes())
+}
+
+// openLocally opens each ciphertext here with dek: the data is under it.
+func (r *leakRun) openLocally(dek []byte, dec []api.DecryptItem, items []api.EncryptItem) {
+	r.t.Helper()
+	k, err := secret.New(dek)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer k.Destroy()
+	for i, d := range dec {
+		pt, err := envelope.Open(k, d.Ciphertext, d.Context)
+		if err != nil || !bytes.Equal(pt, items[i].Plaintext) {
+			r.t.Fatalf("envelope.Open(the DEK computed here, item %d) = %v, want the plaintext", i, err)
+		}
+	}
+}
+
+// exportKeySecrets unwraps a tenant's stored export key with the release's
+// TWK, in the format internal/tenant/exportkey.go documents,
+//
+//	u8 version = 1 || u8<> release id || AES-256-GCM(TWK, export key, aad)
+//	aad = u8<> "strongroom tenant export key v1" || u8<> tenant id || u8<> release id
+//
+// and records it and the keys derived from it (docs/backup-format.md,
+// exportkey.go): the backup file key and the fingerprint key. It checks the
+// fingerprint key against the stored fingerprint of every tenant secret
+// the tenant has now. It returns the export key and the file key.
+func (r *leakRun) exportKeySecrets(name, tenantID string) (ek, fileKey []byte) {
+	t := r.t
+	t.Helper()
+	row, err := r.st.ExportKey(r.ctx, tenantID)
+	if err != nil {
+		t.Fatalf("ExportKey(%s) error = %v", name, err)
+	}
+	rel, err := tenant.WrappedRelease(row.Wrapped)
+	if err != nil || rel != row.Release || rel != r.rel.ID {
+		t.Fatalf("the stored export key of %s names release %q (%v), the row %q, the test opened %q", name, rel, err, row.Release, r.rel.ID)
+	}
+	var aad cryptobyte.Builder
+	for _, f := range []string{"strongroom tenant export key v1", tenantID, rel} {
+		aad.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(f)) })
+	}
+	ek, err = primitive.Open(r.rel.TWK, row.Wrapped[2+len(rel):], aad.BytesOrPanic())
+	if err != nil || len(ek) != secret.Size {
+		t.Fatalf("opening the stored export key of %s with the TWK: %d bytes, %v", name, len(ek), err)
+	}
+	r.add(name+" export key", ek, nil)
+	r.controls = append(r.controls, leakControl{leakSecret{name: name + " export key, wrapped as stored", raw: row.Wrapped}, []string{"database table export_keys "}})
+
+	fileKey, err = primitive.HKDF(ek, nil, []byte("strongroom key backup file key v1"), secret.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.add(name+" backup file key", fileKey, nil)
+	fpKey, err := primitive.HKDF(ek, []byte(tenantID), []byte("strongroom tenant secret fingerprint v1"), secret.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.add(name+" fingerprint key", fpKey, nil)
+
+	secrets := map[string][]byte{}
+	r.collect(name, tenantID, secrets)
+	ks, err := r.st.Keys(r.ctx, tenantID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, k := range ks {
+		if s, ok := secrets[fmt.Sprintf("%s/%s/%d", name, k.Type, k.Version)]; ok && k.Fingerprint != nil {
+			checked++
+			if !bytes.Equal(k.Fingerprint, primitive.HMAC(fpKey, s)) {
+				t.Errorf("the stored fingerprint of %s/%s/%d is not HMAC(fingerprint key, secret): the export key or its labels are not what the test derives",
+					name, k.Type, k.Version)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Errorf("no stored fingerprint of %s to check the fingerprint key against", name)
+	}
+	return ek, fileKey
+}
+
+// backupRoundTrip exports an uploaded key version to a backup file in the
+// dev directory, checks the file with the export key and, independently,
+// with the file key, destroys the version, imports the file back and
+// decrypts its data again.
+func (r *leakRun) backupRoundTrip(admin, app *client.Client, u byokUpload, ek, fileKey []byte) {
+	t := r.t
+	t.Helper()
+	typ, v := u.key.Type, u.key.Version
+	b, err := admin.ExportKey(r.ctx, "acme", typ, v)
+	if err != nil {
+		t.Fatalf("ExportKey(acme, %s, %d) error = %v", typ, v, err)
+	}
+	name := fmt.Sprintf("acme-%s-%d.backup", typ, v)
+	path := filepath.Join(r.dir, name)
+	if err := os.WriteFile(path, []byte(b.Backup), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.backups = append(r.backups, name)
+	kid := r.checkBackup([]byte(b.Backup), u.value, ek, fileKey)
+	r.controls = append(r.controls, leakControl{leakSecret{name: "export key id in " + name, raw: kid[:]},
+		[]string{"file " + name + " (while running)", "file " + name + " (after shutdown)"}})
+
+	if _, err := admin.DestroyKey(r.ctx, "acme", typ, v, fmt.Sprintf("acme/%s/%d", typ, v)); err != nil {
+		t.Fatalf("DestroyKey(acme/%s/%d) error = %v", typ, v, err)
+	}
+	r.decryptFails(app, "acme", u.dec, api.CodeKeyDestroyed)
+	if _, err := app.DEK(r.ctx, "acme", typ, v, 0); err == nil {
+		t.Errorf("DEK(acme/%s/%d) after destroy succeeded, want an error", typ, v)
+	}
+	file, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := admin.ImportKey(r.ctx, "acme", file)
+	if err != nil {
+		t.Fatalf("ImportKey(%s) error = %v", name, err)
+	}
+	if k.Type != typ || k.Version != v || k.State != "archived" {
+		t.Fatalf("ImportKey(%s) = %+v, want %s/%d archived", name, k, typ, v)
+	}
+	r.decrypt(app, "acme", u.dec, u.items)
+	if got := r.dek(app, "acme", typ, v); !bytes.Equal(got, u.dek) {
+		t.Fatalf("DEK(acme, %s, %d) after import is not the DEK before", typ, v)
+	}
+}
+
+// checkBackup opens a backup file with the export key (backup.Open) and,
+// independently, with the file key and the associated data of
+// docs/backup-format.md (domain || 0x00 || binary header), and wants the
+// uploaded value in both. It returns the file's export key id.
+func (r *leakRun) checkBackup(file, value, ek, fileKey []byte) [8]byte {
+	t := r.t
+	t.Helper()
+	f, err := backup.Parse(file)
+	if err != nil {
+		t.Fatalf("backup.Parse(exported file) error = %v", err)
+	}
+	ekKey, err := secret.New(ek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ekKey.Destroy()
+	s, err := backup.Open(ekKey, f)
+	if err != nil || !bytes.Equal(s.Bytes(), value) {
+		t.Fatalf("backup.Open(the export key unwrapped here) = %v; want the uploaded value", err)
+	}
+	s.Destroy()
+	block, _ := pem.Decode(file)
+	header := block.Bytes[:len(block.Bytes)-len(f.Sealed)]
+	aad := append([]byte("strongroom key backup v1\x00"), header...)
+	fk, err := secret.New(fileKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fk.Destroy()
+	pt, err := primitive.Open(fk, f.Sealed, aad)
+	if err != nil || !bytes.Equal(pt, value) {
+		t.Fatalf("opening the backup with the file key derived here: %v; want the uploaded value", err)
+	}
+	return f.Header.KeyID
 }
 
 // openDevRelease opens the installed release with a handle of its own on the

@@ -57,6 +57,7 @@ func root() *command {
 			tenantCommand(),
 			tokenCommand(),
 			keyCommand(),
+			auditCommand(),
 			dataCommand("encrypt"),
 			dataCommand("decrypt"),
 			releaseCommand(),

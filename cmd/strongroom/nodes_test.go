@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/strongroom-kms/strongroom/client"
+	"github.com/strongroom-kms/strongroom/internal/plan"
 	"github.com/strongroom-kms/strongroom/internal/release"
 )
 
@@ -77,7 +78,8 @@ func copyFile(from, to string, mode os.FileMode) error {
 
 // sharedDevRegion returns a region set up by 'strongroom dev' (HSMs, enrollment,
 // the dev-1 ceremony, TLS), made once per package: the RSA-4096 keys take
-// seconds. Tests copy it (copyRegion) before they start servers on it.
+// seconds. Its release has the fewest PBKDF2 iterations a plan allows, as
+// restarted servers derive every DEK again. Tests copy it (copyRegion) before they start servers on it.
 func sharedDevRegion(t *testing.T) string {
 	t.Helper()
 	regionOnce.Do(func() {
@@ -88,7 +90,7 @@ func sharedDevRegion(t *testing.T) string {
 		}
 		regionDir = filepath.Join(dir, "dev")
 		e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }, now: time.Now}
-		regionErr = setupDev(context.Background(), e, regionDir)
+		regionErr = setupDev(context.Background(), e, regionDir, plan.MinIterations)
 	})
 	if regionErr != nil {
 		t.Fatalf("setting up the dev region: %v", regionErr)
@@ -98,6 +100,8 @@ func sharedDevRegion(t *testing.T) string {
 
 // region is a copy of the dev region for one test, with its own store.
 type region struct {
+	// extra is appended to every node's configuration (YAML).
+	extra  string
 	dir    string
 	dsn    string // the store
 	bundle string // the dev-1 bundle file
@@ -165,7 +169,7 @@ func (r *region) config(t *testing.T, name, addr string) string {
 		t.Fatal("the dev configuration has no listen line to replace")
 	}
 	p := filepath.Join(r.dir, name+".yaml")
-	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+	if err := os.WriteFile(p, []byte(text+r.extra), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p

@@ -94,11 +94,12 @@ func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 
 // regional is a started regional node: what the server serves from.
 type regional struct {
-	h     hsm.HSM
-	st    store.Store
-	cache *keycache.Cache
-	ring  *release.Ring
-	keys  *tenant.Service
+	h        hsm.HSM
+	auditKey hsm.SigningKey
+	st       store.Store
+	cache    *keycache.Cache
+	ring     *release.Ring
+	keys     *tenant.Service
 }
 
 func (r *regional) Close() {
@@ -166,7 +167,13 @@ func startRegional(ctx context.Context, e *env, cfg *config.Config, logger *slog
 			logger.Info("release loaded", "release", m.ID, "iterations", m.Iterations)
 		}
 	}
-	return &regional{h: h, st: st, cache: cache, ring: ring,
+	ak, err := auditKey(ctx, h)
+	if err != nil {
+		cache.Close()
+		st.Close()
+		return fail(err)
+	}
+	return &regional{h: h, auditKey: ak, st: st, cache: cache, ring: ring,
 		keys: tenant.NewService(st, ring, h, cache, policy{cfg}, time.Now)}, nil
 }
 
@@ -230,6 +237,13 @@ func runServer(ctx context.Context, e *env, cfg *config.Config, ready chan<- str
 		Store: node.st, Ring: node.ring, Keys: node.keys, Region: cfg.Region,
 		Limits: cfg.Limits, Logger: logger, Now: time.Now,
 	})
+	// The audit log: the data plane's aggregate and signed checkpoints,
+	// every interval and at shutdown (after the last request).
+	cpCtx, stopCheckpoints := context.WithCancel(context.WithoutCancel(ctx))
+	cpDone := make(chan struct{})
+	cp := &checkpointer{st: node.st, key: node.auditKey, origin: auditOrigin(cfg.Region), flush: handler.FlushAudit, logger: logger}
+	go func() { defer close(cpDone); cp.run(cpCtx, time.Duration(cfg.Audit.CheckpointInterval)) }()
+	defer func() { stopCheckpoints(); <-cpDone }()
 	srv := &http.Server{
 		Handler:           handler,
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}},

@@ -17,6 +17,7 @@ import (
 
 	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/internal/config"
+	"github.com/strongroom-kms/strongroom/internal/plan"
 	"github.com/strongroom-kms/strongroom/internal/store"
 )
 
@@ -29,7 +30,7 @@ func TestReadinessNamesBadBundle(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dev")
 	var out bytes.Buffer
 	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: io.Discard, getenv: func(string) string { return "" }, now: time.Now}
-	if err := setupDev(ctx, e, dir); err != nil {
+	if err := setupDev(ctx, e, dir, plan.MinIterations); err != nil {
 		t.Fatalf("setupDev() error = %v", err)
 	}
 	cfg, err := config.Load(filepath.Join(dir, "strongroom.yaml"))

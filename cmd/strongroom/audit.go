@@ -1,0 +1,305 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"iter"
+	"log/slog"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/client"
+	"github.com/strongroom-kms/strongroom/internal/audit"
+	"github.com/strongroom-kms/strongroom/internal/config"
+	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/store"
+)
+
+// auditOrigin names a region's audit log in its checkpoints.
+func auditOrigin(region string) string { return "strongroom/" + region }
+
+// auditKey returns the regional HSM's checkpoint signing key, making it on
+// first use (a node started before the audit log existed has none). When two
+// nodes on one PKCS#11 token race, the loser reads the winner's key.
+func auditKey(ctx context.Context, h hsm.HSM) (hsm.SigningKey, error) {
+	k, err := h.SigningKey(ctx, audit.LabelSigning)
+	if errors.Is(err, hsm.ErrNotFound) {
+		k, err = h.GenerateSigningKey(ctx, audit.LabelSigning)
+		if errors.Is(err, hsm.ErrExists) {
+			k, err = h.SigningKey(ctx, audit.LabelSigning)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the audit signing key %q in the regional HSM: %w", audit.LabelSigning, err)
+	}
+	return k, nil
+}
+
+// checkpointer appends the data plane's aggregate audit entries and signs
+// a checkpoint of the log whenever it grew, every interval and once more
+// when ctx ends.
+type checkpointer struct {
+	st     store.Store
+	key    hsm.SigningKey
+	origin string
+	flush  func(context.Context) error
+	logger *slog.Logger
+	last   uint64
+}
+
+func (c *checkpointer) run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			c.once(final)
+			cancel()
+			return
+		case <-t.C:
+			c.once(ctx)
+		}
+	}
+}
+
+// once flushes the aggregate and signs a checkpoint if the log grew.
+func (c *checkpointer) once(ctx context.Context) {
+	if c.flush != nil {
+		if err := c.flush(ctx); err != nil {
+			c.logger.Error("audit: appending the data-plane aggregate failed; kept for the next try", "err", err)
+		}
+	}
+	if err := c.checkpoint(ctx); err != nil {
+		c.logger.Error("audit: signing a checkpoint failed", "err", err)
+	}
+}
+
+func (c *checkpointer) checkpoint(ctx context.Context) error {
+	state, err := c.st.AuditState(ctx)
+	if err != nil {
+		return err
+	}
+	if state.Size() == 0 || state.Size() == c.last {
+		return nil
+	}
+	signed, err := audit.SignCheckpoint(ctx, c.key, state.Checkpoint(c.origin, time.Now()))
+	if err != nil {
+		return err
+	}
+	if err := c.st.AddCheckpoint(ctx, state.Size(), signed); err != nil {
+		return err
+	}
+	c.last = state.Size()
+	return nil
+}
+
+// auditEntries streams the whole stored log.
+func auditEntries(ctx context.Context, st store.Store) iter.Seq2[audit.Entry, error] {
+	return func(yield func(audit.Entry, error) bool) {
+		stop := errors.New("stop")
+		err := st.AuditEntries(ctx, store.AuditFilter{}, func(e audit.Entry) error {
+			if !yield(e, nil) {
+				return stop
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, stop) {
+			yield(audit.Entry{}, err)
+		}
+	}
+}
+
+// verifyAudit checks the region's whole audit log and its checkpoints
+// against the trusted keys.
+func verifyAudit(ctx context.Context, st store.Store, region string, trusted []*ecdsa.PublicKey) (audit.Report, error) {
+	cps, err := st.Checkpoints(ctx)
+	if err != nil {
+		return audit.Report{}, err
+	}
+	return audit.Verify(auditOrigin(region), trusted, cps, auditEntries(ctx, st))
+}
+
+func readPublicKey(path string) (*ecdsa.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	blk, rest := pem.Decode(b)
+	if blk == nil || blk.Type != "PUBLIC KEY" || len(bytes.TrimSpace(rest)) != 0 {
+		return nil, fmt.Errorf("%s: want one PEM PUBLIC KEY block (as 'strongroom audit key' writes)", path)
+	}
+	pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	k, ok := pub.(*ecdsa.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: not an ECDSA public key", path)
+	}
+	return k, nil
+}
+
+// withNode opens the regional HSM and store of a configuration for a local
+// command (not the server).
+func withNode(ctx context.Context, e *env, cfgPath string, fn func(h hsm.HSM, st store.Store, cfg *config.Config) error) error {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return err
+	}
+	hf := hsmFlags{uri: cfg.HSM.URI, passphraseFile: cfg.HSM.PassphraseFile}
+	h, err := hf.open(ctx, e, false)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(h, st, cfg)
+}
+
+func auditCommand() *command {
+	return &command{
+		name:    "audit",
+		summary: "list and verify the audit log",
+		subs: []*command{
+			apiCommand("list", "list audit entries (operator, auditor; a tenant-admin with --tenant)", "",
+				func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+					tenant := fs.String("tenant", "", "only this tenant's entries (by name)")
+					key := fs.String("key", "", "only this key (data/3) or key type (data)")
+					since := fs.String("since", "", "only entries at or after this RFC 3339 time")
+					until := fs.String("until", "", "only entries before this RFC 3339 time")
+					limit := fs.Int("limit", 0, "at most this many entries (default: all, in pages)")
+					return func(ctx context.Context, c *client.Client, args []string) error {
+						if len(args) > 0 {
+							return usageErrorf("no arguments are taken")
+						}
+						var q client.AuditQuery
+						q.Key = *key
+						for _, p := range []struct {
+							v   string
+							dst *time.Time
+						}{{*since, &q.Since}, {*until, &q.Until}} {
+							if p.v == "" {
+								continue
+							}
+							t, err := time.Parse(time.RFC3339Nano, p.v)
+							if err != nil {
+								return usageErrorf("%q: use an RFC 3339 time such as 2026-11-27T12:00:00Z", p.v)
+							}
+							*p.dst = t
+						}
+						w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+						fmt.Fprintln(w, "SEQ\tTIME\tACTOR\tROLE\tTENANT\tACTION\tKEY\tOUTCOME\tREASON\tCOUNT")
+						n := 0
+						for {
+							if *limit > 0 {
+								q.Limit = min(*limit-n, 1000)
+							}
+							page, err := c.Audit(ctx, *tenant, q)
+							if err != nil {
+								return err
+							}
+							for _, a := range page.Entries {
+								fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", a.Seq, a.Time.Format(time.RFC3339),
+									a.Actor, dash(a.Role), dash(a.Tenant), a.Action, dash(a.Key), a.Outcome, dash(a.Reason), max(a.Count, 1))
+							}
+							n += len(page.Entries)
+							if page.Next == 0 || (*limit > 0 && n >= *limit) {
+								break
+							}
+							q.After = page.Next
+						}
+						return w.Flush()
+					}
+				}),
+			{
+				name: "verify", summary: "verify the whole audit log and its signed checkpoints (on a node: reads its store and HSM)",
+				usage: "--config FILE [--trust PUB.pem]...",
+				flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+					cfgPath := fs.String("config", "", "the node's configuration (required)")
+					var trust repeatedFlag
+					fs.Var(&trust, "trust", "another node's audit public key (PEM, from 'strongroom audit key'); repeat")
+					return func(ctx context.Context, args []string) error {
+						if *cfgPath == "" || len(args) > 0 {
+							return usageErrorf("--config is required")
+						}
+						var trusted []*ecdsa.PublicKey
+						for _, p := range trust {
+							k, err := readPublicKey(p)
+							if err != nil {
+								return err
+							}
+							trusted = append(trusted, k)
+						}
+						return withNode(ctx, e, *cfgPath, func(h hsm.HSM, st store.Store, cfg *config.Config) error {
+							k, err := h.SigningKey(ctx, audit.LabelSigning)
+							if err == nil {
+								trusted = append(trusted, k.ECDSAPublicKey())
+							} else if !errors.Is(err, hsm.ErrNotFound) {
+								return err
+							}
+							r, err := verifyAudit(ctx, st, cfg.Region, trusted)
+							if err != nil {
+								return fmt.Errorf("the audit log does NOT verify: %w", err)
+							}
+							fmt.Fprintf(e.stdout, "audit log verified: %d entries, %d signed checkpoints", r.Entries, r.Checkpoints)
+							if r.Latest != nil {
+								fmt.Fprintf(e.stdout, ", the latest at entry %d (%s)", r.Latest.Size, r.Latest.Time.Format(time.RFC3339))
+							}
+							fmt.Fprintln(e.stdout)
+							if r.Unchecked > 0 {
+								fmt.Fprintf(e.stdout, "%d entries after the latest checkpoint are chain-checked only; the next checkpoint covers them\n", r.Unchecked)
+							}
+							return nil
+						})
+					}
+				},
+			},
+			{
+				name: "key", summary: "write the node's audit checkpoint public key (PEM), for auditors' 'audit verify --trust'",
+				usage: "--config FILE --out FILE",
+				flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+					cfgPath := fs.String("config", "", "the node's configuration (required)")
+					out := fs.String("out", "", "the public key file to write (required; must not exist)")
+					return func(ctx context.Context, args []string) error {
+						if *cfgPath == "" || *out == "" || len(args) > 0 {
+							return usageErrorf("--config and --out are required")
+						}
+						if err := refuseExisting(*out); err != nil {
+							return err
+						}
+						return withNode(ctx, e, *cfgPath, func(h hsm.HSM, st store.Store, cfg *config.Config) error {
+							k, err := auditKey(ctx, h)
+							if err != nil {
+								return err
+							}
+							der, err := x509.MarshalPKIXPublicKey(k.ECDSAPublicKey())
+							if err != nil {
+								return err
+							}
+							return writeNewFile(*out, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+						})
+					}
+				},
+			},
+		},
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
