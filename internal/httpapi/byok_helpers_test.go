@@ -44,7 +44,7 @@ func signCSR(t *testing.T, csrPEM string, now time.Time) []byte {
 
 // uploadRequest encrypts value with RSA-OAEP SHA-256 to the PEM upload
 // certificate.
-func uploadRequest(t *testing.T, certPEM string, value []byte) api.UploadKeyRequest {
+func uploadRequest(t testing.TB, certPEM string, value []byte) api.UploadKeyRequest {
 	t.Helper()
 	b, _ := pem.Decode([]byte(certPEM))
 	if b == nil {

@@ -331,7 +331,7 @@ func TestEveryRoute(t *testing.T) {
 		"key.decrypt ok data/2", "key.decrypt refused ", "key.deliver ok data/2", "key.destroy refused data/1",
 		"key.destroy ok data/1", "key.destroy ok data/2", "tenant.settings ok ", "cert.create ok ", "cert.complete ok ",
 		"cert.retire ok ", "key.upload refused ", "key.upload ok data/3", "key.export ok data/3", "key.import refused data/3",
-		"key.import ok data/3", "token.use refused ",
+		"key.import ok data/3", "token.use refused ", "key.derive ok data/1", "key.derive ok data/2",
 	} {
 		if seen[want] == 0 {
 			t.Errorf("no audit entry %q", want)

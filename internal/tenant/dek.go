@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
+	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/derive"
 	"github.com/strongroom-kms/strongroom/internal/keycache"
 	"github.com/strongroom-kms/strongroom/internal/release"
@@ -130,7 +132,33 @@ func (s *Service) load(ctx context.Context, tenantID, typ string, version uint32
 	if err != nil {
 		return secret.Key{}, fmt.Errorf("tenant: deriving the DEK of %s key version %d: %w", k.Type, k.Version, err)
 	}
+	if err := s.auditLoad(ctx, k); err != nil {
+		dek.Destroy()
+		return secret.Key{}, err
+	}
 	return dek, nil // the cache takes it
+}
+
+// auditLoad records that a DEK was made from its wrapped tenant secret (a
+// cache miss): the tenant secret unwrapped under its release's TWK and, in
+// mode pbkdf2, the DEK derived. The entry names the request that caused it
+// when there is one. If it cannot be recorded, the DEK is not used.
+func (s *Service) auditLoad(ctx context.Context, k store.Key) error {
+	e := audit.Entry{Time: s.now(), Actor: audit.ActorSystem}
+	if p := store.PendingAuditFrom(ctx); p != nil {
+		e = p.Entry()
+	}
+	e.Time, e.Tenant, e.Key = s.now(), k.Tenant, k.Type+"/"+strconv.FormatUint(uint64(k.Version), 10)
+	e.Action, e.Outcome, e.Reason, e.Count = audit.ActionDerive, audit.OutcomeOK, "", 0
+	e.Detail = "tenant secret unwrapped under the TWK of release " + k.Release + "; DEK derived with PBKDF2 into the key cache"
+	if k.Derivation == store.DerivationNone {
+		e.Action = audit.ActionUnwrap
+		e.Detail = "tenant secret unwrapped under the TWK of release " + k.Release + " into the key cache as the DEK (derivation none)"
+	}
+	if _, err := s.st.AppendAudit(ctx, e); err != nil {
+		return fmt.Errorf("tenant: recording the DEK load in the audit log: %w", err)
+	}
+	return nil
 }
 
 // Destroy destroys a key version: the store erases its wrapped secret and
