@@ -22,8 +22,13 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/store/storetest"
 )
 
-// crashKills is how many times each crash test kills the server.
-const crashKills = 20
+// crashKills is how many times each crash test kills the server, and
+// crashAcksPerRun how many acknowledged operations each run does at least
+// before the kill comes, at a random moment after them.
+const (
+	crashKills      = 20
+	crashAcksPerRun = 8
+)
 
 // TestCrashRecovery runs the server as a child process, drives rotations,
 // uploads, destroys and encryptions against it from several clients, and
@@ -58,6 +63,24 @@ type ledger struct {
 	tried      map[string]bool // "type/version" whose destroy was sent (acknowledged or not)
 	ciphertext []ackedCiphertext
 	checked    int // ciphertexts checked after an earlier kill
+	nacks      int // acknowledgements so far
+}
+
+// ack counts an acknowledgement; the caller holds mu.
+func (l *ledger) ack() { l.nacks++ }
+
+func (l *ledger) acks() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.nacks
+}
+
+// waitAcks waits until n operations were acknowledged in all, or for d.
+func (l *ledger) waitAcks(n int, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for l.acks() < n && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 type ackedCiphertext struct {
@@ -109,7 +132,10 @@ func crashRecovery(t *testing.T, dsn string) {
 				}
 			}(w)
 		}
-		time.Sleep(time.Duration(30+rng.IntN(400)) * time.Millisecond)
+		// Kill at a random moment once this run has done some work (a
+		// slow machine must not turn the test into kills of idle servers).
+		l.waitAcks(l.acks()+crashAcksPerRun, time.Minute)
+		time.Sleep(time.Duration(rng.IntN(200)) * time.Millisecond)
 		n.kill()
 		close(stop)
 		wg.Wait()
@@ -120,6 +146,7 @@ func crashRecovery(t *testing.T, dsn string) {
 		}
 	}
 	l.mu.Lock()
+	t.Logf("%d starts took %v on average", n.starts, n.startTime/time.Duration(max(n.starts, 1)))
 	t.Logf("%d kills; %d key versions and %d destroys acknowledged; %d ciphertext checks", crashKills, len(l.versions), len(l.destroyed), acked)
 	l.mu.Unlock()
 	if len(l.versions) < crashKills || len(l.ciphertext) < crashKills {
@@ -166,11 +193,12 @@ func certPublicKey(t *testing.T, certPEM string) *rsa.PublicKey {
 // no successor yet); only acknowledgements count.
 func crashStep(ctx context.Context, rng *mrand.Rand, l *ledger, op, admin, app *client.Client, certKey *rsa.PublicKey) {
 	typ := []string{"data", "deterministic"}[rng.IntN(2)]
-	switch p := rng.IntN(10); {
+	switch p := rng.IntN(12); {
 	case p < 2: // rotate
 		if k, err := op.GenerateKey(ctx, "acme", typ); err == nil {
 			l.mu.Lock()
 			l.versions[keyName(k.Type, k.Version)] = true
+			l.ack()
 			l.mu.Unlock()
 		}
 	case p < 3: // upload
@@ -186,6 +214,7 @@ func crashStep(ctx context.Context, rng *mrand.Rand, l *ledger, op, admin, app *
 		if err == nil {
 			l.mu.Lock()
 			l.versions[keyName(k.Type, k.Version)] = true
+			l.ack()
 			l.mu.Unlock()
 		}
 	case p < 4: // destroy an acknowledged version
@@ -210,6 +239,7 @@ func crashStep(ctx context.Context, rng *mrand.Rand, l *ledger, op, admin, app *
 		if err == nil || (errors.As(err, &ce) && ce.Code == api.CodeKeyDestroyed) {
 			l.mu.Lock()
 			l.destroyed[name] = true
+			l.ack()
 			l.mu.Unlock()
 		}
 	default: // encrypt
@@ -219,6 +249,7 @@ func crashStep(ctx context.Context, rng *mrand.Rand, l *ledger, op, admin, app *
 		if err == nil && res[0].Error == nil {
 			l.mu.Lock()
 			l.ciphertext = append(l.ciphertext, ackedCiphertext{ct: res[0].Ciphertext, pt: pt, key: keyName(res[0].Type, res[0].Version)})
+			l.ack()
 			l.mu.Unlock()
 		}
 	}
@@ -257,14 +288,17 @@ func checkCrashInvariants(t *testing.T, ctx context.Context, kill int, all bool,
 			t.Errorf("kill %d: key %s is destroyed, and nobody asked", kill, name)
 		}
 	}
-	// Every ciphertext acknowledged since the last check, and a sample of
-	// the older ones (all of them after the last kill): each restart
-	// derives every DEK it needs again.
+	// Every ciphertext acknowledged since the last check, and ten older
+	// ones at random (all of them after the last kill): each restart
+	// derives every DEK it needs again, which takes a while under -race.
 	var todo []ackedCiphertext
 	for i, c := range l.ciphertext {
-		if all || i >= l.checked || mrand.IntN(10) == 0 {
+		if all || i >= l.checked {
 			todo = append(todo, c)
 		}
+	}
+	for range min(10, l.checked) {
+		todo = append(todo, l.ciphertext[mrand.IntN(l.checked)])
 	}
 	l.checked = len(l.ciphertext)
 	checked := 0

@@ -197,6 +197,8 @@ type node struct {
 	cmd                *exec.Cmd
 	log                *lockedBuffer
 	done               chan struct{}
+	starts             int           // how many times it started
+	startTime          time.Duration // how long the starts took, in all
 }
 
 // freeAddr returns a free loopback address.
@@ -228,6 +230,7 @@ func (n *node) start(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.done = make(chan struct{})
+	started := time.Now()
 	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(n.cmd, n.done)
 	t.Cleanup(func() { n.kill() })
 	deadline := time.Now().Add(60 * time.Second)
@@ -240,6 +243,8 @@ func (n *node) start(t *testing.T) {
 		c, err := net.DialTimeout("tcp", n.addr, time.Second)
 		if err == nil {
 			c.Close()
+			n.starts++
+			n.startTime += time.Since(started)
 			return
 		}
 		if time.Now().After(deadline) {
