@@ -32,6 +32,7 @@ var auditColumns = []string{"time", "actor", "role", "tenant", "action", "key", 
 // verify' runs — must fail and name that row; the intact log verifies. The
 // command itself is run on the intact log and on one tampered log.
 func TestAuditVerifyTamper(t *testing.T) {
+	t.Parallel() // independent of the other tests, and long under -race
 	ctx := context.Background()
 	r := copyRegion(t, "")
 	cfgPath := r.config(t, "audit", "127.0.0.1:0")

@@ -44,8 +44,10 @@ const (
 // and at the end that the audit log verifies ('strongroom audit verify').
 // On SQLite and on PostgreSQL.
 func TestCrashRecovery(t *testing.T) {
+	t.Parallel() // mostly waits for its server processes or the database
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
 			dsn := ""
 			if backend == "postgres" {
 				dsn = storetest.Postgres(t)

@@ -22,6 +22,7 @@ const destroyBound = 2 * time.Second
 // of A's answer, for data under it (key_destroyed) and for new data
 // (no_active_key).
 func TestDestroyAcrossServers(t *testing.T) {
+	t.Parallel() // mostly waits for its server processes or the database
 	ctx := context.Background()
 	r := copyRegion(t, storetest.Postgres(t))
 	op := r.initStore(t)
