@@ -119,6 +119,8 @@ func printTour(e *env, addr, token, ca, envFile string, fresh bool) {
 	fmt.Fprintf(w, "  export STRONGROOM_TOKEN=$(strongroom token create --role app --tenant acme --quiet)\n")
 	fmt.Fprintf(w, "  echo 'card 4111 1111 1111 1111' | strongroom encrypt --tenant acme --context field=card > card.enc\n")
 	fmt.Fprintf(w, "  strongroom decrypt --tenant acme --context field=card < card.enc\n")
+	fmt.Fprintf(w, "\nBring your own key: docs/byok.md. The audit log: strongroom audit verify --config %s\n",
+		filepath.Join(filepath.Dir(envFile), "strongroom.yaml"))
 	if fresh {
 		fmt.Fprintf(w, "\nThe dev ceremony's files (plan, approvals, bundles, transcript) are in %s.\n", filepath.Dir(envFile))
 	}

@@ -69,6 +69,13 @@ func setAuditKey(c *Call, typ string, version uint32) {
 	}
 }
 
+// setAuditTenant names the tenant of the request's pending entry.
+func setAuditTenant(c *Call, tenantID string) {
+	if p := store.PendingAuditFrom(c.Context()); p != nil {
+		p.SetTenant(tenantID)
+	}
+}
+
 // auditKey names a key for the audit log: "type/version", or "type" when
 // the version is unknown (0), or "" when the type is too.
 func auditKey(typ string, version uint32) string {

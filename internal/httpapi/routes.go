@@ -236,7 +236,9 @@ func tenantOf(t store.Tenant) api.Tenant {
 
 func (s *server) createTenant(c *Call) (any, error) {
 	req := c.Body.(*api.CreateTenantRequest)
-	t, err := s.Store.CreateTenant(c.Context(), store.NewTenant(req.Name, store.Environment(req.Env), s.Now()))
+	nt := store.NewTenant(req.Name, store.Environment(req.Env), s.Now())
+	setAuditTenant(c, nt.ID)
+	t, err := s.Store.CreateTenant(c.Context(), nt)
 	if err != nil {
 		return nil, err
 	}
@@ -340,6 +342,9 @@ func (s *server) createToken(c *Call) (any, error) {
 		return nil, badRequestf("%v", err)
 	}
 	tok.Created = now
+	if t.ID != "" {
+		setAuditTenant(c, t.ID)
+	}
 	tok, err = s.Store.CreateToken(ctx, tok)
 	if err != nil {
 		return nil, err

@@ -321,6 +321,9 @@ func TestEveryRoute(t *testing.T) {
 			t.Errorf("audit entry %d = %+v", i, a)
 		}
 		seen[a.Action+" "+a.Outcome+" "+a.Key]++
+		if a.Action == "tenant.create" && a.Outcome == "ok" && a.Tenant != acme.ID {
+			t.Errorf("the tenant.create entry names tenant %q, want %q", a.Tenant, acme.ID)
+		}
 		if a.Outcome != "ok" {
 			seen[a.Action+" "+a.Outcome+" "]++
 		}

@@ -202,6 +202,14 @@ func (p *PendingAudit) SetKey(key string) {
 	p.entry.Key = key
 }
 
+// SetTenant names the tenant the change concerns, when the request's path
+// does not (a tenant being created, a token for a tenant).
+func (p *PendingAudit) SetTenant(tenantID string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.entry.Tenant = tenantID
+}
+
 // Entry returns the entry as it stands.
 func (p *PendingAudit) Entry() audit.Entry {
 	p.mu.Lock()
