@@ -169,10 +169,13 @@ type CreateUploadCertRequest struct {
 // in the regional HSM, and its certificate (PEM) or, while pending, its
 // certificate request (PEM).
 type UploadCert struct {
-	ID          string     `json:"id"`
-	Tenant      string     `json:"tenant"` // the tenant's name
-	State       string     `json:"state"`  // pending, active, retired
-	Certificate string     `json:"certificate,omitempty"`
+	ID          string `json:"id"`
+	Tenant      string `json:"tenant"` // the tenant's name
+	State       string `json:"state"`  // pending, active, retired
+	Certificate string `json:"certificate,omitempty"`
+	// Fingerprint is the SHA-256 of the certificate's DER, in hex: compare
+	// it with the file you received (openssl x509 -fingerprint -sha256).
+	Fingerprint string     `json:"sha256_fingerprint,omitempty"`
 	CSR         string     `json:"csr,omitempty"`
 	NotBefore   *time.Time `json:"not_before,omitempty"`
 	NotAfter    *time.Time `json:"not_after,omitempty"`

@@ -12,6 +12,7 @@ import (
 	"iter"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -147,6 +148,21 @@ func readPublicKey(path string) (*ecdsa.PublicKey, error) {
 	return k, nil
 }
 
+// defaultConfig is the configuration local node commands read by default:
+// $STRONGROOM_CONFIG, else the dev environment's if there is one.
+func defaultConfig(e *env) string {
+	if p := e.getenv("STRONGROOM_CONFIG"); p != "" {
+		return p
+	}
+	if dir := defaultDevDir(e); dir != "" {
+		p := filepath.Join(dir, "strongroom.yaml")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
 // withNode opens the regional HSM and store of a configuration for a local
 // command (not the server).
 func withNode(ctx context.Context, e *env, cfgPath string, fn func(h hsm.HSM, st store.Store, cfg *config.Config) error) error {
@@ -227,12 +243,12 @@ func auditCommand() *command {
 				name: "verify", summary: "verify the whole audit log and its signed checkpoints (on a node: reads its store and HSM)",
 				usage: "--config FILE [--trust PUB.pem]...",
 				flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
-					cfgPath := fs.String("config", "", "the node's configuration (required)")
+					cfgPath := fs.String("config", defaultConfig(e), "the node's configuration (default $STRONGROOM_CONFIG, else the dev environment's)")
 					var trust repeatedFlag
 					fs.Var(&trust, "trust", "another node's audit public key (PEM, from 'strongroom audit key'); repeat")
 					return func(ctx context.Context, args []string) error {
 						if *cfgPath == "" || len(args) > 0 {
-							return usageErrorf("--config is required")
+							return usageErrorf("--config is required (or set STRONGROOM_CONFIG)")
 						}
 						var trusted []*ecdsa.PublicKey
 						for _, p := range trust {
@@ -270,7 +286,7 @@ func auditCommand() *command {
 				name: "key", summary: "write the node's audit checkpoint public key (PEM), for auditors' 'audit verify --trust'",
 				usage: "--config FILE --out FILE",
 				flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
-					cfgPath := fs.String("config", "", "the node's configuration (required)")
+					cfgPath := fs.String("config", defaultConfig(e), "the node's configuration (default $STRONGROOM_CONFIG, else the dev environment's)")
 					out := fs.String("out", "", "the public key file to write (required; must not exist)")
 					return func(ctx context.Context, args []string) error {
 						if *cfgPath == "" || *out == "" || len(args) > 0 {

@@ -78,7 +78,8 @@ func byokCommands() []*command {
 					if err := writeNewFile(path, []byte(uc.Certificate)); err != nil {
 						return err
 					}
-					fmt.Fprintf(e.stdout, "upload certificate %s, valid until %s, written to %s\n", uc.ID, uc.NotAfter.Format(time.RFC3339), path)
+					fmt.Fprintf(e.stdout, "upload certificate %s, valid until %s, written to %s\nSHA-256 fingerprint %s\n",
+						uc.ID, uc.NotAfter.Format(time.RFC3339), path, uc.Fingerprint)
 					return nil
 				}
 			}),
@@ -115,13 +116,13 @@ func byokCommands() []*command {
 						return err
 					}
 					w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(w, "ID\tSTATE\tNOT AFTER\tCREATED")
+					fmt.Fprintln(w, "ID\tSTATE\tNOT AFTER\tCREATED\tSHA-256 FINGERPRINT")
 					for _, uc := range cs {
 						na := "-"
 						if uc.NotAfter != nil {
 							na = uc.NotAfter.Format(time.RFC3339)
 						}
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", uc.ID, uc.State, na, uc.Created.Format(time.RFC3339))
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", uc.ID, uc.State, na, uc.Created.Format(time.RFC3339), dash(uc.Fingerprint))
 					}
 					return w.Flush()
 				}
@@ -193,22 +194,28 @@ func byokCommands() []*command {
 					return nil
 				}
 			}),
-		apiCommand("import", "bring a destroyed key version back, archived, from its backup file", "FILE",
+		apiCommand("import", "bring a destroyed key version back, archived, from its backup file", "[--file] FILE",
 			func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				tenant := fs.String("tenant", "", "the tenant (required)")
+				file := fs.String("file", "", "the backup file (or give it as the argument)")
 				return func(ctx context.Context, c *client.Client, args []string) error {
-					path, err := requireOne(args, "backup file")
-					if err != nil {
-						return err
+					path := *file
+					if path == "" {
+						var err error
+						if path, err = requireOne(args, "backup file"); err != nil {
+							return err
+						}
+					} else if len(args) > 0 {
+						return usageErrorf("give the backup file once: --file FILE or FILE")
 					}
 					if *tenant == "" {
 						return usageErrorf("--tenant is required")
 					}
-					file, err := os.ReadFile(path)
+					data, err := os.ReadFile(path)
 					if err != nil {
 						return err
 					}
-					k, err := c.ImportKey(ctx, *tenant, file)
+					k, err := c.ImportKey(ctx, *tenant, data)
 					if err != nil {
 						return err
 					}

@@ -361,6 +361,12 @@ func (s *server) authorize(rt *Route, c *Call) error {
 		case err != nil:
 			return err
 		}
+		// The tenant is the request's only once the caller may act on it:
+		// a refusal is recorded under the caller's own tenant, never in
+		// the audit view of the tenant it tried to reach.
+		if !id.Allows(rt.Policy, tn.ID) {
+			return errForbidden
+		}
 		c.Tenant = tn
 		info.setToken(id.TokenID, tn.ID)
 	}

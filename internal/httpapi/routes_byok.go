@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
 	"time"
@@ -31,6 +32,8 @@ func certOf(t store.Tenant, uc store.UploadCert) api.UploadCert {
 	out := api.UploadCert{ID: uc.ID, Tenant: t.Name, State: string(uc.State), Created: uc.Created}
 	if uc.Certificate != nil {
 		out.Certificate = string(uploadcert.EncodeCertificate(uc.Certificate))
+		sum := sha256.Sum256(uc.Certificate)
+		out.Fingerprint = hex.EncodeToString(sum[:])
 	}
 	if uc.CSR != nil {
 		out.CSR = string(uploadcert.EncodeCSR(uc.CSR))

@@ -129,9 +129,12 @@ func TestUpload(t *testing.T) {
 	pkcs1 := upload(t, tn.ID, store.TypeData, pub, v2, store.DerivationPBKDF2)
 	pkcs1.Wrapped = v15
 	refuse("PKCS#1 v1.5", pkcs1, tenant.ErrUploadRefused)
+	sha512 := upload(t, tn.ID, store.TypeData, pub, v2, store.DerivationPBKDF2)
+	sha512.Hash = hsm.OAEPSHA512 // encrypted with SHA-256, claimed SHA-512
+	refuse("hash mismatch", sha512, tenant.ErrUploadRefused)
 	sha1 := upload(t, tn.ID, store.TypeData, pub, v2, store.DerivationPBKDF2)
-	sha1.Hash = hsm.OAEPSHA1 // encrypted with SHA-256, claimed SHA-1
-	refuse("hash mismatch", sha1, tenant.ErrUploadRefused)
+	sha1.Hash = hsm.OAEPSHA1 // the soft HSM has better: SHA-1 is refused
+	refuse("SHA-1 where SHA-256 exists", sha1, hsm.ErrUnsupported)
 	refuse("same value again", upload(t, tn.ID, store.TypeData, pub, v1, store.DerivationPBKDF2), tenant.ErrDuplicateUpload)
 	refuse("same value, other type", upload(t, tn.ID, store.TypeAnalytics, pub, v1, store.DerivationNone), tenant.ErrDuplicateUpload)
 	short := upload(t, tn.ID, store.TypeData, pub, v2, store.DerivationPBKDF2)
@@ -171,6 +174,16 @@ func TestUpload(t *testing.T) {
 	_, err = e.svc.Upload(ctx, upload(t, tn.ID, store.TypeData, pub, material(t), store.DerivationPBKDF2))
 	wantErr(t, "Upload(too soon)", err, store.ErrRateLimited)
 
+	// Another tenant cannot use this tenant's certificate, active as it is.
+	other := e.tenant(t, store.EnvProduction)
+	u := upload(t, other.ID, store.TypeData, pub, material(t), store.DerivationPBKDF2)
+	u.Cert = c.ID
+	_, err = e.svc.Upload(ctx, u)
+	wantErr(t, "Upload(another tenant's certificate)", err, tenant.ErrNoUploadCert)
+	if ks := keysOf(t, e, other.ID); len(ks) != 0 {
+		t.Errorf("the other tenant has keys: %+v", ks)
+	}
+
 	// A retired certificate takes no uploads; nor an expired one.
 	e.clock.Add(time.Hour)
 	if _, err := e.svc.RetireCert(ctx, tn.ID, c.ID); err != nil {
@@ -181,12 +194,6 @@ func TestUpload(t *testing.T) {
 	_, err = e.svc.RetireCert(ctx, tn.ID, c.ID)
 	wantErr(t, "RetireCert(twice)", err, tenant.ErrCertState)
 
-	// Another tenant cannot use this tenant's certificate.
-	other := e.tenant(t, store.EnvProduction)
-	u := upload(t, other.ID, store.TypeData, pub, material(t), store.DerivationPBKDF2)
-	u.Cert = c.ID
-	_, err = e.svc.Upload(ctx, u)
-	wantErr(t, "Upload(another tenant's certificate)", err, tenant.ErrNoUploadCert)
 }
 
 func TestUploadCertCSRFlow(t *testing.T) {

@@ -1,12 +1,14 @@
 package tenant
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 
 	"golang.org/x/crypto/cryptobyte"
 
+	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/primitive"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/secret"
@@ -107,8 +109,26 @@ func (s *Service) newExportKey(ctx context.Context, tenantID string) (store.Expo
 	if err != nil {
 		return store.ExportKey{}, err
 	}
-	return s.st.PutExportKey(ctx, store.ExportKey{Tenant: tenantID, Release: cur.ID, Wrapped: wrapped, Created: s.now()})
+	k, err := s.st.PutExportKey(ctx, store.ExportKey{Tenant: tenantID, Release: cur.ID, Wrapped: wrapped, Created: s.now()})
+	if err != nil || !bytes.Equal(k.Wrapped, wrapped) {
+		return k, err // another node made it first, and recorded it
+	}
+	e := audit.Entry{Actor: audit.ActorSystem}
+	if p := store.PendingAuditFrom(ctx); p != nil {
+		e = p.Entry()
+	}
+	e.Time, e.Tenant, e.Key, e.Count = s.now(), tenantID, "", 0
+	e.Action, e.Outcome, e.Reason = actionExportKeyCreate, audit.OutcomeOK, ""
+	e.Detail = "the tenant's export key made in the HSM, wrapped under the TWK of release " + cur.ID
+	if _, err := s.st.AppendAudit(ctx, e); err != nil {
+		return store.ExportKey{}, fmt.Errorf("recording the new export key in the audit log: %w", err)
+	}
+	return k, nil
 }
+
+// actionExportKeyCreate is the audit action of a tenant's export key being
+// made (once per tenant).
+const actionExportKeyCreate audit.Action = "tenant.export-key.create"
 
 // random returns 32 random bytes from the regional HSM as a secret.
 func (s *Service) random(ctx context.Context) (secret.Key, error) {

@@ -41,6 +41,10 @@ const DefaultCertValidity = 365 * 24 * time.Hour
 // MaxCertValidity is the longest validity an upload certificate may have.
 const MaxCertValidity = 2 * 365 * 24 * time.Hour
 
+// MaxLiveCerts is how many pending or active upload certificates a tenant
+// may hold at once.
+const MaxLiveCerts = 5
+
 // uploadKeyLabel is the regional HSM label of an upload certificate's key.
 func uploadKeyLabel(certID string) string { return "strongroom-upload/" + certID }
 
@@ -75,6 +79,22 @@ func (s *Service) NewCert(ctx context.Context, req CertRequest) (store.UploadCer
 	t, err := s.st.TenantByID(ctx, req.Tenant)
 	if err != nil {
 		return store.UploadCert{}, fmt.Errorf("tenant: %w", err)
+	}
+	// Each certificate is a key pair in the shared regional HSM: bound how
+	// many a tenant holds at once.
+	cs, err := s.Certs(ctx, t.ID)
+	if err != nil {
+		return store.UploadCert{}, err
+	}
+	live := 0
+	for _, c := range cs {
+		if c.State != store.CertRetired {
+			live++
+		}
+	}
+	if live >= MaxLiveCerts {
+		return store.UploadCert{}, fmt.Errorf("%w: the tenant has %d pending or active upload certificates, the most allowed; retire one first",
+			ErrCertState, live)
 	}
 	id := store.NewID()
 	label := uploadKeyLabel(id)
@@ -117,9 +137,9 @@ func (s *Service) CompleteCert(ctx context.Context, tenantID, certID string, sig
 		return store.UploadCert{}, fmt.Errorf("%w: certificate %s is %s, and only a pending one (made with a CSR) takes a CA-signed certificate",
 			ErrCertState, c.ID, c.State)
 	}
-	key, err := s.h.EncryptionKey(ctx, c.KeyLabel)
+	key, err := s.certKey(ctx, c)
 	if err != nil {
-		return store.UploadCert{}, fmt.Errorf("tenant: the key pair of upload certificate %s is not in this node's HSM: %w", c.ID, err)
+		return store.UploadCert{}, err
 	}
 	parsed, err := uploadcert.ParseSigned(signed, key.RSAPublicKey(), s.now())
 	if err != nil {
@@ -160,6 +180,20 @@ func (s *Service) Certs(ctx context.Context, tenantID string) ([]store.UploadCer
 // Cert returns one of a tenant's upload certificates.
 func (s *Service) Cert(ctx context.Context, tenantID, certID string) (store.UploadCert, error) {
 	return s.cert(ctx, tenantID, certID)
+}
+
+// certKey returns the HSM key pair of an upload certificate. The label must
+// be the one NewCert gives (a database edit cannot point an upload at
+// another key of the regional HSM, such as its root key).
+func (s *Service) certKey(ctx context.Context, c store.UploadCert) (hsm.EncryptionKey, error) {
+	if c.KeyLabel != uploadKeyLabel(c.ID) {
+		return nil, fmt.Errorf("tenant: upload certificate %s names HSM key %q, not its own; refusing to use it", c.ID, c.KeyLabel)
+	}
+	key, err := s.h.EncryptionKey(ctx, c.KeyLabel)
+	if err != nil {
+		return nil, fmt.Errorf("tenant: the key pair of upload certificate %s is not in this node's HSM: %w", c.ID, err)
+	}
+	return key, nil
 }
 
 func (s *Service) cert(ctx context.Context, tenantID, certID string) (store.UploadCert, error) {
@@ -256,17 +290,27 @@ func (s *Service) Upload(ctx context.Context, u Upload) (store.Key, error) {
 	if u.Derivation == store.DerivationNone && !t.DerivationOptOut {
 		return store.Key{}, ErrOptOutDisabled
 	}
-	if !s.h.Info().SupportsOAEP(u.Hash) {
+	info := s.h.Info()
+	switch {
+	case !info.SupportsOAEP(u.Hash):
 		return store.Key{}, fmt.Errorf("tenant: %w: this region's HSM cannot decrypt RSA-OAEP with %s; it supports %v",
-			hsm.ErrUnsupported, u.Hash, s.h.Info().OAEPHashes)
+			hsm.ErrUnsupported, u.Hash, info.OAEPHashes)
+	case u.Hash == hsm.OAEPSHA1 && (info.SupportsOAEP(hsm.OAEPSHA256) || info.SupportsOAEP(hsm.OAEPSHA512)):
+		return store.Key{}, fmt.Errorf("tenant: %w: RSA-OAEP with SHA-1 is accepted only where the HSM has nothing better; this one supports %v",
+			hsm.ErrUnsupported, info.OAEPHashes)
+	}
+	// The rotation limit, before the HSM's private-key operation (the
+	// store decides again, under its lock).
+	if err := s.precheck(ctx, req); err != nil {
+		return store.Key{}, err
 	}
 	c, err := s.usableCert(ctx, u.Tenant, u.Cert)
 	if err != nil {
 		return store.Key{}, err
 	}
-	key, err := s.h.EncryptionKey(ctx, c.KeyLabel)
+	key, err := s.certKey(ctx, c)
 	if err != nil {
-		return store.Key{}, fmt.Errorf("tenant: the key pair of upload certificate %s is not in this node's HSM: %w", c.ID, err)
+		return store.Key{}, err
 	}
 	ts, err := decryptUpload(key, u, c.ID)
 	if err != nil {
@@ -282,6 +326,29 @@ func (s *Service) Upload(ctx context.Context, u Upload) (store.Key, error) {
 		return store.Key{}, ErrDuplicateUpload
 	}
 	return k, err
+}
+
+// precheck refuses early a rotation the store would refuse for its rate
+// limit or key count, from the keys as they are now.
+func (s *Service) precheck(ctx context.Context, req store.RotateRequest) error {
+	ks, err := s.st.Keys(ctx, req.Tenant, req.Type)
+	if err != nil {
+		return fmt.Errorf("tenant: reading the keys: %w", err)
+	}
+	var series store.Series
+	for _, k := range ks {
+		if k.Version > series.MaxVersion {
+			series.MaxVersion, series.Newest = k.Version, k.Created
+		}
+		if k.State != store.StateDestroyed {
+			series.Live++
+		}
+	}
+	req.Now = s.now()
+	if _, err := req.Decide(series); err != nil {
+		return fmt.Errorf("tenant: a new %s key: %w", req.Type, err)
+	}
+	return nil
 }
 
 // decryptUpload decrypts uploaded key material and checks its length and
