@@ -267,3 +267,31 @@ func PendingAuditFrom(ctx context.Context) *PendingAudit {
 	p, _ := ctx.Value(pendingKey{}).(*PendingAudit)
 	return p
 }
+
+// RecordChange is the drivers' lifecycle write (the AuditStore contract):
+// write runs its argument in one write transaction, retried as the driver
+// retries; in it, fn makes the change and then, if fn succeeded, appendEntry
+// appends the pending audit entry of ctx (WithAudit), if any, last. A
+// retried transaction appends it again in each attempt. Once write
+// returned without error, the entry is marked recorded.
+func RecordChange[Tx any](ctx context.Context, write func(func(Tx) error) error, fn func(Tx) error,
+	appendEntry func(Tx, audit.Entry) error) error {
+	p := PendingAuditFrom(ctx)
+	took := false
+	err := write(func(tx Tx) error {
+		took = false
+		if err := fn(tx); err != nil {
+			return err
+		}
+		e, ok := p.Take()
+		if !ok {
+			return nil
+		}
+		took = true
+		return appendEntry(tx, e)
+	})
+	if err == nil && took {
+		p.Committed()
+	}
+	return err
+}

@@ -64,25 +64,10 @@ func appendAudit(ctx context.Context, tx pgx.Tx, entries ...audit.Entry) ([]audi
 // A retried transaction appends it again in each attempt. The lifecycle
 // writes use it (store.AuditStore).
 func (s *Store) change(ctx context.Context, op string, fn func(tx pgx.Tx) error) error {
-	p := store.PendingAuditFrom(ctx)
-	took := false
-	err := s.write(ctx, op, func(tx pgx.Tx) error {
-		took = false
-		if err := fn(tx); err != nil {
-			return err
-		}
-		e, ok := p.Take()
-		if !ok {
-			return nil
-		}
-		took = true
-		_, err := appendAudit(ctx, tx, e)
-		return err
-	})
-	if err == nil && took {
-		p.Committed()
-	}
-	return err
+	return store.RecordChange(ctx,
+		func(f func(pgx.Tx) error) error { return s.write(ctx, op, f) },
+		fn,
+		func(tx pgx.Tx, e audit.Entry) error { _, err := appendAudit(ctx, tx, e); return err })
 }
 
 // AppendAudit implements store.AuditStore.

@@ -59,25 +59,10 @@ func appendAudit(ctx context.Context, tx *sql.Tx, entries ...audit.Entry) ([]aud
 // same transaction; once that committed, it marks the entry recorded. The
 // lifecycle writes use it (store.AuditStore).
 func (s *Store) change(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
-	p := store.PendingAuditFrom(ctx)
-	took := false
-	err := s.write(ctx, op, func(tx *sql.Tx) error {
-		took = false
-		if err := fn(tx); err != nil {
-			return err
-		}
-		e, ok := p.Take()
-		if !ok {
-			return nil
-		}
-		took = true
-		_, err := appendAudit(ctx, tx, e)
-		return err
-	})
-	if err == nil && took {
-		p.Committed()
-	}
-	return err
+	return store.RecordChange(ctx,
+		func(f func(*sql.Tx) error) error { return s.write(ctx, op, f) },
+		fn,
+		func(tx *sql.Tx, e audit.Entry) error { _, err := appendAudit(ctx, tx, e); return err })
 }
 
 // AppendAudit implements store.AuditStore.
