@@ -19,6 +19,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/hsm/soft"
 	"github.com/strongroom-kms/strongroom/internal/release"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 // Custom testscript commands for the escrow transcripts.
@@ -124,8 +125,8 @@ func cmdFakeBundle(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(os.WriteFile(ts.MkAbs(args[3]), release.Encode(der), 0o644))
 }
 
-func mustKeyID(ts *testscript.TestScript, pub any) enroll.KeyID {
-	id, err := enroll.KeyIDOf(pub)
+func mustKeyID(ts *testscript.TestScript, pub any) sign.KeyID {
+	id, err := sign.KeyIDOf(pub)
 	ts.Check(err)
 	return id
 }

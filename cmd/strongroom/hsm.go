@@ -11,6 +11,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/hsm/backend"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 // hsmFlags are the flags every command that opens an HSM takes.
@@ -208,7 +209,7 @@ func printInfo(e *env, info hsm.Info, st enroll.State) {
 	}
 	fmt.Fprintf(w, "role:         %s\n", role)
 	key := func(label string, pub any) {
-		id, err := enroll.KeyIDOf(pub)
+		id, err := sign.KeyIDOf(pub)
 		if err == nil {
 			fmt.Fprintf(w, "key:          %s  id %s\n", label, id)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/keycache"
 	"github.com/strongroom-kms/strongroom/internal/officer"
 	"github.com/strongroom-kms/strongroom/internal/release"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	storebackend "github.com/strongroom-kms/strongroom/internal/store/backend"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
@@ -137,7 +138,7 @@ func startRegional(ctx context.Context, e *env, cfg *config.Config, logger *slog
 	if err != nil {
 		return fail(fmt.Errorf("the HSM has no regional key; run 'strongroom hsm init --role regional': %w", err))
 	}
-	if id, _ := enroll.KeyIDOf(rk.Public()); id != cert.KeyID() {
+	if id, _ := sign.KeyIDOf(rk.Public()); id != cert.KeyID() {
 		return fail(fmt.Errorf("the HSM's regional key %s is not the key %s that %s certifies; refusing to start", id.Short(), cert.KeyID().Short(), cfg.Certificate))
 	}
 	st, err := openStore(ctx, cfg)

@@ -12,8 +12,7 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 
-	"github.com/strongroom-kms/strongroom/internal/enroll"
-	"github.com/strongroom-kms/strongroom/internal/primitive"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 // LabelSigning is the label of the regional HSM's checkpoint signing key
@@ -36,7 +35,7 @@ type Checkpoint struct {
 	Time time.Time
 	// KeyID identifies the signing key. SignCheckpoint ignores it (and
 	// writes the signer's); ParseCheckpoint sets it.
-	KeyID enroll.KeyID
+	KeyID sign.KeyID
 }
 
 // ErrUntrusted: a checkpoint is signed by a key that is not among the
@@ -99,7 +98,7 @@ func SignCheckpoint(ctx context.Context, signer crypto.Signer, c Checkpoint) ([]
 	if err := c.valid(); err != nil {
 		return nil, err
 	}
-	id, err := enroll.KeyIDOf(signer.Public())
+	id, err := sign.KeyIDOf(signer.Public())
 	if err != nil {
 		return nil, fmt.Errorf("audit: checkpoint signer: %w", err)
 	}
@@ -115,7 +114,7 @@ func SignCheckpoint(ctx context.Context, signer crypto.Signer, c Checkpoint) ([]
 	if err != nil {
 		return nil, err
 	}
-	signed, _, err := enroll.SignAppend(signer, checkpointDomain, body)
+	signed, _, err := sign.Append(signer, checkpointDomain, body)
 	if err != nil {
 		return nil, fmt.Errorf("audit: sign checkpoint: %w", err)
 	}
@@ -123,7 +122,7 @@ func SignCheckpoint(ctx context.Context, signer crypto.Signer, c Checkpoint) ([]
 }
 
 // trustedKeys indexes public keys by KeyID.
-type trustedKeys map[enroll.KeyID]*ecdsa.PublicKey
+type trustedKeys map[sign.KeyID]*ecdsa.PublicKey
 
 func newTrustedKeys(pubs []*ecdsa.PublicKey) (trustedKeys, error) {
 	keys := make(trustedKeys, len(pubs))
@@ -131,7 +130,7 @@ func newTrustedKeys(pubs []*ecdsa.PublicKey) (trustedKeys, error) {
 		if pub == nil || pub.Curve != elliptic.P384() {
 			return nil, fmt.Errorf("audit: trusted key %d is not an ECDSA P-384 public key", i)
 		}
-		id, err := enroll.KeyIDOf(pub)
+		id, err := sign.KeyIDOf(pub)
 		if err != nil {
 			return nil, fmt.Errorf("audit: trusted key %d: %w", i, err)
 		}
@@ -187,7 +186,7 @@ func parseCheckpoint(data []byte, keys trustedKeys) (Checkpoint, error) {
 	if !ok {
 		return Checkpoint{}, fmt.Errorf("%w %s: trust the region's audit signing public key", ErrUntrusted, c.KeyID.Short())
 	}
-	if !primitive.VerifyP384(pub, enroll.SignedMessage(checkpointDomain, body), sig) {
+	if !sign.Verify(pub, checkpointDomain, body, sig) {
 		return Checkpoint{}, errors.New("audit: checkpoint signature does not verify")
 	}
 	return c, nil

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/crypto/cryptobyte/asn1"
 
-	"github.com/strongroom-kms/strongroom/internal/enroll"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 func testCheckpoint() Checkpoint {
@@ -40,7 +40,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ParseCheckpoint() error = %v", err)
 	}
-	id, _ := enroll.KeyIDOf(hsmKey.Public())
+	id, _ := sign.KeyIDOf(hsmKey.Public())
 	want := c
 	want.Time = time.Date(2026, 3, 1, 12, 5, 0, 987654000, time.UTC)
 	want.KeyID = id
@@ -117,7 +117,7 @@ func highS(t *testing.T, signed []byte, pub *ecdsa.PublicKey) []byte {
 		})
 	})
 	out := b.BytesOrPanic()
-	digest := sha512.Sum384(enroll.SignedMessage(checkpointDomain, body))
+	digest := sha512.Sum384(sign.Message(checkpointDomain, body))
 	if !ecdsa.VerifyASN1(pub, digest[:], out[len(body)+2:]) {
 		t.Fatal("the high-S signature does not verify with crypto/ecdsa")
 	}

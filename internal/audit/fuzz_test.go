@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/strongroom-kms/strongroom/internal/enroll"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 // The seed corpora under testdata/fuzz hold valid encodings made by
@@ -39,7 +39,7 @@ func FuzzParseCheckpoint(f *testing.F) {
 	f.Add([]byte{})
 	key := fixedKey(f)
 	trusted := []*ecdsa.PublicKey{&key.PublicKey}
-	id, err := enroll.KeyIDOf(&key.PublicKey)
+	id, err := sign.KeyIDOf(&key.PublicKey)
 	if err != nil {
 		f.Fatal(err)
 	}

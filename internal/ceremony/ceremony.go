@@ -22,6 +22,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/plan"
 	"github.com/strongroom-kms/strongroom/internal/release"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 	"github.com/strongroom-kms/strongroom/internal/transcript"
 )
 
@@ -170,7 +171,7 @@ func (s *secrets) destroy(ctx context.Context) {
 
 // seal writes one bundle (region, or release.PrimaryCopy) into p.files.
 func (p *primary) seal(ctx context.Context, s *secrets, pl *plan.Plan, planDER []byte, approvals [][]byte,
-	region string, pub *enroll.KeyID, encrypt func() ([]byte, hsm.OAEPHash, error)) error {
+	region string, pub *sign.KeyID, encrypt func() ([]byte, hsm.OAEPHash, error)) error {
 	rwkCT, oh, err := encrypt()
 	if err != nil {
 		return fmt.Errorf("ceremony: encrypt the release wrapping key for %q: %w", region, err)

@@ -11,7 +11,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/strongroom-kms/strongroom/internal/hsm"
-	"github.com/strongroom-kms/strongroom/internal/primitive"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 // CertificatePEMType is the PEM type of a region certificate.
@@ -32,16 +32,16 @@ type Certificate struct {
 	OAEPHashes []hsm.OAEPHash
 	NotBefore  time.Time
 	NotAfter   time.Time
-	Issuer     KeyID    // the primary signing key
-	Request    [32]byte // SHA-256 of the enrollment request it answers
+	Issuer     sign.KeyID // the primary signing key
+	Request    [32]byte   // SHA-256 of the enrollment request it answers
 
 	body, sig []byte
 	raw       []byte
 }
 
 // KeyID identifies the certified regional encryption key.
-func (c *Certificate) KeyID() KeyID {
-	id, _ := KeyIDOf(c.Encryption)
+func (c *Certificate) KeyID() sign.KeyID {
+	id, _ := sign.KeyIDOf(c.Encryption)
 	return id
 }
 
@@ -102,7 +102,7 @@ func Certify(ctx context.Context, signer hsm.SigningKey, req *Request, opts Cert
 	}
 	c.NotAfter = c.NotBefore.Add(opts.Validity)
 	var err error
-	if c.Issuer, err = KeyIDOf(signer.ECDSAPublicKey()); err != nil {
+	if c.Issuer, err = sign.KeyIDOf(signer.ECDSAPublicKey()); err != nil {
 		return nil, nil, err
 	}
 	if _, err := rand.Read(c.Serial[:]); err != nil {
@@ -111,7 +111,7 @@ func Certify(ctx context.Context, signer hsm.SigningKey, req *Request, opts Cert
 	if c.body, err = c.marshalBody(); err != nil {
 		return nil, nil, err
 	}
-	if c.raw, c.sig, err = SignAppend(signer, certificateDomain, c.body); err != nil {
+	if c.raw, c.sig, err = sign.Append(signer, certificateDomain, c.body); err != nil {
 		return nil, nil, fmt.Errorf("enroll: sign the certificate: %w", err)
 	}
 	return encodePEM(CertificatePEMType, c.raw), c, nil
@@ -175,7 +175,7 @@ func (c *Certificate) Verify(p *Primary, now time.Time) error {
 	if c.Issuer != p.SigningKeyID() {
 		return fmt.Errorf("enroll: certificate for %s was issued by primary signing key %s, not by %s", c.Region, c.Issuer.Short(), p.SigningKeyID().Short())
 	}
-	if !primitive.VerifyP384(p.Signing, SignedMessage(certificateDomain, c.body), c.sig) {
+	if !sign.Verify(p.Signing, certificateDomain, c.body, c.sig) {
 		return fmt.Errorf("enroll: certificate for %s: signature does not verify (altered, or not signed by this primary)", c.Region)
 	}
 	if now.Before(c.NotBefore) || !now.Before(c.NotAfter) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/primitive"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 // PrimaryPEMType is the PEM type of primary.pub.
@@ -33,14 +34,14 @@ type Primary struct {
 }
 
 // SigningKeyID identifies the primary signing key.
-func (p *Primary) SigningKeyID() KeyID {
-	id, _ := KeyIDOf(p.Signing)
+func (p *Primary) SigningKeyID() sign.KeyID {
+	id, _ := sign.KeyIDOf(p.Signing)
 	return id
 }
 
 // EncryptionKeyID identifies the primary encryption key.
-func (p *Primary) EncryptionKeyID() KeyID {
-	id, _ := KeyIDOf(p.Encryption)
+func (p *Primary) EncryptionKeyID() sign.KeyID {
+	id, _ := sign.KeyIDOf(p.Encryption)
 	return id
 }
 
@@ -48,7 +49,7 @@ func (p *Primary) body() ([]byte, error) {
 	var b cryptobyte.Builder
 	b.AddUint8(formatVersion)
 	addRSAKey(&b, p.Encryption)
-	AddSigningKey(&b, p.Signing)
+	sign.AddKey(&b, p.Signing)
 	addHashes(&b, p.OAEPHashes)
 	b.AddUint64(uint64(p.Created.Unix()))
 	return b.Bytes()
@@ -60,7 +61,7 @@ func signPrimary(ctx context.Context, p *Primary, enc hsm.EncryptionKey, sig hsm
 	if err != nil {
 		return nil, err
 	}
-	msg := SignedMessage(primaryDomain, body)
+	msg := sign.Message(primaryDomain, body)
 	ecSig, err := primitive.SignP384(rand.Reader, sig, msg)
 	if err != nil {
 		return nil, fmt.Errorf("enroll: sign primary.pub: %w", err)
@@ -103,7 +104,7 @@ func parsePrimaryDER(der []byte) (*Primary, error) {
 	if p.Encryption, err = readRSAKey(&s); err != nil {
 		return nil, err
 	}
-	if p.Signing, err = ReadSigningKey(&s); err != nil {
+	if p.Signing, err = sign.ReadKey(&s); err != nil {
 		return nil, err
 	}
 	if p.OAEPHashes, err = readHashes(&s); err != nil {
@@ -119,7 +120,7 @@ func parsePrimaryDER(der []byte) (*Primary, error) {
 	if !s.ReadUint16LengthPrefixed(&ecSig) || !s.ReadUint16LengthPrefixed(&pssSig) || !s.Empty() {
 		return nil, errTruncated
 	}
-	msg := SignedMessage(primaryDomain, body)
+	msg := sign.Message(primaryDomain, body)
 	if !primitive.VerifyP384(p.Signing, msg, ecSig) {
 		return nil, errors.New("enroll: primary.pub: the signing key's self-signature does not verify")
 	}

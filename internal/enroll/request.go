@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 // RequestPEMType is the PEM type of an enrollment request.
@@ -37,8 +38,8 @@ type Request struct {
 func (r *Request) Digest() [32]byte { return sha256.Sum256(r.raw) }
 
 // KeyID identifies the regional encryption key.
-func (r *Request) KeyID() KeyID {
-	id, _ := KeyIDOf(r.Encryption)
+func (r *Request) KeyID() sign.KeyID {
+	id, _ := sign.KeyIDOf(r.Encryption)
 	return id
 }
 
@@ -65,7 +66,7 @@ func signRequest(ctx context.Context, r *Request, enc hsm.EncryptionKey) ([]byte
 	if err != nil {
 		return nil, err
 	}
-	sig, err := enc.SignPSS(ctx, SignedMessage(requestDomain, body))
+	sig, err := enc.SignPSS(ctx, sign.Message(requestDomain, body))
 	if err != nil {
 		return nil, fmt.Errorf("enroll: sign the request (proof of possession): %w", err)
 	}
@@ -123,7 +124,7 @@ func parseRequestDER(der []byte) (*Request, error) {
 	if !s.ReadUint16LengthPrefixed(&sig) || !s.Empty() {
 		return nil, errTruncated
 	}
-	if err := verifyPSS(r.Encryption, SignedMessage(requestDomain, body), sig); err != nil {
+	if err := verifyPSS(r.Encryption, sign.Message(requestDomain, body), sig); err != nil {
 		return nil, errors.New("enroll: the request's proof of possession does not verify: it was altered or not signed by its key")
 	}
 	return r, nil

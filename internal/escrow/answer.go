@@ -13,8 +13,8 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/strongroom-kms/strongroom/internal/enroll"
-	"github.com/strongroom-kms/strongroom/internal/primitive"
 	"github.com/strongroom-kms/strongroom/internal/release"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 const answerDomain = "strongroom escrow answer v1"
@@ -84,7 +84,7 @@ func (a *Answer) sign(signer crypto.Signer) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errAnswerTooLarge, err)
 	}
-	der, sig, err := enroll.SignAppend(signer, answerDomain, body)
+	der, sig, err := sign.Append(signer, answerDomain, body)
 	if err != nil {
 		return nil, fmt.Errorf("escrow: sign the answer: %w", err)
 	}
@@ -161,7 +161,7 @@ func ParseAnswer(der []byte) (*Answer, error) {
 func (a *Answer) Verify(p *enroll.Primary, region string, nonce []byte, now time.Time) ([]Bundle, error) {
 	// The signature covers the embedded certificate too, so checking it first
 	// refuses any altered byte with one verification.
-	if !primitive.VerifyP384(a.Escrow.Signing, enroll.SignedMessage(answerDomain, a.body), a.sig) {
+	if !sign.Verify(a.Escrow.Signing, answerDomain, a.body, a.sig) {
 		return nil, fmt.Errorf("escrow: the answer's signature does not verify with the key of its certificate for escrow %s (altered, or signed by another key)", a.Escrow.Name)
 	}
 	if err := a.Escrow.Verify(p, now); err != nil {

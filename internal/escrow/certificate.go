@@ -12,7 +12,7 @@ import (
 
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
-	"github.com/strongroom-kms/strongroom/internal/primitive"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 // CertificatePEMType is the PEM type of an escrow certificate.
@@ -31,16 +31,16 @@ type Certificate struct {
 	Signing   *ecdsa.PublicKey
 	NotBefore time.Time
 	NotAfter  time.Time
-	Issuer    enroll.KeyID // the primary signing key
-	Request   [32]byte     // SHA-256 of the enrollment request it answers
+	Issuer    sign.KeyID // the primary signing key
+	Request   [32]byte   // SHA-256 of the enrollment request it answers
 
 	body, sig []byte
 	raw       []byte
 }
 
 // KeyID identifies the certified escrow signing key.
-func (c *Certificate) KeyID() enroll.KeyID {
-	id, _ := enroll.KeyIDOf(c.Signing)
+func (c *Certificate) KeyID() sign.KeyID {
+	id, _ := sign.KeyIDOf(c.Signing)
 	return id
 }
 
@@ -53,7 +53,7 @@ func (c *Certificate) marshalBody() ([]byte, error) {
 	b.AddUint8(formatVersion)
 	b.AddBytes(c.Serial[:])
 	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(c.Name)) })
-	enroll.AddSigningKey(&b, c.Signing)
+	sign.AddKey(&b, c.Signing)
 	b.AddUint64(uint64(c.NotBefore.Unix()))
 	b.AddUint64(uint64(c.NotAfter.Unix()))
 	b.AddBytes(c.Issuer[:])
@@ -93,7 +93,7 @@ func Certify(ctx context.Context, primarySigner hsm.SigningKey, req *Request, op
 	}
 	c.NotAfter = c.NotBefore.Add(opts.Validity)
 	var err error
-	if c.Issuer, err = enroll.KeyIDOf(primarySigner.ECDSAPublicKey()); err != nil {
+	if c.Issuer, err = sign.KeyIDOf(primarySigner.ECDSAPublicKey()); err != nil {
 		return nil, nil, err
 	}
 	if _, err := rand.Read(c.Serial[:]); err != nil {
@@ -102,7 +102,7 @@ func Certify(ctx context.Context, primarySigner hsm.SigningKey, req *Request, op
 	if c.body, err = c.marshalBody(); err != nil {
 		return nil, nil, err
 	}
-	if c.raw, c.sig, err = enroll.SignAppend(primarySigner, certificateDomain, c.body); err != nil {
+	if c.raw, c.sig, err = sign.Append(primarySigner, certificateDomain, c.body); err != nil {
 		return nil, nil, fmt.Errorf("escrow: sign the certificate: %w", err)
 	}
 	return encodePEM(CertificatePEMType, c.raw), c, nil
@@ -138,7 +138,7 @@ func ParseCertificateDER(der []byte) (*Certificate, error) {
 		return nil, err
 	}
 	var err error
-	if c.Signing, err = enroll.ReadSigningKey(&s); err != nil {
+	if c.Signing, err = sign.ReadKey(&s); err != nil {
 		return nil, err
 	}
 	var nb, na uint64
@@ -168,7 +168,7 @@ func (c *Certificate) Verify(p *enroll.Primary, now time.Time) error {
 	if c.Issuer != p.SigningKeyID() {
 		return fmt.Errorf("escrow: certificate of escrow %s was issued by primary signing key %s, not by %s", c.Name, c.Issuer.Short(), p.SigningKeyID().Short())
 	}
-	if !primitive.VerifyP384(p.Signing, enroll.SignedMessage(certificateDomain, c.body), c.sig) {
+	if !sign.Verify(p.Signing, certificateDomain, c.body, c.sig) {
 		return fmt.Errorf("escrow: certificate of escrow %s: signature does not verify (altered, or not signed by this primary)", c.Name)
 	}
 	if now.Before(c.NotBefore) || !now.Before(c.NotAfter) {

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/primitive"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 func TestInitCertifyRoundTrip(t *testing.T) {
@@ -59,14 +59,14 @@ func TestCertificateFromAnotherPrimaryRefused(t *testing.T) {
 }
 
 // forgeCertificate makes a certificate for key naming issuer, signed by signer.
-func forgeCertificate(t *testing.T, signer hsm.SigningKey, issuer enroll.KeyID, name string, key hsm.SigningKey) *Certificate {
+func forgeCertificate(t *testing.T, signer hsm.SigningKey, issuer sign.KeyID, name string, key hsm.SigningKey) *Certificate {
 	t.Helper()
 	c := &Certificate{Name: name, Signing: key.ECDSAPublicKey(), NotBefore: now, NotAfter: now.Add(time.Hour), Issuer: issuer}
 	body, err := c.marshalBody()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig, err := primitive.SignP384(rand.Reader, signer, enroll.SignedMessage(certificateDomain, body))
+	sig, err := primitive.SignP384(rand.Reader, signer, sign.Message(certificateDomain, body))
 	if err != nil {
 		t.Fatal(err)
 	}

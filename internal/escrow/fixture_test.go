@@ -18,6 +18,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/hsm/soft"
 	"github.com/strongroom-kms/strongroom/internal/officer"
 	"github.com/strongroom-kms/strongroom/internal/release"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -199,12 +200,12 @@ func TestMain(m *testing.M) {
 // it. It returns the binary bundle.
 func fakeBundle(t testing.TB, signer crypto.Signer, releaseID, region string) []byte {
 	t.Helper()
-	return signBundle(t, signer, bundleTemplate(t, signer, releaseID, region, []byte("not a plan"), nil, enroll.KeyID{}))
+	return signBundle(t, signer, bundleTemplate(t, signer, releaseID, region, []byte("not a plan"), nil, sign.KeyID{}))
 }
 
-func bundleTemplate(t testing.TB, signer crypto.Signer, releaseID, region string, plan []byte, approvals [][]byte, recipient enroll.KeyID) *release.Bundle {
+func bundleTemplate(t testing.TB, signer crypto.Signer, releaseID, region string, plan []byte, approvals [][]byte, recipient sign.KeyID) *release.Bundle {
 	t.Helper()
-	pid, err := enroll.KeyIDOf(signer.Public())
+	pid, err := sign.KeyIDOf(signer.Public())
 	if err != nil {
 		t.Fatal(err)
 	}

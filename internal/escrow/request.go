@@ -26,7 +26,7 @@ import (
 
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
-	"github.com/strongroom-kms/strongroom/internal/primitive"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 // LabelSigning is the label of the escrow's signing key in its HSM.
@@ -57,8 +57,8 @@ type Request struct {
 func (r *Request) Digest() [32]byte { return sha256.Sum256(r.raw) }
 
 // KeyID identifies the escrow signing key.
-func (r *Request) KeyID() enroll.KeyID {
-	id, _ := enroll.KeyIDOf(r.Signing)
+func (r *Request) KeyID() sign.KeyID {
+	id, _ := sign.KeyIDOf(r.Signing)
 	return id
 }
 
@@ -113,7 +113,7 @@ func (r *Request) body() ([]byte, error) {
 	var b cryptobyte.Builder
 	b.AddUint8(formatVersion)
 	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(r.Name)) })
-	enroll.AddSigningKey(&b, r.Signing)
+	sign.AddKey(&b, r.Signing)
 	b.AddUint64(uint64(r.Created.Unix()))
 	b.AddBytes(r.Nonce[:])
 	return b.Bytes()
@@ -125,7 +125,7 @@ func signRequest(r *Request, key hsm.SigningKey) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	der, _, err := enroll.SignAppend(key, requestDomain, body)
+	der, _, err := sign.Append(key, requestDomain, body)
 	if err != nil {
 		return nil, fmt.Errorf("escrow: sign the request (proof of possession): %w", err)
 	}
@@ -162,7 +162,7 @@ func parseRequestDER(der []byte) (*Request, error) {
 		return nil, err
 	}
 	var err error
-	if r.Signing, err = enroll.ReadSigningKey(&s); err != nil {
+	if r.Signing, err = sign.ReadKey(&s); err != nil {
 		return nil, err
 	}
 	var created uint64
@@ -175,7 +175,7 @@ func parseRequestDER(der []byte) (*Request, error) {
 	if !s.ReadUint16LengthPrefixed(&sig) || !s.Empty() {
 		return nil, errTruncated
 	}
-	if !primitive.VerifyP384(r.Signing, enroll.SignedMessage(requestDomain, body), sig) {
+	if !sign.Verify(r.Signing, requestDomain, body, sig) {
 		return nil, errors.New("escrow: the request's proof of possession does not verify: it was altered or not signed by its key")
 	}
 	return r, nil

@@ -22,6 +22,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/release"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 // startEscrow serves dir over TLS on loopback.
@@ -478,7 +479,7 @@ func TestAnswerTooLarge(t *testing.T) {
 	dir := t.TempDir()
 	for i := range 5 {
 		id := fmt.Sprintf("2026-%d", i)
-		b := bundleTemplate(t, f.primarySigner, id, "eu1", bytes.Repeat([]byte{'p'}, 3500<<10), nil, enroll.KeyID{})
+		b := bundleTemplate(t, f.primarySigner, id, "eu1", bytes.Repeat([]byte{'p'}, 3500<<10), nil, sign.KeyID{})
 		writeBundle(t, dir, id+".eu1.bundle", signBundle(t, f.primarySigner, b))
 	}
 	ts, logs := startEscrow(t, dir, f.escrow1, f.cert1.Raw(), nil)

@@ -7,13 +7,10 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/armor"
 )
 
-// Common pieces of the escrow formats, in the style of package enroll: a "to
-// be signed" body followed by a signature over
-//
-//	domain || 0x00 || body
-//
-// where domain is a fixed ASCII string naming the format and its version.
-// The byte-level formats are in docs/escrow.md.
+// Common pieces of the escrow formats. Each is a "to be signed" body
+// followed by a signature over [sign.Message](domain, body), where domain
+// names the format and its version. The byte-level formats are in
+// docs/escrow.md.
 
 const (
 	formatVersion = 1

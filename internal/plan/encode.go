@@ -11,6 +11,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/armor"
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/officer"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 // PlanPEMType is the PEM type of a ceremony plan.
@@ -111,13 +112,13 @@ func ParseDER(der []byte) (*Plan, error) {
 	return p, nil
 }
 
-func readRegions(s *cryptobyte.String, primary enroll.KeyID) ([]*enroll.Certificate, error) {
+func readRegions(s *cryptobyte.String, primary sign.KeyID) ([]*enroll.Certificate, error) {
 	var list cryptobyte.String
 	if !s.ReadUint24LengthPrefixed(&list) {
 		return nil, errTruncated
 	}
 	var certs []*enroll.Certificate
-	keys := map[enroll.KeyID]string{}
+	keys := map[sign.KeyID]string{}
 	for !list.Empty() {
 		var der cryptobyte.String
 		if !list.ReadUint16LengthPrefixed(&der) {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/officer"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 // Kind is what a ceremony does.
@@ -71,8 +72,8 @@ type Plan struct {
 	Kind       Kind
 	Release    string
 	Created    time.Time
-	Iterations uint32       // PBKDF2 iteration count
-	Primary    enroll.KeyID // the primary signing key the plan is for
+	Iterations uint32     // PBKDF2 iteration count
+	Primary    sign.KeyID // the primary signing key the plan is for
 	Regions    []*enroll.Certificate
 	Officers   []*officer.Public
 	Quorum     uint8 // approvals needed, 1 ≤ Quorum ≤ len(Officers)

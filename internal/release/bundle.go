@@ -16,7 +16,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/plan"
-	"github.com/strongroom-kms/strongroom/internal/primitive"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 // PEMType is the PEM type of a bundle file.
@@ -61,8 +61,8 @@ type Bundle struct {
 	Release    string
 	Region     string // PrimaryCopy for the primary's own copy
 	Iterations uint32 // PBKDF2 iteration count of the release
-	Primary    enroll.KeyID
-	Recipient  enroll.KeyID // the HSM encryption key the RWK is encrypted to
+	Primary    sign.KeyID
+	Recipient  sign.KeyID // the HSM encryption key the RWK is encrypted to
 	OAEPHash   hsm.OAEPHash
 	RWK        []byte // RSA-OAEP ciphertext of the RWK
 	Secrets    []WrappedSecret
@@ -131,15 +131,13 @@ func (b *Bundle) Sign(signer crypto.Signer) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	der, sig, err := enroll.SignAppend(signer, bundleDomain, body)
+	der, sig, err := sign.Append(signer, bundleDomain, body)
 	if err != nil {
 		return nil, fmt.Errorf("release: sign the bundle: %w", err)
 	}
 	b.body, b.sig = body, sig
 	return der, nil
 }
-
-func signedMessage(body []byte) []byte { return enroll.SignedMessage(bundleDomain, body) }
 
 var errMalformed = errors.New("release: truncated or malformed bundle")
 
@@ -224,7 +222,7 @@ func (b *Bundle) VerifySignature(p *enroll.Primary) error {
 	if b.Primary != p.SigningKeyID() {
 		return fmt.Errorf("release: bundle %s is signed by primary key %s, not the pinned %s", b.Name(), b.Primary.Short(), p.SigningKeyID().Short())
 	}
-	if !primitive.VerifyP384(p.Signing, signedMessage(b.body), b.sig) {
+	if !sign.Verify(p.Signing, bundleDomain, b.body, b.sig) {
 		return fmt.Errorf("release: bundle %s: the primary's signature does not verify (altered, or signed by another primary)", b.Name())
 	}
 	return nil

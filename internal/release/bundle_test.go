@@ -13,6 +13,7 @@ import (
 
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 var signingKey, _ = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
@@ -21,10 +22,10 @@ var signingKey, _ = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 // (the ceremony tests cover those), but its signature is.
 func handMade(t testing.TB) (*Bundle, []byte) {
 	t.Helper()
-	id, _ := enroll.KeyIDOf(&signingKey.PublicKey)
+	id, _ := sign.KeyIDOf(&signingKey.PublicKey)
 	b := &Bundle{
 		Kind: KindRelease, Release: "2026-1", Region: "eu1", Iterations: 600000,
-		Primary: id, Recipient: enroll.KeyID{7}, OAEPHash: hsm.OAEPSHA256, RWK: bytes.Repeat([]byte{1}, 512),
+		Primary: id, Recipient: sign.KeyID{7}, OAEPHash: hsm.OAEPSHA256, RWK: bytes.Repeat([]byte{1}, 512),
 		Plan: []byte("plan"), Approvals: [][]byte{[]byte("a1"), []byte("a2")}, Transcript: [32]byte{3},
 		Created: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC),
 	}

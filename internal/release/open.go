@@ -15,6 +15,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/keywrap"
 	"github.com/strongroom-kms/strongroom/internal/plan"
 	"github.com/strongroom-kms/strongroom/internal/secret"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 // Trust is what a regional node pins: the primary's public keys, its own
@@ -156,7 +157,7 @@ func Open(ctx context.Context, h hsm.HSM, data []byte, trust Trust) (*Release, e
 	if err != nil {
 		return nil, fmt.Errorf("release: the HSM has no %s key: %w", label, err)
 	}
-	if id, _ := enroll.KeyIDOf(ek.Public()); id != b.Recipient {
+	if id, _ := sign.KeyIDOf(ek.Public()); id != b.Recipient {
 		return nil, fmt.Errorf("release: bundle %s is encrypted to key %s, but this HSM's key is %s", b.Name(), b.Recipient.Short(), id.Short())
 	}
 	raw, err := ek.Decrypt(nil, b.RWK, b.OAEPHash.Options())

@@ -22,9 +22,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 
-	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/plan"
-	"github.com/strongroom-kms/strongroom/internal/primitive"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 // PEMType is the PEM type of a transcript file.
@@ -206,15 +205,11 @@ func (l *Log) Sign(signer crypto.Signer) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	der, _, err := enroll.SignAppend(signer, domain, body)
+	der, _, err := sign.Append(signer, domain, body)
 	if err != nil {
 		return nil, fmt.Errorf("transcript: sign: %w", err)
 	}
 	return der, nil
-}
-
-func signed(body []byte) []byte {
-	return enroll.SignedMessage(domain, body)
 }
 
 // Parse decodes a binary transcript, recomputes the chain and checks the
@@ -240,7 +235,7 @@ func Parse(der []byte, pub *ecdsa.PublicKey) (*Log, error) {
 	if err := plan.ValidRelease(l.Release); err != nil {
 		return nil, fmt.Errorf("transcript: %w", err)
 	}
-	if id, err := enroll.KeyIDOf(pub); err != nil || id != l.Primary {
+	if id, err := sign.KeyIDOf(pub); err != nil || id != l.Primary {
 		return nil, errors.New("transcript: it names another primary signing key than the one given")
 	}
 	l.head = genesis(l.Release, kind, l.Primary)
@@ -272,7 +267,7 @@ func Parse(der []byte, pub *ecdsa.PublicKey) (*Log, error) {
 	if !s.ReadUint16LengthPrefixed(&sig) || !s.Empty() {
 		return nil, errMalformed
 	}
-	if !primitive.VerifyP384(pub, signed(body), sig) {
+	if !sign.Verify(pub, domain, body, sig) {
 		return nil, errors.New("transcript: the primary's signature does not verify")
 	}
 	return l, nil

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strongroom-kms/strongroom/internal/enroll"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 var (
@@ -23,7 +23,7 @@ var (
 
 func sample(t testing.TB) (*Log, []byte) {
 	t.Helper()
-	id, _ := enroll.KeyIDOf(&key.PublicKey)
+	id, _ := sign.KeyIDOf(&key.PublicKey)
 	l := New("2026-1", 1, id)
 	steps := [][]string{
 		{"plan.checked", "digest", "ab12", "regions", "eu1,us1"},
