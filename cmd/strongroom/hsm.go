@@ -10,7 +10,7 @@ import (
 
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
-	"github.com/strongroom-kms/strongroom/internal/hsm/backend"
+	"github.com/strongroom-kms/strongroom/internal/hsm/hsmuri"
 	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
@@ -30,7 +30,7 @@ func (f *hsmFlags) open(ctx context.Context, e *env, create bool) (hsm.HSM, erro
 	if f.uri == "" {
 		return nil, usageErrorf("--hsm is required (soft:PATH or pkcs11:token=...)")
 	}
-	return backend.Open(ctx, f.uri, backend.Options{
+	return hsmuri.Open(ctx, f.uri, hsmuri.Options{
 		Create: create,
 		Passphrase: func() ([]byte, error) {
 			return readSecret(e, f.passphraseFile, "STRONGROOM_HSM_PASSPHRASE", "soft HSM passphrase")

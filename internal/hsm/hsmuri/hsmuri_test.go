@@ -1,4 +1,4 @@
-package backend
+package hsmuri
 
 import (
 	"context"
@@ -18,11 +18,11 @@ func TestOpen(t *testing.T) {
 		opts Options
 		want string // "" = success
 	}{
-		{"no-scheme", Options{}, "not an HSM URI"},
-		{"tpm:foo", Options{}, `unknown HSM scheme "tpm"`},
-		{"PKCS12:token=eu1?pin-value=123456", Options{}, `unknown HSM scheme "PKCS12"`},
-		{"soft:", Options{Passphrase: pass("x")}, "without a path"},
-		{"soft:" + path, Options{}, "no passphrase source"},
+		{"no-scheme", Options{}, "hsmuri: not an HSM URI"},
+		{"tpm:foo", Options{}, `hsmuri: unknown HSM scheme "tpm"`},
+		{"PKCS12:token=eu1?pin-value=123456", Options{}, `hsmuri: unknown HSM scheme "PKCS12"`},
+		{"soft:", Options{Passphrase: pass("x")}, "hsmuri: soft: URI without a path"},
+		{"soft:" + path, Options{}, "hsmuri: no passphrase source"},
 		{"soft:" + path, Options{Passphrase: pass("x")}, "no soft HSM file"},
 		{"soft:" + path, Options{Passphrase: func() ([]byte, error) { return nil, errors.New("no passphrase: set it") }}, "no passphrase: set it"},
 		{"soft:" + path, Options{Create: true, Passphrase: pass("x")}, ""},

@@ -1,9 +1,12 @@
-// Package backend opens an HSM from the URI a user types:
+// Package hsmuri opens an HSM from the URI a user types ([Open]):
 //
 //	soft:PATH                      a soft HSM file (passphrase from the caller)
 //	pkcs11:token=eu1?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/path/pin
 //	                               any PKCS#11 token (RFC 7512)
-package backend
+//
+// The scheme, in any letter case, picks the backend: [soft.Open] or
+// [pkcs11.Open].
+package hsmuri
 
 import (
 	"context"
@@ -32,13 +35,13 @@ func Open(ctx context.Context, uri string, opts Options) (hsm.HSM, error) {
 	scheme, rest, ok := strings.Cut(uri, ":")
 	switch {
 	case !ok:
-		return nil, errors.New("backend: not an HSM URI: use soft:PATH or pkcs11:token=...")
+		return nil, errors.New("hsmuri: not an HSM URI: use soft:PATH or pkcs11:token=...")
 	case strings.EqualFold(scheme, "soft"):
 		if rest == "" {
-			return nil, errors.New("backend: soft: URI without a path: use soft:PATH")
+			return nil, errors.New("hsmuri: soft: URI without a path: use soft:PATH")
 		}
 		if opts.Passphrase == nil {
-			return nil, errors.New("backend: no passphrase source for the soft HSM")
+			return nil, errors.New("hsmuri: no passphrase source for the soft HSM")
 		}
 		pass, err := opts.Passphrase()
 		if err != nil {
@@ -56,5 +59,5 @@ func Open(ctx context.Context, uri string, opts Options) (hsm.HSM, error) {
 	if len(scheme) > 16 {
 		scheme = scheme[:16] + "…"
 	}
-	return nil, fmt.Errorf("backend: unknown HSM scheme %q: use soft:PATH or pkcs11:token=...", scheme)
+	return nil, fmt.Errorf("hsmuri: unknown HSM scheme %q: use soft:PATH or pkcs11:token=...", scheme)
 }
