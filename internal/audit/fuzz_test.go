@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
+	"github.com/strongroom-kms/strongroom/internal/fuzzcorpus"
 	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
@@ -87,24 +85,21 @@ func TestFuzzSeedsValid(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
-		if len(lines) != 2 || lines[0] != "go test fuzz v1" || !strings.HasPrefix(lines[1], "[]byte(") {
-			t.Fatalf("%s seed is not a go test fuzz v1 []byte file", name)
-		}
-		data, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")"))
+		values, err := fuzzcorpus.Parse(raw)
 		if err != nil {
 			t.Fatalf("%s seed: %v", name, err)
 		}
-		if err := parse([]byte(data)); err != nil {
+		data, ok := values[0].([]byte)
+		if len(values) != 1 || !ok {
+			t.Fatalf("%s seed holds %d values, want one []byte", name, len(values))
+		}
+		if err := parse(data); err != nil {
 			t.Errorf("%s seed does not parse: %v (regenerate with STRONGROOM_WRITE_CORPUS=1)", name, err)
 		}
 	}
 }
 
 func TestWriteFuzzCorpus(t *testing.T) {
-	if os.Getenv("STRONGROOM_WRITE_CORPUS") != "1" {
-		t.Skip("set STRONGROOM_WRITE_CORPUS=1 to regenerate the committed fuzz seed corpora")
-	}
 	l := buildLog(t, 11, 100)
 	entry, err := l.entries[6].Encode()
 	if err != nil {
@@ -118,18 +113,8 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range map[string][]byte{
-		"FuzzParseEntry":      entry,
-		"FuzzParseCheckpoint": cp,
-		"FuzzParseState":      state,
-	} {
-		dir := filepath.Join("testdata", "fuzz", name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
-		if err := os.WriteFile(filepath.Join(dir, "valid"), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w := fuzzcorpus.New(t)
+	w.Add("FuzzParseEntry", "valid", entry)
+	w.Add("FuzzParseCheckpoint", "valid", cp)
+	w.Add("FuzzParseState", "valid", state)
 }

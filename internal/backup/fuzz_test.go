@@ -3,11 +3,11 @@ package backup
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/strongroom-kms/strongroom/internal/fuzzcorpus"
 	"github.com/strongroom-kms/strongroom/internal/secret"
 	"github.com/strongroom-kms/strongroom/internal/store"
 )
@@ -88,39 +88,26 @@ func equalFile(a, b File) bool {
 		x.Region == y.Region && x.KeyID == y.KeyID && bytes.Equal(a.Sealed, b.Sealed)
 }
 
-// TestWriteTestdata regenerates the fuzz seed corpus, and writes the
+// TestWriteTestdata writes the fuzz seed corpus and, when regenerating, the
 // known-answer file testdata/v1.backup if it is missing.
 func TestWriteTestdata(t *testing.T) {
-	if os.Getenv("STRONGROOM_WRITE_CORPUS") != "1" {
-		t.Skip("set STRONGROOM_WRITE_CORPUS=1 to regenerate the committed test data")
-	}
 	h1 := testHeader()
 	h2 := testHeader()
 	h2.Tenant, h2.TenantName, h2.Type, h2.Version = "01234567-89ab-4cde-8f01-23456789abcd", "globex", store.TypeSearchIndex, 1
 	h2.Source, h2.Derivation, h2.Release, h2.Region = "uploaded", "none", "r.2025_12-b", ""
 	file1, _, _ := sealed(t, h1)
 	file2, _, _ := sealed(t, h2)
+	w := fuzzcorpus.New(t)
 	// The known-answer file is written once, never replaced.
 	known := filepath.Join("testdata", "v1.backup")
-	if _, err := os.Stat(known); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(known); w.Regenerating() && errors.Is(err, os.ErrNotExist) {
 		if err := os.WriteFile(known, file1, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	dir := filepath.Join("testdata", "fuzz", "FuzzParse")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range map[string][]byte{
-		"valid-hsm-pbkdf2":    file1,
-		"valid-uploaded-none": file2,
-		"valid-crlf":          bytes.ReplaceAll(file2, []byte("\n"), []byte("\r\n")),
-		"body-hsm-pbkdf2":     mustDecode(t, file1),
-		"body-uploaded-none":  mustDecode(t, file2),
-	} {
-		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w.Add("FuzzParse", "valid-hsm-pbkdf2", file1)
+	w.Add("FuzzParse", "valid-uploaded-none", file2)
+	w.Add("FuzzParse", "valid-crlf", bytes.ReplaceAll(file2, []byte("\n"), []byte("\r\n")))
+	w.Add("FuzzParse", "body-hsm-pbkdf2", mustDecode(t, file1))
+	w.Add("FuzzParse", "body-uploaded-none", mustDecode(t, file2))
 }

@@ -2,10 +2,9 @@ package enroll
 
 import (
 	"encoding/pem"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/strongroom-kms/strongroom/internal/fuzzcorpus"
 )
 
 // The seed corpora under testdata/fuzz hold valid files made by
@@ -46,24 +45,11 @@ func FuzzParseCertificate(f *testing.F) {
 }
 
 func TestWriteFuzzCorpus(t *testing.T) {
-	if os.Getenv("STRONGROOM_WRITE_CORPUS") != "1" {
-		t.Skip("set STRONGROOM_WRITE_CORPUS=1 to regenerate the committed fuzz seed corpora")
-	}
 	f := getFixture(t)
 	certPEM, _ := f.certify(t, f.primary, CertifyOptions{})
 	der := func(b []byte) []byte { blk, _ := pem.Decode(b); return blk.Bytes }
-	for name, data := range map[string][]byte{
-		"FuzzParsePrimary":     der(f.primaryPub),
-		"FuzzParseRequest":     der(f.request),
-		"FuzzParseCertificate": der(certPEM),
-	} {
-		dir := filepath.Join("testdata", "fuzz", name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
-		if err := os.WriteFile(filepath.Join(dir, "valid"), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w := fuzzcorpus.New(t)
+	w.Add("FuzzParsePrimary", "valid", der(f.primaryPub))
+	w.Add("FuzzParseRequest", "valid", der(f.request))
+	w.Add("FuzzParseCertificate", "valid", der(certPEM))
 }

@@ -2,11 +2,9 @@ package envelope
 
 import (
 	"bytes"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
+	"github.com/strongroom-kms/strongroom/internal/fuzzcorpus"
 	"github.com/strongroom-kms/strongroom/internal/secret"
 )
 
@@ -72,28 +70,6 @@ func FuzzOpen(f *testing.F) {
 }
 
 func TestWriteFuzzCorpus(t *testing.T) {
-	if os.Getenv("STRONGROOM_WRITE_CORPUS") != "1" {
-		t.Skip("set STRONGROOM_WRITE_CORPUS=1 to regenerate the committed fuzz seed corpora")
-	}
-	write := func(fuzz, name string, args ...any) {
-		var b bytes.Buffer
-		b.WriteString("go test fuzz v1\n")
-		for _, a := range args {
-			switch a := a.(type) {
-			case []byte:
-				fmt.Fprintf(&b, "[]byte(%q)\n", a)
-			case string:
-				fmt.Fprintf(&b, "string(%q)\n", a)
-			}
-		}
-		dir := filepath.Join("testdata", "fuzz", fuzz)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	dek := fuzzKey()
 	withCtx, err := Seal(dek, hdr, map[string]string{"field": "ssn"}, []byte("fuzz me"))
 	if err != nil {
@@ -103,9 +79,10 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	write("FuzzParseHeader", "valid", withCtx)
-	write("FuzzParseHeader", "empty-plaintext", noCtx)
-	write("FuzzOpen", "valid", withCtx, "field", "ssn")
-	write("FuzzOpen", "no-context", noCtx, "", "")
-	write("FuzzOpen", "wrong-context", withCtx, "field", "ssm")
+	w := fuzzcorpus.New(t)
+	w.Add("FuzzParseHeader", "valid", withCtx)
+	w.Add("FuzzParseHeader", "empty-plaintext", noCtx)
+	w.Add("FuzzOpen", "valid", withCtx, "field", "ssn")
+	w.Add("FuzzOpen", "no-context", noCtx, "", "")
+	w.Add("FuzzOpen", "wrong-context", withCtx, "field", "ssm")
 }

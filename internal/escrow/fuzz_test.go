@@ -2,12 +2,10 @@ package escrow
 
 import (
 	"encoding/pem"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/strongroom-kms/strongroom/internal/enroll"
+	"github.com/strongroom-kms/strongroom/internal/fuzzcorpus"
 )
 
 // The seed corpora under testdata/fuzz hold valid files made by
@@ -58,27 +56,14 @@ func FuzzParseAnswer(f *testing.F) {
 }
 
 func TestWriteFuzzCorpus(t *testing.T) {
-	if os.Getenv("STRONGROOM_WRITE_CORPUS") != "1" {
-		t.Skip("set STRONGROOM_WRITE_CORPUS=1 to regenerate the committed fuzz seed corpora")
-	}
 	fx := getFixture(t)
 	der := func(b []byte) []byte { blk, _ := pem.Decode(b); return blk.Bytes }
 	nonce := make([]byte, 16)
 	answer := craft(t, fx.escrow1, fx.cert1, "eu1", nonce,
 		entry("2026-1.eu1.bundle", fakeBundle(t, fx.primarySigner, "2026-1", "eu1")),
 		entry("2026-2.eu1.bundle", fakeBundle(t, fx.primarySigner, "2026-2", "eu1")))
-	for name, data := range map[string][]byte{
-		"FuzzParseEscrowRequest":     der(fx.request1),
-		"FuzzParseEscrowCertificate": der(fx.cert1PEM),
-		"FuzzParseAnswer":            answer,
-	} {
-		dir := filepath.Join("testdata", "fuzz", name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
-		if err := os.WriteFile(filepath.Join(dir, "valid"), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w := fuzzcorpus.New(t)
+	w.Add("FuzzParseEscrowRequest", "valid", der(fx.request1))
+	w.Add("FuzzParseEscrowCertificate", "valid", der(fx.cert1PEM))
+	w.Add("FuzzParseAnswer", "valid", answer)
 }

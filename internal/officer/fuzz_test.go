@@ -2,10 +2,9 @@ package officer
 
 import (
 	"bytes"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/strongroom-kms/strongroom/internal/fuzzcorpus"
 )
 
 // The seed corpora under testdata/fuzz hold valid files made by
@@ -60,24 +59,11 @@ func FuzzOpenKeyFile(f *testing.F) {
 }
 
 func TestWriteFuzzCorpus(t *testing.T) {
-	if os.Getenv("STRONGROOM_WRITE_CORPUS") != "1" {
-		t.Skip("set STRONGROOM_WRITE_CORPUS=1 to regenerate the committed fuzz seed corpora")
-	}
 	keyPEM, pubPEM, err := newWithKDF("alice", fuzzPassphrase, now, testKDF)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range map[string][]byte{
-		"FuzzParsePublic": der(pubPEM),
-		"FuzzOpenKeyFile": der(keyPEM),
-	} {
-		dir := filepath.Join("testdata", "fuzz", name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
-		if err := os.WriteFile(filepath.Join(dir, "valid"), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w := fuzzcorpus.New(t)
+	w.Add("FuzzParsePublic", "valid", der(pubPEM))
+	w.Add("FuzzOpenKeyFile", "valid", der(keyPEM))
 }

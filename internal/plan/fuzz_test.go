@@ -3,10 +3,9 @@ package plan
 import (
 	"bytes"
 	"encoding/pem"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/strongroom-kms/strongroom/internal/fuzzcorpus"
 )
 
 // The seed corpora under testdata/fuzz hold valid files made by
@@ -47,23 +46,10 @@ func FuzzParseApproval(f *testing.F) {
 }
 
 func TestWriteFuzzCorpus(t *testing.T) {
-	if os.Getenv("STRONGROOM_WRITE_CORPUS") != "1" {
-		t.Skip("set STRONGROOM_WRITE_CORPUS=1 to regenerate the committed fuzz seed corpora")
-	}
 	f := getFixture(t)
 	p := f.releasePlan(t)
 	blk, _ := pem.Decode(approveAs(t, f, "alice", p))
-	for name, data := range map[string][]byte{
-		"FuzzParsePlan":     p.Raw(),
-		"FuzzParseApproval": blk.Bytes,
-	} {
-		dir := filepath.Join("testdata", "fuzz", name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
-		if err := os.WriteFile(filepath.Join(dir, "valid"), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w := fuzzcorpus.New(t)
+	w.Add("FuzzParsePlan", "valid", p.Raw())
+	w.Add("FuzzParseApproval", "valid", blk.Bytes)
 }

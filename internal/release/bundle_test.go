@@ -5,13 +5,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/strongroom-kms/strongroom/internal/enroll"
+	"github.com/strongroom-kms/strongroom/internal/fuzzcorpus"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/sign"
 )
@@ -96,13 +94,6 @@ func FuzzParse(f *testing.F) {
 }
 
 func TestWriteFuzzCorpus(t *testing.T) {
-	if os.Getenv("STRONGROOM_WRITE_CORPUS") != "1" {
-		t.Skip("set STRONGROOM_WRITE_CORPUS=1 to regenerate the committed fuzz seed corpora")
-	}
 	_, der := handMade(t)
-	dir := filepath.Join("testdata", "fuzz", "FuzzParse")
-	os.MkdirAll(dir, 0o755)
-	if err := os.WriteFile(filepath.Join(dir, "valid"), []byte(fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", der)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fuzzcorpus.New(t).Add("FuzzParse", "valid", der)
 }

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
+	"github.com/strongroom-kms/strongroom/internal/fuzzcorpus"
 	"github.com/strongroom-kms/strongroom/internal/secret"
 )
 
@@ -100,11 +98,9 @@ func FuzzWrappedRelease(f *testing.F) {
 }
 
 func TestWriteFuzzCorpus(t *testing.T) {
-	if os.Getenv("STRONGROOM_WRITE_CORPUS") != "1" {
-		t.Skip("set STRONGROOM_WRITE_CORPUS=1 to regenerate the committed fuzz seed corpora")
+	w, err := Wrap(randomKey(t), ref, randomKey(t))
+	if err != nil {
+		t.Fatal(err)
 	}
-	w, _ := Wrap(randomKey(t), ref, randomKey(t))
-	dir := filepath.Join("testdata", "fuzz", "FuzzWrappedRelease")
-	os.MkdirAll(dir, 0o755)
-	os.WriteFile(filepath.Join(dir, "valid"), []byte(fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", w)), 0o644)
+	fuzzcorpus.New(t).Add("FuzzWrappedRelease", "valid", w)
 }

@@ -7,11 +7,11 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/strongroom-kms/strongroom/internal/fuzzcorpus"
 )
 
 // The parsers' fuzz tests. Their seed corpora are in testdata/fuzz, made
@@ -156,12 +156,9 @@ func FuzzParseCertificate(f *testing.F) {
 	})
 }
 
-// TestWriteFuzzCorpus writes the sample files and the seed corpora, with a
-// fresh key.
+// TestWriteFuzzCorpus writes the seed corpora, with a fresh key, and when
+// regenerating the sample files too.
 func TestWriteFuzzCorpus(t *testing.T) {
-	if os.Getenv("STRONGROOM_WRITE_CORPUS") != "1" {
-		t.Skip("set STRONGROOM_WRITE_CORPUS=1 to regenerate testdata and the committed fuzz seed corpora")
-	}
 	key, _ := keys(t)
 	ctx := context.Background()
 	self, err := SelfSigned(ctx, key, testSubject, sampleNotBefore, sampleNotAfter)
@@ -177,18 +174,18 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		c.NotBefore, c.NotAfter = sampleNotBefore, sampleNotAfter
 	})
 	caSigned := append(EncodeCertificate(leaf), EncodeCertificate(ca.cert.Raw)...)
-	write := func(name string, data []byte) {
-		t.Helper()
-		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(name, data, 0o644); err != nil {
-			t.Fatal(err)
+	w := fuzzcorpus.New(t)
+	if w.Regenerating() {
+		for name, data := range map[string][]byte{
+			selfSignedFile: EncodeCertificate(self),
+			requestFile:    EncodeCSR(csr),
+			caSignedFile:   caSigned,
+		} {
+			if err := os.WriteFile(name, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	write(selfSignedFile, EncodeCertificate(self))
-	write(requestFile, EncodeCSR(csr))
-	write(caSignedFile, caSigned)
 
 	text := []byte("Certificate:\n    Data: (explanatory text)\n")
 	seeds := map[string][][]byte{
@@ -209,7 +206,7 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	for fuzz, entries := range seeds {
 		for _, e := range entries {
 			h := sha256.Sum256(e)
-			write(filepath.Join("testdata/fuzz", fuzz, "seed-"+hex.EncodeToString(h[:8])), fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", e))
+			w.Add(fuzz, "seed-"+hex.EncodeToString(h[:8]), e)
 		}
 	}
 }

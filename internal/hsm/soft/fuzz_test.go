@@ -2,10 +2,11 @@ package soft
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/strongroom-kms/strongroom/internal/fuzzcorpus"
 )
 
 // The decoders of the soft HSM file: the plaintext header, and the payload
@@ -44,9 +45,6 @@ func FuzzParsePayload(f *testing.F) {
 }
 
 func TestWriteFuzzCorpus(t *testing.T) {
-	if os.Getenv("STRONGROOM_WRITE_CORPUS") != "1" {
-		t.Skip("set STRONGROOM_WRITE_CORPUS=1 to regenerate the committed fuzz seed corpora")
-	}
 	payload, err := marshalPayload([]entry{
 		{kind: kindSecret, label: "aes", exportable: true, der: bytes.Repeat([]byte{7}, 32)},
 		{kind: kindSigning, label: "sig", der: []byte("not really pkcs8")},
@@ -60,11 +58,7 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range map[string][]byte{"FuzzParseHeader": file, "FuzzParsePayload": payload} {
-		dir := filepath.Join("testdata", "fuzz", name)
-		os.MkdirAll(dir, 0o755)
-		if err := os.WriteFile(filepath.Join(dir, "valid"), []byte(fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w := fuzzcorpus.New(t)
+	w.Add("FuzzParseHeader", "valid", file)
+	w.Add("FuzzParsePayload", "valid", payload)
 }
