@@ -5,6 +5,14 @@
 //	c, err := client.New("https://kms.eu1.example:8443", token, client.WithCAFile("ca.pem"))
 //	res, err := c.Encrypt(ctx, "acme", "data", api.EncryptItem{Plaintext: []byte("4111…")})
 //
+// To encrypt locally, without a request per item or the body limit, ask for
+// the DEK of the active key, delivered with HPKE; its ciphertexts are the
+// server's, so either side decrypts what the other encrypted:
+//
+//	dek, err := c.DEK(ctx, "acme", "data", 0, client.KEMMLKEM768X25519)
+//	defer dek.Destroy()
+//	ct, err := dek.Encrypt(plaintext, map[string]string{"field": "ssn"})
+//
 // The token is sent only in the Authorization header, and never appears in
 // an error.
 package client
@@ -12,8 +20,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"crypto/ecdh"
-	"crypto/hpke"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -29,8 +35,6 @@ import (
 	"time"
 
 	"github.com/strongroom-kms/strongroom/api"
-	"github.com/strongroom-kms/strongroom/internal/envelope"
-	"github.com/strongroom-kms/strongroom/internal/secret"
 )
 
 // Client calls one server's API with one token. It is safe for concurrent
@@ -420,57 +424,4 @@ func (c *Client) Decrypt(ctx context.Context, tenant string, items ...api.Decryp
 		return nil, fmt.Errorf("client: the server answered %d items for %d", len(r.Items), len(items))
 	}
 	return r.Items, nil
-}
-
-// DEK is a data encryption key delivered to this client.
-type DEK struct {
-	TenantID string
-	Type     string
-	Version  uint32
-	// Key is the DEK; the caller destroys it (Key.Destroy) when done.
-	Key secret.Key
-}
-
-// DEK asks for the DEK of a tenant's key (POST /v1/tenants/{tenant}/dek):
-// typ "" is data, version 0 the active key, kem 0 DHKEM X25519 (or
-// envelope.KEMMLKEM768X25519). It makes a fresh HPKE key pair, sends the
-// public half, and opens the sealed DEK locally with envelope.OpenDEK; the
-// private half never leaves this process.
-func (c *Client) DEK(ctx context.Context, tenant, typ string, version uint32, kem uint16) (DEK, error) {
-	if err := seg("tenant name", tenant); err != nil {
-		return DEK{}, err
-	}
-	if typ == "" {
-		typ = "data"
-	}
-	if kem == 0 {
-		kem = envelope.KEMX25519
-	}
-	var k hpke.KEM
-	switch kem {
-	case envelope.KEMX25519:
-		k = hpke.DHKEM(ecdh.X25519())
-	case envelope.KEMMLKEM768X25519:
-		k = hpke.MLKEM768X25519()
-	default:
-		return DEK{}, fmt.Errorf("client: HPKE KEM %#04x: use %#04x (X25519) or %#04x (ML-KEM-768+X25519)",
-			kem, envelope.KEMX25519, envelope.KEMMLKEM768X25519)
-	}
-	priv, err := k.GenerateKey()
-	if err != nil {
-		return DEK{}, fmt.Errorf("client: making an HPKE key pair: %w", err)
-	}
-	var r api.DEKResponse
-	req := api.DEKRequest{Type: typ, Version: version, KEM: kem, PublicKey: priv.PublicKey().Bytes()}
-	if err := c.do(ctx, "POST", "/v1/tenants/"+tenant+"/dek", nil, req, &r); err != nil {
-		return DEK{}, err
-	}
-	if r.Type != typ || (version != 0 && r.Version != version) || r.TenantID == "" {
-		return DEK{}, fmt.Errorf("client: asked for the DEK of %s version %d, the server answered %s version %d", typ, version, r.Type, r.Version)
-	}
-	dek, err := envelope.OpenDEK(priv, kem, envelope.Header{Tenant: r.TenantID, Type: r.Type, Version: r.Version}, r.Sealed)
-	if err != nil {
-		return DEK{}, fmt.Errorf("client: opening the delivered DEK: %w", err)
-	}
-	return DEK{TenantID: r.TenantID, Type: r.Type, Version: r.Version, Key: dek}, nil
 }

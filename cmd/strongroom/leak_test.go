@@ -491,8 +491,8 @@ func (r *leakRun) dek(c *client.Client, tenantName, typ string, version uint32) 
 	if err != nil {
 		r.t.Fatalf("DEK(%s, %s, %d) error = %v", tenantName, typ, version, err)
 	}
-	defer d.Key.Destroy()
-	return bytes.Clone(d.Key.Bytes())
+	defer d.Destroy()
+	return d.Bytes()
 }
 
 // deliver records a DEK delivered through HPKE.
@@ -502,8 +502,10 @@ func (r *leakRun) deliver(c *client.Client, tenantName, typ string, version uint
 	if err != nil {
 		r.t.Fatalf("DEK(%s, %s, %d) error = %v", tenantName, typ, version, err)
 	}
-	r.add(fmt.Sprintf("DEK %s/%s/%d", tenantName, d.Type, d.Version), d.Key.Bytes(), nil)
-	d.Key.Destroy()
+	key := d.Bytes()
+	d.Destroy()
+	r.add(fmt.Sprintf("DEK %s/%s/%d", tenantName, d.Type(), d.Version()), key, nil)
+	clear(key)
 }
 
 // collect unwraps, with the release's TWK, every stored tenant secret of a

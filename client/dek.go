@@ -1,0 +1,224 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdh"
+	"crypto/hpke"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/strongroom-kms/strongroom/api"
+	"github.com/strongroom-kms/strongroom/internal/envelope"
+	"github.com/strongroom-kms/strongroom/internal/secret"
+)
+
+// The HPKE KEMs a DEK may be delivered to (RFC 9180 and draft-ietf-hpke-pq
+// identifiers): the kem argument of Client.DEK.
+const (
+	// KEMX25519 is DHKEM(X25519, HKDF-SHA256), the default (kem 0).
+	KEMX25519 uint16 = 0x0020
+	// KEMMLKEM768X25519 is the ML-KEM-768 + X25519 hybrid (X-Wing):
+	// post-quantum, with 1216-byte public keys.
+	KEMMLKEM768X25519 uint16 = 0x647a
+)
+
+// The KEM ids are the server's: these fail to compile if they drift apart
+// (a difference either way is a non-zero or an overflowing array length).
+var (
+	_ [KEMX25519 - envelope.KEMX25519]struct{}                 = [0]struct{}{}
+	_ [KEMMLKEM768X25519 - envelope.KEMMLKEM768X25519]struct{} = [0]struct{}{}
+)
+
+var (
+	// ErrDecrypt is every failure of DEK.Decrypt to open a ciphertext: a
+	// malformed or altered ciphertext, another key's, or another context.
+	// Its message says more only when the ciphertext's header names another
+	// key (the header is not secret: it tells which DEK to ask for).
+	ErrDecrypt = errors.New("client: decryption failed")
+	// ErrDestroyed: the DEK was destroyed, or is the zero DEK.
+	ErrDestroyed = errors.New("client: the DEK is destroyed")
+)
+
+// DEK is the data encryption key of one version of a tenant's key,
+// delivered to this client (Client.DEK) to encrypt and decrypt locally. Its
+// ciphertexts are the server's, byte for byte (docs/dataplane.md): what
+// Encrypt makes the server's Decrypt opens, and Decrypt opens what the
+// server's Encrypt made under this key version.
+//
+// The key material is never printed, logged or marshalled: every fmt verb,
+// slog, encoding/json and encoding.TextMarshaler give [REDACTED]. Destroy
+// it when done.
+//
+// A DEK is a handle: copies share the key material, and Destroy on any
+// copy destroys it for all. It is safe for concurrent use; Destroy waits
+// for the Encrypt and Decrypt calls in flight. The zero DEK is destroyed.
+type DEK struct {
+	tenantID string
+	typ      string
+	version  uint32
+	k        *dekKey // nil in the zero DEK
+}
+
+// dekKey is the key material that copies of a DEK share.
+type dekKey struct {
+	mu  sync.RWMutex
+	key secret.Key // zero once destroyed
+}
+
+// TenantID is the id of the tenant the key belongs to (not its name): the
+// one in the header of every ciphertext under the key.
+func (d DEK) TenantID() string { return d.tenantID }
+
+// Type is the key's type, e.g. "data".
+func (d DEK) Type() string { return d.typ }
+
+// Version is the key's version, from 1.
+func (d DEK) Version() uint32 { return d.version }
+
+func (d DEK) header() envelope.Header {
+	return envelope.Header{Tenant: d.tenantID, Type: d.typ, Version: d.version}
+}
+
+// use calls f with the key material, unless the DEK is destroyed.
+func (d DEK) use(f func(secret.Key) ([]byte, error)) ([]byte, error) {
+	if d.k == nil {
+		return nil, ErrDestroyed
+	}
+	d.k.mu.RLock()
+	defer d.k.mu.RUnlock()
+	if d.k.key.IsZero() {
+		return nil, ErrDestroyed
+	}
+	return f(d.k.key)
+}
+
+// Encrypt encrypts plaintext under the DEK, bound to context (which must be
+// given, identical, to decrypt; nil and empty are the same), exactly as the
+// server's Encrypt does. A context over the limits is an error.
+func (d DEK) Encrypt(plaintext []byte, context map[string]string) ([]byte, error) {
+	return d.use(func(key secret.Key) ([]byte, error) {
+		ct, err := envelope.Seal(key, d.header(), context, plaintext)
+		if err != nil {
+			return nil, fmt.Errorf("client: encrypting: %w", err)
+		}
+		return ct, nil
+	})
+}
+
+// Decrypt checks and decrypts a ciphertext made under this key version, by
+// Encrypt or by the server, with the context it was made with. Every
+// failure to open it is ErrDecrypt.
+func (d DEK) Decrypt(ciphertext []byte, context map[string]string) ([]byte, error) {
+	return d.use(func(key secret.Key) ([]byte, error) {
+		if h, err := envelope.ParseHeader(ciphertext); err == nil && h != d.header() {
+			return nil, fmt.Errorf("%w: the ciphertext names tenant %s key %s version %d, this DEK is tenant %s key %s version %d",
+				ErrDecrypt, h.Tenant, h.Type, h.Version, d.tenantID, d.typ, d.version)
+		}
+		pt, err := envelope.Open(key, ciphertext, context)
+		if err != nil {
+			return nil, ErrDecrypt
+		}
+		return pt, nil
+	})
+}
+
+// Bytes returns a copy of the 32-byte AES-256 key, for a caller that
+// encrypts with its own code; nil once the DEK is destroyed. The copy is the
+// caller's: Destroy does not reach it, so wipe it (clear) as soon as it is no
+// longer needed, and never log or store it. Data encrypted with it in any
+// other way than Encrypt is not in the server's format and does not decrypt
+// there.
+func (d DEK) Bytes() []byte {
+	b, _ := d.use(func(key secret.Key) ([]byte, error) {
+		return bytes.Clone(key.Bytes()), nil
+	})
+	return b
+}
+
+// Destroy overwrites the key material (best effort: the Go runtime may have
+// copied it before) for every copy of the DEK; Encrypt and Decrypt are
+// ErrDestroyed from then on. It is safe to call more than once.
+func (d DEK) Destroy() {
+	if d.k == nil {
+		return
+	}
+	d.k.mu.Lock()
+	defer d.k.mu.Unlock()
+	d.k.key.Destroy()
+	d.k.key = secret.Key{}
+}
+
+// String implements fmt.Stringer and never reveals the key.
+func (DEK) String() string { return secret.Redacted }
+
+// GoString implements fmt.GoStringer for %#v.
+func (DEK) GoString() string { return "client.DEK{" + secret.Redacted + "}" }
+
+// Format implements fmt.Formatter so that every verb (%v, %s, %x, %q...)
+// prints [REDACTED], and %#v GoString.
+func (d DEK) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = f.Write([]byte(d.GoString()))
+		return
+	}
+	_, _ = f.Write([]byte(secret.Redacted))
+}
+
+// LogValue implements slog.LogValuer.
+func (DEK) LogValue() slog.Value { return slog.StringValue(secret.Redacted) }
+
+// MarshalJSON implements json.Marshaler.
+func (DEK) MarshalJSON() ([]byte, error) { return []byte(`"` + secret.Redacted + `"`), nil }
+
+// MarshalText implements encoding.TextMarshaler (used by YAML, TOML, XML...).
+func (DEK) MarshalText() ([]byte, error) { return []byte(secret.Redacted), nil }
+
+// DEK asks for the DEK of a tenant's key (POST /v1/tenants/{tenant}/dek), to
+// encrypt and decrypt locally: typ "" is data, version 0 the active key
+// (ask for an archived version by number to decrypt old data), kem 0
+// KEMX25519 (or KEMMLKEM768X25519). It makes a fresh HPKE key pair of that
+// KEM, sends the public half, and opens the sealed DEK locally; the private
+// half never leaves this process. The caller destroys the DEK when done.
+func (c *Client) DEK(ctx context.Context, tenant, typ string, version uint32, kem uint16) (DEK, error) {
+	if err := seg("tenant name", tenant); err != nil {
+		return DEK{}, err
+	}
+	if typ == "" {
+		typ = "data"
+	}
+	if kem == 0 {
+		kem = KEMX25519
+	}
+	var k hpke.KEM
+	switch kem {
+	case KEMX25519:
+		k = hpke.DHKEM(ecdh.X25519())
+	case KEMMLKEM768X25519:
+		k = hpke.MLKEM768X25519()
+	default:
+		return DEK{}, fmt.Errorf("client: HPKE KEM %#04x: use %#04x (X25519) or %#04x (ML-KEM-768+X25519)",
+			kem, KEMX25519, KEMMLKEM768X25519)
+	}
+	priv, err := k.GenerateKey()
+	if err != nil {
+		return DEK{}, fmt.Errorf("client: making an HPKE key pair: %w", err)
+	}
+	var r api.DEKResponse
+	req := api.DEKRequest{Type: typ, Version: version, KEM: kem, PublicKey: priv.PublicKey().Bytes()}
+	if err := c.do(ctx, "POST", "/v1/tenants/"+tenant+"/dek", nil, req, &r); err != nil {
+		return DEK{}, err
+	}
+	if r.Type != typ || (version != 0 && r.Version != version) || r.TenantID == "" {
+		return DEK{}, fmt.Errorf("client: asked for the DEK of %s version %d, the server answered %s version %d", typ, version, r.Type, r.Version)
+	}
+	d := DEK{tenantID: r.TenantID, typ: r.Type, version: r.Version}
+	key, err := envelope.OpenDEK(priv, kem, d.header(), r.Sealed)
+	if err != nil {
+		return DEK{}, fmt.Errorf("client: opening the delivered DEK: %w", err)
+	}
+	d.k = &dekKey{key: key}
+	return d, nil
+}
