@@ -3,6 +3,8 @@ package world
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/strongroom-kms/strongroom/internal/enroll"
@@ -117,28 +119,15 @@ func NewOfficer(name string, passphrase []byte, now time.Time) (*Officer, error)
 	return o, nil
 }
 
-// officersNamed returns the named officers.
-func (w *World) officersNamed(names []string) ([]*Officer, error) {
-	out := make([]*Officer, 0, len(names))
+// pick returns the parts of m named names; what names their kind in errors.
+func pick[T any](what string, m map[string]T, names []string) ([]T, error) {
+	out := make([]T, 0, len(names))
 	for _, n := range names {
-		o := w.Officers[n]
-		if o == nil {
-			return nil, fmt.Errorf("world: no officer %s (officers: %v)", n, w.officers)
+		v, ok := m[n]
+		if !ok {
+			return nil, fmt.Errorf("world: no %s %s (there are %v)", what, n, slices.Sorted(maps.Keys(m)))
 		}
-		out = append(out, o)
-	}
-	return out, nil
-}
-
-// regionsNamed returns the named regions.
-func (w *World) regionsNamed(names []string) ([]*Region, error) {
-	out := make([]*Region, 0, len(names))
-	for _, n := range names {
-		r := w.Regions[n]
-		if r == nil {
-			return nil, fmt.Errorf("world: no region %s (regions: %v)", n, w.regions)
-		}
-		out = append(out, r)
+		out = append(out, v)
 	}
 	return out, nil
 }

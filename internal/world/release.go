@@ -26,8 +26,8 @@ type Spec struct {
 	Approvers []string
 }
 
-// withDefaults fills in s from the world's options.
-func (w *World) withDefaults(s Spec) Spec {
+// fill fills in what s leaves to the world's defaults.
+func (w *World) fill(s Spec) Spec {
 	if s.Regions == nil {
 		s.Regions = w.regions
 	}
@@ -54,12 +54,12 @@ func (w *World) withDefaults(s Spec) Spec {
 
 // Plan makes a plan of kind for release id at the world's primary.
 func (w *World) Plan(kind plan.Kind, id string, s Spec) (*plan.Plan, error) {
-	s = w.withDefaults(s)
-	regions, err := w.regionsNamed(s.Regions)
+	s = w.fill(s)
+	regions, err := pick("region", w.Regions, s.Regions)
 	if err != nil {
 		return nil, err
 	}
-	officers, err := w.officersNamed(s.Officers)
+	officers, err := pick("officer", w.Officers, s.Officers)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +77,7 @@ func (w *World) Plan(kind plan.Kind, id string, s Spec) (*plan.Plan, error) {
 // Approve returns the named officers' approvals of pl, signed at the plan's
 // creation time, as the files NAME.approval.
 func (w *World) Approve(pl *plan.Plan, names ...string) ([]plan.NamedApproval, error) {
-	officers, err := w.officersNamed(names)
+	officers, err := pick("officer", w.Officers, names)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func (w *World) Release(ctx context.Context, id string, s Spec) (*Release, error
 		at := s.Created
 		clock = func() time.Time { return at }
 	}
-	s = w.withDefaults(s)
+	s = w.fill(s)
 	pl, err := w.Plan(plan.Release, id, s)
 	if err != nil {
 		return nil, err

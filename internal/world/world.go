@@ -89,7 +89,7 @@ type World struct {
 // makes the officers. The slow parts (RSA-4096 keys, scrypt) run in
 // parallel. Close releases what it made.
 func New(ctx context.Context, opts Options) (*World, error) {
-	opts = withDefaults(opts)
+	opts = opts.withDefaults()
 	w := &World{Regions: map[string]*Region{}, Officers: map[string]*Officer{}, opts: opts}
 	if err := unique("region", opts.Regions); err != nil {
 		return nil, err
@@ -172,7 +172,7 @@ func New(ctx context.Context, opts Options) (*World, error) {
 	return w, nil
 }
 
-func withDefaults(o Options) Options {
+func (o Options) withDefaults() Options {
 	if o.Regions == nil {
 		o.Regions = []string{"eu1"}
 	}
