@@ -15,12 +15,10 @@ import (
 
 	"github.com/strongroom-kms/strongroom/internal/ceremony"
 	"github.com/strongroom-kms/strongroom/internal/config"
-	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
-	"github.com/strongroom-kms/strongroom/internal/officer"
 	"github.com/strongroom-kms/strongroom/internal/plan"
-	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/world"
 )
 
 // The dev environment: everything on one machine, for trying Strongroom out.
@@ -153,91 +151,10 @@ func setupDev(ctx context.Context, e *env, dir string, iterations uint32) error 
 	if err := os.WriteFile(path("passphrase"), passHex, 0o600); err != nil {
 		return err
 	}
-	open := func(name string) (hsm.HSM, error) {
-		hf := hsmFlags{uri: "soft:" + path(name), passphraseFile: path("passphrase")}
-		return hf.open(ctx, e, true)
-	}
 	now := e.now()
-	primary, err := open("primary.hsm")
+	bundle, err := devCeremony(ctx, e, tmp, passHex, now, iterations)
 	if err != nil {
 		return err
-	}
-	defer primary.Close()
-	pubPEM, err := enroll.InitPrimary(ctx, primary, now)
-	if err != nil {
-		return err
-	}
-	region, err := open("region.hsm")
-	if err != nil {
-		return err
-	}
-	reqPEM, err := enroll.InitRegion(ctx, region, devRegion, now)
-	region.Close()
-	if err != nil {
-		return err
-	}
-	req, err := enroll.ParseRequest(reqPEM)
-	if err != nil {
-		return err
-	}
-	st, err := enroll.Inspect(ctx, primary)
-	if err != nil {
-		return err
-	}
-	certPEM, cert, err := enroll.Certify(ctx, st.PrimarySigning, req, enroll.CertifyOptions{Now: now, Validity: 10 * 365 * 24 * time.Hour})
-	if err != nil {
-		return err
-	}
-	pub, err := enroll.ParsePrimary(pubPEM)
-	if err != nil {
-		return err
-	}
-
-	// Three dev officers; alice and bob approve.
-	var officers []*officer.Public
-	var signers []*officer.Signer
-	for _, n := range []string{"alice", "bob", "carol"} {
-		keyPEM, pubO, err := officer.New(n, passHex, now)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(path(n+".key"), keyPEM, 0o600); err != nil {
-			return err
-		}
-		if err := os.WriteFile(path(n+".pub"), pubO, 0o644); err != nil {
-			return err
-		}
-		s, err := officer.Open(keyPEM, passHex)
-		if err != nil {
-			return err
-		}
-		defer s.Destroy()
-		officers, signers = append(officers, s.Public()), append(signers, s)
-	}
-	pl, err := plan.New(plan.Plan{Kind: plan.Release, Release: devRelease, Created: now, Iterations: iterations,
-		Primary: pub.SigningKeyID(), Regions: []*enroll.Certificate{cert}, Officers: officers, Quorum: 2})
-	if err != nil {
-		return err
-	}
-	var approvals []plan.NamedApproval
-	for _, s := range signers[:2] {
-		a := plan.Approve(s, pl, now)
-		approvals = append(approvals, plan.NamedApproval{Source: s.Public().Name + ".approval", Data: a})
-		os.WriteFile(path(s.Public().Name+".approval"), a, 0o644)
-	}
-	out, err := ceremony.Run(ctx, primary, ceremony.Inputs{Plan: pl.Marshal(), Approvals: approvals}, e.now)
-	if err != nil {
-		return err
-	}
-	if err := ceremony.Write(path("ceremony"), out); err != nil {
-		return err
-	}
-	for name, data := range map[string][]byte{
-		"primary.pub": pubPEM, "dev.req": reqPEM, "dev.cert": certPEM, devRelease + ".plan": pl.Marshal(),
-	} {
-		if err := os.WriteFile(path(name), data, 0o644); err != nil {
-			return err
-		}
 	}
 	if err := writeDevTLS(tmp, now); err != nil {
 		return err
@@ -276,14 +193,65 @@ log:
 	}
 	// The database lives at its final path: install the release and mint the
 	// token there; on failure, remove the new directory again.
-	if err := initDevStore(ctx, final, out, now); err != nil {
+	if err := initDevStore(ctx, final, bundle, now); err != nil {
 		os.RemoveAll(dir)
 		return err
 	}
 	return nil
 }
 
-func initDevStore(ctx context.Context, final func(string) string, out *ceremony.Output, now time.Time) error {
+// devCeremony builds the dev world in dir: the soft HSMs primary.hsm and
+// region.hsm (sealed with pass), enrollment, three officers whose keys are
+// sealed with pass too, and the dev-1 ceremony with quorum 2, approved by
+// alice and bob. It writes every file of it and returns the region's bundle.
+func devCeremony(ctx context.Context, e *env, dir string, pass []byte, now time.Time, iterations uint32) ([]byte, error) {
+	path := func(n string) string { return filepath.Join(dir, n) }
+	w, err := world.New(ctx, world.Options{
+		Regions: []string{devRegion}, Officers: []string{"alice", "bob", "carol"}, Quorum: 2,
+		Iterations: iterations, Now: now, Clock: e.now, Validity: 10 * 365 * 24 * time.Hour, Passphrase: pass,
+		OpenHSM: func(ctx context.Context, region string) (hsm.HSM, error) {
+			file := "region.hsm"
+			if region == "" {
+				file = "primary.hsm"
+			}
+			hf := hsmFlags{uri: "soft:" + path(file), passphraseFile: path("passphrase")}
+			return hf.open(ctx, e, true)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	rel, err := w.Release(ctx, devRelease, world.Spec{})
+	if err != nil {
+		return nil, err
+	}
+	if err := ceremony.Write(path("ceremony"), rel.Output); err != nil {
+		return nil, err
+	}
+	region := w.Regions[devRegion]
+	files := map[string][]byte{
+		"primary.pub": w.Primary.PEM, devRegion + ".req": region.Request, devRegion + ".cert": region.CertPEM,
+		devRelease + ".plan": rel.Plan.Marshal(),
+	}
+	for _, o := range w.Officers {
+		if err := os.WriteFile(path(o.Name+".key"), o.KeyPEM, 0o600); err != nil {
+			return nil, err
+		}
+		files[o.Name+".pub"] = o.PublicPEM
+	}
+	for _, a := range rel.Approvals {
+		files[a.Source] = a.Data
+	}
+	for name, data := range files {
+		if err := os.WriteFile(path(name), data, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return rel.Bundles[devRegion], nil
+}
+
+func initDevStore(ctx context.Context, final func(string) string, bundle []byte, now time.Time) error {
 	cfg, err := config.Load(final("strongroom.yaml"))
 	if err != nil {
 		return err
@@ -293,7 +261,6 @@ func initDevStore(ctx context.Context, final func(string) string, out *ceremony.
 		return err
 	}
 	defer sto.Close()
-	bundle := out.Files[release.FileName(devRelease, devRegion)]
 	if _, err := sto.InstallRelease(ctx, store.Release{ID: devRelease, Bundle: bundle, Installed: now}); err != nil {
 		return err
 	}

@@ -1,10 +1,11 @@
-package ceremony
+package ceremony_test
 
 import (
 	"context"
 	"io"
 	"testing"
 
+	"github.com/strongroom-kms/strongroom/internal/ceremony"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/plan"
 	"github.com/strongroom-kms/strongroom/internal/release"
@@ -16,58 +17,68 @@ import (
 // best hash each pair has in common.
 func TestBackends(t *testing.T) {
 	ctx := context.Background()
-	softPrimary := newPrimary(t, openSoft(t, "matrix-primary"))
-	p11Primary := newPrimary(t, openPKCS11(t, "mprimary"))
 	for _, pc := range []struct {
-		name string
-		p    *primarySite
-	}{{"soft primary", softPrimary}, {"pkcs11 primary", p11Primary}} {
+		name   string
+		pkcs11 bool
+	}{{"soft primary", false}, {"pkcs11 primary", true}} {
 		t.Run(pc.name, func(t *testing.T) {
-			regions := []*regionSite{
-				enrollRegion(t, pc.p, openSoft(t, "matrix-"+pc.p.pub.SigningKeyID().Short()), "soft1"),
-				enrollRegion(t, pc.p, openPKCS11(t, "mregion"), "hsm1"),
+			// The primary on pc's backend, soft1 on a soft HSM, hsm1 on SoftHSM2.
+			w, err := newWorld([]string{"soft1", "hsm1"}, func(_ context.Context, region string) (hsm.HSM, error) {
+				switch {
+				case region == "" && pc.pkcs11:
+					return openPKCS11(t, "mprimary"), nil
+				case region == "hsm1":
+					return openPKCS11(t, "mregion"), nil
+				}
+				return nil, nil // a soft HSM
+			})
+			if err != nil {
+				t.Fatalf("world.New() error = %v", err)
 			}
-			pl := makePlan(t, plan.Release, "matrix", pc.p, regions...)
-			out, err := Run(ctx, pc.p.h, Inputs{Plan: pl.Marshal(), Approvals: approve(t, pl, "alice", "bob")}, clock())
+			t.Cleanup(func() { w.Close() })
+			regions := []string{"soft1", "hsm1"}
+			pl := makePlan(t, w, plan.Release, "matrix", regions...)
+			out, err := ceremony.Run(ctx, w.Primary.HSM, ceremony.Inputs{Plan: pl.Marshal(), Approvals: approve(t, w, pl, "alice", "bob")}, clock())
 			if err != nil {
 				t.Fatalf("Run() error = %v", err)
 			}
-			if n := VerifyFiles(io.Discard, pc.p.pub, out.Files, false); n != 0 {
+			if n := ceremony.VerifyFiles(io.Discard, w.Primary.Public, out.Files, false); n != 0 {
 				t.Fatalf("VerifyFiles() = %d failures", n)
 			}
 			var first *release.Release
-			for _, r := range regions {
-				data := out.Files[release.FileName("matrix", r.name)]
-				b, _, err := release.Verify(data, pc.p.pub)
+			for _, name := range regions {
+				r := w.Regions[name]
+				data := out.Files[release.FileName("matrix", r.Name)]
+				b, _, err := release.Verify(data, w.Primary.Public)
 				if err != nil {
 					t.Fatal(err)
 				}
 				want := hsm.OAEPSHA1
-				if pc.p.h.Info().SupportsOAEP(hsm.OAEPSHA256) && r.h.Info().SupportsOAEP(hsm.OAEPSHA256) {
+				if w.Primary.HSM.Info().SupportsOAEP(hsm.OAEPSHA256) && r.HSM.Info().SupportsOAEP(hsm.OAEPSHA256) {
 					want = hsm.OAEPSHA256
 				}
 				if b.OAEPHash != want {
-					t.Errorf("%s: bundle uses OAEP-%v, want %v", r.name, b.OAEPHash, want)
+					t.Errorf("%s: bundle uses OAEP-%v, want %v", r.Name, b.OAEPHash, want)
 				}
-				got, err := release.Open(ctx, r.h, data, release.Trust{Primary: pc.p.pub, Region: r.name})
+				got, err := release.Open(ctx, r.HSM, data, release.Trust{Primary: w.Primary.Public, Region: r.Name})
 				if err != nil {
-					t.Fatalf("%s (%s) Open() error = %v", r.name, r.h.Info().Backend, err)
+					t.Fatalf("%s (%s) Open() error = %v", r.Name, r.HSM.Info().Backend, err)
 				}
 				if first == nil {
 					first = got
 				} else if !first.Seed.Equal(got.Seed) || !first.TWK.Equal(got.TWK) || !first.Salt.Equal(got.Salt) {
-					t.Errorf("%s opened other secrets than %s", r.name, regions[0].name)
+					t.Errorf("%s opened other secrets than %s", r.Name, regions[0])
 				}
 			}
 			// The late-region export works from this primary too.
-			late := enrollRegion(t, pc.p, openSoft(t, "late-"+pc.p.pub.SigningKeyID().Short()), "late1")
-			epl := makePlan(t, plan.Export, "matrix", pc.p, late)
-			exp, err := Export(ctx, pc.p.h, Inputs{Plan: epl.Marshal(), Approvals: approve(t, epl, "bob", "carol"),
+			late := enrollRegion(t, w, "late1")
+			epl := makePlan(t, w, plan.Export, "matrix", "late1")
+			exp, err := ceremony.Export(ctx, w.Primary.HSM, ceremony.Inputs{Plan: epl.Marshal(), Approvals: approve(t, w, epl, "bob", "carol"),
 				PrimaryCopy: out.Files["matrix.primary"]}, clock())
 			if err != nil {
 				t.Fatalf("Export() error = %v", err)
 			}
-			got, err := release.Open(ctx, late.h, exp.Files["matrix.late1.bundle"], release.Trust{Primary: pc.p.pub, Region: "late1"})
+			got, err := release.Open(ctx, late.HSM, exp.Files["matrix.late1.bundle"], release.Trust{Primary: w.Primary.Public, Region: "late1"})
 			if err != nil {
 				t.Fatalf("late1 Open() error = %v", err)
 			}

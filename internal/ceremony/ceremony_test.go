@@ -1,4 +1,4 @@
-package ceremony
+package ceremony_test
 
 import (
 	"bytes"
@@ -10,41 +10,17 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/strongroom-kms/strongroom/internal/ceremony"
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/plan"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/transcript"
+	"github.com/strongroom-kms/strongroom/internal/world"
 )
 
-// world is a soft primary with regions eu1 and us1, made once per package.
-type world struct {
-	primary  *primarySite
-	eu1, us1 *regionSite
-	other    *primarySite // another primary, for forgeries
-}
-
-var (
-	worldOnce sync.Once
-	w         world
-)
-
-func getWorld(t *testing.T) *world {
-	worldOnce.Do(func() {
-		w.primary = newPrimary(t, openSoft(t, "primary"))
-		w.eu1 = enrollRegion(t, w.primary, openSoft(t, "eu1"), "eu1")
-		w.us1 = enrollRegion(t, w.primary, openSoft(t, "us1"), "us1")
-		w.other = newPrimary(t, openSoft(t, "other-primary"))
-	})
-	if w.us1 == nil {
-		t.Fatal("fixture failed")
-	}
-	return &w
-}
-
-func fileNames(out *Output) []string {
+func fileNames(out *ceremony.Output) []string {
 	var n []string
 	for k := range out.Files {
 		n = append(n, k)
@@ -56,26 +32,26 @@ func fileNames(out *Output) []string {
 func TestQuorumRequired(t *testing.T) {
 	w := getWorld(t)
 	ctx := context.Background()
-	pl := makePlan(t, plan.Release, "quorum-1", w.primary, w.eu1, w.us1)
-	otherPlan := makePlan(t, plan.Release, "quorum-other", w.primary, w.eu1)
+	pl := makePlan(t, w, plan.Release, "quorum-1", "eu1", "us1")
+	otherPlan := makePlan(t, w, plan.Release, "quorum-other", "eu1")
 
 	cases := []struct {
 		name      string
 		approvals []plan.NamedApproval
 		want      []string
 	}{
-		{"one approval", approve(t, pl, "alice"), []string{"quorum not met", "1 of 2"}},
+		{"one approval", approve(t, w, pl, "alice"), []string{"quorum not met", "1 of 2"}},
 		{"none", nil, []string{"quorum not met", "0 of 2"}},
-		{"outsider", append(approve(t, pl, "alice"), approve(t, pl, "mallory")...),
+		{"outsider", append(approve(t, w, pl, "alice"), approve(t, w, pl, "mallory")...),
 			[]string{"quorum not met", "mallory.approval: signed by a key that is not an officer of this plan"}},
-		{"other plan", append(approve(t, pl, "alice"), approve(t, otherPlan, "bob")...),
+		{"other plan", append(approve(t, w, pl, "alice"), approve(t, w, otherPlan, "bob")...),
 			[]string{"quorum not met", "bob.approval", "different plan"}},
-		{"same officer twice", append(approve(t, pl, "alice"), approve(t, pl, "alice")...),
+		{"same officer twice", append(approve(t, w, pl, "alice"), approve(t, w, pl, "alice")...),
 			[]string{"quorum not met", "duplicate"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			out, err := Run(ctx, w.primary.h, Inputs{Plan: pl.Marshal(), Approvals: c.approvals}, clock())
+			out, err := ceremony.Run(ctx, w.Primary.HSM, ceremony.Inputs{Plan: pl.Marshal(), Approvals: c.approvals}, clock())
 			if err == nil || out != nil {
 				t.Fatalf("Run() = %v, %v; want a refusal", out, err)
 			}
@@ -87,7 +63,7 @@ func TestQuorumRequired(t *testing.T) {
 		})
 	}
 	// The refusals recorded nothing: the same release id runs with quorum.
-	out, err := Run(ctx, w.primary.h, Inputs{Plan: pl.Marshal(), Approvals: approve(t, pl, "alice", "bob")}, clock())
+	out, err := ceremony.Run(ctx, w.Primary.HSM, ceremony.Inputs{Plan: pl.Marshal(), Approvals: approve(t, w, pl, "alice", "bob")}, clock())
 	if err != nil {
 		t.Fatalf("Run(quorum) error = %v", err)
 	}
@@ -100,47 +76,47 @@ func TestQuorumRequired(t *testing.T) {
 func TestReleaseIDNeverIssuedTwice(t *testing.T) {
 	w := getWorld(t)
 	ctx := context.Background()
-	pl := makePlan(t, plan.Release, "once", w.primary, w.eu1)
-	in := Inputs{Plan: pl.Marshal(), Approvals: approve(t, pl, "bob", "carol")}
+	pl := makePlan(t, w, plan.Release, "once", "eu1")
+	in := ceremony.Inputs{Plan: pl.Marshal(), Approvals: approve(t, w, pl, "bob", "carol")}
 	dir := t.TempDir()
-	out, err := Run(ctx, w.primary.h, in, clock())
+	out, err := ceremony.Run(ctx, w.Primary.HSM, in, clock())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Write(dir, out); err != nil {
+	if err := ceremony.Write(dir, out); err != nil {
 		t.Fatal(err)
 	}
 	os.RemoveAll(dir) // even without the output, the ledger remembers
-	if _, err := Run(ctx, w.primary.h, in, clock()); !errors.Is(err, ErrIssued) {
+	if _, err := ceremony.Run(ctx, w.Primary.HSM, in, clock()); !errors.Is(err, ceremony.ErrIssued) {
 		t.Errorf("second Run(same release id) error = %v, want ErrIssued", err)
 	}
 	// A new plan (another digest) with the same id is refused too.
-	pl2 := makePlan(t, plan.Release, "once", w.primary, w.eu1, w.us1)
-	if _, err := Run(ctx, w.primary.h, Inputs{Plan: pl2.Marshal(), Approvals: approve(t, pl2, "alice", "bob")}, clock()); !errors.Is(err, ErrIssued) {
+	pl2 := makePlan(t, w, plan.Release, "once", "eu1", "us1")
+	if _, err := ceremony.Run(ctx, w.Primary.HSM, ceremony.Inputs{Plan: pl2.Marshal(), Approvals: approve(t, w, pl2, "alice", "bob")}, clock()); !errors.Is(err, ceremony.ErrIssued) {
 		t.Errorf("Run(new plan, same id) error = %v, want ErrIssued", err)
 	}
 }
 
-// runRelease runs a ceremony for the regions and returns its output.
-func runRelease(t *testing.T, p *primarySite, id string, regions ...*regionSite) *Output {
+// runRelease runs a ceremony for the regions, approved by alice and carol,
+// and returns its output.
+func runRelease(t *testing.T, w *world.World, id string, regions ...string) *ceremony.Output {
 	t.Helper()
-	pl := makePlan(t, plan.Release, id, p, regions...)
-	out, err := Run(context.Background(), p.h, Inputs{Plan: pl.Marshal(), Approvals: approve(t, pl, "alice", "carol")}, clock())
+	r, err := w.Release(context.Background(), id, world.Spec{Regions: regions, Officers: planOfficers, Approvers: []string{"alice", "carol"}})
 	if err != nil {
 		t.Fatalf("Run(%s) error = %v", id, err)
 	}
-	return out
+	return r.Output
 }
 
 func TestVerifyAndTamper(t *testing.T) {
 	w := getWorld(t)
-	out := runRelease(t, w.primary, "tamper", w.eu1, w.us1)
-	if n := VerifyFiles(io.Discard, w.primary.pub, out.Files, false); n != 0 {
+	out := runRelease(t, w, "tamper", "eu1", "us1")
+	if n := ceremony.VerifyFiles(io.Discard, w.Primary.Public, out.Files, false); n != 0 {
 		var buf bytes.Buffer
-		VerifyFiles(&buf, w.primary.pub, out.Files, false)
+		ceremony.VerifyFiles(&buf, w.Primary.Public, out.Files, false)
 		t.Fatalf("VerifyFiles(intact output) = %d failures:\n%s", n, buf.String())
 	}
-	if n := VerifyFiles(io.Discard, w.other.pub, out.Files, false); n != len(out.Files) {
+	if n := ceremony.VerifyFiles(io.Discard, otherPrimary(t).Public, out.Files, false); n != len(out.Files) {
 		t.Errorf("VerifyFiles(another primary) = %d failures, want %d", n, len(out.Files))
 	}
 	for _, name := range []string{"tamper.eu1.bundle", "tamper.transcript"} {
@@ -154,7 +130,7 @@ func TestVerifyAndTamper(t *testing.T) {
 			bad := bytes.Clone(der)
 			bad[i] ^= 0x01
 			files := map[string][]byte{name: pem.EncodeToMemory(&pem.Block{Type: block.Type, Bytes: bad})}
-			if VerifyFiles(io.Discard, w.primary.pub, files, false) != 1 {
+			if ceremony.VerifyFiles(io.Discard, w.Primary.Public, files, false) != 1 {
 				t.Fatalf("%s with DER byte %d altered verified", name, i)
 			}
 			tested++
@@ -167,9 +143,9 @@ func TestVerifyAndTamper(t *testing.T) {
 	// A bundle paired with a transcript of another ceremony of the same
 	// release id cannot exist (ids are unique), but a bundle whose transcript
 	// is given must be recorded in it.
-	other := runRelease(t, w.primary, "tamper2", w.eu1)
+	other := runRelease(t, w, "tamper2", "eu1")
 	mixed := map[string][]byte{"tamper.eu1.bundle": out.Files["tamper.eu1.bundle"], "x.transcript": other.Files["tamper2.transcript"]}
-	if n := VerifyFiles(io.Discard, w.primary.pub, mixed, false); n != 0 {
+	if n := ceremony.VerifyFiles(io.Discard, w.Primary.Public, mixed, false); n != 0 {
 		t.Errorf("VerifyFiles(bundle + transcript of another release) = %d failures, want 0 (not cross-checked)", n)
 	}
 }
@@ -177,10 +153,10 @@ func TestVerifyAndTamper(t *testing.T) {
 func TestOpenBundles(t *testing.T) {
 	w := getWorld(t)
 	ctx := context.Background()
-	out := runRelease(t, w.primary, "open", w.eu1, w.us1)
+	out := runRelease(t, w, "open", "eu1", "us1")
 	eu1, us1 := out.Files["open.eu1.bundle"], out.Files["open.us1.bundle"]
 
-	r1, err := release.Open(ctx, w.eu1.h, eu1, release.Trust{Primary: w.primary.pub, Region: "eu1"})
+	r1, err := release.Open(ctx, w.Regions["eu1"].HSM, eu1, release.Trust{Primary: w.Primary.Public, Region: "eu1"})
 	if err != nil {
 		t.Fatalf("eu1 Open(eu1 bundle) error = %v", err)
 	}
@@ -196,7 +172,7 @@ func TestOpenBundles(t *testing.T) {
 	if r1.Iterations != plan.MinIterations || r1.ID != "open" {
 		t.Errorf("release = %s with %d iterations", r1.ID, r1.Iterations)
 	}
-	r2, err := release.Open(ctx, w.us1.h, us1, release.Trust{Primary: w.primary.pub, Region: "us1"})
+	r2, err := release.Open(ctx, w.Regions["us1"].HSM, us1, release.Trust{Primary: w.Primary.Public, Region: "us1"})
 	if err != nil {
 		t.Fatalf("us1 Open(us1 bundle) error = %v", err)
 	}
@@ -205,18 +181,18 @@ func TestOpenBundles(t *testing.T) {
 	}
 
 	// us1 cannot open eu1's bundle: not as us1, and not by claiming eu1.
-	if _, err := release.Open(ctx, w.us1.h, eu1, release.Trust{Primary: w.primary.pub, Region: "us1"}); err == nil {
+	if _, err := release.Open(ctx, w.Regions["us1"].HSM, eu1, release.Trust{Primary: w.Primary.Public, Region: "us1"}); err == nil {
 		t.Error("us1 Open(eu1 bundle) as us1 succeeded")
 	}
-	if _, err := release.Open(ctx, w.us1.h, eu1, release.Trust{Primary: w.primary.pub, Region: "eu1"}); err == nil || !strings.Contains(err.Error(), "this HSM's key is") {
+	if _, err := release.Open(ctx, w.Regions["us1"].HSM, eu1, release.Trust{Primary: w.Primary.Public, Region: "eu1"}); err == nil || !strings.Contains(err.Error(), "this HSM's key is") {
 		t.Errorf("us1 HSM Open(eu1 bundle) claiming eu1 error = %v, want a key mismatch", err)
 	}
 	// A bundle signed by another primary is refused.
-	if _, err := release.Open(ctx, w.eu1.h, eu1, release.Trust{Primary: w.other.pub, Region: "eu1"}); err == nil {
+	if _, err := release.Open(ctx, w.Regions["eu1"].HSM, eu1, release.Trust{Primary: otherPrimary(t).Public, Region: "eu1"}); err == nil {
 		t.Error("Open with another pinned primary succeeded")
 	}
 	// The primary's copy opens in the primary HSM only.
-	if _, err := release.Open(ctx, w.primary.h, out.Files["open.primary"], release.Trust{Primary: w.primary.pub, Region: release.PrimaryCopy}); err != nil {
+	if _, err := release.Open(ctx, w.Primary.HSM, out.Files["open.primary"], release.Trust{Primary: w.Primary.Public, Region: release.PrimaryCopy}); err != nil {
 		t.Errorf("primary Open(primary copy) error = %v", err)
 	}
 }
@@ -224,16 +200,16 @@ func TestOpenBundles(t *testing.T) {
 func TestLateRegionExport(t *testing.T) {
 	w := getWorld(t)
 	ctx := context.Background()
-	out := runRelease(t, w.primary, "late", w.eu1)
-	ap1 := enrollRegion(t, w.primary, openSoft(t, "ap1"), "ap1")
+	out := runRelease(t, w, "late", "eu1")
+	ap1 := enrollRegion(t, w, "ap1")
 
-	pl := makePlan(t, plan.Export, "late", w.primary, ap1)
-	in := Inputs{Plan: pl.Marshal(), Approvals: approve(t, pl, "alice"), PrimaryCopy: out.Files["late.primary"]}
-	if _, err := Export(ctx, w.primary.h, in, clock()); err == nil || !strings.Contains(err.Error(), "quorum not met") {
+	pl := makePlan(t, w, plan.Export, "late", "ap1")
+	in := ceremony.Inputs{Plan: pl.Marshal(), Approvals: approve(t, w, pl, "alice"), PrimaryCopy: out.Files["late.primary"]}
+	if _, err := ceremony.Export(ctx, w.Primary.HSM, in, clock()); err == nil || !strings.Contains(err.Error(), "quorum not met") {
 		t.Fatalf("Export(one approval) error = %v, want quorum not met", err)
 	}
-	in.Approvals = approve(t, pl, "bob", "carol")
-	exp, err := Export(ctx, w.primary.h, in, clock())
+	in.Approvals = approve(t, w, pl, "bob", "carol")
+	exp, err := ceremony.Export(ctx, w.Primary.HSM, in, clock())
 	if err != nil {
 		t.Fatalf("Export() error = %v", err)
 	}
@@ -241,11 +217,11 @@ func TestLateRegionExport(t *testing.T) {
 	if bundle == nil {
 		t.Fatalf("Export() files = %v", fileNames(exp))
 	}
-	r, err := release.Open(ctx, ap1.h, bundle, release.Trust{Primary: w.primary.pub, Region: "ap1"})
+	r, err := release.Open(ctx, ap1.HSM, bundle, release.Trust{Primary: w.Primary.Public, Region: "ap1"})
 	if err != nil {
 		t.Fatalf("ap1 Open(exported bundle) error = %v", err)
 	}
-	orig, err := release.Open(ctx, w.eu1.h, out.Files["late.eu1.bundle"], release.Trust{Primary: w.primary.pub, Region: "eu1"})
+	orig, err := release.Open(ctx, w.Regions["eu1"].HSM, out.Files["late.eu1.bundle"], release.Trust{Primary: w.Primary.Public, Region: "eu1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,28 +236,28 @@ func TestLateRegionExport(t *testing.T) {
 		all[n] = f
 	}
 	var buf bytes.Buffer
-	if n := VerifyFiles(&buf, w.primary.pub, all, false); n != 0 {
+	if n := ceremony.VerifyFiles(&buf, w.Primary.Public, all, false); n != 0 {
 		t.Errorf("VerifyFiles(release + export) = %d failures:\n%s", n, buf.String())
 	}
 	// Exports need an issued release and its real primary copy.
-	never := makePlan(t, plan.Export, "never-issued", w.primary, ap1)
-	if _, err := Export(ctx, w.primary.h, Inputs{Plan: never.Marshal(), Approvals: approve(t, never, "alice", "bob"), PrimaryCopy: out.Files["late.primary"]}, clock()); err == nil {
+	never := makePlan(t, w, plan.Export, "never-issued", "ap1")
+	if _, err := ceremony.Export(ctx, w.Primary.HSM, ceremony.Inputs{Plan: never.Marshal(), Approvals: approve(t, w, never, "alice", "bob"), PrimaryCopy: out.Files["late.primary"]}, clock()); err == nil {
 		t.Error("Export(never issued release) succeeded")
 	}
 	in.PrimaryCopy = out.Files["late.eu1.bundle"]
-	if _, err := Export(ctx, w.primary.h, in, clock()); err == nil {
+	if _, err := ceremony.Export(ctx, w.Primary.HSM, in, clock()); err == nil {
 		t.Error("Export with a region bundle as the primary copy succeeded")
 	}
 }
 
 func TestWriteAllOrNothing(t *testing.T) {
 	w := getWorld(t)
-	out := runRelease(t, w.primary, "write", w.eu1)
+	out := runRelease(t, w, "write", "eu1")
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "write.primary"), []byte("in the way"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := Write(dir, out); err == nil {
+	if err := ceremony.Write(dir, out); err == nil {
 		t.Fatal("Write over an existing file succeeded")
 	}
 	entries, _ := os.ReadDir(dir)
@@ -289,12 +265,12 @@ func TestWriteAllOrNothing(t *testing.T) {
 		t.Errorf("a refused Write left %d entries, want only the one in the way", len(entries))
 	}
 	os.Remove(filepath.Join(dir, "write.primary"))
-	if err := Write(dir, out); err != nil {
+	if err := ceremony.Write(dir, out); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(filepath.Join(dir, "write.transcript"))
 	block, _ := pem.Decode(data)
-	l, err := transcript.Parse(block.Bytes, w.primary.pub.Signing)
+	l, err := transcript.Parse(block.Bytes, w.Primary.Public.Signing)
 	if err != nil {
 		t.Fatalf("transcript.Parse(written) error = %v", err)
 	}
@@ -315,11 +291,11 @@ func TestWriteAllOrNothing(t *testing.T) {
 
 func TestNotAPrimary(t *testing.T) {
 	w := getWorld(t)
-	pl := makePlan(t, plan.Release, "wrong-hsm", w.primary, w.eu1)
-	if _, err := Run(context.Background(), w.eu1.h, Inputs{Plan: pl.Marshal(), Approvals: approve(t, pl, "alice", "bob")}, clock()); err == nil || !strings.Contains(err.Error(), "not an initialized primary") {
+	pl := makePlan(t, w, plan.Release, "wrong-hsm", "eu1")
+	if _, err := ceremony.Run(context.Background(), w.Regions["eu1"].HSM, ceremony.Inputs{Plan: pl.Marshal(), Approvals: approve(t, w, pl, "alice", "bob")}, clock()); err == nil || !strings.Contains(err.Error(), "not an initialized primary") {
 		t.Errorf("Run on a regional HSM error = %v", err)
 	}
-	if _, err := Run(context.Background(), w.other.h, Inputs{Plan: pl.Marshal(), Approvals: approve(t, pl, "alice", "bob")}, clock()); err == nil || !strings.Contains(err.Error(), "is for primary signing key") {
+	if _, err := ceremony.Run(context.Background(), otherPrimary(t).HSM, ceremony.Inputs{Plan: pl.Marshal(), Approvals: approve(t, w, pl, "alice", "bob")}, clock()); err == nil || !strings.Contains(err.Error(), "is for primary signing key") {
 		t.Errorf("Run on another primary error = %v", err)
 	}
 	_ = enroll.LabelPrimarySigning
@@ -329,10 +305,10 @@ func TestNotAPrimary(t *testing.T) {
 // files appear at once (a renamed temporary directory), leaving nothing else.
 func TestWriteNewDirectory(t *testing.T) {
 	w := getWorld(t)
-	out := runRelease(t, w.primary, "write-new", w.eu1)
+	out := runRelease(t, w, "write-new", "eu1")
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "out")
-	if err := Write(dir, out); err != nil {
+	if err := ceremony.Write(dir, out); err != nil {
 		t.Fatalf("Write(new dir) error = %v", err)
 	}
 	entries, _ := os.ReadDir(dir)
@@ -348,7 +324,7 @@ func TestWriteNewDirectory(t *testing.T) {
 	if left, _ := os.ReadDir(parent); len(left) != 1 {
 		t.Errorf("the parent holds %d entries, want only the output directory", len(left))
 	}
-	if err := Write(dir, out); err == nil {
+	if err := ceremony.Write(dir, out); err == nil {
 		t.Error("a second Write of the same files succeeded")
 	}
 }

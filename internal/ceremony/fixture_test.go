@@ -1,4 +1,4 @@
-package ceremony
+package ceremony_test
 
 import (
 	"context"
@@ -8,13 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/hsm/hsmtest"
 	"github.com/strongroom-kms/strongroom/internal/hsm/pkcs11"
 	"github.com/strongroom-kms/strongroom/internal/hsm/soft"
-	"github.com/strongroom-kms/strongroom/internal/officer"
 	"github.com/strongroom-kms/strongroom/internal/plan"
+	"github.com/strongroom-kms/strongroom/internal/world"
 )
 
 var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
@@ -30,18 +29,28 @@ func clock() func() time.Time {
 	}
 }
 
-// primarySite is an initialized primary HSM.
-type primarySite struct {
-	h   hsm.HSM
-	pub *enroll.Primary
-	pem []byte
+// planOfficers are the officers of the tests' plans (quorum 2). The worlds
+// have a fourth officer, mallory, in none of them.
+var planOfficers = []string{"alice", "bob", "carol"}
+
+// newWorld makes a world at t0 with the regions and officers alice, bob,
+// carol and mallory; open, if not nil, opens its HSMs. SHA-1 is allowed so
+// that any primary can seal to any region (SoftHSM2 wraps with OAEP-SHA-1
+// only); the ceremony still picks the best common hash.
+func newWorld(regions []string, open func(ctx context.Context, region string) (hsm.HSM, error)) (*world.World, error) {
+	return world.New(context.Background(), world.Options{
+		Regions: regions, Officers: []string{"alice", "bob", "carol", "mallory"}, Now: t0, Clock: clock(),
+		AllowSHA1: true, OpenHSM: open,
+	})
 }
 
-// regionSite is an initialized, enrolled regional HSM.
-type regionSite struct {
-	name string
-	h    hsm.HSM
-	cert *enroll.Certificate
+// shared is a soft primary with regions eu1 and us1, made once per package,
+// and another primary, for forgeries.
+var shared struct {
+	once  sync.Once
+	w     *world.World
+	other *world.Primary
+	err   error
 }
 
 var tmpRoot string
@@ -52,17 +61,37 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	code := m.Run()
+	if shared.w != nil {
+		shared.w.Close()
+	}
 	os.RemoveAll(tmpRoot)
 	os.Exit(code)
 }
 
-func openSoft(t testing.TB, name string) hsm.HSM {
+func getWorld(t *testing.T) *world.World {
 	t.Helper()
-	h, err := soft.Open(context.Background(), filepath.Join(tmpRoot, name), []byte("ceremony test"), soft.Options{Create: true})
-	if err != nil {
-		t.Fatalf("soft.Open(%s) error = %v", name, err)
+	shared.once.Do(func() {
+		ctx := context.Background()
+		if shared.w, shared.err = newWorld([]string{"eu1", "us1"}, nil); shared.err != nil {
+			return
+		}
+		h, err := soft.Open(ctx, filepath.Join(tmpRoot, "other-primary"), []byte("ceremony test"), soft.Options{Create: true})
+		if err == nil {
+			shared.other, err = world.NewPrimary(ctx, h, t0)
+		}
+		shared.err = err
+	})
+	if shared.err != nil {
+		t.Fatalf("fixture: %v", shared.err)
 	}
-	return h
+	return shared.w
+}
+
+// otherPrimary is another primary than getWorld's, for forgeries.
+func otherPrimary(t *testing.T) *world.Primary {
+	t.Helper()
+	getWorld(t)
+	return shared.other
 }
 
 func openPKCS11(t testing.TB, name string) hsm.HSM {
@@ -76,94 +105,21 @@ func openPKCS11(t testing.TB, name string) hsm.HSM {
 	return h
 }
 
-func newPrimary(t testing.TB, h hsm.HSM) *primarySite {
+// enrollRegion adds region name to w.
+func enrollRegion(t testing.TB, w *world.World, name string) *world.Region {
 	t.Helper()
-	data, err := enroll.InitPrimary(context.Background(), h, t0)
+	r, err := w.Enroll(context.Background(), name)
 	if err != nil {
-		t.Fatalf("InitPrimary() error = %v", err)
+		t.Fatalf("Enroll(%s) error = %v", name, err)
 	}
-	pub, err := enroll.ParsePrimary(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &primarySite{h: h, pub: pub, pem: data}
-}
-
-// enrollRegion initializes h as region name and certifies it at p. SHA-1 is
-// allowed so that any primary can seal to any region (SoftHSM2 wraps with
-// OAEP-SHA-1 only); the ceremony still picks the best common hash.
-func enrollRegion(t testing.TB, p *primarySite, h hsm.HSM, name string) *regionSite {
-	t.Helper()
-	ctx := context.Background()
-	reqPEM, err := enroll.InitRegion(ctx, h, name, t0)
-	if err != nil {
-		t.Fatalf("InitRegion(%s) error = %v", name, err)
-	}
-	req, err := enroll.ParseRequest(reqPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := p.h.SigningKey(ctx, enroll.LabelPrimarySigning)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, cert, err := enroll.Certify(ctx, signer, req, enroll.CertifyOptions{Now: t0, AllowSHA1: true})
-	if err != nil {
-		t.Fatalf("Certify(%s) error = %v", name, err)
-	}
-	return &regionSite{name: name, h: h, cert: cert}
-}
-
-// officers are alice, bob and carol (the plan's) and mallory (not in it).
-type officers struct {
-	signers map[string]*officer.Signer
-}
-
-var (
-	offOnce sync.Once
-	offs    officers
-)
-
-func getOfficers(t testing.TB) officers {
-	offOnce.Do(func() {
-		offs.signers = map[string]*officer.Signer{}
-		for _, name := range []string{"alice", "bob", "carol", "mallory"} {
-			pass := []byte(name + " passphrase")
-			key, _, err := officer.New(name, pass, t0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := officer.Open(key, pass)
-			if err != nil {
-				t.Fatal(err)
-			}
-			offs.signers[name] = s
-		}
-	})
-	return offs
-}
-
-func (o officers) publics(names ...string) []*officer.Public {
-	var out []*officer.Public
-	for _, n := range names {
-		out = append(out, o.signers[n].Public())
-	}
-	return out
+	return r
 }
 
 // makePlan makes a plan for the regions with officers alice, bob, carol and
 // quorum 2.
-func makePlan(t testing.TB, kind plan.Kind, id string, p *primarySite, regions ...*regionSite) *plan.Plan {
+func makePlan(t testing.TB, w *world.World, kind plan.Kind, id string, regions ...string) *plan.Plan {
 	t.Helper()
-	var certs []*enroll.Certificate
-	for _, r := range regions {
-		certs = append(certs, r.cert)
-	}
-	pl, err := plan.New(plan.Plan{
-		Kind: kind, Release: id, Created: t0, Iterations: plan.MinIterations,
-		Primary: p.pub.SigningKeyID(), Regions: certs,
-		Officers: getOfficers(t).publics("alice", "bob", "carol"), Quorum: 2,
-	})
+	pl, err := w.Plan(kind, id, world.Spec{Regions: regions, Officers: planOfficers, Quorum: 2})
 	if err != nil {
 		t.Fatalf("plan.New() error = %v", err)
 	}
@@ -171,10 +127,11 @@ func makePlan(t testing.TB, kind plan.Kind, id string, p *primarySite, regions .
 }
 
 // approve returns the named officers' approvals of pl.
-func approve(t testing.TB, pl *plan.Plan, names ...string) []plan.NamedApproval {
-	var out []plan.NamedApproval
-	for _, n := range names {
-		out = append(out, plan.NamedApproval{Source: n + ".approval", Data: plan.Approve(getOfficers(t).signers[n], pl, t0)})
+func approve(t testing.TB, w *world.World, pl *plan.Plan, names ...string) []plan.NamedApproval {
+	t.Helper()
+	a, err := w.Approve(pl, names...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	return a
 }

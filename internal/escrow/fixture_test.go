@@ -19,14 +19,15 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/officer"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/sign"
+	"github.com/strongroom-kms/strongroom/internal/world"
 )
 
 var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
 // fixture holds what is slow to make, made once per package and in
-// parallel: a primary on a soft HSM (RSA-4096 generation), a region eu1
-// certified by it, an officer key (scrypt) for the one test that needs bundles
-// release.Verify accepts, and the escrows.
+// parallel: a world (a primary on a soft HSM, RSA-4096 generation; a region
+// eu1 certified by it; an officer key, scrypt, for the one test that needs
+// bundles release.Verify accepts), and the escrows.
 type fixture struct {
 	primaryHSM    hsm.HSM
 	primaryPub    []byte
@@ -49,10 +50,11 @@ type fixture struct {
 }
 
 var (
-	fixOnce sync.Once
-	fix     fixture
-	fixErr  error
-	fixDir  string
+	fixOnce  sync.Once
+	fix      fixture
+	fixErr   error
+	fixDir   string
+	fixWorld *world.World
 )
 
 func getFixture(t testing.TB) *fixture {
@@ -74,12 +76,9 @@ func makeFixture() error {
 		return soft.Open(ctx, filepath.Join(fixDir, name), []byte("test passphrase"), soft.Options{Create: true})
 	}
 	var (
-		wg        sync.WaitGroup
-		mu        sync.Mutex
-		errs      []error
-		regionReq []byte
-		keyPEM    []byte
-		pubPEM    []byte
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
 	)
 	fail := func(what string, err error) {
 		mu.Lock()
@@ -87,23 +86,10 @@ func makeFixture() error {
 		mu.Unlock()
 	}
 	wg.Go(func() {
-		h, err := open("primary")
-		if err == nil {
-			fix.primaryHSM = h
-			fix.primaryPub, err = enroll.InitPrimary(ctx, h, now)
-		}
+		var err error
+		fixWorld, err = world.New(ctx, world.Options{Officers: []string{"alice"}, Now: now, Dir: fixDir})
 		if err != nil {
-			fail("primary", err)
-		}
-	})
-	wg.Go(func() {
-		h, err := open("eu1")
-		if err == nil {
-			regionReq, err = enroll.InitRegion(ctx, h, "eu1", now)
-			h.Close()
-		}
-		if err != nil {
-			fail("eu1", err)
+			fail("world", err)
 		}
 	})
 	wg.Go(func() {
@@ -116,12 +102,6 @@ func makeFixture() error {
 			return
 		}
 		fix.other = &enroll.Primary{Signing: fix.otherSigner.ECDSAPublicKey()}
-	})
-	wg.Go(func() {
-		var err error
-		if keyPEM, pubPEM, err = officer.New("alice", []byte("officer passphrase"), now); err != nil {
-			fail("officer", err)
-		}
 	})
 	for i, name := range []string{"escrow1", "escrow2"} {
 		wg.Go(func() {
@@ -149,12 +129,10 @@ func makeFixture() error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	if fix.primary, err = enroll.ParsePrimary(fix.primaryPub); err != nil {
-		return err
-	}
-	if fix.primarySigner, err = fix.primaryHSM.SigningKey(ctx, enroll.LabelPrimarySigning); err != nil {
-		return err
-	}
+	p := fixWorld.Primary
+	fix.primaryHSM, fix.primaryPub, fix.primary, fix.primarySigner = p.HSM, p.PEM, p.Public, p.Signing
+	fix.regionCert = fixWorld.Regions["eu1"].Cert
+	fix.officerPub, fix.officerSigner = fixWorld.Officers["alice"].Public, fixWorld.Officers["alice"].Signer
 	req1, err := ParseRequest(fix.request1)
 	if err != nil {
 		return err
@@ -166,29 +144,15 @@ func makeFixture() error {
 	if err != nil {
 		return err
 	}
-	if fix.cert2PEM, fix.cert2, err = Certify(ctx, fix.otherSigner, req2, CertifyOptions{Now: now}); err != nil {
-		return err
-	}
-	rreq, err := enroll.ParseRequest(regionReq)
-	if err != nil {
-		return err
-	}
-	certPEM, _, err := enroll.Certify(ctx, fix.primarySigner, rreq, enroll.CertifyOptions{Now: now})
-	if err != nil {
-		return err
-	}
-	if fix.regionCert, err = enroll.ParseCertificate(certPEM); err != nil {
-		return err
-	}
-	if fix.officerPub, err = officer.ParsePublic(pubPEM); err != nil {
-		return err
-	}
-	fix.officerSigner, err = officer.Open(keyPEM, []byte("officer passphrase"))
+	fix.cert2PEM, fix.cert2, err = Certify(ctx, fix.otherSigner, req2, CertifyOptions{Now: now})
 	return err
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if fixWorld != nil {
+		fixWorld.Close()
+	}
 	if fixDir != "" {
 		os.RemoveAll(fixDir)
 	}

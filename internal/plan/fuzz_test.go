@@ -1,4 +1,4 @@
-package plan
+package plan_test
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/strongroom-kms/strongroom/internal/fuzzcorpus"
+	"github.com/strongroom-kms/strongroom/internal/plan"
 )
 
 // The seed corpora under testdata/fuzz hold valid files made by
@@ -14,19 +15,19 @@ import (
 func FuzzParsePlan(f *testing.F) {
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, der []byte) {
-		p, err := ParseDER(der)
+		p, err := plan.ParseDER(der)
 		if err != nil {
 			return
 		}
 		// One plan, one encoding: what parses re-encodes to the same bytes.
-		again, err := p.encode()
+		again, err := p.Encode()
 		if err != nil || !bytes.Equal(again, der) {
 			t.Fatalf("ParseDER accepted a non-canonical encoding (%v)", err)
 		}
-		if p.Quorum < 1 || int(p.Quorum) > len(p.Officers) || len(p.Regions) == 0 || !p.Kind.Valid() || ValidRelease(p.Release) != nil {
+		if p.Quorum < 1 || int(p.Quorum) > len(p.Officers) || len(p.Regions) == 0 || !p.Kind.Valid() || plan.ValidRelease(p.Release) != nil {
 			t.Fatal("ParseDER accepted an invalid plan")
 		}
-		if q, err := New(*p); err != nil || q.Digest() != p.Digest() {
+		if q, err := plan.New(*p); err != nil || q.Digest() != p.Digest() {
 			t.Fatalf("New(parsed plan) = %v, or another digest", err)
 		}
 	})
@@ -35,11 +36,11 @@ func FuzzParsePlan(f *testing.F) {
 func FuzzParseApproval(f *testing.F) {
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, der []byte) {
-		a, err := parseApprovalDER(der)
+		a, err := plan.ParseApprovalDER(der)
 		if err != nil {
 			return
 		}
-		if !bytes.HasPrefix(der, a.body()) || !a.Kind.Valid() || ValidRelease(a.Release) != nil {
+		if !bytes.HasPrefix(der, a.Body()) || !a.Kind.Valid() || plan.ValidRelease(a.Release) != nil {
 			t.Fatal("parseApprovalDER accepted an invalid approval")
 		}
 	})

@@ -1,4 +1,4 @@
-package plan
+package plan_test
 
 import (
 	"encoding/hex"
@@ -7,20 +7,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strongroom-kms/strongroom/internal/plan"
 	"golang.org/x/crypto/cryptobyte"
 )
 
 func TestCheckQuorum(t *testing.T) {
 	f := getFixture(t)
 	p := f.releasePlan(t)
-	export, err := New(Plan{Kind: Export, Release: "2025-4", Created: now, Primary: p.Primary, Regions: p.Regions, Officers: p.Officers, Quorum: 2})
+	export, err := plan.New(plan.Plan{Kind: plan.Export, Release: "2025-4", Created: now, Primary: p.Primary, Regions: p.Regions, Officers: p.Officers, Quorum: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	alice := approveAs(t, f, "alice", p)
 	bob := approveAs(t, f, "bob", p)
 	carol := approveAs(t, f, "carol", p)
-	aliceAgain := Approve(f.signers["alice"], p, now.Add(2*time.Hour))
+	aliceAgain := plan.Approve(f.signers["alice"], p, now.Add(2*time.Hour))
 	mallory := approveAs(t, f, "mallory", p)
 	bobOld := approveAs(t, f, "bob", export)
 	badSig := alterSignature(t, carol)
@@ -28,7 +29,7 @@ func TestCheckQuorum(t *testing.T) {
 
 	for _, tc := range []struct {
 		name      string
-		approvals []NamedApproval
+		approvals []plan.NamedApproval
 		met       bool
 		approvers string
 		str       string
@@ -36,55 +37,55 @@ func TestCheckQuorum(t *testing.T) {
 	}{
 		{
 			name:      "two of two",
-			approvals: []NamedApproval{{"alice.approval", alice}, {"bob.approval", bob}},
+			approvals: []plan.NamedApproval{{"alice.approval", alice}, {"bob.approval", bob}},
 			met:       true, approvers: "alice,bob",
 			str:  "quorum met: 2 of 2 required approvals (alice, bob)",
 			errs: []error{nil, nil},
 		},
 		{
 			name:      "three of two",
-			approvals: []NamedApproval{{"c", carol}, {"b", bob}, {"a", alice}},
+			approvals: []plan.NamedApproval{{"c", carol}, {"b", bob}, {"a", alice}},
 			met:       true, approvers: "carol,bob,alice",
 			errs: []error{nil, nil, nil},
 		},
 		{
 			name:      "not an officer",
-			approvals: []NamedApproval{{"alice.approval", alice}, {"bob.approval", mallory}},
+			approvals: []plan.NamedApproval{{"alice.approval", alice}, {"bob.approval", mallory}},
 			approvers: "alice",
 			str:       "quorum not met: 1 of 2 required approvals (alice); bob.approval: signed by a key that is not an officer of this plan (key id " + hex.EncodeToString(mID[:8]) + ")",
-			errs:      []error{nil, ErrNotOfficer},
+			errs:      []error{nil, plan.ErrNotOfficer},
 		},
 		{
 			name:      "unreadable",
-			approvals: []NamedApproval{{"junk", []byte("hello")}, {"plan", p.Marshal()}, {"bob", bob}},
+			approvals: []plan.NamedApproval{{"junk", []byte("hello")}, {"plan", p.Marshal()}, {"bob", bob}},
 			approvers: "bob",
-			errs:      []error{ErrUnreadable, ErrUnreadable, nil},
+			errs:      []error{plan.ErrUnreadable, plan.ErrUnreadable, nil},
 		},
 		{
 			name:      "bad signature",
-			approvals: []NamedApproval{{"carol.approval", badSig}, {"bob", bob}},
+			approvals: []plan.NamedApproval{{"carol.approval", badSig}, {"bob", bob}},
 			approvers: "bob",
-			errs:      []error{ErrBadSignature, nil},
+			errs:      []error{plan.ErrBadSignature, nil},
 		},
 		{
 			name:      "other plan",
-			approvals: []NamedApproval{{"bob-2025-4.approval", bobOld}, {"alice", alice}},
+			approvals: []plan.NamedApproval{{"bob-2025-4.approval", bobOld}, {"alice", alice}},
 			approvers: "alice",
-			errs:      []error{ErrOtherPlan, nil},
+			errs:      []error{plan.ErrOtherPlan, nil},
 		},
 		{
 			name:      "duplicate",
-			approvals: []NamedApproval{{"alice.approval", alice}, {"alice2.approval", aliceAgain}, {"alice3.approval", alice}},
+			approvals: []plan.NamedApproval{{"alice.approval", alice}, {"alice2.approval", aliceAgain}, {"alice3.approval", alice}},
 			approvers: "alice",
 			str:       "quorum not met: 1 of 2 required approvals (alice); alice2.approval: duplicate approval by an officer already counted (alice, counted from alice.approval); alice3.approval: duplicate approval by an officer already counted (alice, counted from alice.approval)",
-			errs:      []error{nil, ErrDuplicate, ErrDuplicate},
+			errs:      []error{nil, plan.ErrDuplicate, plan.ErrDuplicate},
 		},
 		{
 			name: "none",
 			str:  "quorum not met: 0 of 2 required approvals (none)",
 		},
 	} {
-		q := CheckQuorum(p, tc.approvals)
+		q := plan.CheckQuorum(p, tc.approvals)
 		var names []string
 		for _, o := range q.Approvers {
 			names = append(names, o.Name)
@@ -95,7 +96,7 @@ func TestCheckQuorum(t *testing.T) {
 		if tc.str != "" && q.String() != tc.str {
 			t.Errorf("%s: String() =\n  %s\nwant\n  %s", tc.name, q, tc.str)
 		}
-		if err := q.Err(); (err == nil) != tc.met || (err != nil && (!errors.Is(err, ErrQuorumNotMet) || err.Error() != "plan: "+q.String())) {
+		if err := q.Err(); (err == nil) != tc.met || (err != nil && (!errors.Is(err, plan.ErrQuorumNotMet) || err.Error() != "plan: "+q.String())) {
 			t.Errorf("%s: Err() = %v", tc.name, err)
 		}
 		if len(q.Results) != len(tc.approvals) {
@@ -115,12 +116,12 @@ func TestCheckQuorum(t *testing.T) {
 	}
 
 	// The other plan is named, for humans.
-	q := CheckQuorum(p, []NamedApproval{{"bob-2025-4.approval", bobOld}})
+	q := plan.CheckQuorum(p, []plan.NamedApproval{{"bob-2025-4.approval", bobOld}})
 	if s := q.Results[0].String(); !strings.Contains(s, "it approves release 2025-4 (export)") || !strings.Contains(s, "this plan is release 2026-1 (release)") {
 		t.Errorf("other-plan result = %s", s)
 	}
 	// And the export plan itself is approved by them.
-	if !CheckQuorum(export, []NamedApproval{{"b", bobOld}, {"c", approveAs(t, f, "carol", export)}}).Met() {
+	if !plan.CheckQuorum(export, []plan.NamedApproval{{"b", bobOld}, {"c", approveAs(t, f, "carol", export)}}).Met() {
 		t.Error("quorum on the export plan not met")
 	}
 }
@@ -130,16 +131,16 @@ func TestCheckQuorum(t *testing.T) {
 func TestApprovalFieldsMustMatchThePlan(t *testing.T) {
 	f := getFixture(t)
 	p := f.releasePlan(t)
-	for _, a := range []*Approval{
-		{PlanDigest: p.Digest(), Release: "2026-2", Kind: Release, Officer: f.pubs["alice"].Key, Time: now},
-		{PlanDigest: p.Digest(), Release: "2026-1", Kind: Export, Officer: f.pubs["alice"].Key, Time: now},
+	for _, a := range []*plan.Approval{
+		{PlanDigest: p.Digest(), Release: "2026-2", Kind: plan.Release, Officer: f.pubs["alice"].Key, Time: now},
+		{PlanDigest: p.Digest(), Release: "2026-1", Kind: plan.Export, Officer: f.pubs["alice"].Key, Time: now},
 	} {
-		body := a.body()
+		body := a.Body()
 		var b cryptobyte.Builder
 		b.AddBytes(body)
-		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(f.signers["alice"].Sign(approvalDomain, body)) })
-		q := CheckQuorum(p, []NamedApproval{{"a", encodePEM(ApprovalPEMType, b.BytesOrPanic())}})
-		if r := q.Results[0]; !errors.Is(r.Err, ErrOtherPlan) || !strings.Contains(r.Err.Error(), "names this plan's digest but release") {
+		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(f.signers["alice"].Sign(plan.ApprovalDomain, body)) })
+		q := plan.CheckQuorum(p, []plan.NamedApproval{{"a", plan.EncodePEM(plan.ApprovalPEMType, b.BytesOrPanic())}})
+		if r := q.Results[0]; !errors.Is(r.Err, plan.ErrOtherPlan) || !strings.Contains(r.Err.Error(), "names this plan's digest but release") {
 			t.Errorf("approval of %s (%s) with the right digest: %v", a.Release, a.Kind, r.Err)
 		}
 	}
@@ -148,10 +149,10 @@ func TestApprovalFieldsMustMatchThePlan(t *testing.T) {
 // alterSignature flips a bit in the signature of an approval file.
 func alterSignature(t *testing.T, file []byte) []byte {
 	t.Helper()
-	der, err := decodePEM(file, ApprovalPEMType)
+	der, err := plan.DecodePEM(file, plan.ApprovalPEMType)
 	if err != nil {
 		t.Fatal(err)
 	}
 	der[len(der)-5] ^= 1
-	return encodePEM(ApprovalPEMType, der)
+	return plan.EncodePEM(plan.ApprovalPEMType, der)
 }
