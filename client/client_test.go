@@ -148,7 +148,7 @@ func TestEveryMethod(t *testing.T) {
 	if err != nil || len(res) != 1 || res[0].Error != nil || res[0].Version != 1 {
 		t.Fatalf("Encrypt = %+v, %v", res, err)
 	}
-	s.Clock.Advance(4 * time.Hour)
+	s.Clock.Add(4 * time.Hour)
 	if k2, err := op.GenerateKey(ctx, "acme", "data"); err != nil || k2.Version != 2 {
 		t.Fatalf("GenerateKey(2) = %+v, %v", k2, err)
 	}

@@ -78,7 +78,8 @@ fi
 
 # ---------------------------------------------------------------------------
 # PostgreSQL: a throwaway cluster for the store's PostgreSQL driver tests
-# (internal/store/postgres, internal/store/backend). storetest.Postgres makes
+# (internal/store/postgres, internal/store/engine, and the services' tests on
+# both engines). storetest.Postgres makes
 # a database per test from STRONGROOM_TEST_POSTGRES and drops it afterwards.
 # Under CI=true a cluster that cannot start fails the run; elsewhere those
 # tests skip, loudly.

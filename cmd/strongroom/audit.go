@@ -9,8 +9,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"iter"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -18,115 +16,11 @@ import (
 
 	"github.com/strongroom-kms/strongroom/client"
 	"github.com/strongroom-kms/strongroom/internal/audit"
+	"github.com/strongroom-kms/strongroom/internal/auditlog"
 	"github.com/strongroom-kms/strongroom/internal/config"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/store"
 )
-
-// auditOrigin names a region's audit log in its checkpoints.
-func auditOrigin(region string) string { return "strongroom/" + region }
-
-// auditKey returns the regional HSM's checkpoint signing key, making it on
-// first use (a node started before the audit log existed has none). When two
-// nodes on one PKCS#11 token race, the loser reads the winner's key.
-func auditKey(ctx context.Context, h hsm.HSM) (hsm.SigningKey, error) {
-	k, err := h.SigningKey(ctx, audit.LabelSigning)
-	if errors.Is(err, hsm.ErrNotFound) {
-		k, err = h.GenerateSigningKey(ctx, audit.LabelSigning)
-		if errors.Is(err, hsm.ErrExists) {
-			k, err = h.SigningKey(ctx, audit.LabelSigning)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("the audit signing key %q in the regional HSM: %w", audit.LabelSigning, err)
-	}
-	return k, nil
-}
-
-// checkpointer appends the data plane's aggregate audit entries and signs
-// a checkpoint of the log whenever it grew, every interval and once more
-// when ctx ends.
-type checkpointer struct {
-	st     store.Store
-	key    hsm.SigningKey
-	origin string
-	flush  func(context.Context) error
-	logger *slog.Logger
-	last   uint64
-}
-
-func (c *checkpointer) run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			c.once(final)
-			cancel()
-			return
-		case <-t.C:
-			c.once(ctx)
-		}
-	}
-}
-
-// once flushes the aggregate and signs a checkpoint if the log grew.
-func (c *checkpointer) once(ctx context.Context) {
-	if c.flush != nil {
-		if err := c.flush(ctx); err != nil {
-			c.logger.Error("audit: appending the data-plane aggregate failed; kept for the next try", "err", err)
-		}
-	}
-	if err := c.checkpoint(ctx); err != nil {
-		c.logger.Error("audit: signing a checkpoint failed", "err", err)
-	}
-}
-
-func (c *checkpointer) checkpoint(ctx context.Context) error {
-	state, err := c.st.AuditState(ctx)
-	if err != nil {
-		return err
-	}
-	if state.Size() == 0 || state.Size() == c.last {
-		return nil
-	}
-	signed, err := audit.SignCheckpoint(ctx, c.key, state.Checkpoint(c.origin, time.Now()))
-	if err != nil {
-		return err
-	}
-	if err := c.st.AddCheckpoint(ctx, state.Size(), signed); err != nil {
-		return err
-	}
-	c.last = state.Size()
-	return nil
-}
-
-// auditEntries streams the whole stored log.
-func auditEntries(ctx context.Context, st store.Store) iter.Seq2[audit.Entry, error] {
-	return func(yield func(audit.Entry, error) bool) {
-		stop := errors.New("stop")
-		err := st.AuditEntries(ctx, store.AuditFilter{}, func(e audit.Entry) error {
-			if !yield(e, nil) {
-				return stop
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, stop) {
-			yield(audit.Entry{}, err)
-		}
-	}
-}
-
-// verifyAudit checks the region's whole audit log and its checkpoints
-// against the trusted keys.
-func verifyAudit(ctx context.Context, st store.Store, region string, trusted []*ecdsa.PublicKey) (audit.Report, error) {
-	cps, err := st.Checkpoints(ctx)
-	if err != nil {
-		return audit.Report{}, err
-	}
-	return audit.Verify(auditOrigin(region), trusted, cps, auditEntries(ctx, st))
-}
 
 func readPublicKey(path string) (*ecdsa.PublicKey, error) {
 	b, err := os.ReadFile(path)
@@ -165,7 +59,7 @@ func defaultConfig(e *env) string {
 
 // withNode opens the regional HSM and store of a configuration for a local
 // command (not the server).
-func withNode(ctx context.Context, e *env, cfgPath string, fn func(h hsm.HSM, st store.Store, cfg *config.Config) error) error {
+func withNode(ctx context.Context, e *env, cfgPath string, fn func(h hsm.HSM, st *store.Store, cfg *config.Config) error) error {
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		return err
@@ -258,14 +152,14 @@ func auditCommand() *command {
 							}
 							trusted = append(trusted, k)
 						}
-						return withNode(ctx, e, *cfgPath, func(h hsm.HSM, st store.Store, cfg *config.Config) error {
+						return withNode(ctx, e, *cfgPath, func(h hsm.HSM, st *store.Store, cfg *config.Config) error {
 							k, err := h.SigningKey(ctx, audit.LabelSigning)
 							if err == nil {
 								trusted = append(trusted, k.ECDSAPublicKey())
 							} else if !errors.Is(err, hsm.ErrNotFound) {
 								return err
 							}
-							r, err := verifyAudit(ctx, st, cfg.Region, trusted)
+							r, err := auditlog.New(st, cfg.Region).Verify(ctx, trusted)
 							if err != nil {
 								return fmt.Errorf("the audit log does NOT verify: %w", err)
 							}
@@ -295,8 +189,8 @@ func auditCommand() *command {
 						if err := refuseExisting(*out); err != nil {
 							return err
 						}
-						return withNode(ctx, e, *cfgPath, func(h hsm.HSM, st store.Store, cfg *config.Config) error {
-							k, err := auditKey(ctx, h)
+						return withNode(ctx, e, *cfgPath, func(h hsm.HSM, st *store.Store, cfg *config.Config) error {
+							k, err := auditlog.SigningKey(ctx, h)
 							if err != nil {
 								return err
 							}

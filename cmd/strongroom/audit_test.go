@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
+	"github.com/strongroom-kms/strongroom/internal/auditlog"
 	"github.com/strongroom-kms/strongroom/internal/config"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/store"
@@ -42,13 +43,13 @@ func TestAuditVerifyTamper(t *testing.T) {
 	}
 	e := &env{getenv: func(string) string { return "" }, now: time.Now}
 	var trusted []*ecdsa.PublicKey
-	err = withNode(ctx, e, cfgPath, func(h hsm.HSM, st store.Store, cfg *config.Config) error {
-		key, err := auditKey(ctx, h)
+	err = withNode(ctx, e, cfgPath, func(h hsm.HSM, st *store.Store, cfg *config.Config) error {
+		key, err := auditlog.SigningKey(ctx, h)
 		if err != nil {
 			return err
 		}
 		trusted = append(trusted, key.ECDSAPublicKey())
-		cp := &checkpointer{st: st, key: key, origin: auditOrigin(cfg.Region)}
+		cp := auditlog.NewCheckpointer(auditlog.New(st, cfg.Region), key, nil, nil)
 		t0 := time.Now().UTC()
 		for i := range auditRows {
 			a := audit.Entry{Time: t0.Add(time.Duration(i) * time.Millisecond), Actor: fmt.Sprintf("%032x", i%7), Role: "tenant-admin",
@@ -61,7 +62,7 @@ func TestAuditVerifyTamper(t *testing.T) {
 				return err
 			}
 			if (i+1)%40 == 0 || i+1 == auditRows {
-				if err := cp.checkpoint(ctx); err != nil {
+				if err := cp.Checkpoint(ctx); err != nil {
 					return err
 				}
 			}
@@ -88,7 +89,7 @@ func TestAuditVerifyTamper(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	if _, err := verifyAudit(ctx, st, cfg.Region, trusted); err != nil {
+	if _, err := auditlog.New(st, cfg.Region).Verify(ctx, trusted); err != nil {
 		t.Fatalf("the intact log does not verify: %v", err)
 	}
 	// What verifyAudit does, with the checkpoints' signatures checked once
@@ -97,13 +98,13 @@ func TestAuditVerifyTamper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v0, err := audit.NewVerifier(auditOrigin(cfg.Region), trusted, cps)
+	v0, err := audit.NewVerifier(auditlog.Origin(cfg.Region), trusted, cps)
 	if err != nil {
 		t.Fatal(err)
 	}
 	verify := func() error {
 		v := *v0
-		for e, err := range auditEntries(ctx, st) {
+		for e, err := range auditlog.New(st, cfg.Region).All(ctx) {
 			if err != nil {
 				return err
 			}
@@ -158,7 +159,7 @@ func TestAuditVerifyTamper(t *testing.T) {
 			t.FailNow()
 		}
 	}
-	if _, err := verifyAudit(ctx, st, cfg.Region, trusted); err != nil {
+	if _, err := auditlog.New(st, cfg.Region).Verify(ctx, trusted); err != nil {
 		t.Fatalf("the restored log does not verify: %v", err)
 	}
 

@@ -13,11 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/ceremony"
 	"github.com/strongroom-kms/strongroom/internal/config"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/plan"
-	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/world"
 )
 
@@ -261,7 +262,8 @@ func initDevStore(ctx context.Context, final func(string) string, bundle []byte,
 		return err
 	}
 	defer sto.Close()
-	if _, err := sto.InstallRelease(ctx, store.Release{ID: devRelease, Bundle: bundle, Installed: now}); err != nil {
+	rec := cliEntry(now, audit.ActionReleaseInstall, "the dev release, installed by strongroom dev")
+	if _, err := sto.InstallRelease(ctx, release.Installation{ID: devRelease, Bundle: bundle, Installed: now}, rec); err != nil {
 		return err
 	}
 	token, err := initialOperator(ctx, sto, now)

@@ -369,7 +369,7 @@ type leakRun struct {
 	dir          string // the dev directory
 	base, caFile string // the server's URL and CA
 	rel          *release.Release
-	st           store.Store
+	st           *store.Store
 
 	secrets []leakSecret
 	// controls are public values the search must find in the places named
@@ -517,23 +517,10 @@ func (r *leakRun) collect(name, id string, into map[string][]byte) {
 		r.t.Fatalf("Keys(%s) error = %v", name, err)
 	}
 	for _, k := range ks {
-		if k.State == store.StateDestroyed || k.Wrapped == nil {
+		if k.State == tenant.StateDestroyed || k.Wrapped == nil {
 			continue
 		}
-		ref := tenant.Ref{Tenant: k.Tenant, Type: k.Type, Version: k.Version, Release: k.Release}
-		switch k.Source {
-		case store.SourceHSM:
-			ref.Source = tenant.SourceHSM
-		case store.SourceUploaded:
-			ref.Source = tenant.SourceUploaded
-		}
-		switch k.Derivation {
-		case store.DerivationPBKDF2:
-			ref.Derivation = tenant.DerivePBKDF2
-		case store.DerivationNone:
-			ref.Derivation = tenant.DeriveNone
-		}
-		s, err := tenant.Unwrap(r.rel.TWK, ref, k.Wrapped)
+		s, err := tenant.Unwrap(r.rel.TWK, k.Ref(), k.Wrapped)
 		if err != nil {
 			r.t.Fatalf("tenant.Unwrap(%s/%s/%d) error = %v", name, k.Type, k.Version, err)
 		}

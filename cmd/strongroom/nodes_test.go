@@ -191,8 +191,8 @@ func (r *region) initStore(t *testing.T) string {
 	return strings.TrimSpace(string(b))
 }
 
-// node is one server process.
-type node struct {
+// serverProcess is one server process.
+type serverProcess struct {
 	name, addr, config string
 	cmd                *exec.Cmd
 	log                *lockedBuffer
@@ -214,15 +214,15 @@ func freeAddr(t *testing.T) string {
 
 // startNode starts a server process of the region and waits until it
 // answers. It is killed when the test ends.
-func (r *region) startNode(t *testing.T, name string) *node {
+func (r *region) startNode(t *testing.T, name string) *serverProcess {
 	t.Helper()
 	addr := freeAddr(t)
-	n := &node{name: name, addr: addr, config: r.config(t, name, addr), log: &lockedBuffer{}}
+	n := &serverProcess{name: name, addr: addr, config: r.config(t, name, addr), log: &lockedBuffer{}}
 	n.start(t)
 	return n
 }
 
-func (n *node) start(t *testing.T) {
+func (n *serverProcess) start(t *testing.T) {
 	t.Helper()
 	n.cmd = exec.Command(strongroomBin(t), "server", "--config", n.config)
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
@@ -256,7 +256,7 @@ func (n *node) start(t *testing.T) {
 
 // kill kills the process with SIGKILL (no shutdown of any kind) and waits
 // for it.
-func (n *node) kill() {
+func (n *serverProcess) kill() {
 	if n.cmd == nil || n.cmd.Process == nil {
 		return
 	}
@@ -265,7 +265,7 @@ func (n *node) kill() {
 }
 
 // client is an API client of the node with token.
-func (n *node) client(t *testing.T, r *region, token string) *client.Client {
+func (n *serverProcess) client(t *testing.T, r *region, token string) *client.Client {
 	t.Helper()
 	c, err := client.New("https://"+n.addr, token, client.WithCAFile(r.ca), client.WithTimeout(30*time.Second))
 	if err != nil {
@@ -276,7 +276,7 @@ func (n *node) client(t *testing.T, r *region, token string) *client.Client {
 
 // installRelease installs the dev-1 bundle through the node (idempotent
 // across nodes sharing a store: each node loads it into its ring).
-func (n *node) installRelease(t *testing.T, r *region, c *client.Client) {
+func (n *serverProcess) installRelease(t *testing.T, r *region, c *client.Client) {
 	t.Helper()
 	b, err := os.ReadFile(r.bundle)
 	if err != nil {
@@ -287,4 +287,4 @@ func (n *node) installRelease(t *testing.T, r *region, c *client.Client) {
 	}
 }
 
-func (n *node) String() string { return fmt.Sprintf("node %s (%s)", n.name, n.addr) }
+func (n *serverProcess) String() string { return fmt.Sprintf("node %s (%s)", n.name, n.addr) }

@@ -13,18 +13,19 @@ import (
 	"os"
 	"time"
 
+	"github.com/strongroom-kms/strongroom/internal/audit"
+	"github.com/strongroom-kms/strongroom/internal/auditlog"
 	"github.com/strongroom-kms/strongroom/internal/auth"
 	"github.com/strongroom-kms/strongroom/internal/config"
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
-	"github.com/strongroom-kms/strongroom/internal/httpapi"
 	"github.com/strongroom-kms/strongroom/internal/keycache"
+	"github.com/strongroom-kms/strongroom/internal/node"
 	"github.com/strongroom-kms/strongroom/internal/officer"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/sign"
 	"github.com/strongroom-kms/strongroom/internal/store"
-	storebackend "github.com/strongroom-kms/strongroom/internal/store/backend"
-	"github.com/strongroom-kms/strongroom/internal/tenant"
+	"github.com/strongroom-kms/strongroom/internal/store/engine"
 )
 
 func serverCommand() *command {
@@ -71,13 +72,14 @@ func serverCommand() *command {
 // second initialization is refused instead of minting another.
 const initialOperatorID = "00000000000000000000000000000001"
 
-func initialOperator(ctx context.Context, st store.Store, now time.Time) (string, error) {
-	secret, tok, err := auth.New(string(store.RoleOperator), "", "initial operator", time.Time{})
+func initialOperator(ctx context.Context, st *store.Store, now time.Time) (string, error) {
+	secret, tok, err := auth.New(string(auth.RoleOperator), "", "initial operator", time.Time{})
 	if err != nil {
 		return "", err
 	}
-	tok.ID = initialOperatorID
-	if _, err := st.CreateToken(ctx, tok); errors.Is(err, store.ErrExists) {
+	tok.ID, tok.Created = initialOperatorID, now
+	rec := cliEntry(now, "token.create", "the first operator token, made by strongroom server --init")
+	if _, err := st.CreateToken(ctx, tok, rec); errors.Is(err, store.ErrExists) {
 		return "", errors.New("the server is already initialized: its first operator token exists (create more with 'strongroom token create')")
 	} else if err != nil {
 		return "", err
@@ -85,26 +87,30 @@ func initialOperator(ctx context.Context, st store.Store, now time.Time) (string
 	return secret, nil
 }
 
-func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+func openStore(ctx context.Context, cfg *config.Config) (*store.Store, error) {
 	dsn, err := cfg.DSN()
 	if err != nil {
 		return nil, err
 	}
-	return storebackend.Open(ctx, dsn)
+	return engine.Open(ctx, dsn)
+}
+
+// cliEntry is the audit entry of a change a local command makes in the
+// store (not through the API).
+func cliEntry(now time.Time, action audit.Action, detail string) audit.Entry {
+	return audit.Entry{Time: now, Actor: audit.ActorCLI, Action: action, Detail: detail}
 }
 
 // regional is a started regional node: what the server serves from.
 type regional struct {
+	*node.Node
 	h        hsm.HSM
+	st       *store.Store
 	auditKey hsm.SigningKey
-	st       store.Store
-	cache    *keycache.Cache
-	ring     *release.Ring
-	keys     *tenant.Service
 }
 
 func (r *regional) Close() {
-	r.cache.Close()
+	r.Node.Close()
 	r.st.Close()
 	r.h.Close()
 }
@@ -153,29 +159,27 @@ func startRegional(ctx context.Context, e *env, cfg *config.Config, logger *slog
 	if roster == nil {
 		logger.Warn("no officer roster pinned (officers.keys): bundles are accepted with whatever officers the primary accepted")
 	}
-	cache := keycache.New(keycache.Options{MaxEntries: cfg.Cache.MaxEntries, TTL: time.Duration(cfg.Cache.TTL)})
-	ring := release.NewRing(h, release.Trust{Primary: p, Region: cfg.Region, Officers: roster}, cache)
-	rels, err := st.Releases(ctx)
-	if err != nil {
-		cache.Close()
-		st.Close()
-		return fail(err)
-	}
-	for _, r := range rels {
-		if m, err := ring.Load(ctx, r.ID, r.Bundle); err != nil {
-			logger.Error("release failed to validate", "release", r.ID, "err", err)
+	n := node.New(node.Options{HSM: h, Store: st, Trust: release.Trust{Primary: p, Region: cfg.Region, Officers: roster},
+		Policy: policy{cfg}, Cache: keycache.Options{MaxEntries: cfg.Cache.MaxEntries, TTL: time.Duration(cfg.Cache.TTL)}})
+	err = n.LoadReleases(ctx, func(id string, m release.Meta, err error) {
+		if err != nil {
+			logger.Error("release failed to validate", "release", id, "err", err)
 		} else {
 			logger.Info("release loaded", "release", m.ID, "iterations", m.Iterations)
 		}
-	}
-	ak, err := auditKey(ctx, h)
+	})
 	if err != nil {
-		cache.Close()
+		n.Close()
 		st.Close()
 		return fail(err)
 	}
-	return &regional{h: h, auditKey: ak, st: st, cache: cache, ring: ring,
-		keys: tenant.NewService(st, ring, h, cache, policy{cfg}, time.Now)}, nil
+	ak, err := auditlog.SigningKey(ctx, h)
+	if err != nil {
+		n.Close()
+		st.Close()
+		return fail(err)
+	}
+	return &regional{Node: n, h: h, st: st, auditKey: ak}, nil
 }
 
 // readRoster reads the pinned officers; nil if none are configured.
@@ -194,7 +198,7 @@ func readRoster(o config.Officers) (*release.Roster, error) {
 	return r, nil
 }
 
-// policy adapts the configuration to tenant.Policy.
+// policy adapts the configuration to lifecycle.Policy.
 type policy struct{ cfg *config.Config }
 
 func (p policy) RotationInterval(env, keyType string) time.Duration {
@@ -216,16 +220,16 @@ func newLogger(w io.Writer, cfg *config.Config) *slog.Logger {
 // gracefully. ready, if not nil, receives the listening address.
 func runServer(ctx context.Context, e *env, cfg *config.Config, ready chan<- string) error {
 	logger := newLogger(e.stderr, cfg)
-	node, err := startRegional(ctx, e, cfg, logger)
+	rn, err := startRegional(ctx, e, cfg, logger)
 	if err != nil {
 		return err
 	}
-	defer node.Close()
+	defer rn.Close()
 	// Evict destroyed keys' DEKs, whichever node destroyed them (stopped
 	// before the node closes its store).
 	watch, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	if err := node.keys.EvictDestroyed(watch, 0, func(err error) {
+	if err := rn.Data.EvictDestroyed(watch, 0, func(err error) {
 		logger.Warn("re-checking destroyed keys failed; trying again", "err", err)
 	}); err != nil {
 		return err
@@ -234,16 +238,13 @@ func runServer(ctx context.Context, e *env, cfg *config.Config, ready chan<- str
 	if err != nil {
 		return err
 	}
-	handler := httpapi.NewHandler(httpapi.Deps{
-		Store: node.st, Ring: node.ring, Keys: node.keys, Region: cfg.Region,
-		Limits: cfg.Limits, Logger: logger, Now: time.Now,
-	})
+	handler := rn.Handler(cfg.Limits, logger)
 	// The audit log: the data plane's aggregate and signed checkpoints,
 	// every interval and at shutdown (after the last request).
 	cpCtx, stopCheckpoints := context.WithCancel(context.WithoutCancel(ctx))
 	cpDone := make(chan struct{})
-	cp := &checkpointer{st: node.st, key: node.auditKey, origin: auditOrigin(cfg.Region), flush: handler.FlushAudit, logger: logger}
-	go func() { defer close(cpDone); cp.run(cpCtx, time.Duration(cfg.Audit.CheckpointInterval)) }()
+	cp := auditlog.NewCheckpointer(rn.Audit, rn.auditKey, rn.Aggregate, logger)
+	go func() { defer close(cpDone); cp.Run(cpCtx, time.Duration(cfg.Audit.CheckpointInterval)) }()
 	defer func() { stopCheckpoints(); <-cpDone }()
 	srv := &http.Server{
 		Handler:           handler,
@@ -260,7 +261,7 @@ func runServer(ctx context.Context, e *env, cfg *config.Config, ready chan<- str
 		return err
 	}
 	addr := ln.Addr().String()
-	if err := node.ring.Ready(); err != nil {
+	if err := rn.Ring.Ready(); err != nil {
 		logger.Warn("not ready", "reason", err)
 	}
 	logger.Info("serving", "addr", "https://"+addr, "region", cfg.Region)

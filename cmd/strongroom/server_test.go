@@ -16,9 +16,10 @@ import (
 	"time"
 
 	"github.com/strongroom-kms/strongroom/api"
+	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/config"
 	"github.com/strongroom-kms/strongroom/internal/plan"
-	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/release"
 )
 
 // TestReadinessNamesBadBundle: a node whose database holds a corrupted
@@ -47,7 +48,8 @@ func TestReadinessNamesBadBundle(t *testing.T) {
 	}
 	block, _ := pem.Decode(rels[0].Bundle)
 	block.Bytes[len(block.Bytes)-20] ^= 0x01 // inside the signature
-	if _, err := st.InstallRelease(ctx, store.Release{ID: "dev-9", Bundle: pem.EncodeToMemory(block), Installed: time.Now()}); err != nil {
+	if _, err := st.InstallRelease(ctx, release.Installation{ID: "dev-9", Bundle: pem.EncodeToMemory(block), Installed: time.Now()},
+		cliEntry(time.Now(), audit.ActionReleaseInstall, "a bad bundle, by the test")); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()

@@ -2,7 +2,7 @@
 // request's bearer token, and deciding what an authenticated caller may do.
 //
 // A token secret is "srt_" followed by 32 random bytes in unpadded base64url
-// (47 characters in all). Only its SHA-256 is stored (store.Token.Hash): the
+// (47 characters in all). Only its SHA-256 is stored ([Token].Hash): the
 // secret is shown once, when the token is made, and never again. Nothing in
 // this package logs a secret or puts one in an error.
 //
@@ -25,8 +25,10 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
-	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
 // Prefix starts every token secret, so that secret scanners can find leaked
@@ -44,49 +46,63 @@ var secretLen = len(Prefix) + base64.RawURLEncoding.EncodedLen(secretBytes)
 // expired token: callers cannot tell which.
 var ErrUnauthenticated = errors.New("auth: missing, unknown or expired API token")
 
-// New makes a token: its secret, to be shown once, and the store.Token to
-// store, which holds only the secret's SHA-256. Created is the current time
+// ErrInvalid: a token cannot be made as asked (role, tenant or name).
+var ErrInvalid = errors.New("auth: invalid token")
+
+// New makes a token: its secret, to be shown once, and the Token to store,
+// which holds only the secret's SHA-256. Created is the current time
 // (time.Now); a caller with its own clock sets tok.Created before storing
-// it. A zero expires means the token never expires; that it is after Created
-// is checked by the store (store.Token.Check) when the token is stored.
+// it. A zero expires means the token never expires; that it is after
+// Created is checked by the store when the token is stored.
 //
 // Operator and auditor tokens are global (tenantID must be ""); tenant-admin
 // and app tokens name their tenant's ID.
-func New(role, tenantID, name string, expires time.Time) (secretString string, tok store.Token, err error) {
-	r := store.Role(role)
+func New(role, tenantID, name string, expires time.Time) (secretString string, tok Token, err error) {
+	r := Role(role)
 	switch {
 	case !r.Valid():
-		return "", store.Token{}, fmt.Errorf("auth: unknown role %q: use %s, %s, %s or %s",
-			role, store.RoleOperator, store.RoleAuditor, store.RoleTenantAdmin, store.RoleApp)
+		return "", Token{}, fmt.Errorf("%w: unknown role %q: use %s, %s, %s or %s",
+			ErrInvalid, role, RoleOperator, RoleAuditor, RoleTenantAdmin, RoleApp)
 	case r.Global() && tenantID != "":
-		return "", store.Token{}, fmt.Errorf("auth: a %s token covers every tenant: it cannot name one", role)
+		return "", Token{}, fmt.Errorf("%w: a %s token covers every tenant: it cannot name one", ErrInvalid, role)
 	case !r.Global() && tenantID == "":
-		return "", store.Token{}, fmt.Errorf("auth: a %s token must name its tenant", role)
+		return "", Token{}, fmt.Errorf("%w: a %s token must name its tenant", ErrInvalid, role)
+	case tenantID != "" && !tenant.ValidID(tenantID):
+		return "", Token{}, fmt.Errorf("%w: invalid tenant ID %q", ErrInvalid, tenantID)
+	case !ValidName(name):
+		return "", Token{}, fmt.Errorf("%w: its name must be at most %d bytes of UTF-8 without control characters", ErrInvalid, MaxName)
 	}
 	var b [secretBytes]byte
 	rand.Read(b[:]) // never fails (crypto/rand)
 	secretString = Prefix + base64.RawURLEncoding.EncodeToString(b[:])
 	clear(b[:])
-	tok = store.Token{
-		ID:      store.NewID(),
+	tok = Token{
+		ID:      tenant.NewID(),
 		Hash:    Hash(secretString),
 		Role:    r,
 		Tenant:  tenantID,
-		Created: store.Time(time.Now()),
+		Created: time.Now().UTC(),
 		Expires: expires,
 		Name:    name,
 	}
-	if !expires.IsZero() {
-		tok.Expires = store.Time(expires)
-	}
-	// The expiry is checked against Created by the store, once the caller
-	// has set Created with its clock.
-	check := tok
-	check.Expires = time.Time{}
-	if _, err := check.Check(); err != nil {
-		return "", store.Token{}, fmt.Errorf("auth: %w", err)
-	}
 	return secretString, tok, nil
+}
+
+// MaxName is the most bytes of a token's name.
+const MaxName = 128
+
+// ValidName reports whether name may label a token: at most MaxName bytes
+// of UTF-8 without control characters (it may be empty).
+func ValidName(name string) bool {
+	if len(name) > MaxName || !utf8.ValidString(name) {
+		return false
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // Hash is what the store keeps of a token secret: its SHA-256.
@@ -121,7 +137,7 @@ type Identity struct {
 // Global reports whether the identity sees every tenant: an operator or
 // auditor token that names no tenant.
 func (id Identity) Global() bool {
-	return id.Tenant == "" && store.Role(id.Role).Global()
+	return id.Tenant == "" && Role(id.Role).Global()
 }
 
 // Policy is a route's access rule: the roles it admits, and whether it acts
@@ -151,7 +167,7 @@ func (id Identity) Allows(p Policy, tenantID string) bool {
 		return false
 	}
 	if !p.TenantScoped {
-		return id.Global() || !store.Role(id.Role).Global()
+		return id.Global() || !Role(id.Role).Global()
 	}
 	if tenantID == "" {
 		return false
@@ -162,12 +178,18 @@ func (id Identity) Allows(p Policy, tenantID string) bool {
 	return id.Tenant != "" && subtle.ConstantTimeCompare([]byte(id.Tenant), []byte(tenantID)) == 1
 }
 
+// TokenFinder finds a token by the SHA-256 of its secret: found is false,
+// with a nil error, when no token has it.
+type TokenFinder interface {
+	TokenByHash(ctx context.Context, hash [32]byte) (tok Token, found bool, err error)
+}
+
 // Authenticate finds the token that an Authorization header carries
 // ("Bearer srt_…") and returns who it is. A missing, malformed, unknown or
 // expired token is ErrUnauthenticated, whichever it is; any other error is
 // the store's (the caller answers it as a server fault). The header value is
 // never logged nor put in an error.
-func Authenticate(ctx context.Context, st store.TokenStore, header string, now time.Time) (Identity, error) {
+func Authenticate(ctx context.Context, st TokenFinder, header string, now time.Time) (Identity, error) {
 	scheme, secretString, ok := strings.Cut(header, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return Identity{}, ErrUnauthenticated
@@ -177,12 +199,12 @@ func Authenticate(ctx context.Context, st store.TokenStore, header string, now t
 		return Identity{}, ErrUnauthenticated
 	}
 	h := Hash(secretString)
-	tok, err := st.TokenByHash(ctx, h)
-	if errors.Is(err, store.ErrNotFound) {
-		return Identity{}, ErrUnauthenticated
-	}
+	tok, found, err := st.TokenByHash(ctx, h)
 	if err != nil {
 		return Identity{}, fmt.Errorf("auth: looking up the token: %w", err)
+	}
+	if !found {
+		return Identity{}, ErrUnauthenticated
 	}
 	// The store found it by hash; compare again, in constant time, so that a
 	// driver that matched loosely can never let another token in.

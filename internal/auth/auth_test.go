@@ -12,6 +12,8 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/auth"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/store/sqlite"
+	"github.com/strongroom-kms/strongroom/internal/store/storetest"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
 var (
@@ -19,32 +21,26 @@ var (
 	now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 )
 
-// tokens is an in-memory store.TokenStore.
+var rec = storetest.Rec
+
+// tokens is an in-memory auth.TokenFinder.
 type tokens struct {
-	byHash map[[32]byte]store.Token
+	byHash map[[32]byte]auth.Token
 	err    error
 }
 
-func (s *tokens) CreateToken(_ context.Context, tok store.Token) (store.Token, error) {
-	s.byHash[tok.Hash] = tok
-	return tok, nil
-}
+func (s *tokens) add(tok auth.Token) { s.byHash[tok.Hash] = tok }
 
-func (s *tokens) TokenByHash(_ context.Context, h [32]byte) (store.Token, error) {
+func (s *tokens) TokenByHash(_ context.Context, h [32]byte) (auth.Token, bool, error) {
 	if s.err != nil {
-		return store.Token{}, s.err
+		return auth.Token{}, false, s.err
 	}
 	tok, ok := s.byHash[h]
-	if !ok {
-		return store.Token{}, store.ErrNotFound
-	}
-	return tok, nil
+	return tok, ok, nil
 }
 
-func (s *tokens) DeleteToken(context.Context, string) error { return nil }
-
 func TestNew(t *testing.T) {
-	tenantID := store.NewID()
+	tenantID := tenant.NewID()
 	sec, tok, err := auth.New("app", tenantID, "billing", now.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -55,14 +51,22 @@ func TestNew(t *testing.T) {
 	if tok.Hash != sha256.Sum256([]byte(sec)) || tok.Hash != auth.Hash(sec) {
 		t.Error("token hash is not the SHA-256 of the secret")
 	}
-	if tok.Role != store.RoleApp || tok.Tenant != tenantID || tok.Name != "billing" || !tok.Expires.Equal(now.Add(time.Hour)) {
+	if tok.Role != auth.RoleApp || tok.Tenant != tenantID || tok.Name != "billing" || !tok.Expires.Equal(now.Add(time.Hour)) {
 		t.Errorf("token = %+v", tok)
 	}
 	if err := store.ValidID("token", tok.ID); err != nil {
 		t.Error(err)
 	}
 	tok.Created = now
-	if _, err := tok.Check(); err != nil {
+	mem, err := sqlite.OpenPath(ctx, sqlite.Memory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	if _, err := mem.CreateTenant(ctx, tenant.Tenant{ID: tenantID, Name: "acme", Env: tenant.EnvProduction, Created: now}, rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mem.CreateToken(ctx, tok, rec); err != nil {
 		t.Errorf("the new token does not pass store checks: %v", err)
 	}
 	if strings.Contains(fmt.Sprintf("%+v", tok), strings.TrimPrefix(sec, "srt_")) {
@@ -89,15 +93,15 @@ func TestNew(t *testing.T) {
 }
 
 func TestAuthenticate(t *testing.T) {
-	st := &tokens{byHash: map[[32]byte]store.Token{}}
-	tenantID := store.NewID()
-	add := func(role, tenant string, expires time.Time) (string, store.Token) {
+	st := &tokens{byHash: map[[32]byte]auth.Token{}}
+	tenantID := tenant.NewID()
+	add := func(role, tenant string, expires time.Time) (string, auth.Token) {
 		sec, tok, err := auth.New(role, tenant, "", expires)
 		if err != nil {
 			t.Fatal(err)
 		}
 		tok.Created = now.Add(-time.Hour)
-		st.CreateToken(ctx, tok)
+		st.add(tok)
 		return sec, tok
 	}
 	live, liveTok := add("tenant-admin", tenantID, now.Add(time.Minute))
@@ -157,7 +161,7 @@ func TestAuthenticateSQLite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	tn, err := st.CreateTenant(ctx, store.NewTenant("acme", store.EnvProduction, now))
+	tn, err := st.CreateTenant(ctx, tenant.New("acme", tenant.EnvProduction, now), rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +169,7 @@ func TestAuthenticateSQLite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.CreateToken(ctx, tok); err != nil {
+	if _, err := st.CreateToken(ctx, tok, rec); err != nil {
 		t.Fatal(err)
 	}
 	id, err := auth.Authenticate(ctx, st, "Bearer "+sec, now)

@@ -16,6 +16,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/primitive"
 	"github.com/strongroom-kms/strongroom/internal/secret"
 	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
 func testKey(t testing.TB, fill byte) secret.Key {
@@ -38,7 +39,7 @@ func testHeader() Header {
 	return Header{
 		Tenant:     "0123456789abcdef0123456789abcdef",
 		TenantName: "acme-prod",
-		Type:       store.TypeData,
+		Type:       tenant.TypeData,
 		Version:    3,
 		Source:     "hsm",
 		Derivation: "pbkdf2",
@@ -169,7 +170,7 @@ func TestEveryFieldBound(t *testing.T) {
 	}{
 		{"tenant", func(h *Header) { h.Tenant = "fedcba9876543210fedcba9876543210" }, ErrOpen},
 		{"tenant name", func(h *Header) { h.TenantName = "acme-dev" }, ErrOpen},
-		{"type", func(h *Header) { h.Type = store.TypeDeterministic }, ErrOpen},
+		{"type", func(h *Header) { h.Type = tenant.TypeDeterministic }, ErrOpen},
 		{"version", func(h *Header) { h.Version = 4 }, ErrOpen},
 		{"source", func(h *Header) { h.Source = "uploaded" }, ErrOpen},
 		{"derivation", func(h *Header) { h.Derivation = "none" }, ErrOpen},
@@ -420,24 +421,24 @@ func TestMatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := store.Key{
-		Tenant: h.Tenant, Type: h.Type, Version: h.Version, State: store.StateDestroyed,
-		Source: store.Source(h.Source), Derivation: store.Derivation(h.Derivation), Release: h.Release, Created: created.Add(300), // sub-µs
+	k := tenant.Key{
+		Tenant: h.Tenant, Type: h.Type, Version: h.Version, State: tenant.StateDestroyed,
+		Source: tenant.Source(h.Source), Derivation: tenant.Derivation(h.Derivation), Release: h.Release, Created: created.Add(300), // sub-µs
 	}
 	if err := h.Matches(k); err != nil {
 		t.Fatalf("Matches(the key) error = %v", err)
 	}
 	tests := []struct {
 		name string
-		edit func(*store.Key)
+		edit func(*tenant.Key)
 	}{
-		{"tenant", func(k *store.Key) { k.Tenant = "fedcba9876543210fedcba9876543210" }},
-		{"type", func(k *store.Key) { k.Type = store.TypeAnalytics }},
-		{"version", func(k *store.Key) { k.Version = 2 }},
-		{"source", func(k *store.Key) { k.Source = store.SourceUploaded }},
-		{"derivation", func(k *store.Key) { k.Derivation = store.DerivationNone }},
-		{"release", func(k *store.Key) { k.Release = "2025-9" }},
-		{"created", func(k *store.Key) { k.Created = k.Created.Add(time.Microsecond) }},
+		{"tenant", func(k *tenant.Key) { k.Tenant = "fedcba9876543210fedcba9876543210" }},
+		{"type", func(k *tenant.Key) { k.Type = tenant.TypeAnalytics }},
+		{"version", func(k *tenant.Key) { k.Version = 2 }},
+		{"source", func(k *tenant.Key) { k.Source = tenant.SourceUploaded }},
+		{"derivation", func(k *tenant.Key) { k.Derivation = tenant.DerivationNone }},
+		{"release", func(k *tenant.Key) { k.Release = "2025-9" }},
+		{"created", func(k *tenant.Key) { k.Created = k.Created.Add(time.Microsecond) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/strongroom-kms/strongroom/internal/fuzzcorpus"
 	"github.com/strongroom-kms/strongroom/internal/secret"
-	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
 // The seed corpus under testdata/fuzz/FuzzParse holds valid files (PEM) and
@@ -93,7 +93,7 @@ func equalFile(a, b File) bool {
 func TestWriteTestdata(t *testing.T) {
 	h1 := testHeader()
 	h2 := testHeader()
-	h2.Tenant, h2.TenantName, h2.Type, h2.Version = "01234567-89ab-4cde-8f01-23456789abcd", "globex", store.TypeSearchIndex, 1
+	h2.Tenant, h2.TenantName, h2.Type, h2.Version = "01234567-89ab-4cde-8f01-23456789abcd", "globex", tenant.TypeSearchIndex, 1
 	h2.Source, h2.Derivation, h2.Release, h2.Region = "uploaded", "none", "r.2025_12-b", ""
 	file1, _, _ := sealed(t, h1)
 	file2, _, _ := sealed(t, h2)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
 // Header describes the tenant secret a backup holds. All of it travels in
@@ -20,8 +21,8 @@ type Header struct {
 	TenantName string // for people; bound, but the importer matches on Tenant
 	Type       string // key type (store.ValidType)
 	Version    uint32 // key version, from 1
-	Source     string // "hsm" or "uploaded" (store.Source)
-	Derivation string // "pbkdf2" or "none" (store.Derivation)
+	Source     string // "hsm" or "uploaded" (tenant.Source)
+	Derivation string // "pbkdf2" or "none" (tenant.Derivation)
 	// Release is the release whose seed and salt derive the DEK and whose
 	// TWK wrapped the secret: the secret is wrapped under it again on import.
 	Release  string
@@ -49,10 +50,10 @@ func (h Header) Check() (Header, error) {
 		return Header{}, store.Errorf(store.ErrInvalid, "invalid key version 0: versions start at 1")
 	}
 	if sourceCode(h.Source) == 0 {
-		return Header{}, store.Errorf(store.ErrInvalid, "invalid key source %q: use %q or %q", h.Source, store.SourceHSM, store.SourceUploaded)
+		return Header{}, store.Errorf(store.ErrInvalid, "invalid key source %q: use %q or %q", h.Source, tenant.SourceHSM, tenant.SourceUploaded)
 	}
 	if derivationCode(h.Derivation) == 0 {
-		return Header{}, store.Errorf(store.ErrInvalid, "invalid derivation %q: use %q or %q", h.Derivation, store.DerivationPBKDF2, store.DerivationNone)
+		return Header{}, store.Errorf(store.ErrInvalid, "invalid derivation %q: use %q or %q", h.Derivation, tenant.DerivationPBKDF2, tenant.DerivationNone)
 	}
 	if err := store.ValidReleaseID(h.Release); err != nil {
 		return Header{}, err
@@ -84,7 +85,7 @@ var ErrMismatch = errors.New("backup: the backup is of another key")
 // release and creation time (to the microsecond). The error wraps
 // ErrMismatch and names the first field that differs. It does not look at
 // k's state: restoring only destroyed keys is the store's rule.
-func (h Header) Matches(k store.Key) error {
+func (h Header) Matches(k tenant.Key) error {
 	var field, got, want string
 	switch {
 	case h.Tenant != k.Tenant:
@@ -109,28 +110,28 @@ func (h Header) Matches(k store.Key) error {
 
 // Wire codes of Source and Derivation; 0 is never valid.
 func sourceCode(s string) uint8 {
-	switch store.Source(s) {
-	case store.SourceHSM:
+	switch tenant.Source(s) {
+	case tenant.SourceHSM:
 		return 1
-	case store.SourceUploaded:
+	case tenant.SourceUploaded:
 		return 2
 	}
 	return 0
 }
 
 func derivationCode(d string) uint8 {
-	switch store.Derivation(d) {
-	case store.DerivationPBKDF2:
+	switch tenant.Derivation(d) {
+	case tenant.DerivationPBKDF2:
 		return 1
-	case store.DerivationNone:
+	case tenant.DerivationNone:
 		return 2
 	}
 	return 0
 }
 
 var (
-	sources     = map[uint8]string{1: string(store.SourceHSM), 2: string(store.SourceUploaded)}
-	derivations = map[uint8]string{1: string(store.DerivationPBKDF2), 2: string(store.DerivationNone)}
+	sources     = map[uint8]string{1: string(tenant.SourceHSM), 2: string(tenant.SourceUploaded)}
+	derivations = map[uint8]string{1: string(tenant.DerivationPBKDF2), 2: string(tenant.DerivationNone)}
 )
 
 // marshal appends the binary header of a checked h.

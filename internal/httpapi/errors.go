@@ -14,6 +14,7 @@ import (
 
 	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/internal/auth"
+	"github.com/strongroom-kms/strongroom/internal/byok"
 	"github.com/strongroom-kms/strongroom/internal/envelope"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/release"
@@ -63,12 +64,15 @@ var keyErrors = []struct {
 	{tenant.ErrNoActiveKey, http.StatusConflict, api.CodeNoActiveKey},
 	{tenant.ErrKeyDestroyed, http.StatusConflict, api.CodeKeyDestroyed},
 	{tenant.ErrKeyArchived, http.StatusConflict, api.CodeKeyArchived},
-	{tenant.ErrUploadRefused, http.StatusBadRequest, api.CodeUploadRefused},
-	{tenant.ErrDuplicateUpload, http.StatusConflict, api.CodeDuplicateKey},
-	{tenant.ErrOptOutDisabled, http.StatusForbidden, api.CodeOptOutDisabled},
-	{tenant.ErrNoUploadCert, http.StatusConflict, api.CodeNoUploadCert},
-	{tenant.ErrCertState, http.StatusConflict, api.CodeCertState},
-	{tenant.ErrImportRefused, http.StatusConflict, api.CodeImportRefused},
+	{byok.ErrUploadRefused, http.StatusBadRequest, api.CodeUploadRefused},
+	{byok.ErrDuplicateUpload, http.StatusConflict, api.CodeDuplicateKey},
+	{byok.ErrOptOutDisabled, http.StatusForbidden, api.CodeOptOutDisabled},
+	{byok.ErrNoUploadCert, http.StatusConflict, api.CodeNoUploadCert},
+	{byok.ErrCertState, http.StatusConflict, api.CodeCertState},
+	{byok.ErrImportRefused, http.StatusConflict, api.CodeImportRefused},
+	{release.ErrInvalidBundle, http.StatusBadRequest, api.CodeInvalidBundle},
+	{release.ErrInstalledOther, http.StatusConflict, api.CodeConflict},
+	{auth.ErrInvalid, http.StatusBadRequest, api.CodeBadRequest},
 	{hsm.ErrUnsupported, http.StatusBadRequest, api.CodeUnsupported},
 	{store.ErrNotFound, http.StatusNotFound, api.CodeNotFound},
 	{store.ErrExists, http.StatusConflict, api.CodeExists},

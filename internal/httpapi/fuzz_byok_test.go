@@ -10,8 +10,9 @@ import (
 	"testing"
 
 	"github.com/strongroom-kms/strongroom/api"
+	"github.com/strongroom-kms/strongroom/internal/byok"
 	"github.com/strongroom-kms/strongroom/internal/httpapi/apitest"
-	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/node/nodetest"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
 	"github.com/strongroom-kms/strongroom/internal/uploadcert"
 )
@@ -28,12 +29,12 @@ func FuzzByokBodies(f *testing.F) {
 	ctx := context.Background()
 	routes := []string{"/v1/tenants/acme/keys/data/upload", "/v1/tenants/acme/keys/import"}
 	// One pending certificate, whose completion takes the third route.
-	if uc, err := s.Keys.NewCert(ctx, tenant.CertRequest{Tenant: tn.ID, CSR: true}); err == nil {
+	if uc, err := s.Node.BYOK.NewCert(ctx, nodetest.Rec(tn.ID), byok.CertRequest{Tenant: tn.ID, CSR: true}); err == nil {
 		routes = append(routes, "/v1/tenants/acme/upload-certificates/"+uc.ID+"/complete")
 	} else {
 		f.Fatal(err)
 	}
-	if uc, err := s.Keys.NewCert(ctx, tenant.CertRequest{Tenant: tn.ID}); err == nil {
+	if uc, err := s.Node.BYOK.NewCert(ctx, nodetest.Rec(tn.ID), byok.CertRequest{Tenant: tn.ID}); err == nil {
 		up := uploadRequest(f, string(uploadcert.EncodeCertificate(uc.Certificate)), bytes.Repeat([]byte{7}, 32))
 		b, _ := json.Marshal(up)
 		f.Add(uint8(0), b)
@@ -43,7 +44,7 @@ func FuzzByokBodies(f *testing.F) {
 	f.Add(uint8(0), []byte(`{"wrapped":"AAAA","sha256":"00","derivation":"none","oaep_hash":"sha512"}`))
 	f.Add(uint8(1), []byte(`{"backup":"-----BEGIN STRONGROOM KEY BACKUP-----\nAQ==\n-----END STRONGROOM KEY BACKUP-----\n"}`))
 	f.Add(uint8(2), []byte(`{"certificate":"-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n"}`))
-	keys := func() []store.Key {
+	keys := func() []tenant.Key {
 		ks, err := s.Store.Keys(ctx, tn.ID, "")
 		if err != nil {
 			f.Fatal(err)
@@ -71,7 +72,7 @@ func FuzzByokBodies(f *testing.F) {
 			t.Fatalf("POST %s %q: %d %s", path, body, status, rec.Body.Bytes())
 		}
 		after := keys()
-		if !slices.EqualFunc(before, after, func(a, b store.Key) bool {
+		if !slices.EqualFunc(before, after, func(a, b tenant.Key) bool {
 			return a.Type == b.Type && a.Version == b.Version && a.State == b.State && bytes.Equal(a.Wrapped, b.Wrapped)
 		}) {
 			t.Fatalf("POST %s %q: refused (%d %s) and the keys changed", path, body, status, e.Code)

@@ -18,7 +18,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/auth"
 	"github.com/strongroom-kms/strongroom/internal/config"
 	"github.com/strongroom-kms/strongroom/internal/httpapi/apitest"
-	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
 func TestMain(m *testing.M) {
@@ -142,8 +142,8 @@ func (r *response) wantError(t *testing.T, status int, code string) api.Error {
 
 // snapshot is the state that refused requests must not change.
 type snapshot struct {
-	Tenants  []store.Tenant
-	Keys     map[string][]store.Key
+	Tenants  []tenant.Tenant
+	Keys     map[string][]tenant.Key
 	Releases []string
 }
 
@@ -153,7 +153,7 @@ func (e *env) snapshot() snapshot {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	s := snapshot{Tenants: ts, Keys: map[string][]store.Key{}}
+	s := snapshot{Tenants: ts, Keys: map[string][]tenant.Key{}}
 	for _, t := range ts {
 		ks, err := e.Store.Keys(ctx, t.ID, "")
 		if err != nil {
@@ -172,12 +172,12 @@ func (e *env) snapshot() snapshot {
 }
 
 func (a snapshot) equal(b snapshot) bool {
-	if !slices.EqualFunc(a.Tenants, b.Tenants, func(x, y store.Tenant) bool { return x.ID == y.ID && x.Name == y.Name }) ||
+	if !slices.EqualFunc(a.Tenants, b.Tenants, func(x, y tenant.Tenant) bool { return x.ID == y.ID && x.Name == y.Name }) ||
 		!slices.Equal(a.Releases, b.Releases) || len(a.Keys) != len(b.Keys) {
 		return false
 	}
 	for n, ks := range a.Keys {
-		if !slices.EqualFunc(ks, b.Keys[n], func(x, y store.Key) bool {
+		if !slices.EqualFunc(ks, b.Keys[n], func(x, y tenant.Key) bool {
 			return x.Type == y.Type && x.Version == y.Version && x.State == y.State && bytes.Equal(x.Wrapped, y.Wrapped)
 		}) {
 			return false

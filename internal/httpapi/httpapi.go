@@ -32,39 +32,28 @@ import (
 
 	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/internal/audit"
+	"github.com/strongroom-kms/strongroom/internal/auditlog"
 	"github.com/strongroom-kms/strongroom/internal/auth"
 	"github.com/strongroom-kms/strongroom/internal/config"
-	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
-// Keys is the tenant key service the data and key routes call
-// (tenant.Service implements it).
-type Keys interface {
-	Generate(ctx context.Context, tenantID, typ string) (store.Key, error)
-	Keys(ctx context.Context, tenantID, typ string) ([]store.Key, error)
-	Destroy(ctx context.Context, tenantID, typ string, version uint32) (store.Key, error)
-	Encrypt(ctx context.Context, tenantID, typ string, plaintext []byte, context map[string]string) ([]byte, store.Key, error)
-	Decrypt(ctx context.Context, tenantID string, ciphertext []byte, context map[string]string) ([]byte, store.Key, error)
-	SealDEK(ctx context.Context, tenantID, typ string, version uint32, kem uint16, publicKey []byte) ([]byte, store.Key, error)
-
-	SetDerivationOptOut(ctx context.Context, tenantID string, allowed bool) (store.Tenant, error)
-	NewCert(ctx context.Context, req tenant.CertRequest) (store.UploadCert, error)
-	Certs(ctx context.Context, tenantID string) ([]store.UploadCert, error)
-	Cert(ctx context.Context, tenantID, certID string) (store.UploadCert, error)
-	CompleteCert(ctx context.Context, tenantID, certID string, signed []byte) (store.UploadCert, error)
-	RetireCert(ctx context.Context, tenantID, certID string) (store.UploadCert, error)
-	Upload(ctx context.Context, u tenant.Upload) (store.Key, error)
-	Export(ctx context.Context, tenantID, typ string, version uint32) ([]byte, store.Key, error)
-	Import(ctx context.Context, tenantID string, file []byte) (store.Key, error)
-}
-
 // Deps is what the API serves from.
 type Deps struct {
-	Store  store.Store
-	Ring   *release.Ring
-	Keys   Keys
+	Tenants  Tenants
+	Tokens   Tokens
+	Releases Releases
+	Ring     Ring
+	Keys     Keys
+	Data     DataPlane
+	BYOK     BYOK
+	Audit    AuditLog
+	// Aggregate counts encryptions and decryptions into per-minute audit
+	// entries; the node's checkpointer flushes it.
+	Aggregate *auditlog.Aggregate
+	// Health is the store, for readiness.
+	Health Pinger
 	Region string
 	// Limits bound bodies, batches and request time; zero fields take the
 	// config package's defaults.
@@ -82,22 +71,15 @@ type server struct {
 	openapi []byte
 	mux     *http.ServeMux
 	timeout time.Duration
-	agg     aggregator
 }
 
 // NewHandler returns the API's http.Handler.
-func NewHandler(d Deps) *Handler { return &Handler{s: newServer(d)} }
-
-// Handler is the API: an http.Handler, and the audit aggregate it keeps
-// (FlushAudit).
-type Handler struct{ s *server }
-
-// ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.s.ServeHTTP(w, r) }
+func NewHandler(d Deps) http.Handler { return newServer(d) }
 
 func newServer(d Deps) *server {
-	if d.Store == nil || d.Ring == nil || d.Keys == nil {
-		panic("httpapi: NewHandler needs Deps.Store, Deps.Ring and Deps.Keys")
+	if d.Tenants == nil || d.Tokens == nil || d.Releases == nil || d.Ring == nil || d.Keys == nil || d.Data == nil ||
+		d.BYOK == nil || d.Audit == nil || d.Aggregate == nil || d.Health == nil {
+		panic("httpapi: NewHandler needs every service of Deps")
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
@@ -160,9 +142,12 @@ type Route struct {
 	// Audit is the action the audit log records the route's requests
 	// under (see audit.go); "" only for public routes.
 	Audit audit.Action
-	// aggregate: the route counts its items into per-minute aggregate
-	// audit entries instead of one entry per request.
-	aggregate bool
+	// How a success is recorded (audit.go): a POST's by the change it
+	// makes, in the change's transaction, unless it is marked deliver (a
+	// success that changes nothing, such as an export: appended before the
+	// answer) or aggregate (its items counted into per-minute aggregate
+	// entries); a GET's not at all.
+	deliver, aggregate bool
 }
 
 func (rt *Route) check() error {
@@ -197,7 +182,11 @@ type Call struct {
 	// Identity is the caller; zero on public routes.
 	Identity auth.Identity
 	// Tenant is the tenant the path's {tenant} names, on tenant routes.
-	Tenant store.Tenant
+	Tenant tenant.Tenant
+	// Audit is the request's audit entry: who, from where, what. A
+	// handler passes it to the service whose change records it (and which
+	// names the key or tenant in it); refusals are recorded with it too.
+	Audit *audit.Entry
 	// Body is a pointer to the decoded request body, of the route's
 	// Request type; nil if the route has none.
 	Body any
@@ -295,13 +284,10 @@ func (s *server) wrap(rt *Route) http.Handler {
 			}
 		}()
 		c := &Call{Request: r, route: rt}
-		var pending *store.PendingAudit
 		err := s.authorize(rt, c)
-		if err == nil && rt.Audit != "" {
-			// The store records this entry in the transaction of the
-			// request's change, if it makes one.
-			pending = store.NewPendingAudit(s.auditEntry(rt, c))
-			c.Request = r.WithContext(store.WithAudit(r.Context(), pending))
+		if rt.Audit != "" {
+			e := s.auditEntry(rt, c)
+			c.Audit = &e
 		}
 		if err == nil && rt.Request != nil {
 			body := reflect.New(reflect.TypeOf(rt.Request)).Interface()
@@ -316,7 +302,7 @@ func (s *server) wrap(rt *Route) http.Handler {
 		if err == nil {
 			resp, err = rt.Handler(c)
 		}
-		if aerr := s.recordAudit(rt, c, pending, err); aerr != nil {
+		if aerr := s.recordAudit(rt, c, err); aerr != nil {
 			err = aerr
 		}
 		if err != nil {
@@ -341,7 +327,7 @@ func (s *server) authorize(rt *Route, c *Call) error {
 	}
 	r := c.Request
 	info := infoFrom(r.Context())
-	id, err := auth.Authenticate(r.Context(), s.Store, r.Header.Get("Authorization"), s.Now())
+	id, err := s.Tokens.Authenticate(r.Context(), r.Header.Get("Authorization"))
 	if err != nil {
 		return err
 	}
@@ -352,7 +338,7 @@ func (s *server) authorize(rt *Route, c *Call) error {
 	}
 	if rt.Policy.TenantScoped {
 		name := r.PathValue("tenant")
-		tn, err := s.tenantByName(r.Context(), name)
+		tn, err := s.Tenants.ByName(r.Context(), name)
 		switch {
 		case errors.Is(err, store.ErrNotFound) && id.Global():
 			return notFoundf("no tenant is named %q", name)
@@ -374,15 +360,6 @@ func (s *server) authorize(rt *Route, c *Call) error {
 		return errForbidden
 	}
 	return nil
-}
-
-// tenantByName finds a tenant by name; a name that cannot be a tenant's is
-// ErrNotFound without asking the store.
-func (s *server) tenantByName(ctx context.Context, name string) (store.Tenant, error) {
-	if store.ValidTenantName(name) != nil {
-		return store.Tenant{}, store.ErrNotFound
-	}
-	return s.Store.TenantByName(ctx, name)
 }
 
 // decode reads a request body strictly into dst: Content-Type

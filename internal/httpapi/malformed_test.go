@@ -12,9 +12,10 @@ import (
 	"time"
 
 	"github.com/strongroom-kms/strongroom/api"
+	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/httpapi"
 	"github.com/strongroom-kms/strongroom/internal/httpapi/apitest"
-	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
 // TestMalformed: malformed bodies, unknown fields, oversized bodies, wrong
@@ -124,9 +125,9 @@ func TestAccessLog(t *testing.T) {
 	tn := e.Tenant(t, "acme")
 	e.call("POST", "/v1/tenants/acme/keys", e.Operator, api.GenerateKeyRequest{}).want(t, 201, nil)
 	app := e.Token(t, api.RoleApp, "acme")
-	appTok, err := e.Store.TokenByHash(ctx, sha(app))
-	if err != nil {
-		t.Fatal(err)
+	appTok, found, err := e.Store.TokenByHash(ctx, sha(app))
+	if err != nil || !found {
+		t.Fatal(err, found)
 	}
 	secretText := "SECRET-PLAINTEXT-" + strings.Repeat("z", 20)
 	var res api.EncryptResponse
@@ -167,32 +168,32 @@ func TestAccessLog(t *testing.T) {
 	}
 }
 
-// svc names the embedded service (its field cannot be called Keys: that is
-// a method).
-type svc = httpapi.Keys
-
-// blocking is a Keys whose Encrypt waits for its context.
+// blocking is a data plane whose Encrypt waits for its context.
 type blocking struct {
-	svc
+	httpapi.DataPlane
 }
 
-func (b blocking) Encrypt(ctx context.Context, tenantID, typ string, pt []byte, c map[string]string) ([]byte, store.Key, error) {
+func (b blocking) Encrypt(ctx context.Context, _ *audit.Entry, tenantID, typ string, pt []byte, c map[string]string) ([]byte, tenant.Key, error) {
 	<-ctx.Done()
-	return nil, store.Key{}, ctx.Err()
+	return nil, tenant.Key{}, ctx.Err()
 }
 
-// failing is a Keys whose Generate fails as a server fault.
+// keysAPI names the embedded lifecycle (a field named Keys would hide its
+// method Keys).
+type keysAPI = httpapi.Keys
+
+// failing is a key lifecycle whose Generate fails as a server fault.
 type failing struct {
-	svc
+	keysAPI
 }
 
-func (failing) Generate(context.Context, string, string) (store.Key, error) {
-	return store.Key{}, errors.New("hsm: device unplugged (slot 3)")
+func (failing) Generate(context.Context, *audit.Entry, string, string) (tenant.Key, error) {
+	return tenant.Key{}, errors.New("hsm: device unplugged (slot 3)")
 }
 
 func TestTimeout(t *testing.T) {
 	e := newEnv(t, apitest.Options{Limits: configLimits(0, 0, 200*time.Millisecond),
-		Wrap: func(k httpapi.Keys) httpapi.Keys { return blocking{k} }})
+		Wrap: func(d *httpapi.Deps) { d.Data = blocking{d.Data} }})
 	e.Tenant(t, "acme")
 	app := e.Token(t, api.RoleApp, "acme")
 	start := time.Now()
@@ -206,7 +207,7 @@ func TestTimeout(t *testing.T) {
 func TestServerFault(t *testing.T) {
 	var buf logBuffer
 	e := newEnv(t, apitest.Options{Logger: slog.New(slog.NewJSONHandler(&buf, nil)),
-		Wrap: func(k httpapi.Keys) httpapi.Keys { return failing{k} }})
+		Wrap: func(d *httpapi.Deps) { d.Keys = failing{d.Keys} }})
 	e.Tenant(t, "acme")
 	r := e.call("POST", "/v1/tenants/acme/keys", e.Operator, api.GenerateKeyRequest{})
 	ae := r.wantError(t, 500, api.CodeInternal)

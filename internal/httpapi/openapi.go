@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/strongroom-kms/strongroom/api"
-	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
 // OpenAPI returns the OpenAPI 3.1 document of routes: paths and methods,
@@ -116,7 +116,7 @@ var paramDocs = map[string]struct {
 	schema map[string]any
 }{
 	"tenant":  {"the tenant's name", map[string]any{"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"}},
-	"type":    {"a key type", map[string]any{"type": "string", "enum": store.KeyTypes()}},
+	"type":    {"a key type", map[string]any{"type": "string", "enum": tenant.KeyTypes()}},
 	"version": {"a key version, from 1", map[string]any{"type": "integer", "minimum": 1, "maximum": math.MaxUint32}},
 }
 

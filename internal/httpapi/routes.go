@@ -10,6 +10,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/auth"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
 // The roles, as the route table names them.
@@ -93,7 +94,7 @@ func (s *server) table() []Route {
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/{type}/upload", Audit: "key.upload", Policy: scoped(tenantAdmin), Handler: s.uploadKey, Status: http.StatusCreated,
 			Summary: "Upload the tenant's own key material (RSA-OAEP to an upload certificate, with its SHA-256); it becomes the active key of the type (rate limited like generate)",
 			Request: api.UploadKeyRequest{}, Response: api.Key{}},
-		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/{type}/{version}/export", Audit: "key.export", Policy: scoped(tenantAdmin), Handler: s.exportKey,
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/{type}/{version}/export", Audit: "key.export", deliver: true, Policy: scoped(tenantAdmin), Handler: s.exportKey,
 			Summary:  "Export a key version as a backup file sealed under the tenant's export key",
 			Response: api.KeyBackup{}},
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/import", Audit: "key.import", Policy: scoped(tenantAdmin), Handler: s.importKey, Status: http.StatusCreated,
@@ -113,7 +114,7 @@ func (s *server) table() []Route {
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/decrypt", Audit: "key.decrypt", aggregate: true, Policy: scoped(app), Handler: s.decrypt,
 			Summary: "Decrypt a batch; errors (e.g. key_destroyed) are per item",
 			Request: api.DecryptRequest{}, Response: api.DecryptResponse{}},
-		{Method: "POST", Pattern: "/v1/tenants/{tenant}/dek", Audit: "key.deliver", Policy: scoped(app), Handler: s.dek,
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/dek", Audit: "key.deliver", deliver: true, Policy: scoped(app), Handler: s.dek,
 			Summary: "Deliver a DEK sealed with HPKE to the caller's public key",
 			Request: api.DEKRequest{}, Response: api.DEKResponse{}},
 	}
@@ -128,12 +129,12 @@ func (s *server) health(c *Call) (any, error) {
 func (s *server) ready(c *Call) (any, error) {
 	h := api.Health{Status: "ok", Region: s.Region}
 	for _, m := range s.Ring.Releases() {
-		h.Releases = append(h.Releases, releaseOf(m, store.Release{}))
+		h.Releases = append(h.Releases, releaseOf(m, release.Installation{}))
 	}
 	if err := s.Ring.Ready(); err != nil {
 		h.Problems = append(h.Problems, err.Error())
 	}
-	if err := s.Store.Ping(c.Context()); err != nil {
+	if err := s.Health.Ping(c.Context()); err != nil {
 		// The store's error may name its host: only in the log.
 		s.Logger.Error("readiness: the store does not answer", "err", err)
 		h.Problems = append(h.Problems, "the store does not answer: see the server log")
@@ -154,57 +155,18 @@ func (r rawJSON) MarshalJSON() ([]byte, error) { return r, nil }
 
 // ---- releases ----
 
-func releaseOf(m release.Meta, r store.Release) api.Release {
+func releaseOf(m release.Meta, r release.Installation) api.Release {
 	return api.Release{ID: m.ID, Iterations: m.Iterations, Created: m.Created.UTC(), Installed: r.Installed, Loaded: m.ID != ""}
 }
 
-func invalidBundle(err error) error {
-	return &apiError{status: http.StatusBadRequest, code: api.CodeInvalidBundle, msg: err.Error()}
-}
-
-// installRelease verifies and opens the bundle in the regional HSM
-// (Ring.Load) and only then stores it.
+// installRelease verifies and opens the bundle in the regional HSM and
+// only then stores it (release.Installer).
 func (s *server) installRelease(c *Call) (any, error) {
-	ctx := c.Context()
 	bundle := c.Body.(*api.InstallReleaseRequest).Bundle
 	if len(bundle) == 0 {
 		return nil, badRequestf("bundle is required: the bundle file (PEM), as received from the ceremony")
 	}
-	// The bundle's claimed release id names it in the ring (as at startup),
-	// so that its readiness problem and a later fix meet under one name.
-	// Verification is Ring.Add's: a refused bundle is not installed and does not
-	// make the node not ready.
-	der, err := release.Decode(bundle)
-	if err != nil {
-		return nil, invalidBundle(err)
-	}
-	claimed, err := release.Parse(der)
-	if err != nil {
-		return nil, invalidBundle(err)
-	}
-	if err := store.ValidReleaseID(claimed.Release); err != nil {
-		return nil, invalidBundle(err)
-	}
-	// A different bundle under an installed id is refused before it can
-	// mark the loaded release as failed.
-	installed, err := s.Store.Releases(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range installed {
-		if r.ID == claimed.Release && string(r.Bundle) != string(bundle) {
-			return nil, &apiError{status: http.StatusConflict, code: api.CodeConflict,
-				msg: fmt.Sprintf("another bundle of release %s is installed", r.ID)}
-		}
-	}
-	m, err := s.Ring.Add(ctx, claimed.Release, bundle)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, invalidBundle(err)
-	}
-	r, err := s.Store.InstallRelease(ctx, store.Release{ID: m.ID, Bundle: bundle, Installed: s.Now()})
+	m, r, err := s.Releases.Install(c.Context(), c.Audit, bundle)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +174,7 @@ func (s *server) installRelease(c *Call) (any, error) {
 }
 
 func (s *server) releases(c *Call) (any, error) {
-	rs, err := s.Store.Releases(c.Context())
+	rs, err := s.Releases.Installed(c.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -230,15 +192,13 @@ func (s *server) releases(c *Call) (any, error) {
 
 // ---- tenants ----
 
-func tenantOf(t store.Tenant) api.Tenant {
+func tenantOf(t tenant.Tenant) api.Tenant {
 	return api.Tenant{ID: t.ID, Name: t.Name, Env: string(t.Env), Created: t.Created, DerivationOptOut: t.DerivationOptOut}
 }
 
 func (s *server) createTenant(c *Call) (any, error) {
 	req := c.Body.(*api.CreateTenantRequest)
-	nt := store.NewTenant(req.Name, store.Environment(req.Env), s.Now())
-	setAuditTenant(c, nt.ID)
-	t, err := s.Store.CreateTenant(c.Context(), nt)
+	t, err := s.Tenants.Create(c.Context(), c.Audit, req.Name, tenant.Environment(req.Env))
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +206,7 @@ func (s *server) createTenant(c *Call) (any, error) {
 }
 
 func (s *server) tenants(c *Call) (any, error) {
-	ts, err := s.Store.Tenants(c.Context())
+	ts, err := s.Tenants.List(c.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +235,7 @@ func (s *server) tenantAdminMintsOwnApps(c *Call) error {
 	if req.Role != app {
 		return errForbidden
 	}
-	t, err := s.tenantByName(c.Context(), req.Tenant)
+	t, err := s.Tenants.ByName(c.Context(), req.Tenant)
 	if errors.Is(err, store.ErrNotFound) {
 		return errForbidden
 	}
@@ -298,7 +258,7 @@ func (s *server) revokeToken(c *Call) (any, error) {
 	if err := store.ValidID("token", id); err != nil {
 		return nil, badRequestf("%v", err)
 	}
-	if err := s.Store.DeleteToken(c.Context(), id); err != nil {
+	if err := s.Tokens.Revoke(c.Context(), c.Audit, id); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, notFoundf("no token has id %s", id)
 		}
@@ -310,8 +270,8 @@ func (s *server) revokeToken(c *Call) (any, error) {
 func (s *server) createToken(c *Call) (any, error) {
 	ctx := c.Context()
 	req := c.Body.(*api.CreateTokenRequest)
-	role := store.Role(req.Role)
-	var t store.Tenant
+	role := auth.Role(req.Role)
+	var t tenant.Tenant
 	switch {
 	case !role.Valid():
 		return nil, badRequestf("role %q: use %s, %s, %s or %s", req.Role, operator, auditor, tenantAdmin, app)
@@ -321,7 +281,7 @@ func (s *server) createToken(c *Call) (any, error) {
 		return nil, badRequestf("a %s token needs its tenant's name", role)
 	case !role.Global():
 		var err error
-		if t, err = s.tenantByName(ctx, req.Tenant); err != nil {
+		if t, err = s.Tenants.ByName(ctx, req.Tenant); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return nil, notFoundf("no tenant is named %q", req.Tenant)
 			}
@@ -337,15 +297,7 @@ func (s *server) createToken(c *Call) (any, error) {
 		}
 		expires = now.Add(d)
 	}
-	secret, tok, err := auth.New(req.Role, t.ID, req.Name, expires)
-	if err != nil {
-		return nil, badRequestf("%v", err)
-	}
-	tok.Created = now
-	if t.ID != "" {
-		setAuditTenant(c, t.ID)
-	}
-	tok, err = s.Store.CreateToken(ctx, tok)
+	secret, tok, err := s.Tokens.Create(ctx, c.Audit, req.Role, t.ID, req.Name, expires)
 	if err != nil {
 		return nil, err
 	}
@@ -358,7 +310,7 @@ func (s *server) createToken(c *Call) (any, error) {
 
 // ---- keys ----
 
-func keyOf(t store.Tenant, k store.Key) api.Key {
+func keyOf(t tenant.Tenant, k tenant.Key) api.Key {
 	out := api.Key{Tenant: t.Name, Type: k.Type, Version: k.Version, State: string(k.State), Source: string(k.Source),
 		Derivation: string(k.Derivation), Release: k.Release, Created: k.Created}
 	if !k.Destroyed.IsZero() {
@@ -371,10 +323,10 @@ func keyOf(t store.Tenant, k store.Key) api.Key {
 // keyType is a request's key type: "data" if empty.
 func keyType(typ string) (string, error) {
 	if typ == "" {
-		return store.TypeData, nil
+		return tenant.TypeData, nil
 	}
-	if err := store.ValidType(typ); err != nil {
-		return "", badRequestf("key type %q: use one of %q", typ, store.KeyTypes())
+	if !tenant.ValidKeyType(typ) {
+		return "", badRequestf("key type %q: use one of %q", typ, tenant.KeyTypes())
 	}
 	return typ, nil
 }
@@ -384,7 +336,7 @@ func (s *server) generateKey(c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.Keys.Generate(c.Context(), c.Tenant.ID, typ)
+	k, err := s.Keys.Generate(c.Context(), c.Audit, c.Tenant.ID, typ)
 	if err != nil {
 		return nil, err
 	}
@@ -393,10 +345,8 @@ func (s *server) generateKey(c *Call) (any, error) {
 
 func (s *server) keys(c *Call) (any, error) {
 	typ := c.Request.URL.Query().Get("type")
-	if typ != "" {
-		if err := store.ValidType(typ); err != nil {
-			return nil, badRequestf("key type %q: use one of %q", typ, store.KeyTypes())
-		}
+	if typ != "" && !tenant.ValidKeyType(typ) {
+		return nil, badRequestf("key type %q: use one of %q", typ, tenant.KeyTypes())
 	}
 	ks, err := s.Keys.Keys(c.Context(), c.Tenant.ID, typ)
 	if err != nil {
@@ -422,8 +372,7 @@ func (s *server) destroyKey(c *Call) (any, error) {
 	if got := c.Body.(*api.DestroyKeyRequest).Confirm; got != want {
 		return nil, badRequestf("confirm must be exactly %q: destroying a key makes the data under it unreadable forever", want)
 	}
-	setAuditKey(c, typ, v)
-	k, err := s.Keys.Destroy(c.Context(), c.Tenant.ID, typ, v)
+	k, err := s.Keys.Destroy(c.Context(), c.Audit, tenant.KeyRef{Tenant: c.Tenant.ID, Type: typ, Version: v})
 	if err != nil {
 		return nil, err
 	}
@@ -457,7 +406,7 @@ func (s *server) encrypt(c *Call) (any, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		ct, k, err := s.Keys.Encrypt(ctx, c.Tenant.ID, typ, it.Plaintext, it.Context)
+		ct, k, err := s.Data.Encrypt(ctx, c.Audit, c.Tenant.ID, typ, it.Plaintext, it.Context)
 		s.count(c, auditKey(typ, k.Version), err)
 		if err != nil {
 			e, ok := itemError(err)
@@ -487,7 +436,7 @@ func (s *server) decrypt(c *Call) (any, error) {
 			out.Items[i].Error = &api.Error{Code: api.CodeBadRequest, Message: "ciphertext is required"}
 			continue
 		}
-		pt, k, err := s.Keys.Decrypt(ctx, c.Tenant.ID, it.Ciphertext, it.Context)
+		pt, k, err := s.Data.Decrypt(ctx, c.Audit, c.Tenant.ID, it.Ciphertext, it.Context)
 		s.count(c, auditKey(k.Type, k.Version), err)
 		if err != nil {
 			e, ok := itemError(err)
@@ -511,10 +460,11 @@ func (s *server) dek(c *Call) (any, error) {
 	if len(req.PublicKey) == 0 {
 		return nil, badRequestf("public_key is required: the HPKE public key to seal the DEK to")
 	}
-	sealed, k, err := s.Keys.SealDEK(c.Context(), c.Tenant.ID, typ, req.Version, req.KEM, req.PublicKey)
+	c.Audit.Key = auditKey(typ, req.Version)
+	sealed, k, err := s.Data.SealDEK(c.Context(), c.Audit, tenant.KeyRef{Tenant: c.Tenant.ID, Type: typ, Version: req.Version}, req.KEM, req.PublicKey)
 	if err != nil {
 		return nil, err
 	}
-	setAuditKey(c, k.Type, k.Version)
+	c.Audit.Key = k.KeyRef().Name()
 	return api.DEKResponse{TenantID: c.Tenant.ID, Type: k.Type, Version: k.Version, Sealed: sealed}, nil
 }

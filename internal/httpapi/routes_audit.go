@@ -67,7 +67,7 @@ func (s *server) listAudit(c *Call, f store.AuditFilter) (any, error) {
 	out := api.AuditList{Entries: []api.AuditEntry{}}
 	limit := f.Limit
 	f.Limit = limit + 1 // one more, to know whether there is a next page
-	err := s.Store.AuditEntries(c.Context(), f, func(e audit.Entry) error {
+	err := s.Audit.Entries(c.Context(), f, func(e audit.Entry) error {
 		if len(out.Entries) == limit {
 			out.Next = out.Entries[limit-1].Seq
 			return errAuditPageFull
@@ -87,7 +87,7 @@ func (s *server) audit(c *Call) (any, error) {
 		return nil, err
 	}
 	if name := c.Request.URL.Query().Get("tenant"); name != "" {
-		t, err := s.tenantByName(c.Context(), name)
+		t, err := s.Tenants.ByName(c.Context(), name)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, notFoundf("no tenant is named %q", name)
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/strongroom-kms/strongroom/api"
+	"github.com/strongroom-kms/strongroom/internal/byok"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
@@ -21,14 +22,14 @@ func (s *server) setTenant(c *Call) (any, error) {
 	if req.DerivationOptOut == nil {
 		return nil, badRequestf("nothing to change: set derivation_opt_out")
 	}
-	t, err := s.Keys.SetDerivationOptOut(c.Context(), c.Tenant.ID, *req.DerivationOptOut)
+	t, err := s.Tenants.SetDerivationOptOut(c.Context(), c.Audit, c.Tenant.ID, *req.DerivationOptOut)
 	if err != nil {
 		return nil, err
 	}
 	return tenantOf(t), nil
 }
 
-func certOf(t store.Tenant, uc store.UploadCert) api.UploadCert {
+func certOf(t tenant.Tenant, uc uploadcert.Cert) api.UploadCert {
 	out := api.UploadCert{ID: uc.ID, Tenant: t.Name, State: string(uc.State), Created: uc.Created}
 	if uc.Certificate != nil {
 		out.Certificate = string(uploadcert.EncodeCertificate(uc.Certificate))
@@ -51,14 +52,14 @@ func certOf(t store.Tenant, uc store.UploadCert) api.UploadCert {
 
 func (s *server) createUploadCert(c *Call) (any, error) {
 	req := c.Body.(*api.CreateUploadCertRequest)
-	if req.ValidDays < 0 || req.ValidDays > int(tenant.MaxCertValidity/(24*time.Hour)) {
+	if req.ValidDays < 0 || req.ValidDays > int(byok.MaxCertValidity/(24*time.Hour)) {
 		return nil, badRequestf("valid_days %d: use 1 to %d, or leave it out for %d",
-			req.ValidDays, int(tenant.MaxCertValidity/(24*time.Hour)), int(tenant.DefaultCertValidity/(24*time.Hour)))
+			req.ValidDays, int(byok.MaxCertValidity/(24*time.Hour)), int(byok.DefaultCertValidity/(24*time.Hour)))
 	}
 	if req.CSR && req.ValidDays != 0 {
 		return nil, badRequestf("valid_days applies to self-signed certificates; with csr, the tenant's CA sets the validity")
 	}
-	uc, err := s.Keys.NewCert(c.Context(), tenant.CertRequest{Tenant: c.Tenant.ID, CSR: req.CSR,
+	uc, err := s.BYOK.NewCert(c.Context(), c.Audit, byok.CertRequest{Tenant: c.Tenant.ID, CSR: req.CSR,
 		Validity: time.Duration(req.ValidDays) * 24 * time.Hour})
 	if err != nil {
 		return nil, err
@@ -67,7 +68,7 @@ func (s *server) createUploadCert(c *Call) (any, error) {
 }
 
 func (s *server) uploadCerts(c *Call) (any, error) {
-	cs, err := s.Keys.Certs(c.Context(), c.Tenant.ID)
+	cs, err := s.BYOK.Certs(c.Context(), c.Tenant.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +93,7 @@ func (s *server) uploadCert(c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	uc, err := s.Keys.Cert(c.Context(), c.Tenant.ID, id)
+	uc, err := s.BYOK.Cert(c.Context(), c.Tenant.ID, id)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +109,7 @@ func (s *server) completeUploadCert(c *Call) (any, error) {
 	if pemText == "" {
 		return nil, badRequestf("certificate is required: the PEM certificate your CA signed for this request")
 	}
-	uc, err := s.Keys.CompleteCert(c.Context(), c.Tenant.ID, id, []byte(pemText))
+	uc, err := s.BYOK.CompleteCert(c.Context(), c.Audit, c.Tenant.ID, id, []byte(pemText))
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +121,7 @@ func (s *server) retireUploadCert(c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	uc, err := s.Keys.RetireCert(c.Context(), c.Tenant.ID, id)
+	uc, err := s.BYOK.RetireCert(c.Context(), c.Audit, c.Tenant.ID, id)
 	if err != nil {
 		return nil, err
 	}
@@ -130,8 +131,8 @@ func (s *server) retireUploadCert(c *Call) (any, error) {
 // pathKeyType is the {type} of a key route.
 func pathKeyType(c *Call) (string, error) {
 	typ := c.Request.PathValue("type")
-	if err := store.ValidType(typ); err != nil {
-		return "", badRequestf("key type %q: use one of %q", typ, store.KeyTypes())
+	if !tenant.ValidKeyType(typ) {
+		return "", badRequestf("key type %q: use one of %q", typ, tenant.KeyTypes())
 	}
 	return typ, nil
 }
@@ -152,15 +153,15 @@ func (s *server) uploadKey(c *Call) (any, error) {
 		return nil, err
 	}
 	req := c.Body.(*api.UploadKeyRequest)
-	up := tenant.Upload{Tenant: c.Tenant.ID, Type: typ, Cert: req.Certificate, Wrapped: req.Wrapped,
-		Hash: hsm.OAEPSHA256, Derivation: store.DerivationPBKDF2}
+	up := byok.Upload{Tenant: c.Tenant.ID, Type: typ, Cert: req.Certificate, Wrapped: req.Wrapped,
+		Hash: hsm.OAEPSHA256, Derivation: tenant.DerivationPBKDF2}
 	if req.OAEPHash != "" {
 		if up.Hash, err = hsm.ParseOAEPHash(req.OAEPHash); err != nil {
 			return nil, badRequestf("oaep_hash %q: use sha256 (the default), sha512 or sha1", req.OAEPHash)
 		}
 	}
 	if req.Derivation != "" {
-		up.Derivation = store.Derivation(req.Derivation)
+		up.Derivation = tenant.Derivation(req.Derivation)
 		if !up.Derivation.Valid() {
 			return nil, badRequestf("derivation %q: use pbkdf2 (the default) or none", req.Derivation)
 		}
@@ -176,7 +177,7 @@ func (s *server) uploadKey(c *Call) (any, error) {
 	if up.SHA256, err = hex.DecodeString(req.SHA256); err != nil || len(up.SHA256) != 32 {
 		return nil, badRequestf("sha256 must be the SHA-256 of the 32 plaintext bytes: 64 hex digits")
 	}
-	k, err := s.Keys.Upload(c.Context(), up)
+	k, err := s.BYOK.Upload(c.Context(), c.Audit, up)
 	if err != nil {
 		return nil, err
 	}
@@ -192,8 +193,7 @@ func (s *server) exportKey(c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	setAuditKey(c, typ, v)
-	file, k, err := s.Keys.Export(c.Context(), c.Tenant.ID, typ, v)
+	file, k, err := s.BYOK.Export(c.Context(), c.Audit, tenant.KeyRef{Tenant: c.Tenant.ID, Type: typ, Version: v})
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +205,7 @@ func (s *server) importKey(c *Call) (any, error) {
 	if file == "" {
 		return nil, badRequestf("backup is required: the backup file (PEM) as key export wrote it")
 	}
-	k, err := s.Keys.Import(c.Context(), c.Tenant.ID, []byte(file))
+	k, err := s.BYOK.Import(c.Context(), c.Audit, c.Tenant.ID, []byte(file))
 	if err != nil {
 		return nil, err
 	}

@@ -53,7 +53,7 @@ func TestEveryRoute(t *testing.T) {
 	if rel.ID != apitest.Release2 || !rel.Loaded || rel.Iterations == 0 || rel.Installed.IsZero() {
 		t.Errorf("installed release = %+v", rel)
 	}
-	e.Clock.Advance(time.Minute)
+	e.Clock.Add(time.Minute)
 	var again api.Release
 	call("POST", "/v1/releases", "/v1/releases", op, api.InstallReleaseRequest{Bundle: bundle}).want(t, 200, &again)
 	if !again.Installed.Equal(rel.Installed) {
@@ -133,7 +133,7 @@ func TestEveryRoute(t *testing.T) {
 	if len(enc1.Items) != 1 || enc1.Items[0].Error != nil || enc1.Items[0].Version != 1 {
 		t.Fatalf("encrypt = %+v", enc1)
 	}
-	e.Clock.Advance(24 * time.Hour)
+	e.Clock.Add(24 * time.Hour)
 	var k2 api.Key
 	call("POST", "/v1/tenants/{tenant}/keys", keysPath, op, api.GenerateKeyRequest{Type: "data"}).want(t, 201, &k2)
 	if k2.Version != 2 {
@@ -276,7 +276,7 @@ func TestEveryRoute(t *testing.T) {
 		t.Errorf("retired certificate = %+v", one)
 	}
 
-	e.Clock.Advance(24 * time.Hour)
+	e.Clock.Add(24 * time.Hour)
 	value := bytes.Repeat([]byte{0x5a}, 32)
 	up := uploadRequest(t, uc.Certificate, value)
 	up.Derivation = "none"
@@ -310,7 +310,7 @@ func TestEveryRoute(t *testing.T) {
 
 	// The audit log: every change above, in order, with who and which key;
 	// refusals too; the data plane as per-minute aggregates once flushed.
-	if err := e.Handler.(*httpapi.Handler).FlushAudit(t.Context()); err != nil {
+	if err := e.Node.Aggregate.Flush(t.Context(), e.Node.Audit); err != nil {
 		t.Fatal(err)
 	}
 	var log api.AuditList
@@ -471,7 +471,7 @@ func TestTokens(t *testing.T) {
 	var tok api.Token
 	e.call("POST", "/v1/tokens", op, api.CreateTokenRequest{Role: "auditor", TTL: "1h"}).want(t, 201, &tok)
 	e.call("GET", "/v1/tenants", tok.Secret, nil).want(t, 200, nil)
-	e.Clock.Advance(time.Hour)
+	e.Clock.Add(time.Hour)
 	e.call("GET", "/v1/tenants", tok.Secret, nil).wantError(t, 401, api.CodeUnauthenticated)
 }
 

@@ -2,79 +2,53 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
 )
 
-// AuditStore keeps the region's audit log (internal/audit, docs/audit.md):
-// entries chained and numbered by the store in the order it commits them,
-// the log's State, and the signed checkpoints. Entries are never updated or
-// deleted.
+// The region's audit log (internal/audit, docs/audit.md): entries chained
+// and numbered by the store in the order it commits them, the log's State,
+// and the signed checkpoints. Entries are never updated or deleted.
 //
-// An entry is appended either
-//   - by a lifecycle write made with a context carrying a PendingAudit
-//     (WithAudit): the entry is appended in the same transaction as the
-//     change, so that there is no change without its entry and no entry
-//     without its change (S19); or
-//   - by AppendAudit, in a transaction of its own: refusals, failures, reads
-//     that must be recorded (export, DEK delivery), aggregated data-plane
-//     counts.
-//
-// The lifecycle writes are Rotate, DestroyKey, RestoreKey, CreateTenant,
-// SetDerivationOptOut, CreateToken, DeleteToken, InstallRelease (also when
-// the release was installed already: the call succeeded), CreateUploadCert,
-// ActivateUploadCert and RetireUploadCert. Each, when it succeeds, takes the
-// pending entry of its context (PendingAudit.Take), appends it after its
-// change, in its transaction, and marks it recorded once that committed. A
-// write that fails appends nothing and leaves the entry pending: the caller
-// records the refusal or failure itself, with AppendAudit. If the pending
-// entry is invalid, the write fails with ErrInvalid and changes nothing. A
-// transaction that a driver retries (a PostgreSQL serialization failure)
-// appends the entry again in each attempt, and only the committed attempt
-// counts. PutExportKey, AppendAudit and the reads never take a pending
-// entry.
+// An entry is appended either by a lifecycle write, in the change's own
+// transaction (see the package documentation), or by AppendAudit, in a
+// transaction of its own: refusals, failures, reads that must be recorded
+// (export, DEK delivery), aggregated data-plane counts.
 //
 // Appends are serialised across every Store sharing the database (the
 // chain has one head): each transaction that appends locks the log's state
-// after every other lock it takes, and holds it until it commits.
-type AuditStore interface {
-	// AppendAudit chains entries after the log's head (setting Seq, Prev and
-	// Hash; Time is truncated to the microsecond, in UTC) and stores them
-	// in one transaction. An invalid entry (audit.Entry.Validate, or a Count
-	// above MaxAuditCount) → ErrInvalid, naming the entry's position and the
-	// field but not its content, and nothing is stored. It returns the
-	// entries as stored. No entries: nothing is done.
-	AppendAudit(ctx context.Context, entries ...audit.Entry) ([]audit.Entry, error)
-	// AuditEntries calls fn with each stored entry that matches f (checked
-	// first: AuditFilter.Check), in Seq order, until fn returns an error
-	// (which it returns) or the entries end.
-	//
-	// The entries are read in batches of a few hundred, and fn is called
-	// between reads, outside any transaction: fn may use the store, and a
-	// slow fn holds no database connection or snapshot. The entries passed
-	// are those of a prefix of the log, as it stood when the last batch was
-	// read (entries become visible in Seq order, without gaps): entries
-	// appended meanwhile may be included.
-	AuditEntries(ctx context.Context, f AuditFilter, fn func(audit.Entry) error) error
-	// AuditState returns the state of the log: its size, head and Merkle
-	// root (the empty log's, the zero State, if it has no entry).
-	AuditState(ctx context.Context) (audit.State, error)
-	// AddCheckpoint stores a signed checkpoint (audit.SignCheckpoint) of
-	// the log at size entries (1 to MaxCheckpoint bytes, else ErrInvalid).
-	// Storing the same bytes for the same size again is a no-op. The store
-	// does not parse it (that needs the trusted keys): audit.Verify checks
-	// every stored checkpoint.
-	AddCheckpoint(ctx context.Context, size uint64, signed []byte) error
-	// Checkpoints returns every stored checkpoint, oldest (smallest size)
-	// first, then by the time they were stored.
-	Checkpoints(ctx context.Context) ([][]byte, error)
-}
+// row (qAuditStateLock) after every other lock it takes, and holds it until
+// it commits. A transaction holding it never waits for another row lock, so
+// it cannot be part of a deadlock.
+
+const auditCols = `seq, time, actor, role, tenant, action, key, outcome, reason, remote, request, detail, count, prev, hash`
+
+const (
+	qAuditState = `SELECT state FROM audit_state WHERE id = 1`
+	// qAuditStateLock is qAuditState with the dialect's ForUpdate.
+	qAuditStateLock = qAuditState
+	qAuditStateSet  = `UPDATE audit_state SET state = $1 WHERE id = 1`
+	qAuditInsert    = `INSERT INTO audit_log (` + auditCols + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
+	// qAuditEntries is the start of a batch of AuditEntries: auditQuery
+	// adds the filter's conditions and the order and limit.
+	qAuditEntries = `SELECT ` + auditCols + ` FROM audit_log WHERE seq > $1`
+	// Storing the same checkpoint twice (two nodes at once) is a no-op.
+	qCheckpointInsert = `INSERT INTO audit_checkpoints (size, signed, created) VALUES ($1, $2, $3)
+		ON CONFLICT (size, signed) DO NOTHING`
+	qCheckpoints = `SELECT signed FROM audit_checkpoints ORDER BY size, created, signed`
+)
+
+// auditBatch is how many entries AuditEntries reads at a time.
+const auditBatch = 500
 
 // Limits of the audit log in the store.
 const (
@@ -125,14 +99,14 @@ func (f AuditFilter) Check() (AuditFilter, error) {
 	return f, nil
 }
 
-// ChainAudit is the append that the drivers share: it parses the log's
-// state as stored (audit.State.MarshalBinary), chains entries after it
-// (audit.State.Append) and returns them with the new state to store. An
-// entry that is invalid, or whose Count or Seq would exceed MaxAuditCount, is
-// ErrInvalid; the message names the entry's position and the field, never
-// its content. A state that does not parse is an error of its own (the
-// stored state was damaged: nothing can be appended until it is repaired).
-func ChainAudit(stored []byte, entries []audit.Entry) (state []byte, chained []audit.Entry, err error) {
+// chainAudit parses the log's state as stored (audit.State.MarshalBinary),
+// chains entries after it (audit.State.Append) and returns them with the
+// new state to store. An entry that is invalid, or whose Count or Seq would
+// exceed MaxAuditCount, is ErrInvalid; the message names the entry's
+// position and the field, never its content. A state that does not parse is
+// an error of its own (the stored state was damaged: nothing can be
+// appended until it is repaired).
+func chainAudit(stored []byte, entries []audit.Entry) (state []byte, chained []audit.Entry, err error) {
 	st, err := audit.ParseState(stored)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: the stored audit log state is damaged, so nothing can be appended: %w", err)
@@ -183,115 +157,213 @@ func auditField(err error) string {
 	return "content"
 }
 
-// PendingAudit is the audit entry of a request's lifecycle change, to be
-// appended in the change's own transaction.
-type PendingAudit struct {
-	mu       sync.Mutex
-	entry    audit.Entry
-	recorded bool
+// checkEntry checks an entry as chainAudit would, before a change is made.
+func checkEntry(e audit.Entry) error {
+	_, _, err := chainAudit(mustEmptyState, []audit.Entry{e})
+	return err
 }
 
-// NewPendingAudit returns a pending entry (its Outcome is set to ok when it
-// is recorded with a change).
-func NewPendingAudit(e audit.Entry) *PendingAudit { return &PendingAudit{entry: e} }
-
-// SetKey names the key the change concerns ("data/3").
-func (p *PendingAudit) SetKey(key string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.entry.Key = key
-}
-
-// SetTenant names the tenant the change concerns, when the request's path
-// does not (a tenant being created, a token for a tenant).
-func (p *PendingAudit) SetTenant(tenantID string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.entry.Tenant = tenantID
-}
-
-// Entry returns the entry as it stands.
-func (p *PendingAudit) Entry() audit.Entry {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.entry
-}
-
-// Recorded reports whether a lifecycle write committed the entry.
-func (p *PendingAudit) Recorded() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.recorded
-}
-
-// Take is for the drivers: inside a lifecycle write's transaction, it
-// returns the entry to append (with Outcome ok) and true, unless there is no
-// pending entry in ctx or it was recorded already. The entry stays pending
-// until the driver calls Committed, once its transaction committed: a
-// transaction that fails or is retried takes it again.
-func (p *PendingAudit) Take() (audit.Entry, bool) {
-	if p == nil {
-		return audit.Entry{}, false
+// mustEmptyState is the stored state of the empty log.
+var mustEmptyState = func() []byte {
+	var st audit.State
+	b, err := st.MarshalBinary()
+	if err != nil {
+		panic(err)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.recorded {
-		return audit.Entry{}, false
+	return b
+}()
+
+// appendAudit locks the log's state, chains entries after its head, inserts
+// them and writes the state back, in tx. It returns the entries as stored.
+func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, entries ...audit.Entry) ([]audit.Entry, error) {
+	var stored []byte
+	err := tx.QueryRowContext(ctx, qAuditStateLock+s.d.ForUpdate).Scan(&stored)
+	if noRows(err) {
+		return nil, fmt.Errorf("store: %s: the audit log state row is missing: nothing can be appended", s.d.Name)
 	}
-	e := p.entry
-	e.Outcome, e.Reason = audit.OutcomeOK, ""
-	return e, true
-}
-
-// Committed marks the entry recorded (the driver's transaction committed).
-func (p *PendingAudit) Committed() {
-	if p == nil {
-		return
+	if err != nil {
+		return nil, err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.recorded = true
-}
-
-type pendingKey struct{}
-
-// WithAudit returns a context whose next lifecycle write that succeeds
-// records p (see AuditStore). p is for one request: lifecycle writes made
-// with it at the same time could each record it.
-func WithAudit(ctx context.Context, p *PendingAudit) context.Context {
-	return context.WithValue(ctx, pendingKey{}, p)
-}
-
-// PendingAuditFrom returns the pending entry of ctx, or nil.
-func PendingAuditFrom(ctx context.Context) *PendingAudit {
-	p, _ := ctx.Value(pendingKey{}).(*PendingAudit)
-	return p
-}
-
-// RecordChange is the drivers' lifecycle write (the AuditStore contract):
-// write runs its argument in one write transaction, retried as the driver
-// retries; in it, fn makes the change and then, if fn succeeded, appendEntry
-// appends the pending audit entry of ctx (WithAudit), if any, last. A
-// retried transaction appends it again in each attempt. Once write
-// returned without error, the entry is marked recorded.
-func RecordChange[Tx any](ctx context.Context, write func(func(Tx) error) error, fn func(Tx) error,
-	appendEntry func(Tx, audit.Entry) error) error {
-	p := PendingAuditFrom(ctx)
-	took := false
-	err := write(func(tx Tx) error {
-		took = false
-		if err := fn(tx); err != nil {
-			return err
+	// Under the lock: this read has every append committed before.
+	state, chained, err := chainAudit(stored, entries)
+	if err != nil {
+		return nil, err
+	}
+	ins, err := tx.PrepareContext(ctx, qAuditInsert)
+	if err != nil {
+		return nil, err
+	}
+	defer ins.Close()
+	for _, e := range chained {
+		if _, err := ins.ExecContext(ctx, int64(e.Seq), s.d.Time(e.Time), e.Actor, e.Role, e.Tenant, string(e.Action), e.Key,
+			string(e.Outcome), e.Reason, e.Remote, e.Request, e.Detail, int64(e.Count), e.Prev[:], e.Hash[:]); err != nil {
+			return nil, err
 		}
-		e, ok := p.Take()
-		if !ok {
+	}
+	if _, err := tx.ExecContext(ctx, qAuditStateSet, state); err != nil {
+		return nil, err
+	}
+	return chained, nil
+}
+
+// AppendAudit chains entries after the log's head (setting Seq, Prev and
+// Hash; Time is truncated to the microsecond, in UTC) and stores them in one
+// transaction of their own. An invalid entry (audit.Entry.Validate, or a
+// Count above MaxAuditCount) → ErrInvalid, naming the entry's position and
+// the field but not its content, and nothing is stored. It returns the
+// entries as stored. No entries: nothing is done.
+func (s *Store) AppendAudit(ctx context.Context, entries ...audit.Entry) ([]audit.Entry, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	var chained []audit.Entry
+	err := s.write(ctx, "appending to the audit log", func(tx *sql.Tx) error {
+		var err error
+		chained, err = s.appendAudit(ctx, tx, entries...)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return chained, nil
+}
+
+func scanAudit(sc scanner) (audit.Entry, error) {
+	var e audit.Entry
+	var seq, count int64
+	var prev, hash []byte
+	if err := sc.Scan(&seq, timeValue{&e.Time}, &e.Actor, &e.Role, &e.Tenant, &e.Action, &e.Key, &e.Outcome, &e.Reason,
+		&e.Remote, &e.Request, &e.Detail, &count, &prev, &hash); err != nil {
+		return audit.Entry{}, err
+	}
+	if len(prev) != len(e.Prev) || len(hash) != len(e.Hash) {
+		return audit.Entry{}, fmt.Errorf("store: audit entry %d has a %d-byte prev and a %d-byte hash, not 32: the log was altered",
+			seq, len(prev), len(hash))
+	}
+	e.Seq, e.Count = uint64(seq), uint64(count)
+	copy(e.Prev[:], prev)
+	copy(e.Hash[:], hash)
+	return e, nil
+}
+
+// auditQuery returns the statement of a batch of AuditEntries for f
+// (checked) and its arguments but for the first and last: the seq bound
+// ($1) and the batch size (the last). Each condition of f adds one
+// "AND column op $n" with its argument.
+func (s *Store) auditQuery(f AuditFilter) (string, []any) {
+	q := qAuditEntries
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args)+1)
+	}
+	if f.Tenant != "" {
+		q += ` AND tenant = ` + arg(f.Tenant)
+	}
+	if f.Key != "" {
+		if strings.Contains(f.Key, "/") {
+			q += ` AND key = ` + arg(f.Key)
+		} else {
+			prefix := f.Key + "/"
+			q += ` AND (key = ` + arg(f.Key) + ` OR substr(key, 1, ` + arg(utf8.RuneCountInString(prefix)) + `) = ` + arg(prefix) + `)`
+		}
+	}
+	if !f.Since.IsZero() {
+		q += ` AND time >= ` + arg(s.d.Time(f.Since))
+	}
+	if !f.Until.IsZero() {
+		q += ` AND time < ` + arg(s.d.Time(f.Until))
+	}
+	return q + ` ORDER BY seq LIMIT $` + strconv.Itoa(len(args)+2), args
+}
+
+// AuditEntries calls fn with each stored entry that matches f (checked
+// first: AuditFilter.Check), in Seq order, until fn returns an error (which
+// it returns) or the entries end.
+//
+// The entries are read in batches of a few hundred, each in a statement of
+// its own, and fn is called between reads, outside any transaction: fn may
+// use the store, and a slow fn holds no database connection or snapshot.
+// The entries passed are those of a prefix of the log, as it stood when the
+// last batch was read (entries become visible in Seq order, without gaps):
+// entries appended meanwhile may be included.
+func (s *Store) AuditEntries(ctx context.Context, f AuditFilter, fn func(audit.Entry) error) error {
+	f, err := f.Check()
+	if err != nil {
+		return err
+	}
+	if fn == nil {
+		return Errorf(ErrInvalid, "AuditEntries needs a function to call")
+	}
+	query, args := s.auditQuery(f)
+	after := int64(min(f.AfterSeq, math.MaxInt64))
+	left := f.Limit
+	for {
+		n := auditBatch
+		if f.Limit > 0 {
+			n = min(n, left)
+		}
+		rows, err := s.db.QueryContext(ctx, query, append(append([]any{after}, args...), n)...)
+		batch, err := collect(rows, err, scanAudit)
+		if err != nil {
+			return s.dbErr("reading the audit log", err)
+		}
+		for _, e := range batch {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		if f.Limit > 0 {
+			left -= len(batch)
+		}
+		if len(batch) < n || (f.Limit > 0 && left == 0) {
 			return nil
 		}
-		took = true
-		return appendEntry(tx, e)
-	})
-	if err == nil && took {
-		p.Committed()
+		after = int64(batch[len(batch)-1].Seq)
 	}
-	return err
+}
+
+// AuditState returns the state of the log: its size, head and Merkle root
+// (the empty log's, the zero State, if it has no entry).
+func (s *Store) AuditState(ctx context.Context) (audit.State, error) {
+	var stored []byte
+	err := s.db.QueryRowContext(ctx, qAuditState).Scan(&stored)
+	if noRows(err) {
+		return audit.State{}, fmt.Errorf("store: %s: the audit log state row is missing", s.d.Name)
+	}
+	if err != nil {
+		return audit.State{}, s.dbErr("reading the audit log state", err)
+	}
+	st, err := audit.ParseState(stored)
+	if err != nil {
+		return audit.State{}, fmt.Errorf("store: %s: the stored audit log state is damaged: %w", s.d.Name, err)
+	}
+	return st, nil
+}
+
+// AddCheckpoint stores a signed checkpoint (audit.SignCheckpoint) of the
+// log at size entries (1 to MaxCheckpoint bytes, else ErrInvalid). Storing
+// the same bytes for the same size again is a no-op. The store does not
+// parse it (that needs the trusted keys): audit.Verify checks every stored
+// checkpoint.
+func (s *Store) AddCheckpoint(ctx context.Context, size uint64, signed []byte) error {
+	if err := CheckCheckpoint(size, signed); err != nil {
+		return err
+	}
+	return s.write(ctx, "storing an audit checkpoint", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, qCheckpointInsert, int64(size), signed, s.d.Time(Time(time.Now())))
+		return err
+	})
+}
+
+// Checkpoints returns every stored checkpoint, oldest (smallest size)
+// first, then by the time they were stored.
+func (s *Store) Checkpoints(ctx context.Context) ([][]byte, error) {
+	rows, err := s.db.QueryContext(ctx, qCheckpoints)
+	cps, err := collect(rows, err, func(sc scanner) ([]byte, error) {
+		var b []byte
+		err := sc.Scan(&b)
+		return b, err
+	})
+	return cps, s.dbErr("listing audit checkpoints", err)
 }

@@ -1,12 +1,15 @@
 package store
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"io/fs"
 	"path"
 	"regexp"
 	"sort"
 	"strconv"
+	"time"
 )
 
 // Migration is one step of a driver's schema: the file
@@ -60,4 +63,46 @@ func CheckSchemaVersion(driver string, have, known int) error {
 			"it was written by a newer Strongroom; run that version (or newer), never an older one, against it", driver, have, known)
 	}
 	return nil
+}
+
+// The statements of the migrations' bookkeeping. The table itself is the
+// dialect's (Dialect.MigrationsTable).
+const (
+	qMigrationVersion = `SELECT coalesce(max(version), 0) FROM schema_migrations`
+	qMigrationRecord  = `INSERT INTO schema_migrations (version, name, applied) VALUES ($1, $2, $3)`
+)
+
+// migrate applies the migrations of fsys that the database lacks, in one
+// write transaction (after the dialect's migration lock, if any).
+func (s *Store) migrate(ctx context.Context, fsys fs.FS) error {
+	ms, err := LoadMigrations(fsys, "schema")
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, "migrating the schema", func(tx *sql.Tx) error {
+		if s.d.MigrationLock != "" {
+			if _, err := tx.ExecContext(ctx, s.d.MigrationLock); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.d.MigrationsTable); err != nil {
+			return err
+		}
+		var have int
+		if err := tx.QueryRowContext(ctx, qMigrationVersion).Scan(&have); err != nil {
+			return err
+		}
+		if err := CheckSchemaVersion(s.d.Name, have, len(ms)); err != nil {
+			return err
+		}
+		for _, m := range ms[have:] {
+			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+				return fmt.Errorf("store: %s: applying %s: %w", s.d.Name, m.Name, err)
+			}
+			if _, err := tx.ExecContext(ctx, qMigrationRecord, m.Version, m.Name, s.d.Time(time.Now())); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -20,7 +20,7 @@ func randomKey(t testing.TB) secret.Key {
 	return k
 }
 
-var ref = Ref{Tenant: "t-0123", Type: "data", Version: 3, Release: "2026-1", Source: SourceHSM, Derivation: DerivePBKDF2}
+var ref = Ref{Tenant: "t-0123", Type: "data", Version: 3, Release: "2026-1", Source: SourceHSM, Derivation: DerivationPBKDF2}
 
 func TestWrapRoundTripAndBinding(t *testing.T) {
 	twk, s := randomKey(t), randomKey(t)
@@ -40,11 +40,11 @@ func TestWrapRoundTripAndBinding(t *testing.T) {
 	}
 	// Every field of the reference is bound.
 	for name, r := range map[string]Ref{
-		"tenant":     {Tenant: "t-9999", Type: ref.Type, Version: 3, Release: ref.Release, Source: SourceHSM, Derivation: DerivePBKDF2},
-		"type":       {Tenant: ref.Tenant, Type: "search_index", Version: 3, Release: ref.Release, Source: SourceHSM, Derivation: DerivePBKDF2},
-		"version":    {Tenant: ref.Tenant, Type: ref.Type, Version: 4, Release: ref.Release, Source: SourceHSM, Derivation: DerivePBKDF2},
-		"source":     {Tenant: ref.Tenant, Type: ref.Type, Version: 3, Release: ref.Release, Source: SourceUploaded, Derivation: DerivePBKDF2},
-		"derivation": {Tenant: ref.Tenant, Type: ref.Type, Version: 3, Release: ref.Release, Source: SourceHSM, Derivation: DeriveNone},
+		"tenant":     {Tenant: "t-9999", Type: ref.Type, Version: 3, Release: ref.Release, Source: SourceHSM, Derivation: DerivationPBKDF2},
+		"type":       {Tenant: ref.Tenant, Type: "search_index", Version: 3, Release: ref.Release, Source: SourceHSM, Derivation: DerivationPBKDF2},
+		"version":    {Tenant: ref.Tenant, Type: ref.Type, Version: 4, Release: ref.Release, Source: SourceHSM, Derivation: DerivationPBKDF2},
+		"source":     {Tenant: ref.Tenant, Type: ref.Type, Version: 3, Release: ref.Release, Source: SourceUploaded, Derivation: DerivationPBKDF2},
+		"derivation": {Tenant: ref.Tenant, Type: ref.Type, Version: 3, Release: ref.Release, Source: SourceHSM, Derivation: DerivationNone},
 	} {
 		if _, err := Unwrap(twk, r, w); !errors.Is(err, ErrUnwrap) {
 			t.Errorf("Unwrap(other %s) error = %v, want ErrUnwrap", name, err)
@@ -69,12 +69,12 @@ func TestWrapRoundTripAndBinding(t *testing.T) {
 
 func TestRefCheck(t *testing.T) {
 	for _, r := range []Ref{
-		{Tenant: "", Type: "data", Version: 1, Release: "r", Source: 1, Derivation: 1},
-		{Tenant: "t", Type: "Data", Version: 1, Release: "r", Source: 1, Derivation: 1},
-		{Tenant: "t", Type: "data", Version: 0, Release: "r", Source: 1, Derivation: 1},
-		{Tenant: "t", Type: "data", Version: 1, Release: "", Source: 1, Derivation: 1},
-		{Tenant: "t", Type: "data", Version: 1, Release: "r", Source: 3, Derivation: 1},
-		{Tenant: "t", Type: "data", Version: 1, Release: "r", Source: 1, Derivation: 0},
+		{Tenant: "", Type: "data", Version: 1, Release: "r", Source: SourceHSM, Derivation: DerivationPBKDF2},
+		{Tenant: "t", Type: "Data", Version: 1, Release: "r", Source: SourceHSM, Derivation: DerivationPBKDF2},
+		{Tenant: "t", Type: "data", Version: 0, Release: "r", Source: SourceHSM, Derivation: DerivationPBKDF2},
+		{Tenant: "t", Type: "data", Version: 1, Release: "", Source: SourceHSM, Derivation: DerivationPBKDF2},
+		{Tenant: "t", Type: "data", Version: 1, Release: "r", Source: "imported", Derivation: DerivationPBKDF2},
+		{Tenant: "t", Type: "data", Version: 1, Release: "r", Source: SourceHSM, Derivation: ""},
 	} {
 		if err := r.Check(); err == nil {
 			t.Errorf("Check(%+v) = nil", r)
@@ -82,6 +82,53 @@ func TestRefCheck(t *testing.T) {
 		if _, err := Wrap(randomKey(t), r, randomKey(t)); err == nil {
 			t.Errorf("Wrap(%+v) error = nil", r)
 		}
+	}
+}
+
+// TestAADBytes pins the associated data of a wrapped secret (docs/formats.md):
+// secrets wrapped by earlier builds must keep opening.
+func TestAADBytes(t *testing.T) {
+	r := Ref{Tenant: "t1", Type: "data", Version: 258, Release: "2026-1", Source: SourceUploaded, Derivation: DerivationNone}
+	want := append([]byte{27}, "strongroom tenant secret v1"...)
+	want = append(want, 2, 't', '1', 4, 'd', 'a', 't', 'a', 0, 0, 1, 2, 6)
+	want = append(want, "2026-1"...)
+	want = append(want, 2, 2)
+	if got := r.aad(); !bytes.Equal(got, want) {
+		t.Errorf("aad(%+v) = %x, want %x", r, got, want)
+	}
+	r.Source, r.Derivation = SourceHSM, DerivationPBKDF2
+	if got := r.aad(); got[len(got)-2] != 1 || got[len(got)-1] != 1 {
+		t.Errorf("aad(hsm, pbkdf2) ends %x, want 0101", got[len(got)-2:])
+	}
+}
+
+func TestExportKeyWrap(t *testing.T) {
+	twk, ek := randomKey(t), randomKey(t)
+	w, err := WrapExportKey(twk, "t1", "2026-1", ek)
+	if err != nil {
+		t.Fatalf("WrapExportKey() error = %v", err)
+	}
+	k := ExportKey{Tenant: "t1", Release: "2026-1", Wrapped: w}
+	got, err := UnwrapExportKey(twk, k)
+	if err != nil || !got.Equal(ek) {
+		t.Fatalf("UnwrapExportKey() = %v, or another key", err)
+	}
+	for name, bad := range map[string]ExportKey{
+		"other tenant":  {Tenant: "t2", Release: "2026-1", Wrapped: w},
+		"other release": {Tenant: "t1", Release: "2026-2", Wrapped: w},
+		"truncated":     {Tenant: "t1", Release: "2026-1", Wrapped: w[:len(w)-1]},
+	} {
+		if _, err := UnwrapExportKey(twk, bad); err == nil {
+			t.Errorf("UnwrapExportKey(%s) error = nil", name)
+		}
+	}
+	if _, err := UnwrapExportKey(randomKey(t), k); !errors.Is(err, ErrUnwrap) {
+		t.Errorf("UnwrapExportKey(other TWK) error = %v, want ErrUnwrap", err)
+	}
+	// A tenant secret never opens as an export key, nor the reverse.
+	ts, _ := Wrap(twk, Ref{Tenant: "t1", Type: "data", Version: 1, Release: "2026-1", Source: SourceHSM, Derivation: DerivationPBKDF2}, ek)
+	if _, err := UnwrapExportKey(twk, ExportKey{Tenant: "t1", Release: "2026-1", Wrapped: ts}); err == nil {
+		t.Error("UnwrapExportKey(a wrapped tenant secret) error = nil")
 	}
 }
 

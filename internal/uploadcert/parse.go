@@ -33,8 +33,8 @@ func EncodeCSR(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: pemRequest, Bytes: der})
 }
 
-// Cert is a CA-signed upload certificate that ParseSigned accepted.
-type Cert struct {
+// Signed is a CA-signed upload certificate that ParseSigned accepted.
+type Signed struct {
 	DER       []byte // the certificate (the leaf only, without its chain)
 	NotBefore time.Time
 	NotAfter  time.Time
@@ -51,40 +51,40 @@ type Cert struct {
 // the KMS does not know it. Its subject and extended key usage do not
 // matter, but it must have no critical extension that crypto/x509 does not
 // understand.
-func ParseSigned(data []byte, want *rsa.PublicKey, now time.Time) (Cert, error) {
+func ParseSigned(data []byte, want *rsa.PublicKey, now time.Time) (Signed, error) {
 	if rsaBits(want) == 0 {
-		return Cert{}, fmt.Errorf("uploadcert: ParseSigned needs the request's RSA public key")
+		return Signed{}, fmt.Errorf("uploadcert: ParseSigned needs the request's RSA public key")
 	}
 	ders, err := decode(data, pemCertificate, "certificate", MaxCertSize, true)
 	if err != nil {
-		return Cert{}, err
+		return Signed{}, err
 	}
 	leaf, err := x509.ParseCertificate(ders[0])
 	if err != nil {
-		return Cert{}, fmt.Errorf("uploadcert: not a valid X.509 certificate: %w", err)
+		return Signed{}, fmt.Errorf("uploadcert: not a valid X.509 certificate: %w", err)
 	}
 	if !samePublicKey(leaf.PublicKey, want) {
 		for i, der := range ders[1:] {
 			if c, err := x509.ParseCertificate(der); err == nil && samePublicKey(c.PublicKey, want) {
-				return Cert{}, fmt.Errorf("uploadcert: the certificate for this upload request's key is certificate %d of %d in the PEM text; "+
+				return Signed{}, fmt.Errorf("uploadcert: the certificate for this upload request's key is certificate %d of %d in the PEM text; "+
 					"it must come first, followed by its chain (if any)", i+2, len(ders))
 			}
 		}
-		return Cert{}, fmt.Errorf("uploadcert: the certificate's public key is not this upload request's key")
+		return Signed{}, fmt.Errorf("uploadcert: the certificate's public key is not this upload request's key")
 	}
 	if leaf.BasicConstraintsValid && leaf.IsCA {
-		return Cert{}, fmt.Errorf("uploadcert: the certificate is a CA certificate (basic constraints cA true); an upload certificate must not be a CA")
+		return Signed{}, fmt.Errorf("uploadcert: the certificate is a CA certificate (basic constraints cA true); an upload certificate must not be a CA")
 	}
 	if leaf.KeyUsage != 0 && leaf.KeyUsage&x509.KeyUsageKeyEncipherment == 0 {
-		return Cert{}, fmt.Errorf("uploadcert: the certificate's key usage does not allow keyEncipherment, which RSA-OAEP key uploads need")
+		return Signed{}, fmt.Errorf("uploadcert: the certificate's key usage does not allow keyEncipherment, which RSA-OAEP key uploads need")
 	}
 	if len(leaf.UnhandledCriticalExtensions) > 0 {
-		return Cert{}, fmt.Errorf("uploadcert: the certificate has a critical extension that the KMS does not understand (%v)", leaf.UnhandledCriticalExtensions[0])
+		return Signed{}, fmt.Errorf("uploadcert: the certificate has a critical extension that the KMS does not understand (%v)", leaf.UnhandledCriticalExtensions[0])
 	}
 	if err := checkValidity(leaf, now); err != nil {
-		return Cert{}, err
+		return Signed{}, err
 	}
-	return Cert{DER: bytes.Clone(ders[0]), NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter}, nil
+	return Signed{DER: bytes.Clone(ders[0]), NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter}, nil
 }
 
 func checkValidity(c *x509.Certificate, now time.Time) error {

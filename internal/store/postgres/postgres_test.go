@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 	"testing"
@@ -9,34 +10,46 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/store/storetest"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
-var ctx = context.Background()
+var (
+	ctx = context.Background()
+	rec = storetest.Rec
+)
 
-func open(t *testing.T, dsn string) *Store {
+// testStore is a Store with what the tests reach beneath it: the engine's
+// watchers and a database handle of its own for what an outsider with
+// database access would do.
+type testStore struct {
+	*store.Store
+	db    *sql.DB
+	watch *watchers
+}
+
+func open(t *testing.T, dsn string) *testStore {
 	t.Helper()
-	s, err := Open(ctx, dsn)
+	s, e, db, err := openEngine(ctx, dsn)
 	if err != nil {
 		t.Fatalf("Open() error = %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s
+	return &testStore{Store: s, db: db, watch: e.watch}
 }
 
 func TestConformance(t *testing.T) {
 	storetest.Postgres(t) // skip or fail before anything else
-	storetest.Run(t, func(t *testing.T) store.Store { return open(t, storetest.Postgres(t)) })
+	storetest.Run(t, func(t *testing.T) *store.Store { return open(t, storetest.Postgres(t)).Store })
 }
 
 // TestConformanceShared: two nodes on one database.
 func TestConformanceShared(t *testing.T) {
 	storetest.Postgres(t) // skip or fail before anything else
-	storetest.RunShared(t, func(t *testing.T) (store.Store, store.Store) {
+	storetest.RunShared(t, func(t *testing.T) (*store.Store, *store.Store) {
 		dsn := storetest.Postgres(t)
-		return open(t, dsn), open(t, dsn)
+		return open(t, dsn).Store, open(t, dsn).Store
 	})
 }
 
@@ -58,7 +71,7 @@ func TestOpenErrors(t *testing.T) {
 func TestReopenAndNewerSchema(t *testing.T) {
 	dsn := storetest.Postgres(t)
 	s := open(t, dsn)
-	tn, err := s.CreateTenant(ctx, store.NewTenant("acme", store.EnvProduction, storeTime))
+	tn, err := s.CreateTenant(ctx, tenant.New("acme", tenant.EnvProduction, storeTime), rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,10 +82,10 @@ func TestReopenAndNewerSchema(t *testing.T) {
 	}
 	var n int
 	ms, _ := store.LoadMigrations(schemaFS, "schema")
-	if err := s2.pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ms) {
+	if err := s2.db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ms) {
 		t.Errorf("schema_migrations has %d rows, %v, want %d", n, err, len(ms))
 	}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES (99, '099_future.sql')`); err != nil {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO schema_migrations (version, name) VALUES (99, '099_future.sql')`); err != nil {
 		t.Fatal(err)
 	}
 	_, err = Open(ctx, dsn)
@@ -143,16 +156,16 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tenant := store.NewID()
+	tenantID := tenant.NewID()
 	for _, q := range []string{
 		`CREATE TABLE schema_migrations (version integer NOT NULL PRIMARY KEY, name text NOT NULL, applied timestamptz NOT NULL DEFAULT now())`,
 		ms[0].SQL,
 		`INSERT INTO schema_migrations (version, name) VALUES (1, '001_init.sql')`,
-		`INSERT INTO tenants VALUES ('` + tenant + `', 'acme', 'production', now(), true)`,
+		`INSERT INTO tenants VALUES ('` + tenantID + `', 'acme', 'production', now(), true)`,
 		`INSERT INTO releases VALUES ('r1', '\x2d2d', now())`,
-		`INSERT INTO key_series VALUES ('` + tenant + `', 'data')`,
-		`INSERT INTO keys VALUES ('` + tenant + `', 'data', 1, 'destroyed', 'hsm', 'pbkdf2', 'r1', NULL, NULL, now(), '1970-01-01 00:00:01+00')`,
-		`INSERT INTO keys VALUES ('` + tenant + `', 'data', 2, 'active', 'hsm', 'pbkdf2', 'r1', '\x01', NULL, now(), NULL)`,
+		`INSERT INTO key_series VALUES ('` + tenantID + `', 'data')`,
+		`INSERT INTO keys VALUES ('` + tenantID + `', 'data', 1, 'destroyed', 'hsm', 'pbkdf2', 'r1', NULL, NULL, now(), '1970-01-01 00:00:01+00')`,
+		`INSERT INTO keys VALUES ('` + tenantID + `', 'data', 2, 'active', 'hsm', 'pbkdf2', 'r1', '\x01', NULL, now(), NULL)`,
 	} {
 		if _, err := c.Exec(ctx, q); err != nil {
 			t.Fatalf("%.40s…: %v", q, err)
@@ -161,25 +174,5 @@ func TestMigrateFromVersion1(t *testing.T) {
 	c.Close(ctx)
 
 	s := open(t, dsn)
-	var n int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ms) {
-		t.Errorf("schema_migrations has %d rows, %v, want %d", n, err, len(ms))
-	}
-	ks, err := s.DestroyedSince(ctx, time.Time{})
-	if err != nil || len(ks) != 1 || ks[0].Version != 1 || !ks[0].Destroyed.Equal(time.Unix(1, 0)) {
-		t.Errorf("DestroyedSince() after migrating = %+v, %v, want v1 destroyed at 1 s", ks, err)
-	}
-	if _, err := s.PutExportKey(ctx, store.ExportKey{Tenant: tenant, Release: "r1", Wrapped: []byte{1}, Created: time.Now()}); err != nil {
-		t.Errorf("PutExportKey() after migrating error = %v", err)
-	}
-	if k, err := s.ActiveKey(ctx, tenant, store.TypeData); err != nil || k.Version != 2 {
-		t.Errorf("ActiveKey() after migrating = v%d, %v, want v2", k.Version, err)
-	}
-	p := store.NewPendingAudit(audit.Entry{Time: time.Now(), Actor: audit.ActorCLI, Tenant: tenant, Action: audit.ActionDestroy, Key: "data/2"})
-	if _, err := s.DestroyKey(store.WithAudit(ctx, p), tenant, store.TypeData, 2, time.Now()); err != nil || !p.Recorded() {
-		t.Errorf("DestroyKey() with an audit entry after migrating: error = %v, recorded = %v", err, p.Recorded())
-	}
-	if st, err := s.AuditState(ctx); err != nil || st.Size() != 1 {
-		t.Errorf("AuditState() after migrating and one append = size %d, %v, want 1", st.Size(), err)
-	}
+	storetest.MigratedV1(t, s.Store, s.db, tenantID, len(ms))
 }

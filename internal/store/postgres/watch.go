@@ -2,16 +2,17 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
 // NotifyChannel is the channel on which DestroyKey announces a destruction
@@ -29,27 +30,48 @@ type destroyedNote struct {
 	Version uint32 `json:"version"`
 }
 
-// notifyDestroyed sends the notification of a destruction in tx.
-func notifyDestroyed(ctx context.Context, tx pgx.Tx, ref store.KeyRef) error {
+// qNotify sends a notification; in a transaction, it is delivered when the
+// transaction commits, and never if it rolls back.
+const qNotify = `SELECT pg_notify($1, $2)`
+
+// engine is PostgreSQL's store.Engine: destructions are announced with
+// NOTIFY in the destroying transaction and heard with LISTEN.
+type engine struct {
+	cfg   *pgx.ConnConfig // for the watchers' own connections
+	watch *watchers       // WatchDestroyed's goroutines
+}
+
+// Destroyed implements store.Engine: it sends the notification of a
+// destruction in tx.
+func (e *engine) Destroyed(ctx context.Context, tx *sql.Tx, ref tenant.KeyRef) error {
 	payload, err := json.Marshal(destroyedNote{Tenant: ref.Tenant, Type: ref.Type, Version: ref.Version})
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, string(payload))
+	_, err = tx.ExecContext(ctx, qNotify, NotifyChannel, string(payload))
 	return err
 }
 
+// Committed implements store.Engine: the notification is on its way.
+func (e *engine) Committed(context.Context, tenant.KeyRef) {}
+
+// Close implements store.Engine: it ends every watcher and waits up to
+// store.CloseWait for them. The watchers' connections are not the pool's: a
+// watcher never holds the store's Close up beyond that wait.
+func (e *engine) Close() { e.watch.group.Close() }
+
 // parseNote decodes a payload; ok is false for anything that does not name
 // a key version.
-func parseNote(payload string) (ref store.KeyRef, ok bool) {
+func parseNote(payload string) (ref tenant.KeyRef, ok bool) {
 	var n destroyedNote
 	if err := json.Unmarshal([]byte(payload), &n); err != nil {
-		return store.KeyRef{}, false
+		return tenant.KeyRef{}, false
 	}
-	if store.ValidKeyRef(n.Tenant, n.Type, n.Version) != nil {
-		return store.KeyRef{}, false
+	ref = tenant.KeyRef{Tenant: n.Tenant, Type: n.Type, Version: n.Version}
+	if store.ValidKeyRef(ref) != nil {
+		return tenant.KeyRef{}, false
 	}
-	return store.KeyRef{Tenant: n.Tenant, Type: n.Type, Version: n.Version}, true
+	return ref, true
 }
 
 // The backoff between reconnection attempts of a watcher that lost its
@@ -60,10 +82,6 @@ const (
 	maxBackoff = 30 * time.Second
 )
 
-// closeWait bounds how long Close waits for watchers to end (for a running
-// callback to return).
-const closeWait = 5 * time.Second
-
 // heartbeat is how long a watcher's connection may stay silent before the
 // watcher checks that it still answers (a ping, which must answer within
 // pingTimeout), so that a connection lost without a word (a dead peer, a
@@ -73,12 +91,9 @@ const (
 	pingTimeout = 10 * time.Second
 )
 
-// watchers tracks a Store's WatchDestroyed goroutines, for Close.
+// watchers are a Store's WatchDestroyed goroutines, and their settings.
 type watchers struct {
-	mu        sync.Mutex
-	closing   context.Context // done once Close began
-	close     context.CancelFunc
-	running   sync.WaitGroup
+	group     store.Watchers
 	heartbeat time.Duration
 	// Hooks for tests. listening, if set, is called after each successful
 	// LISTEN (from the watcher's goroutine after the first); alive after
@@ -86,80 +101,31 @@ type watchers struct {
 	listening, alive func()
 }
 
-func newWatchers() *watchers {
-	w := &watchers{heartbeat: heartbeat}
-	w.closing, w.close = context.WithCancel(context.Background())
-	return w
-}
+func newWatchers() *watchers { return &watchers{heartbeat: heartbeat} }
 
-// add registers a watcher goroutine, unless the store is closing.
-func (w *watchers) add() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closing.Err() != nil {
-		return false
-	}
-	w.running.Add(1)
-	return true
-}
-
-// stop ends every watcher and waits up to closeWait for them.
-func (w *watchers) stop() {
-	w.mu.Lock()
-	w.close()
-	w.mu.Unlock()
-	ended := make(chan struct{})
-	go func() {
-		w.running.Wait()
-		close(ended)
-	}()
-	t := time.NewTimer(closeWait)
-	defer t.Stop()
-	select {
-	case <-ended:
-	case <-t.C:
-	}
-}
-
-// WatchDestroyed implements store.DestroyWatcher. It opens a connection of
-// its own, outside the pool (with the pool's settings), and LISTENs on
-// NotifyChannel; it returns once the first LISTEN succeeded. A goroutine
-// then waits for notifications and calls fn for each. If the connection is
-// lost, it reconnects and LISTENs again, with backoff, until ctx is done or
-// the store is closed; destructions committed meanwhile are not heard of
+// Watch implements store.Engine. It opens a connection of its own, outside
+// the pool (with the pool's settings), and LISTENs on NotifyChannel; it
+// returns once the first LISTEN succeeded. A goroutine then waits for
+// notifications and calls fn for each. If the connection is lost, it
+// reconnects and LISTENs again, with backoff, until ctx is done or the
+// store is closed; destructions committed meanwhile are not heard of
 // (DestroyedSince is the fallback).
-func (s *Store) WatchDestroyed(ctx context.Context, fn func(store.KeyRef)) error {
-	if fn == nil {
-		return store.Errorf(store.ErrInvalid, "WatchDestroyed needs a function to call")
+func (s *engine) Watch(ctx context.Context, fn func(tenant.KeyRef)) error {
+	var conn *pgx.Conn
+	listen := func(ctx context.Context) (err error) {
+		conn, err = s.listen(ctx)
+		return err
 	}
-	if err := ctx.Err(); err != nil {
+	run := func(ctx context.Context) { s.watchLoop(ctx, conn, fn) }
+	if err := s.watch.group.Start(ctx, listen, run); err != nil {
 		return fmt.Errorf("store: postgres: listening for key destructions: %w", err)
 	}
-	if !s.watch.add() {
-		return errors.New("store: postgres: listening for key destructions: the store is closed")
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(s.watch.closing, cancel)
-	end := func() {
-		stop()
-		cancel()
-		s.watch.running.Done()
-	}
-	conn, err := s.listen(ctx)
-	if err != nil {
-		end()
-		return fmt.Errorf("store: postgres: listening for key destructions: %w", err)
-	}
-	go func() {
-		defer end()
-		s.watchLoop(ctx, conn, fn)
-	}()
 	return nil
 }
 
 // listen opens a dedicated connection and LISTENs on NotifyChannel.
-func (s *Store) listen(ctx context.Context) (*pgx.Conn, error) {
-	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig)
+func (s *engine) listen(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, s.cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +148,7 @@ func closeConn(conn *pgx.Conn) {
 // watchLoop calls fn for each notification on conn, reconnecting when the
 // connection is lost, until ctx is done. It closes the connection it holds
 // when it returns.
-func (s *Store) watchLoop(ctx context.Context, conn *pgx.Conn, fn func(store.KeyRef)) {
+func (s *engine) watchLoop(ctx context.Context, conn *pgx.Conn, fn func(tenant.KeyRef)) {
 	for {
 		err := s.waitNote(ctx, conn, fn)
 		if err == nil {
@@ -198,7 +164,7 @@ func (s *Store) watchLoop(ctx context.Context, conn *pgx.Conn, fn func(store.Key
 // waitNote waits up to a heartbeat for a notification and calls fn with it.
 // After a heartbeat of silence it pings the server instead. An error means
 // that the connection is lost, or ctx done.
-func (s *Store) waitNote(ctx context.Context, conn *pgx.Conn, fn func(store.KeyRef)) error {
+func (s *engine) waitNote(ctx context.Context, conn *pgx.Conn, fn func(tenant.KeyRef)) error {
 	wctx, cancel := context.WithTimeout(ctx, s.watch.heartbeat)
 	n, err := conn.WaitForNotification(wctx)
 	cancel()
@@ -225,7 +191,7 @@ func (s *Store) waitNote(ctx context.Context, conn *pgx.Conn, fn func(store.KeyR
 
 // relisten reconnects with backoff until it succeeds (it returns the
 // connection) or ctx is done (it returns nil).
-func (s *Store) relisten(ctx context.Context) *pgx.Conn {
+func (s *engine) relisten(ctx context.Context) *pgx.Conn {
 	delay := minBackoff
 	for {
 		t := time.NewTimer(delay/2 + rand.N(delay/2+1))

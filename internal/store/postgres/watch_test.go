@@ -5,14 +5,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/store/storetest"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
 func TestParseNote(t *testing.T) {
-	id := store.NewID()
+	id := tenant.NewID()
 	for payload, want := range map[string]bool{
 		`{"tenant":"` + id + `","type":"data","version":3}`:          true,
 		`{"tenant":"` + id + `","type":"data","version":0}`:          false,
@@ -28,7 +28,7 @@ func TestParseNote(t *testing.T) {
 		if ok != want {
 			t.Errorf("parseNote(%q) ok = %v, want %v", payload, ok, want)
 		}
-		if ok && ref != (store.KeyRef{Tenant: id, Type: store.TypeData, Version: 3}) {
+		if ok && ref != (tenant.KeyRef{Tenant: id, Type: tenant.TypeData, Version: 3}) {
 			t.Errorf("parseNote(%q) = %+v", payload, ref)
 		}
 	}
@@ -37,32 +37,32 @@ func TestParseNote(t *testing.T) {
 // watchEnv is a store with a tenant whose data keys v1…v5 exist, and a
 // watcher of it.
 type watchEnv struct {
-	s      *Store
-	tenant string
-	heard  chan store.KeyRef
+	s        *testStore
+	tenantID string
+	heard    chan tenant.KeyRef
 }
 
-func newWatchEnv(t *testing.T, s *Store) *watchEnv {
+func newWatchEnv(t *testing.T, s *testStore) *watchEnv {
 	t.Helper()
-	tn, err := s.CreateTenant(ctx, store.NewTenant("acme", store.EnvProduction, storeTime))
+	tn, err := s.CreateTenant(ctx, tenant.New("acme", tenant.EnvProduction, storeTime), rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.InstallRelease(ctx, store.Release{ID: "r1", Bundle: []byte("-----BEGIN X-----\n-----END X-----\n"), Installed: storeTime}); err != nil {
+	if _, err := s.InstallRelease(ctx, release.Installation{ID: "r1", Bundle: []byte("-----BEGIN X-----\n-----END X-----\n"), Installed: storeTime}, rec); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {
-		if _, err := s.Rotate(ctx, store.RotateRequest{Tenant: tn.ID, Type: store.TypeData, MaxKeys: 10, Now: storeTime,
-			New: store.Key{Source: store.SourceHSM, Derivation: store.DerivationPBKDF2, Release: "r1", Wrapped: []byte{byte(i)}}}); err != nil {
+		if _, err := s.Rotate(ctx, store.RotateRequest{Tenant: tn.ID, Type: tenant.TypeData, MaxKeys: 10, Now: storeTime,
+			New: tenant.Key{Source: tenant.SourceHSM, Derivation: tenant.DerivationPBKDF2, Release: "r1", Wrapped: []byte{byte(i)}}}, rec); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return &watchEnv{s: s, tenant: tn.ID, heard: make(chan store.KeyRef, 10)}
+	return &watchEnv{s: s, tenantID: tn.ID, heard: make(chan tenant.KeyRef, 10)}
 }
 
 func (e *watchEnv) watch(t *testing.T, wctx context.Context) {
 	t.Helper()
-	if err := e.s.WatchDestroyed(wctx, func(r store.KeyRef) { e.heard <- r }); err != nil {
+	if err := e.s.WatchDestroyed(wctx, func(r tenant.KeyRef) { e.heard <- r }); err != nil {
 		t.Fatalf("WatchDestroyed() error = %v", err)
 	}
 }
@@ -70,10 +70,10 @@ func (e *watchEnv) watch(t *testing.T, wctx context.Context) {
 // destroy destroys version v and checks that the watcher hears of it.
 func (e *watchEnv) destroy(t *testing.T, v uint32) {
 	t.Helper()
-	if _, err := e.s.DestroyKey(ctx, e.tenant, store.TypeData, v, storeTime); err != nil {
+	if _, err := e.s.DestroyKey(ctx, tenant.KeyRef{Tenant: e.tenantID, Type: tenant.TypeData, Version: v}, storeTime, rec); err != nil {
 		t.Fatal(err)
 	}
-	want := store.KeyRef{Tenant: e.tenant, Type: store.TypeData, Version: v}
+	want := tenant.KeyRef{Tenant: e.tenantID, Type: tenant.TypeData, Version: v}
 	timer := time.NewTimer(10 * time.Second)
 	defer timer.Stop()
 	select {
@@ -87,10 +87,10 @@ func (e *watchEnv) destroy(t *testing.T, v uint32) {
 }
 
 // listeners counts the backends of the database that are LISTENing.
-func listeners(t *testing.T, s *Store) int {
+func listeners(t *testing.T, s *testStore) int {
 	t.Helper()
 	var n int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
 		WHERE datname = current_database() AND query = 'LISTEN `+NotifyChannel+`'`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestWatchReconnects(t *testing.T) {
 
 	for round := range 2 {
 		var killed int
-		if err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
 			WHERE datname = current_database() AND query = 'LISTEN `+NotifyChannel+`'`).Scan(&killed); err != nil || killed != 1 {
 			t.Fatalf("round %d: terminated %d listening backends, %v, want 1", round, killed, err)
 		}
@@ -136,19 +136,21 @@ func TestWatchIgnoresForeignNotes(t *testing.T) {
 	defer cancel()
 	e.watch(t, wctx)
 	for _, p := range []string{"", "garbage", `{"tenant":"acme","type":"data","version":1}`, `{"version":1}`} {
-		if _, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, p); err != nil {
+		if _, err := s.db.ExecContext(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, p); err != nil {
 			t.Fatal(err)
 		}
 	}
 	e.destroy(t, 1)
 	// A destruction rolled back is not heard of.
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := notifyDestroyed(ctx, tx, store.KeyRef{Tenant: e.tenant, Type: store.TypeData, Version: 4}); err != nil {
-			return err
-		}
-		return context.Canceled // roll back
-	})
-	if err != context.Canceled {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eng engine
+	if err := eng.Destroyed(ctx, tx, tenant.KeyRef{Tenant: e.tenantID, Type: tenant.TypeData, Version: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
 	}
 	e.destroy(t, 2)
@@ -159,12 +161,12 @@ func TestWatchIgnoresForeignNotes(t *testing.T) {
 // never returns.
 func TestCloseEndsWatchers(t *testing.T) {
 	dsn := storetest.Postgres(t)
-	s, err := Open(ctx, dsn)
+	s, e, _, err := openEngine(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	other := open(t, dsn)
-	if err := s.WatchDestroyed(ctx, func(store.KeyRef) {}); err != nil {
+	if err := s.WatchDestroyed(ctx, func(tenant.KeyRef) {}); err != nil {
 		t.Fatal(err)
 	}
 	if n := listeners(t, other); n != 1 {
@@ -175,29 +177,29 @@ func TestCloseEndsWatchers(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Close() with an idle watcher took %v", d)
 	}
-	s.watch.running.Wait() // returns: the watcher ended
-	if err := s.WatchDestroyed(ctx, func(store.KeyRef) {}); err == nil {
+	e.watch.group.Wait() // returns: the watcher ended
+	if err := s.WatchDestroyed(ctx, func(tenant.KeyRef) {}); err == nil {
 		t.Error("WatchDestroyed() after Close succeeded, want an error")
 	}
 
-	s, err = Open(ctx, dsn)
+	s2, err := Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newWatchEnv(t, s)
+	env := newWatchEnv(t, &testStore{Store: s2})
 	block, started := make(chan struct{}), make(chan struct{})
 	defer close(block)
-	if err := s.WatchDestroyed(ctx, func(store.KeyRef) { close(started); <-block }); err != nil {
+	if err := s2.WatchDestroyed(ctx, func(tenant.KeyRef) { close(started); <-block }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.DestroyKey(ctx, e.tenant, store.TypeData, 1, storeTime); err != nil {
+	if _, err := s2.DestroyKey(ctx, tenant.KeyRef{Tenant: env.tenantID, Type: tenant.TypeData, Version: 1}, storeTime, rec); err != nil {
 		t.Fatal(err)
 	}
 	<-started
 	start = time.Now()
-	s.Close()
-	if d := time.Since(start); d < closeWait || d > closeWait+5*time.Second {
-		t.Errorf("Close() with a callback that never returns took %v, want about %v", d, closeWait)
+	s2.Close()
+	if d := time.Since(start); d < store.CloseWait || d > store.CloseWait+5*time.Second {
+		t.Errorf("Close() with a callback that never returns took %v, want about %v", d, store.CloseWait)
 	}
 }
 

@@ -15,14 +15,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strongroom-kms/strongroom/internal/audit"
+	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/store/storetest"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
-var ctx = context.Background()
+var (
+	ctx = context.Background()
+	rec = storetest.Rec
+)
 
-func openFile(t *testing.T) store.Store {
+func openFile(t *testing.T) *store.Store {
 	s, err := Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "strongroom.db"))
 	if err != nil {
 		t.Fatalf("Open() error = %v", err)
@@ -40,7 +44,7 @@ func TestConformanceFile(t *testing.T) {
 }
 
 func TestConformanceMemory(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
+	storetest.Run(t, func(t *testing.T) *store.Store {
 		s, err := Open(ctx, "sqlite::memory:")
 		if err != nil {
 			t.Fatalf("Open(memory) error = %v", err)
@@ -74,13 +78,13 @@ func TestOpenErrors(t *testing.T) {
 
 func TestFileModeAndPragmas(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	s, err := Open(ctx, "sqlite:"+path)
+	s, e, err := open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	// Write something so that the WAL exists.
-	if _, err := s.CreateTenant(ctx, store.NewTenant("acme", store.EnvProduction, time.Now())); err != nil {
+	if _, err := s.CreateTenant(ctx, tenant.New("acme", tenant.EnvProduction, time.Now()), rec); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {
@@ -95,7 +99,7 @@ func TestFileModeAndPragmas(t *testing.T) {
 	// Every pooled connection runs with the durable settings.
 	conns := make([]*sql.Conn, 3)
 	for i := range conns {
-		c, err := s.db.Conn(ctx)
+		c, err := e.db.Conn(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,12 +135,12 @@ func TestReopenKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn, err := s.CreateTenant(ctx, store.NewTenant("acme", store.EnvProduction, time.Now()))
+	tn, err := s.CreateTenant(ctx, tenant.New("acme", tenant.EnvProduction, time.Now()), rec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	s, err = Open(ctx, "sqlite:"+path)
+	s, e, err := open(ctx, path)
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
@@ -146,18 +150,18 @@ func TestReopenKeepsData(t *testing.T) {
 	}
 	var n int
 	ms, _ := store.LoadMigrations(schemaFS, "schema")
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ms) {
+	if err := e.db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ms) {
 		t.Errorf("schema_migrations has %d rows, %v, want %d (migrations applied once)", n, err, len(ms))
 	}
 }
 
 func TestRefusesNewerSchema(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	s, err := Open(ctx, "sqlite:"+path)
+	s, e, err := open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied) VALUES (99, '099_future.sql', 0)`); err != nil {
+	if _, err := e.db.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied) VALUES (99, '099_future.sql', 0)`); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -182,11 +186,11 @@ func TestTwoStoresOneFile(t *testing.T) {
 	}
 	defer b.Close()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	tn, err := a.CreateTenant(ctx, store.NewTenant("acme", store.EnvProduction, now))
+	tn, err := a.CreateTenant(ctx, tenant.New("acme", tenant.EnvProduction, now), rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.InstallRelease(ctx, store.Release{ID: "r1", Bundle: []byte("-----BEGIN X-----\n-----END X-----\n"), Installed: now}); err != nil {
+	if _, err := b.InstallRelease(ctx, release.Installation{ID: "r1", Bundle: []byte("-----BEGIN X-----\n-----END X-----\n"), Installed: now}, rec); err != nil {
 		t.Fatal(err)
 	}
 	const n = 10
@@ -199,8 +203,8 @@ func TestTwoStoresOneFile(t *testing.T) {
 		}
 		go func() {
 			<-start
-			_, err := s.Rotate(ctx, store.RotateRequest{Tenant: tn.ID, Type: store.TypeData, MinInterval: 24 * time.Hour, MaxKeys: 10, Now: now,
-				New: store.Key{Source: store.SourceHSM, Derivation: store.DerivationPBKDF2, Release: "r1", Wrapped: []byte{byte(i), 1, 2, 3}}})
+			_, err := s.Rotate(ctx, store.RotateRequest{Tenant: tn.ID, Type: tenant.TypeData, MinInterval: 24 * time.Hour, MaxKeys: 10, Now: now,
+				New: tenant.Key{Source: tenant.SourceHSM, Derivation: tenant.DerivationPBKDF2, Release: "r1", Wrapped: []byte{byte(i), 1, 2, 3}}}, rec)
 			errs <- err
 		}()
 	}
@@ -236,11 +240,11 @@ func TestCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	tn, err := s.CreateTenant(ctx, store.NewTenant("acme", store.EnvProduction, now))
+	tn, err := s.CreateTenant(ctx, tenant.New("acme", tenant.EnvProduction, now), rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.InstallRelease(ctx, store.Release{ID: "r1", Bundle: []byte("-----BEGIN X-----\n-----END X-----\n"), Installed: now}); err != nil {
+	if _, err := s.InstallRelease(ctx, release.Installation{ID: "r1", Bundle: []byte("-----BEGIN X-----\n-----END X-----\n"), Installed: now}, rec); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -282,14 +286,14 @@ func TestCrash(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: reopening after the crash: %v", round, err)
 		}
-		ks, err := s.Keys(ctx, tn.ID, store.TypeData)
+		ks, err := s.Keys(ctx, tn.ID, tenant.TypeData)
 		s.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
 		active := 0
 		for _, k := range ks {
-			if k.State == store.StateActive {
+			if k.State == tenant.StateActive {
 				active++
 			}
 		}
@@ -304,7 +308,7 @@ func TestCrash(t *testing.T) {
 // crashChild rotates forever, printing each acknowledged version.
 func crashChild() {
 	path := os.Getenv("STRONGROOM_SQLITE_CRASH_CHILD")
-	tenant := os.Getenv("STRONGROOM_SQLITE_CRASH_TENANT")
+	tenantID := os.Getenv("STRONGROOM_SQLITE_CRASH_TENANT")
 	s, err := Open(ctx, "sqlite:"+path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -312,8 +316,8 @@ func crashChild() {
 	}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := 0; ; i++ {
-		k, err := s.Rotate(ctx, store.RotateRequest{Tenant: tenant, Type: store.TypeData, MaxKeys: 1 << 30, Now: now,
-			New: store.Key{Source: store.SourceHSM, Derivation: store.DerivationPBKDF2, Release: "r1", Wrapped: []byte(strconv.Itoa(i))}})
+		k, err := s.Rotate(ctx, store.RotateRequest{Tenant: tenantID, Type: tenant.TypeData, MaxKeys: 1 << 30, Now: now,
+			New: tenant.Key{Source: tenant.SourceHSM, Derivation: tenant.DerivationPBKDF2, Release: "r1", Wrapped: []byte(strconv.Itoa(i))}}, rec)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
@@ -332,16 +336,16 @@ func TestDestroyErases(t *testing.T) {
 	}
 	defer s.Close()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	tn, err := s.CreateTenant(ctx, store.NewTenant("acme", store.EnvProduction, now))
+	tn, err := s.CreateTenant(ctx, tenant.New("acme", tenant.EnvProduction, now), rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.InstallRelease(ctx, store.Release{ID: "r1", Bundle: []byte("-----BEGIN X-----\n-----END X-----\n"), Installed: now}); err != nil {
+	if _, err := s.InstallRelease(ctx, release.Installation{ID: "r1", Bundle: []byte("-----BEGIN X-----\n-----END X-----\n"), Installed: now}, rec); err != nil {
 		t.Fatal(err)
 	}
 	marker := []byte(strings.Repeat("WRAPPED-KEY-MARKER:", 8))
-	if _, err := s.Rotate(ctx, store.RotateRequest{Tenant: tn.ID, Type: store.TypeData, MaxKeys: 10, Now: now,
-		New: store.Key{Source: store.SourceHSM, Derivation: store.DerivationPBKDF2, Release: "r1", Wrapped: marker}}); err != nil {
+	if _, err := s.Rotate(ctx, store.RotateRequest{Tenant: tn.ID, Type: tenant.TypeData, MaxKeys: 10, Now: now,
+		New: tenant.Key{Source: tenant.SourceHSM, Derivation: tenant.DerivationPBKDF2, Release: "r1", Wrapped: marker}}, rec); err != nil {
 		t.Fatal(err)
 	}
 	contains := func() bool {
@@ -359,7 +363,7 @@ func TestDestroyErases(t *testing.T) {
 	if !contains() {
 		t.Fatal("the wrapped key is not in the files before destruction: the test looks in the wrong place")
 	}
-	if _, err := s.DestroyKey(ctx, tn.ID, store.TypeData, 1, now); err != nil {
+	if _, err := s.DestroyKey(ctx, tenant.KeyRef{Tenant: tn.ID, Type: tenant.TypeData, Version: 1}, now, rec); err != nil {
 		t.Fatal(err)
 	}
 	if contains() {
@@ -382,16 +386,16 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tenant := store.NewID()
+	tenantID := tenant.NewID()
 	for _, q := range []string{
 		`CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied INTEGER NOT NULL) STRICT`,
 		ms[0].SQL,
 		`INSERT INTO schema_migrations VALUES (1, '001_init.sql', 0)`,
-		`INSERT INTO tenants VALUES ('` + tenant + `', 'acme', 'production', 0, 1)`,
+		`INSERT INTO tenants VALUES ('` + tenantID + `', 'acme', 'production', 0, 1)`,
 		`INSERT INTO releases VALUES ('r1', x'2d2d', 0)`,
-		`INSERT INTO key_series VALUES ('` + tenant + `', 'data')`,
-		`INSERT INTO keys VALUES ('` + tenant + `', 'data', 1, 'destroyed', 'hsm', 'pbkdf2', 'r1', NULL, NULL, 0, 1000000)`,
-		`INSERT INTO keys VALUES ('` + tenant + `', 'data', 2, 'active', 'hsm', 'pbkdf2', 'r1', x'01', NULL, 0, NULL)`,
+		`INSERT INTO key_series VALUES ('` + tenantID + `', 'data')`,
+		`INSERT INTO keys VALUES ('` + tenantID + `', 'data', 1, 'destroyed', 'hsm', 'pbkdf2', 'r1', NULL, NULL, 0, 1000000)`,
+		`INSERT INTO keys VALUES ('` + tenantID + `', 'data', 2, 'active', 'hsm', 'pbkdf2', 'r1', x'01', NULL, 0, NULL)`,
 	} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%.40s…: %v", q, err)
@@ -399,42 +403,22 @@ func TestMigrateFromVersion1(t *testing.T) {
 	}
 	db.Close()
 
-	s, err := Open(ctx, "sqlite:"+path)
+	s, e, err := open(ctx, path)
 	if err != nil {
 		t.Fatalf("Open(version 1 database) error = %v", err)
 	}
 	defer s.Close()
-	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ms) {
-		t.Errorf("schema_migrations has %d rows, %v, want %d", n, err, len(ms))
-	}
-	ks, err := s.DestroyedSince(ctx, time.Time{})
-	if err != nil || len(ks) != 1 || ks[0].Version != 1 || !ks[0].Destroyed.Equal(time.Unix(1, 0)) {
-		t.Errorf("DestroyedSince() after migrating = %+v, %v, want v1 destroyed at 1 s", ks, err)
-	}
-	if _, err := s.PutExportKey(ctx, store.ExportKey{Tenant: tenant, Release: "r1", Wrapped: []byte{1}, Created: time.Now()}); err != nil {
-		t.Errorf("PutExportKey() after migrating error = %v", err)
-	}
-	if k, err := s.ActiveKey(ctx, tenant, store.TypeData); err != nil || k.Version != 2 {
-		t.Errorf("ActiveKey() after migrating = v%d, %v, want v2", k.Version, err)
-	}
-	p := store.NewPendingAudit(audit.Entry{Time: time.Now(), Actor: audit.ActorCLI, Tenant: tenant, Action: audit.ActionDestroy, Key: "data/2"})
-	if _, err := s.DestroyKey(store.WithAudit(ctx, p), tenant, store.TypeData, 2, time.Now()); err != nil || !p.Recorded() {
-		t.Errorf("DestroyKey() with an audit entry after migrating: error = %v, recorded = %v", err, p.Recorded())
-	}
-	if st, err := s.AuditState(ctx); err != nil || st.Size() != 1 {
-		t.Errorf("AuditState() after migrating and one append = size %d, %v, want 1", st.Size(), err)
-	}
+	storetest.MigratedV1(t, s, e.db, tenantID, len(ms))
 }
 
-func mustWatch(t *testing.T, wctx context.Context, s store.Store, fn func(store.KeyRef)) {
+func mustWatch(t *testing.T, wctx context.Context, s *store.Store, fn func(tenant.KeyRef)) {
 	t.Helper()
 	if err := s.WatchDestroyed(wctx, fn); err != nil {
 		t.Fatalf("WatchDestroyed() error = %v", err)
 	}
 }
 
-func receive(t *testing.T, ch <-chan store.KeyRef) store.KeyRef {
+func receive(t *testing.T, ch <-chan tenant.KeyRef) tenant.KeyRef {
 	t.Helper()
 	timer := time.NewTimer(10 * time.Second)
 	defer timer.Stop()
@@ -443,7 +427,7 @@ func receive(t *testing.T, ch <-chan store.KeyRef) store.KeyRef {
 		return r
 	case <-timer.C:
 		t.Fatal("the watcher heard of nothing within 10 s")
-		return store.KeyRef{}
+		return tenant.KeyRef{}
 	}
 }
 
@@ -451,7 +435,7 @@ func receive(t *testing.T, ch <-chan store.KeyRef) store.KeyRef {
 // destruction: what its buffer has no room for is dropped for it, and the
 // other watchers still hear of everything, in order.
 func TestWatchSlowWatcher(t *testing.T) {
-	s, err := Open(ctx, "sqlite::memory:")
+	s, e, err := open(ctx, Memory)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,29 +443,29 @@ func TestWatchSlowWatcher(t *testing.T) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	started, block := make(chan struct{}), make(chan struct{})
-	slow := make(chan store.KeyRef, 2*watchBuffer)
-	mustWatch(t, wctx, s, func(r store.KeyRef) {
+	slow := make(chan tenant.KeyRef, 2*watchBuffer)
+	mustWatch(t, wctx, s, func(r tenant.KeyRef) {
 		if r.Version == 1 {
 			close(started)
 		}
 		<-block
 		slow <- r
 	})
-	fast := make(chan store.KeyRef, 2*watchBuffer)
-	mustWatch(t, wctx, s, func(r store.KeyRef) { fast <- r })
+	fast := make(chan tenant.KeyRef, 2*watchBuffer)
+	mustWatch(t, wctx, s, func(r tenant.KeyRef) { fast <- r })
 
-	tenant := store.NewID()
-	ref := func(v int) store.KeyRef {
-		return store.KeyRef{Tenant: tenant, Type: store.TypeData, Version: uint32(v)}
+	tenantID := tenant.NewID()
+	ref := func(v int) tenant.KeyRef {
+		return tenant.KeyRef{Tenant: tenantID, Type: tenant.TypeData, Version: uint32(v)}
 	}
-	s.hub.notify(ref(1))
+	e.hub.notify(ref(1))
 	<-started // the slow watcher is in its callback with v1; its buffer is empty
 	if got := receive(t, fast); got != ref(1) {
 		t.Fatalf("the fast watcher heard of %+v, want %+v", got, ref(1))
 	}
 	const n = watchBuffer + 10
 	for v := 2; v <= n; v++ {
-		s.hub.notify(ref(v)) // never blocks
+		e.hub.notify(ref(v)) // never blocks
 		// The fast watcher keeps up (here, by the test waiting for it).
 		if got := receive(t, fast); got != ref(v) {
 			t.Fatalf("the fast watcher heard of %+v, want %+v", got, ref(v))
@@ -494,7 +478,7 @@ func TestWatchSlowWatcher(t *testing.T) {
 			t.Fatalf("the slow watcher heard of %+v, want %+v", got, ref(v))
 		}
 	}
-	s.hub.notify(ref(n + 1))
+	e.hub.notify(ref(n + 1))
 	if got := receive(t, slow); got != ref(n+1) {
 		t.Errorf("after catching up, the slow watcher heard of %+v, want %+v (the overflow dropped)", got, ref(n+1))
 	}
@@ -503,11 +487,11 @@ func TestWatchSlowWatcher(t *testing.T) {
 // TestCloseEndsWatchers: Close ends the watchers whose context is still
 // live, and does not hang on a callback that never returns.
 func TestCloseEndsWatchers(t *testing.T) {
-	s, err := Open(ctx, "sqlite::memory:")
+	s, e, err := open(ctx, Memory)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustWatch(t, ctx, s, func(store.KeyRef) {})
+	mustWatch(t, ctx, s, func(tenant.KeyRef) {})
 	start := time.Now()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -515,23 +499,23 @@ func TestCloseEndsWatchers(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("Close() with an idle watcher took %v", d)
 	}
-	s.hub.running.Wait() // returns: the watcher ended
-	if err := s.WatchDestroyed(ctx, func(store.KeyRef) {}); err == nil {
+	e.hub.group.Wait() // returns: the watcher ended
+	if err := s.WatchDestroyed(ctx, func(tenant.KeyRef) {}); err == nil {
 		t.Error("WatchDestroyed() after Close succeeded, want an error")
 	}
 
-	s, err = Open(ctx, "sqlite::memory:")
+	s, e, err = open(ctx, Memory)
 	if err != nil {
 		t.Fatal(err)
 	}
 	block, started := make(chan struct{}), make(chan struct{})
 	defer close(block)
-	mustWatch(t, ctx, s, func(store.KeyRef) { close(started); <-block })
-	s.hub.notify(store.KeyRef{Tenant: store.NewID(), Type: store.TypeData, Version: 1})
+	mustWatch(t, ctx, s, func(tenant.KeyRef) { close(started); <-block })
+	e.hub.notify(tenant.KeyRef{Tenant: tenant.NewID(), Type: tenant.TypeData, Version: 1})
 	<-started
 	start = time.Now()
 	s.Close()
-	if d := time.Since(start); d < closeWait || d > closeWait+5*time.Second {
-		t.Errorf("Close() with a callback that never returns took %v, want about %v", d, closeWait)
+	if d := time.Since(start); d < store.CloseWait || d > store.CloseWait+5*time.Second {
+		t.Errorf("Close() with a callback that never returns took %v, want about %v", d, store.CloseWait)
 	}
 }

@@ -1,19 +1,21 @@
 package storetest
 
 import (
-	"context"
 	"errors"
 	"testing"
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
+	"github.com/strongroom-kms/strongroom/internal/auth"
+	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
 // The conformance tests of the entries that lifecycle writes append in their
 // own transaction (store.WithAudit).
 
 // auditSize returns the number of entries in the log.
-func auditSize(t *testing.T, s store.Store) uint64 {
+func auditSize(t *testing.T, s *store.Store) uint64 {
 	t.Helper()
 	st, err := s.AuditState(ctx)
 	if err != nil {
@@ -22,292 +24,295 @@ func auditSize(t *testing.T, s store.Store) uint64 {
 	return st.Size()
 }
 
-// pending returns a pending entry for action, with its key set, and the
-// context that carries it.
-func pending(action audit.Action, tenant, key string) (*store.PendingAudit, context.Context) {
-	e := audit.Entry{Time: t0, Actor: store.NewID(), Role: "operator", Tenant: tenant, Action: action,
+// changeEntry returns the entry of a change: action, tenant and key as
+// given, and an outcome that the store must replace with ok.
+func changeEntry(action audit.Action, tenantID, key string) audit.Entry {
+	return audit.Entry{Time: t0, Actor: tenant.NewID(), Role: "operator", Tenant: tenantID, Action: action, Key: key,
 		Outcome: audit.OutcomeRefused, Reason: "stale", Remote: "192.0.2.7", Request: "req-" + string(action)}
-	p := store.NewPendingAudit(e)
-	p.SetKey(key)
-	return p, store.WithAudit(ctx, p)
 }
 
 // lifecycleCase is a lifecycle write: refusals that must append nothing,
-// then a success that must append its pending entry.
+// then a success that must append its entry.
 type lifecycleCase struct {
 	name    string
 	action  audit.Action
 	key     string
-	refused map[string]func(ctx context.Context) error
-	ok      func(ctx context.Context) error
+	refused map[string]func(rec audit.Entry) error
+	ok      func(rec audit.Entry) error
 }
+
+// setupWrites is how many lifecycle writes lifecycleCases makes before its
+// cases: each appends the suite's rec.
+const setupWrites = 5
 
 // lifecycleCases builds, on s, a tenant with keys, certificates and a token,
 // and returns a case for each lifecycle write. They run in order: later
 // cases use what earlier ones made.
-func lifecycleCases(t *testing.T, s store.Store) (tenantID string, cases []lifecycleCase) {
+func lifecycleCases(t *testing.T, s *store.Store) (tenantID string, cases []lifecycleCase) {
 	tn := mustTenant(t, s, "acme")
 	mustRelease(t, s, "r1")
-	v1 := mustRotate(t, s, rotateReq(tn.ID, store.TypeData, newKey("r1", "fp-1"), t0))
+	v1 := mustRotate(t, s, rotateReq(tn.ID, tenant.TypeData, newKey("r1", "fp-1"), t0))
 	pc := mustCert(t, s, pendingCert(tn.ID, "strongroom/acme/upload-1", t0))
 	ac := mustCert(t, s, activeCert(tn.ID, "strongroom/acme/upload-2", t0))
-	tok := store.Token{Hash: hashOf("secret-1"), Role: store.RoleApp, Tenant: tn.ID, Created: t0}
+	tok := auth.Token{Hash: hashOf("secret-1"), Role: auth.RoleApp, Tenant: tn.ID, Created: t0}
 	var tokID string
-	unknown := store.NewID()
+	unknown := tenant.NewID()
 	return tn.ID, []lifecycleCase{
-		{"CreateTenant", "tenant.create", "", map[string]func(context.Context) error{
-			"same name": func(ctx context.Context) error {
-				_, err := s.CreateTenant(ctx, store.NewTenant("acme", store.EnvSandbox, t0))
+		{"CreateTenant", "tenant.create", "", map[string]func(audit.Entry) error{
+			"same name": func(rec audit.Entry) error {
+				_, err := s.CreateTenant(ctx, tenant.New("acme", tenant.EnvSandbox, t0), rec)
 				return err
 			},
-			"invalid": func(ctx context.Context) error {
-				_, err := s.CreateTenant(ctx, store.NewTenant("ACME", store.EnvSandbox, t0))
+			"invalid": func(rec audit.Entry) error {
+				_, err := s.CreateTenant(ctx, tenant.New("ACME", tenant.EnvSandbox, t0), rec)
 				return err
 			},
-		}, func(ctx context.Context) error {
-			_, err := s.CreateTenant(ctx, store.NewTenant("beta", store.EnvSandbox, t0))
+		}, func(rec audit.Entry) error {
+			_, err := s.CreateTenant(ctx, tenant.New("beta", tenant.EnvSandbox, t0), rec)
 			return err
 		}},
-		{"SetDerivationOptOut", "tenant.settings", "", map[string]func(context.Context) error{
-			"unknown tenant": func(ctx context.Context) error {
-				_, err := s.SetDerivationOptOut(ctx, unknown, false)
+		{"SetDerivationOptOut", "tenant.settings", "", map[string]func(audit.Entry) error{
+			"unknown tenant": func(rec audit.Entry) error {
+				_, err := s.SetDerivationOptOut(ctx, unknown, false, rec)
 				return err
 			},
-		}, func(ctx context.Context) error {
-			_, err := s.SetDerivationOptOut(ctx, tn.ID, false)
+		}, func(rec audit.Entry) error {
+			_, err := s.SetDerivationOptOut(ctx, tn.ID, false, rec)
 			return err
 		}},
-		{"CreateToken", "token.create", "", map[string]func(context.Context) error{
-			"unknown tenant": func(ctx context.Context) error {
+		{"CreateToken", "token.create", "", map[string]func(audit.Entry) error{
+			"unknown tenant": func(rec audit.Entry) error {
 				bad := tok
 				bad.Tenant = unknown
-				_, err := s.CreateToken(ctx, bad)
+				_, err := s.CreateToken(ctx, bad, rec)
 				return err
 			},
-		}, func(ctx context.Context) error {
-			got, err := s.CreateToken(ctx, tok)
+		}, func(rec audit.Entry) error {
+			got, err := s.CreateToken(ctx, tok, rec)
 			tokID = got.ID
 			return err
 		}},
-		{"CreateToken again", "token.create", "", map[string]func(context.Context) error{
-			"same hash": func(ctx context.Context) error {
-				_, err := s.CreateToken(ctx, tok)
+		{"CreateToken again", "token.create", "", map[string]func(audit.Entry) error{
+			"same hash": func(rec audit.Entry) error {
+				_, err := s.CreateToken(ctx, tok, rec)
 				return err
 			},
-		}, func(ctx context.Context) error {
+		}, func(rec audit.Entry) error {
 			other := tok
 			other.Hash = hashOf("secret-2")
-			_, err := s.CreateToken(ctx, other)
+			_, err := s.CreateToken(ctx, other, rec)
 			return err
 		}},
-		{"DeleteToken", "token.delete", "", map[string]func(context.Context) error{
-			"missing": func(ctx context.Context) error { return s.DeleteToken(ctx, unknown) },
-		}, func(ctx context.Context) error { return s.DeleteToken(ctx, tokID) }},
-		{"InstallRelease", audit.ActionReleaseInstall, "", map[string]func(context.Context) error{
-			"other bundle": func(ctx context.Context) error {
-				_, err := s.InstallRelease(ctx, store.Release{ID: "r1", Bundle: bundle("else"), Installed: t0})
+		{"DeleteToken", "token.delete", "", map[string]func(audit.Entry) error{
+			"missing": func(rec audit.Entry) error { return s.DeleteToken(ctx, unknown, rec) },
+		}, func(rec audit.Entry) error { return s.DeleteToken(ctx, tokID, rec) }},
+		{"InstallRelease", audit.ActionReleaseInstall, "", map[string]func(audit.Entry) error{
+			"other bundle": func(rec audit.Entry) error {
+				_, err := s.InstallRelease(ctx, release.Installation{ID: "r1", Bundle: bundle("else"), Installed: t0}, rec)
 				return err
 			},
-		}, func(ctx context.Context) error {
-			_, err := s.InstallRelease(ctx, store.Release{ID: "r2", Bundle: bundle("r2"), Installed: t0})
+		}, func(rec audit.Entry) error {
+			_, err := s.InstallRelease(ctx, release.Installation{ID: "r2", Bundle: bundle("r2"), Installed: t0}, rec)
 			return err
 		}},
-		{"Rotate", audit.ActionRotate, "data/2", map[string]func(context.Context) error{
-			"rate limited": func(ctx context.Context) error {
-				_, err := s.Rotate(ctx, rotateReq(tn.ID, store.TypeData, newKey("r1", ""), t0.Add(day/2)))
+		{"Rotate", audit.ActionRotate, "data/2", map[string]func(audit.Entry) error{
+			"rate limited": func(rec audit.Entry) error {
+				_, err := s.Rotate(ctx, rotateReq(tn.ID, tenant.TypeData, newKey("r1", ""), t0.Add(day/2)), rec)
 				return err
 			},
-			"duplicate": func(ctx context.Context) error {
-				_, err := s.Rotate(ctx, rotateReq(tn.ID, store.TypeData, newKey("r1", "fp-1"), t0.Add(day)))
+			"duplicate": func(rec audit.Entry) error {
+				_, err := s.Rotate(ctx, rotateReq(tn.ID, tenant.TypeData, newKey("r1", "fp-1"), t0.Add(day)), rec)
 				return err
 			},
-			"unknown release": func(ctx context.Context) error {
-				_, err := s.Rotate(ctx, rotateReq(tn.ID, store.TypeData, newKey("r9", ""), t0.Add(day)))
+			"unknown release": func(rec audit.Entry) error {
+				_, err := s.Rotate(ctx, rotateReq(tn.ID, tenant.TypeData, newKey("r9", ""), t0.Add(day)), rec)
 				return err
 			},
-		}, func(ctx context.Context) error {
-			_, err := s.Rotate(ctx, rotateReq(tn.ID, store.TypeData, newKey("r1", ""), t0.Add(day)))
+		}, func(rec audit.Entry) error {
+			_, err := s.Rotate(ctx, rotateReq(tn.ID, tenant.TypeData, newKey("r1", ""), t0.Add(day)), rec)
 			return err
 		}},
-		{"DestroyKey", audit.ActionDestroy, "data/1", map[string]func(context.Context) error{
-			"missing": func(ctx context.Context) error {
-				_, err := s.DestroyKey(ctx, tn.ID, store.TypeData, 9, t0.Add(2*day))
+		{"DestroyKey", audit.ActionDestroy, "data/1", map[string]func(audit.Entry) error{
+			"missing": func(rec audit.Entry) error {
+				_, err := s.DestroyKey(ctx, tenant.KeyRef{Tenant: tn.ID, Type: tenant.TypeData, Version: 9}, t0.Add(2*day), rec)
 				return err
 			},
-		}, func(ctx context.Context) error {
-			_, err := s.DestroyKey(ctx, tn.ID, store.TypeData, 1, t0.Add(2*day))
+		}, func(rec audit.Entry) error {
+			_, err := s.DestroyKey(ctx, tenant.KeyRef{Tenant: tn.ID, Type: tenant.TypeData, Version: 1}, t0.Add(2*day), rec)
 			return err
 		}},
-		{"DestroyKey again", audit.ActionDestroy, "data/1", map[string]func(context.Context) error{
-			"destroyed": func(ctx context.Context) error {
-				_, err := s.DestroyKey(ctx, tn.ID, store.TypeData, 1, t0.Add(2*day))
+		{"DestroyKey again", audit.ActionDestroy, "data/1", map[string]func(audit.Entry) error{
+			"destroyed": func(rec audit.Entry) error {
+				_, err := s.DestroyKey(ctx, tenant.KeyRef{Tenant: tn.ID, Type: tenant.TypeData, Version: 1}, t0.Add(2*day), rec)
 				return err
 			},
-		}, func(ctx context.Context) error {
-			_, err := s.DestroyKey(ctx, tn.ID, store.TypeData, 2, t0.Add(2*day))
+		}, func(rec audit.Entry) error {
+			_, err := s.DestroyKey(ctx, tenant.KeyRef{Tenant: tn.ID, Type: tenant.TypeData, Version: 2}, t0.Add(2*day), rec)
 			return err
 		}},
-		{"RestoreKey", audit.ActionImport, "data/1", map[string]func(context.Context) error{
-			"missing": func(ctx context.Context) error {
+		{"RestoreKey", audit.ActionImport, "data/1", map[string]func(audit.Entry) error{
+			"missing": func(rec audit.Entry) error {
 				req := restoreReq(v1, []byte("restored"))
 				req.Version = 9
-				_, err := s.RestoreKey(ctx, req)
+				_, err := s.RestoreKey(ctx, req, rec)
 				return err
 			},
-			"wrong fingerprint": func(ctx context.Context) error {
+			"wrong fingerprint": func(rec audit.Entry) error {
 				req := restoreReq(v1, []byte("restored"))
 				req.Fingerprint = nil
-				_, err := s.RestoreKey(ctx, req)
+				_, err := s.RestoreKey(ctx, req, rec)
 				return err
 			},
-		}, func(ctx context.Context) error {
-			_, err := s.RestoreKey(ctx, restoreReq(v1, []byte("restored")))
+		}, func(rec audit.Entry) error {
+			_, err := s.RestoreKey(ctx, restoreReq(v1, []byte("restored")), rec)
 			return err
 		}},
-		{"CreateUploadCert", "upload-cert.create", "", map[string]func(context.Context) error{
-			"same label": func(ctx context.Context) error {
-				_, err := s.CreateUploadCert(ctx, pendingCert(tn.ID, "strongroom/acme/upload-1", t0))
+		{"CreateUploadCert", "upload-cert.create", "", map[string]func(audit.Entry) error{
+			"same label": func(rec audit.Entry) error {
+				_, err := s.CreateUploadCert(ctx, pendingCert(tn.ID, "strongroom/acme/upload-1", t0), rec)
 				return err
 			},
-			"unknown tenant": func(ctx context.Context) error {
-				_, err := s.CreateUploadCert(ctx, pendingCert(unknown, "strongroom/x/upload-1", t0))
+			"unknown tenant": func(rec audit.Entry) error {
+				_, err := s.CreateUploadCert(ctx, pendingCert(unknown, "strongroom/x/upload-1", t0), rec)
 				return err
 			},
-		}, func(ctx context.Context) error {
-			_, err := s.CreateUploadCert(ctx, pendingCert(tn.ID, "strongroom/acme/upload-3", t0))
+		}, func(rec audit.Entry) error {
+			_, err := s.CreateUploadCert(ctx, pendingCert(tn.ID, "strongroom/acme/upload-3", t0), rec)
 			return err
 		}},
-		{"ActivateUploadCert", "upload-cert.activate", "", map[string]func(context.Context) error{
-			"active already": func(ctx context.Context) error {
-				_, err := s.ActivateUploadCert(ctx, tn.ID, ac.ID, certDER, t0, t0.Add(day))
+		{"ActivateUploadCert", "upload-cert.activate", "", map[string]func(audit.Entry) error{
+			"active already": func(rec audit.Entry) error {
+				_, err := s.ActivateUploadCert(ctx, tn.ID, ac.ID, certDER, t0, t0.Add(day), rec)
 				return err
 			},
-		}, func(ctx context.Context) error {
-			_, err := s.ActivateUploadCert(ctx, tn.ID, pc.ID, certDER, t0, t0.Add(day))
+		}, func(rec audit.Entry) error {
+			_, err := s.ActivateUploadCert(ctx, tn.ID, pc.ID, certDER, t0, t0.Add(day), rec)
 			return err
 		}},
-		{"RetireUploadCert", "upload-cert.retire", "", map[string]func(context.Context) error{
-			"missing": func(ctx context.Context) error {
-				_, err := s.RetireUploadCert(ctx, tn.ID, unknown, t0)
+		{"RetireUploadCert", "upload-cert.retire", "", map[string]func(audit.Entry) error{
+			"missing": func(rec audit.Entry) error {
+				_, err := s.RetireUploadCert(ctx, tn.ID, unknown, t0, rec)
 				return err
 			},
-		}, func(ctx context.Context) error {
-			_, err := s.RetireUploadCert(ctx, tn.ID, ac.ID, t0)
+		}, func(rec audit.Entry) error {
+			_, err := s.RetireUploadCert(ctx, tn.ID, ac.ID, t0, rec)
 			return err
 		}},
 	}
 }
 
-// testAuditLifecycle: each lifecycle write appends its pending entry, with
-// outcome ok, in its transaction when it succeeds, and nothing when it is
-// refused.
-func testAuditLifecycle(t *testing.T, s store.Store) {
-	tenant, cases := lifecycleCases(t, s)
-	if n := auditSize(t, s); n != 0 {
-		t.Fatalf("the setup, without pending entries, appended %d audit entries", n)
+// testAuditLifecycle: each lifecycle write appends its entry, with outcome
+// ok, in its transaction when it succeeds, and nothing when it is refused.
+func testAuditLifecycle(t *testing.T, s *store.Store) {
+	base := auditSize(t, s)
+	tenantID, cases := lifecycleCases(t, s)
+	size := auditSize(t, s)
+	if size != base+uint64(setupWrites) {
+		t.Fatalf("the setup's %d writes appended %d audit entries", setupWrites, size-base)
 	}
-	var size uint64
 	for _, tc := range cases {
-		p, pctx := pending(tc.action, tenant, tc.key)
+		e := changeEntry(tc.action, tenantID, tc.key)
 		for name, refuse := range tc.refused {
-			if err := refuse(pctx); err == nil {
+			if err := refuse(e); err == nil {
 				t.Fatalf("%s (%s) succeeded, want an error", tc.name, name)
-			}
-			if p.Recorded() {
-				t.Errorf("%s (%s) failed but marked its pending entry recorded", tc.name, name)
 			}
 			if n := auditSize(t, s); n != size {
 				t.Errorf("%s (%s) failed but the log grew from %d to %d entries", tc.name, name, size, n)
 			}
 		}
-		if err := tc.ok(pctx); err != nil {
+		if err := tc.ok(e); err != nil {
 			t.Fatalf("%s error = %v", tc.name, err)
 		}
 		size++
-		if !p.Recorded() {
-			t.Errorf("%s succeeded but its pending entry is not marked recorded", tc.name)
-		}
 		es := readAudit(t, s, store.AuditFilter{AfterSeq: size - 1})
 		if len(es) != 1 {
 			t.Fatalf("%s appended %d audit entries, want 1", tc.name, len(es))
 		}
-		// The pending entry as the caller made it, with outcome ok (the
-		// chain is checked by checkLog).
-		want := p.Entry()
+		// The entry as the caller made it, with outcome ok (the chain is
+		// checked by checkLog).
+		want := e
 		want.Outcome, want.Reason = audit.OutcomeOK, ""
 		want.Seq, want.Prev, want.Hash = size, es[0].Prev, es[0].Hash
-		if want.Key != tc.key || !equalEntry(es[0], want) {
+		if !equalEntry(es[0], want) {
 			t.Errorf("%s appended %s, want %s", tc.name, fmtEntry(es[0]), fmtEntry(want))
 		}
 	}
 	checkLog(t, s, size)
 }
 
-// testAuditPendingOnce: a pending entry is recorded by the first write
-// that succeeds, and not again by later writes with the same context; other
-// calls never take it.
-func testAuditPendingOnce(t *testing.T, s store.Store) {
+// testAuditEntryPerWrite: every write appends its own entry and no other;
+// PutExportKey appends its entry only when it stored the key (the first
+// writer), and reads append nothing.
+func testAuditEntryPerWrite(t *testing.T, s *store.Store) {
 	mustRelease(t, s, "r1")
-	p, pctx := pending(audit.ActionRotate, "", "")
-	// Calls that never take a pending entry.
-	tn, err := s.CreateTenant(context.Background(), store.NewTenant("acme", store.EnvProduction, t0))
-	if err != nil {
+	tn := mustTenant(t, s, "acme")
+	size := auditSize(t, s)
+	first := changeEntry("tenant.export-key.create", tn.ID, "")
+	if _, err := s.PutExportKey(ctx, tenant.ExportKey{Tenant: tn.ID, Release: "r1", Wrapped: []byte("wrapped"), Created: t0}, first); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.PutExportKey(pctx, store.ExportKey{Tenant: tn.ID, Release: "r1", Wrapped: []byte("wrapped"), Created: t0}); err != nil {
+	second := first
+	second.Request = "req-second"
+	got, err := s.PutExportKey(ctx, tenant.ExportKey{Tenant: tn.ID, Release: "r1", Wrapped: []byte("another"), Created: t0}, second)
+	if err != nil || string(got.Wrapped) != "wrapped" {
+		t.Fatalf("PutExportKey(second) = %q, %v, want the first key", got.Wrapped, err)
+	}
+	if _, err := s.TenantByID(ctx, tn.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.TenantByID(pctx, tn.ID); err != nil {
+	if _, err := s.ExportKey(ctx, tn.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AppendAudit(pctx, auditEntry("own", t0)); err != nil {
+	if n := auditSize(t, s); n != size+1 {
+		t.Fatalf("two PutExportKeys and two reads appended %d entries, want 1 (the first writer's)", n-size)
+	}
+	es := readAudit(t, s, store.AuditFilter{AfterSeq: size})
+	if es[0].Request != first.Request || es[0].Outcome != audit.OutcomeOK {
+		t.Errorf("PutExportKey appended %s, want the first writer's entry with outcome ok", fmtEntry(es[0]))
+	}
+	own := auditEntry("own", t0)
+	if _, err := s.AppendAudit(ctx, own); err != nil {
 		t.Fatal(err)
 	}
-	if p.Recorded() || auditSize(t, s) != 1 {
-		t.Fatalf("PutExportKey, a read and AppendAudit took the pending entry (recorded %v, %d entries, want 1)", p.Recorded(), auditSize(t, s))
-	}
-
-	if _, err := s.Rotate(pctx, rotateReq(tn.ID, store.TypeData, newKey("r1", ""), t0)); err != nil {
+	r := changeEntry(audit.ActionRotate, tn.ID, "data/1")
+	if _, err := s.Rotate(ctx, rotateReq(tn.ID, tenant.TypeData, newKey("r1", ""), t0), r); err != nil {
 		t.Fatal(err)
 	}
-	if !p.Recorded() || auditSize(t, s) != 2 {
-		t.Fatalf("Rotate with a pending entry: recorded %v, %d entries, want true and 2", p.Recorded(), auditSize(t, s))
-	}
-	// The same context again, for more writes.
-	if _, err := s.Rotate(pctx, rotateReq(tn.ID, store.TypeDeterministic, newKey("r1", ""), t0)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CreateTenant(pctx, store.NewTenant("beta", store.EnvProduction, t0)); err != nil {
-		t.Fatal(err)
-	}
-	if n := auditSize(t, s); n != 2 {
-		t.Errorf("writes reusing a recorded pending entry's context: the log has %d entries, want 2", n)
-	}
-	es := checkLog(t, s, 2)
-	if es[1].Action != audit.ActionRotate || es[1].Request != p.Entry().Request {
-		t.Errorf("entry 2 = %s, want the pending rotation's", fmtEntry(es[1]))
+	es = checkLog(t, s, size+3)
+	if es[size+1].Request != own.Request || es[size+2].Request != r.Request || es[size+2].Action != audit.ActionRotate {
+		t.Errorf("entries %d and %d = %s, %s, want AppendAudit's, then the rotation's", size+2, size+3,
+			fmtEntry(es[size+1]), fmtEntry(es[size+2]))
 	}
 }
 
-// testAuditPendingInvalid: a write whose pending entry is invalid fails
-// with ErrInvalid and changes nothing: no change without its entry.
-func testAuditPendingInvalid(t *testing.T, s store.Store) {
+// testAuditInvalidEntry: a write whose entry is invalid (a zero entry, an
+// entry without an actor) fails with ErrInvalid and changes nothing: no
+// change without its entry.
+func testAuditInvalidEntry(t *testing.T, s *store.Store) {
 	tn := mustTenant(t, s, "acme")
 	mustRelease(t, s, "r1")
-	e := audit.Entry{Time: t0, Action: audit.ActionRotate} // no actor
-	p := store.NewPendingAudit(e)
-	pctx := store.WithAudit(ctx, p)
-	_, err := s.Rotate(pctx, rotateReq(tn.ID, store.TypeData, newKey("r1", ""), t0))
-	wantErr(t, "Rotate(invalid pending entry)", err, store.ErrInvalid)
-	if _, err := s.ActiveKey(ctx, tn.ID, store.TypeData); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Rotate(invalid pending entry) failed but made a key: ActiveKey() error = %v", err)
+	size := auditSize(t, s)
+	for name, e := range map[string]audit.Entry{
+		"zero":     {},
+		"no actor": {Time: t0, Action: audit.ActionRotate},
+	} {
+		_, err := s.Rotate(ctx, rotateReq(tn.ID, tenant.TypeData, newKey("r1", ""), t0), e)
+		wantErr(t, "Rotate(entry "+name+")", err, store.ErrInvalid)
+		if _, err := s.ActiveKey(ctx, tn.ID, tenant.TypeData); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Rotate(entry %s) failed but made a key: ActiveKey() error = %v", name, err)
+		}
+		_, err = s.CreateTenant(ctx, tenant.New("beta", tenant.EnvProduction, t0), e)
+		wantErr(t, "CreateTenant(entry "+name+")", err, store.ErrInvalid)
+		if _, err := s.TenantByName(ctx, "beta"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("CreateTenant(entry %s) failed but made the tenant: TenantByName() error = %v", name, err)
+		}
+		_, err = s.PutExportKey(ctx, tenant.ExportKey{Tenant: tn.ID, Release: "r1", Wrapped: []byte("w"), Created: t0}, e)
+		wantErr(t, "PutExportKey(entry "+name+")", err, store.ErrInvalid)
+		if _, err := s.ExportKey(ctx, tn.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("PutExportKey(entry %s) failed but stored the key: ExportKey() error = %v", name, err)
+		}
 	}
-	_, err = s.CreateTenant(pctx, store.NewTenant("beta", store.EnvProduction, t0))
-	wantErr(t, "CreateTenant(invalid pending entry)", err, store.ErrInvalid)
-	if _, err := s.TenantByName(ctx, "beta"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("CreateTenant(invalid pending entry) failed but made the tenant: TenantByName() error = %v", err)
-	}
-	if p.Recorded() || auditSize(t, s) != 0 {
-		t.Errorf("invalid pending entry: recorded %v, %d entries, want false and none", p.Recorded(), auditSize(t, s))
+	if n := auditSize(t, s); n != size {
+		t.Errorf("writes with invalid entries appended %d entries, want none", n-size)
 	}
 }

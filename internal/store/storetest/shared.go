@@ -15,10 +15,10 @@ import (
 // rotations serialised across nodes, and one audit log whose appends, from
 // either node, chain without gaps. A driver's test calls it in addition to
 // Run.
-func RunShared(t *testing.T, open func(t *testing.T) (a, b store.Store)) {
+func RunShared(t *testing.T, open func(t *testing.T) (a, b *store.Store)) {
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, a, b store.Store)
+		fn   func(t *testing.T, a, b *store.Store)
 	}{
 		{"WatchDestroyedAcrossNodes", watchAcross},
 		{"ConcurrentExportKeyAcrossNodes", concurrentExportKey},

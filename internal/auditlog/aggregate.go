@@ -1,0 +1,83 @@
+package auditlog
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/internal/audit"
+)
+
+// aggKey is one counter of the data-plane aggregate.
+type aggKey struct {
+	minute                                 int64 // Unix minutes
+	actor, role, tenant, key, outcome, why string
+	action                                 audit.Action
+}
+
+// Aggregate counts data-plane operations (encryptions, decryptions) per
+// caller, tenant, key, outcome and minute, until Flush appends them as
+// aggregate entries (audit.Entry.Count). It is safe for concurrent use.
+type Aggregate struct {
+	mu     sync.Mutex
+	counts map[aggKey]uint64
+}
+
+// Count adds one operation of the request whose entry is e (its time,
+// actor, role, tenant and action), on key, to the aggregate: with outcome
+// ok, or, for a refusal, outcome and reason as given.
+func (a *Aggregate) Count(e audit.Entry, key string, outcome audit.Outcome, reason string) {
+	k := aggKey{minute: e.Time.Unix() / 60, actor: e.Actor, role: e.Role, tenant: e.Tenant, key: key,
+		outcome: string(outcome), why: reason, action: e.Action}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.counts == nil {
+		a.counts = map[aggKey]uint64{}
+	}
+	a.counts[k]++
+}
+
+// Flush appends the aggregate entries of the operations counted so far to
+// l. On failure the counts are kept for the next flush.
+func (a *Aggregate) Flush(ctx context.Context, l *Log) error {
+	a.mu.Lock()
+	counts := a.counts
+	a.counts = nil
+	a.mu.Unlock()
+	if len(counts) == 0 {
+		return nil
+	}
+	keys := make([]aggKey, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.minute != b.minute {
+			return a.minute < b.minute
+		}
+		return fmt.Sprint(a) < fmt.Sprint(b)
+	})
+	entries := make([]audit.Entry, 0, len(keys))
+	for _, k := range keys {
+		entries = append(entries, audit.Entry{
+			Time: time.Unix(k.minute*60, 0).UTC(), Actor: k.actor, Role: k.role, Tenant: k.tenant,
+			Action: k.action, Key: k.key, Outcome: audit.Outcome(k.outcome), Reason: k.why, Count: counts[k],
+			Detail: "aggregate of the minute starting at this time",
+		})
+	}
+	if err := l.Append(ctx, entries...); err != nil {
+		a.mu.Lock()
+		if a.counts == nil {
+			a.counts = map[aggKey]uint64{}
+		}
+		for k, n := range counts {
+			a.counts[k] += n
+		}
+		a.mu.Unlock()
+		return fmt.Errorf("auditlog: appending %d aggregate entries: %w", len(entries), err)
+	}
+	return nil
+}

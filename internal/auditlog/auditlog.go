@@ -1,0 +1,100 @@
+// Package auditlog is a region's audit log as a running node keeps it
+// (S15, docs/audit.md): appending entries, reading them back, counting the
+// data plane into per-minute aggregate entries ([Aggregate]), signing
+// checkpoints with the node's HSM audit key ([Checkpointer]), and verifying
+// the whole log ([Log.Verify]).
+//
+// The entries' format, chain, Merkle tree and checkpoints are
+// internal/audit's; the store (internal/store) keeps them, appending a
+// lifecycle change's entry in the change's own transaction.
+package auditlog
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"errors"
+	"fmt"
+	"iter"
+
+	"github.com/strongroom-kms/strongroom/internal/audit"
+	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/store"
+)
+
+// Store is where the log is kept (internal/store.Store).
+type Store interface {
+	AppendAudit(ctx context.Context, entries ...audit.Entry) ([]audit.Entry, error)
+	AuditEntries(ctx context.Context, f store.AuditFilter, fn func(audit.Entry) error) error
+	AuditState(ctx context.Context) (audit.State, error)
+	AddCheckpoint(ctx context.Context, size uint64, signed []byte) error
+	Checkpoints(ctx context.Context) ([][]byte, error)
+}
+
+// Origin names a region's audit log in its checkpoints.
+func Origin(region string) string { return "strongroom/" + region }
+
+// Log is a region's audit log.
+type Log struct {
+	st     Store
+	origin string
+}
+
+// New returns the log of region over st.
+func New(st Store, region string) *Log { return &Log{st: st, origin: Origin(region)} }
+
+// Append appends entries in one transaction of their own (store.AppendAudit):
+// refusals, failures, and successes that change nothing in the store
+// (exports, DEK deliveries).
+func (l *Log) Append(ctx context.Context, entries ...audit.Entry) error {
+	_, err := l.st.AppendAudit(ctx, entries...)
+	return err
+}
+
+// Entries calls fn with each entry that matches f, in sequence order (see
+// store.Store.AuditEntries).
+func (l *Log) Entries(ctx context.Context, f store.AuditFilter, fn func(audit.Entry) error) error {
+	return l.st.AuditEntries(ctx, f, fn)
+}
+
+// All streams the whole log.
+func (l *Log) All(ctx context.Context) iter.Seq2[audit.Entry, error] {
+	return func(yield func(audit.Entry, error) bool) {
+		stop := errors.New("stop")
+		err := l.st.AuditEntries(ctx, store.AuditFilter{}, func(e audit.Entry) error {
+			if !yield(e, nil) {
+				return stop
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, stop) {
+			yield(audit.Entry{}, err)
+		}
+	}
+}
+
+// Verify checks the whole log and its stored checkpoints against the
+// trusted checkpoint keys (audit.Verify).
+func (l *Log) Verify(ctx context.Context, trusted []*ecdsa.PublicKey) (audit.Report, error) {
+	cps, err := l.st.Checkpoints(ctx)
+	if err != nil {
+		return audit.Report{}, err
+	}
+	return audit.Verify(l.origin, trusted, cps, l.All(ctx))
+}
+
+// SigningKey returns the regional HSM's checkpoint signing key, making it
+// on first use (a node started before the audit log existed has none). When
+// two nodes on one PKCS#11 token race, the loser reads the winner's key.
+func SigningKey(ctx context.Context, h hsm.HSM) (hsm.SigningKey, error) {
+	k, err := h.SigningKey(ctx, audit.LabelSigning)
+	if errors.Is(err, hsm.ErrNotFound) {
+		k, err = h.GenerateSigningKey(ctx, audit.LabelSigning)
+		if errors.Is(err, hsm.ErrExists) {
+			k, err = h.SigningKey(ctx, audit.LabelSigning)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auditlog: the audit signing key %q in the regional HSM: %w", audit.LabelSigning, err)
+	}
+	return k, nil
+}

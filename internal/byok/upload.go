@@ -1,0 +1,350 @@
+package byok
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/internal/audit"
+	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/lifecycle"
+	"github.com/strongroom-kms/strongroom/internal/secret"
+	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
+	"github.com/strongroom-kms/strongroom/internal/uploadcert"
+)
+
+// The errors of BYOK uploads and upload certificates, for errors.Is.
+var (
+	// ErrUploadRefused: uploaded key material was refused: it does not
+	// decrypt to exactly 32 bytes with RSA-OAEP under the certificate, or
+	// its SHA-256 is not the one given. Nothing was stored.
+	ErrUploadRefused = errors.New("byok: the uploaded key material was refused")
+	// ErrDuplicateUpload: the tenant had this exact value before (in any
+	// key type and state): a value is never accepted twice.
+	ErrDuplicateUpload = errors.New("byok: this key material was uploaded before: the same value is never accepted twice for a tenant")
+	// ErrOptOutDisabled: the tenant asked for derivation mode none, which an
+	// operator has disabled for it.
+	ErrOptOutDisabled = errors.New("byok: derivation opt-out (mode none) is disabled for this tenant by an operator")
+	// ErrNoUploadCert: no active, unexpired upload certificate (or not the
+	// one named).
+	ErrNoUploadCert = errors.New("byok: no usable upload certificate")
+	// ErrCertState: the upload certificate is not in the state the
+	// operation needs (for example, completing one that is not pending).
+	ErrCertState = errors.New("byok: the upload certificate is not in a state that allows this")
+)
+
+// DefaultCertValidity is how long an upload certificate is valid by default.
+const DefaultCertValidity = 365 * 24 * time.Hour
+
+// MaxCertValidity is the longest validity an upload certificate may have.
+const MaxCertValidity = 2 * 365 * 24 * time.Hour
+
+// MaxLiveCerts is how many pending or active upload certificates a tenant
+// may hold at once.
+const MaxLiveCerts = 5
+
+// uploadKeyLabel is the regional HSM label of an upload certificate's key.
+func uploadKeyLabel(certID string) string { return "strongroom-upload/" + certID }
+
+// CertRequest asks for a new upload certificate.
+type CertRequest struct {
+	Tenant string // tenant ID
+	// CSR: issue a certificate request for the tenant's CA to sign instead
+	// of a self-signed certificate; the certificate stays pending until
+	// CompleteCert.
+	CSR bool
+	// Validity of a self-signed certificate; 0 = DefaultCertValidity. At
+	// most MaxCertValidity.
+	Validity time.Duration
+}
+
+// NewCert makes an upload certificate for a tenant: an RSA-4096 key pair in
+// the regional HSM (its private half never leaves it) and either a
+// certificate self-signed by it (active at once) or a CSR signed by it
+// (pending until the CA-signed certificate is uploaded with CompleteCert).
+//
+// rec is the request's audit entry; the store appends it with the new
+// certificate.
+func (s *Service) NewCert(ctx context.Context, rec *audit.Entry, req CertRequest) (uploadcert.Cert, error) {
+	if err := store.ValidID("tenant", req.Tenant); err != nil {
+		return uploadcert.Cert{}, fmt.Errorf("byok: %w", err)
+	}
+	validity := req.Validity
+	if validity == 0 {
+		validity = DefaultCertValidity
+	}
+	if validity < time.Hour || validity > MaxCertValidity {
+		return uploadcert.Cert{}, fmt.Errorf("byok: %w: an upload certificate is valid for 1 hour to %d days, not %v",
+			store.ErrInvalid, int(MaxCertValidity/(24*time.Hour)), validity)
+	}
+	t, err := s.st.TenantByID(ctx, req.Tenant)
+	if err != nil {
+		return uploadcert.Cert{}, fmt.Errorf("byok: %w", err)
+	}
+	// Each certificate is a key pair in the shared regional HSM: bound how
+	// many a tenant holds at once.
+	cs, err := s.Certs(ctx, t.ID)
+	if err != nil {
+		return uploadcert.Cert{}, err
+	}
+	live := 0
+	for _, c := range cs {
+		if c.State != uploadcert.StateRetired {
+			live++
+		}
+	}
+	if live >= MaxLiveCerts {
+		return uploadcert.Cert{}, fmt.Errorf("%w: the tenant has %d pending or active upload certificates, the most allowed; retire one first",
+			ErrCertState, live)
+	}
+	id := tenant.NewID()
+	label := uploadKeyLabel(id)
+	key, err := s.h.GenerateEncryptionKey(ctx, label)
+	if err != nil {
+		return uploadcert.Cert{}, fmt.Errorf("byok: making the upload key pair in the HSM: %w", err)
+	}
+	now := store.Time(s.now())
+	c := uploadcert.Cert{ID: id, Tenant: t.ID, KeyLabel: label, Created: now}
+	subj := uploadcert.Subject{TenantID: t.ID, TenantName: t.Name, CertID: id}
+	if req.CSR {
+		c.State = uploadcert.StatePending
+		if c.CSR, err = uploadcert.Request(ctx, key, subj); err != nil {
+			return uploadcert.Cert{}, fmt.Errorf("byok: signing the certificate request: %w", err)
+		}
+	} else {
+		// X.509 times are whole seconds: store what the certificate says.
+		c.State = uploadcert.StateActive
+		c.NotBefore, c.NotAfter = now.Add(-time.Minute).Truncate(time.Second), now.Add(validity).Truncate(time.Second)
+		if c.Certificate, err = uploadcert.SelfSigned(ctx, key, subj, c.NotBefore, c.NotAfter); err != nil {
+			return uploadcert.Cert{}, fmt.Errorf("byok: signing the upload certificate: %w", err)
+		}
+	}
+	c, err = s.st.CreateUploadCert(ctx, c, *rec)
+	if err != nil {
+		return uploadcert.Cert{}, fmt.Errorf("byok: storing the upload certificate: %w", err)
+	}
+	return c, nil
+}
+
+// CompleteCert stores the certificate the tenant's CA signed for a pending
+// upload certificate's request, and makes it active. The certificate must
+// be for the request's key, not a CA, and valid now.
+func (s *Service) CompleteCert(ctx context.Context, rec *audit.Entry, tenantID, certID string, signed []byte) (uploadcert.Cert, error) {
+	c, err := s.cert(ctx, tenantID, certID)
+	if err != nil {
+		return uploadcert.Cert{}, err
+	}
+	if c.State != uploadcert.StatePending {
+		return uploadcert.Cert{}, fmt.Errorf("%w: certificate %s is %s, and only a pending one (made with a CSR) takes a CA-signed certificate",
+			ErrCertState, c.ID, c.State)
+	}
+	key, err := s.certKey(ctx, c)
+	if err != nil {
+		return uploadcert.Cert{}, err
+	}
+	parsed, err := uploadcert.ParseSigned(signed, key.RSAPublicKey(), s.now())
+	if err != nil {
+		return uploadcert.Cert{}, fmt.Errorf("byok: %w: %w", store.ErrInvalid, err)
+	}
+	c, err = s.st.ActivateUploadCert(ctx, tenantID, certID, parsed.DER, parsed.NotBefore, parsed.NotAfter, *rec)
+	if errors.Is(err, store.ErrConflict) {
+		return uploadcert.Cert{}, fmt.Errorf("%w: %w", ErrCertState, err)
+	}
+	if err != nil {
+		return uploadcert.Cert{}, fmt.Errorf("byok: activating upload certificate %s: %w", certID, err)
+	}
+	return c, nil
+}
+
+// RetireCert retires an upload certificate: uploads to it are refused from
+// then on. Its key pair stays in the HSM (see docs/byok.md).
+func (s *Service) RetireCert(ctx context.Context, rec *audit.Entry, tenantID, certID string) (uploadcert.Cert, error) {
+	c, err := s.st.RetireUploadCert(ctx, tenantID, certID, s.now(), *rec)
+	if errors.Is(err, store.ErrConflict) {
+		return uploadcert.Cert{}, fmt.Errorf("%w: certificate %s is retired already", ErrCertState, certID)
+	}
+	if err != nil {
+		return uploadcert.Cert{}, fmt.Errorf("byok: retiring upload certificate %s: %w", certID, err)
+	}
+	return c, nil
+}
+
+// Certs lists a tenant's upload certificates, newest first.
+func (s *Service) Certs(ctx context.Context, tenantID string) ([]uploadcert.Cert, error) {
+	cs, err := s.st.UploadCerts(ctx, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("byok: listing upload certificates: %w", err)
+	}
+	return cs, nil
+}
+
+// Cert returns one of a tenant's upload certificates.
+func (s *Service) Cert(ctx context.Context, tenantID, certID string) (uploadcert.Cert, error) {
+	return s.cert(ctx, tenantID, certID)
+}
+
+// certKey returns the HSM key pair of an upload certificate. The label must
+// be the one NewCert gives (a database edit cannot point an upload at
+// another key of the regional HSM, such as its root key).
+func (s *Service) certKey(ctx context.Context, c uploadcert.Cert) (hsm.EncryptionKey, error) {
+	if c.KeyLabel != uploadKeyLabel(c.ID) {
+		return nil, fmt.Errorf("byok: upload certificate %s names HSM key %q, not its own; refusing to use it", c.ID, c.KeyLabel)
+	}
+	key, err := s.h.EncryptionKey(ctx, c.KeyLabel)
+	if err != nil {
+		return nil, fmt.Errorf("byok: the key pair of upload certificate %s is not in this node's HSM: %w", c.ID, err)
+	}
+	return key, nil
+}
+
+func (s *Service) cert(ctx context.Context, tenantID, certID string) (uploadcert.Cert, error) {
+	if err := store.ValidID("certificate", certID); err != nil {
+		return uploadcert.Cert{}, fmt.Errorf("byok: %w", err)
+	}
+	c, err := s.st.UploadCert(ctx, tenantID, certID)
+	if err != nil {
+		return uploadcert.Cert{}, fmt.Errorf("byok: upload certificate %s: %w", certID, err)
+	}
+	return c, nil
+}
+
+// usableCert is the certificate an upload goes to: the one named (it must
+// be active and valid now), or else the newest such one.
+func (s *Service) usableCert(ctx context.Context, tenantID, certID string) (uploadcert.Cert, error) {
+	now := s.now()
+	usable := func(c uploadcert.Cert) error {
+		switch {
+		case c.State != uploadcert.StateActive:
+			return fmt.Errorf("%w: certificate %s is %s", ErrNoUploadCert, c.ID, c.State)
+		case now.Before(c.NotBefore):
+			return fmt.Errorf("%w: certificate %s is not valid before %s", ErrNoUploadCert, c.ID, c.NotBefore.Format(time.RFC3339))
+		case !now.Before(c.NotAfter):
+			return fmt.Errorf("%w: certificate %s expired at %s: make a new one", ErrNoUploadCert, c.ID, c.NotAfter.Format(time.RFC3339))
+		}
+		return nil
+	}
+	if certID != "" {
+		c, err := s.cert(ctx, tenantID, certID)
+		if errors.Is(err, store.ErrNotFound) {
+			return uploadcert.Cert{}, fmt.Errorf("%w: the tenant has no certificate %s", ErrNoUploadCert, certID)
+		}
+		if err != nil {
+			return uploadcert.Cert{}, err
+		}
+		return c, usable(c)
+	}
+	cs, err := s.Certs(ctx, tenantID)
+	if err != nil {
+		return uploadcert.Cert{}, err
+	}
+	for _, c := range cs {
+		if usable(c) == nil {
+			return c, nil
+		}
+	}
+	return uploadcert.Cert{}, fmt.Errorf("%w: the tenant has no active, unexpired upload certificate: make one first", ErrNoUploadCert)
+}
+
+// Upload is a tenant's own key material, encrypted to an upload
+// certificate.
+type Upload struct {
+	Tenant string // tenant ID
+	Type   string // key type
+	// Cert is the upload certificate's ID; "" = the newest usable one.
+	Cert string
+	// Wrapped is RSA-OAEP(certificate key, 32 bytes), with Hash as both the
+	// OAEP and the MGF1 hash.
+	Wrapped []byte
+	Hash    hsm.OAEPHash
+	// SHA256 is the SHA-256 of the 32 plaintext bytes.
+	SHA256 []byte
+	// Derivation: tenant.DerivationPBKDF2 (the value is a tenant secret the
+	// DEK is derived from) or tenant.DerivationNone (the value is the DEK).
+	Derivation tenant.Derivation
+}
+
+// Upload accepts a tenant's own key material (BYOK, S11) and makes it the
+// active key of its type, under the same rotation limits as Generate. It is
+// accepted only if it decrypts, inside the regional HSM's key, to exactly 32
+// bytes whose SHA-256 is u.SHA256 (compared in constant time), and only if
+// the tenant never had the same value (keyed fingerprint). Anything refused
+// changes nothing.
+func (s *Service) Upload(ctx context.Context, rec *audit.Entry, u Upload) (tenant.Key, error) {
+	if !u.Derivation.Valid() {
+		return tenant.Key{}, fmt.Errorf("byok: %w: derivation must be pbkdf2 or none, not %q", store.ErrInvalid, u.Derivation)
+	}
+	if len(u.SHA256) != sha256.Size {
+		return tenant.Key{}, fmt.Errorf("byok: %w: the SHA-256 of the key material is %d bytes, not %d", store.ErrInvalid, len(u.SHA256), sha256.Size)
+	}
+	if !u.Hash.Valid() {
+		return tenant.Key{}, fmt.Errorf("byok: %w: unknown RSA-OAEP hash", store.ErrInvalid)
+	}
+	if len(u.Wrapped) != hsm.RSABits/8 {
+		return tenant.Key{}, fmt.Errorf("%w: the encrypted key material is %d bytes; RSA-4096 ciphertexts are %d bytes",
+			ErrUploadRefused, len(u.Wrapped), hsm.RSABits/8)
+	}
+	// The rotation limit, before the HSM's private-key operation (the
+	// store decides again, under its lock).
+	t, err := s.keys.Check(ctx, u.Tenant, u.Type)
+	if err != nil {
+		return tenant.Key{}, err
+	}
+	if u.Derivation == tenant.DerivationNone && !t.DerivationOptOut {
+		return tenant.Key{}, ErrOptOutDisabled
+	}
+	info := s.h.Info()
+	switch {
+	case !info.SupportsOAEP(u.Hash):
+		return tenant.Key{}, fmt.Errorf("byok: %w: this region's HSM cannot decrypt RSA-OAEP with %s; it supports %v",
+			hsm.ErrUnsupported, u.Hash, info.OAEPHashes)
+	case u.Hash == hsm.OAEPSHA1 && (info.SupportsOAEP(hsm.OAEPSHA256) || info.SupportsOAEP(hsm.OAEPSHA512)):
+		return tenant.Key{}, fmt.Errorf("byok: %w: RSA-OAEP with SHA-1 is accepted only where the HSM has nothing better; this one supports %v",
+			hsm.ErrUnsupported, info.OAEPHashes)
+	}
+	c, err := s.usableCert(ctx, u.Tenant, u.Cert)
+	if err != nil {
+		return tenant.Key{}, err
+	}
+	key, err := s.certKey(ctx, c)
+	if err != nil {
+		return tenant.Key{}, err
+	}
+	ts, err := decryptUpload(key, u, c.ID)
+	if err != nil {
+		return tenant.Key{}, err
+	}
+	defer ts.Destroy()
+	k, err := s.keys.Install(ctx, rec, lifecycle.Material{Tenant: u.Tenant, Type: u.Type, Secret: ts,
+		Source: tenant.SourceUploaded, Derivation: u.Derivation})
+	if errors.Is(err, store.ErrDuplicate) {
+		return tenant.Key{}, ErrDuplicateUpload
+	}
+	return k, err
+}
+
+// decryptUpload decrypts uploaded key material and checks its length and
+// hash. Its errors say which check failed, never anything about the value:
+// OAEP decryption is CCA-secure, so saying that it failed leaks nothing an
+// attacker can use (unlike PKCS#1 v1.5, which is never tried).
+func decryptUpload(key hsm.EncryptionKey, u Upload, certID string) (secret.Key, error) {
+	pt, err := key.Decrypt(nil, u.Wrapped, &rsa.OAEPOptions{Hash: u.Hash.Hash(), MGFHash: u.Hash.Hash()})
+	if err != nil {
+		return secret.Key{}, fmt.Errorf("%w: it does not decrypt with RSA-OAEP (%s, MGF1-%s) under upload certificate %s: "+
+			"check the certificate, the hash, and that the padding is OAEP (PKCS#1 v1.5 is refused)", ErrUploadRefused, u.Hash, u.Hash, certID)
+	}
+	defer clear(pt)
+	if len(pt) != secret.Size {
+		return secret.Key{}, fmt.Errorf("%w: it decrypts to %d bytes; it must be exactly %d", ErrUploadRefused, len(pt), secret.Size)
+	}
+	sum := sha256.Sum256(pt)
+	defer clear(sum[:])
+	if subtle.ConstantTimeCompare(sum[:], u.SHA256) != 1 {
+		return secret.Key{}, fmt.Errorf("%w: its SHA-256 is not the one given with it", ErrUploadRefused)
+	}
+	return secret.New(pt)
+}

@@ -1,0 +1,72 @@
+package dataplane_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/strongroom-kms/strongroom/internal/node/nodetest"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
+)
+
+// The service-level figures of docs/dataplane.md, on a SQLite store in a
+// file (every call reads the key's row):
+//
+//	go test -run '^$' -bench . -benchtime 2s ./internal/tenant
+//	go test -run '^$' -bench Cold -benchtime 10x ./internal/tenant
+
+// BenchmarkDEKFromCache: the active key's row from the store, then the DEK
+// from the key cache.
+func BenchmarkDEKFromCache(b *testing.B) {
+	e := nodetest.New(b, nodetest.SQLite(b), nodetest.Options{Policy: nodetest.DefaultPolicy(), Releases: []nodetest.Release{nodetest.Release1}})
+	tn := e.Tenant(b, tenant.EnvProduction)
+	e.Generate(b, tn.ID, tenant.TypeData)
+	if _, _, err := e.Data.DEK(ctx, nil, tenant.KeyRef{Tenant: tn.ID, Type: tenant.TypeData, Version: 0}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		dek, _, err := e.Data.DEK(ctx, nil, tenant.KeyRef{Tenant: tn.ID, Type: tenant.TypeData, Version: 0})
+		if err != nil {
+			b.Fatal(err)
+		}
+		dek.Destroy()
+	}
+}
+
+// BenchmarkEncrypt1KiB: Service.Encrypt of 1 KiB with a two-pair context,
+// DEK warm.
+func BenchmarkEncrypt1KiB(b *testing.B) {
+	e := nodetest.New(b, nodetest.SQLite(b), nodetest.Options{Policy: nodetest.DefaultPolicy(), Releases: []nodetest.Release{nodetest.Release1}})
+	tn := e.Tenant(b, tenant.EnvProduction)
+	e.Generate(b, tn.ID, tenant.TypeData)
+	pt := make([]byte, 1024)
+	c := map[string]string{"table": "accounts", "field": "ssn"}
+	if _, _, err := e.Data.Encrypt(ctx, nil, tn.ID, tenant.TypeData, pt, c); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(pt)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := e.Data.Encrypt(ctx, nil, tn.ID, tenant.TypeData, pt, c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkColdDerivation: a DEK not in the cache, under a release at the
+// default 600 000 PBKDF2 iterations: store reads, unwrap, one PBKDF2 run.
+func BenchmarkColdDerivation(b *testing.B) {
+	e := nodetest.New(b, nodetest.SQLite(b), nodetest.Options{Policy: nodetest.DefaultPolicy(), Releases: []nodetest.Release{nodetest.ReleaseBench}})
+	tn := e.Tenant(b, tenant.EnvProduction)
+	k := e.Generate(b, tn.ID, tenant.TypeData)
+	id := fmt.Sprintf("dek/%s/%s/%d", tn.ID, k.Type, k.Version)
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Cache.Evict(id)
+		dek, _, err := e.Data.DEK(ctx, nil, tenant.KeyRef{Tenant: tn.ID, Type: tenant.TypeData, Version: 0})
+		if err != nil {
+			b.Fatal(err)
+		}
+		dek.Destroy()
+	}
+}

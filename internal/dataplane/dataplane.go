@@ -1,0 +1,101 @@
+// Package dataplane is the data plane of a regional node: encrypting and
+// decrypting for tenants' applications (S13) and delivering DEKs sealed
+// with HPKE to clients that encrypt locally.
+//
+// A DEK is never stored. It is made on demand from the tenant secret that a
+// key version wraps ([tenant.Unwrap] under the TWK of the release the key
+// names) — derived with PBKDF2 from that release's KDF seed and salt
+// (internal/derive, S1) or, in derivation mode none, the secret itself — and
+// cached sealed in the node's key cache (internal/keycache) as
+// dek/<tenant>/<type>/<version>, so a cold DEK costs one PBKDF2 run and
+// concurrent misses share it. Every request reads the key's state from the
+// store first, so a destroyed key is refused at once on every node, cached
+// or not; cached copies are evicted on destruction ([Service.Evict],
+// [Service.EvictDestroyed]).
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/internal/audit"
+	"github.com/strongroom-kms/strongroom/internal/keycache"
+	"github.com/strongroom-kms/strongroom/internal/release"
+	"github.com/strongroom-kms/strongroom/internal/secret"
+	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
+)
+
+// Store is what the data plane reads (internal/store.Store): keys, and the
+// destructions of keys; it appends the audit entries of DEK loads.
+type Store interface {
+	TenantByID(ctx context.Context, id string) (tenant.Tenant, error)
+	Key(ctx context.Context, ref tenant.KeyRef) (tenant.Key, error)
+	ActiveKey(ctx context.Context, tenantID, typ string) (tenant.Key, error)
+	AppendAudit(ctx context.Context, entries ...audit.Entry) ([]audit.Entry, error)
+	WatchDestroyed(ctx context.Context, fn func(tenant.KeyRef)) error
+	DestroyedSince(ctx context.Context, since time.Time) ([]tenant.Key, error)
+}
+
+// Releases are the opened releases whose secrets unwrap tenant secrets and
+// derive DEKs (*release.Ring).
+type Releases interface {
+	Meta(id string) (release.Meta, error)
+	Secret(ctx context.Context, releaseID, name string) (secret.Key, error)
+}
+
+// Service is the data plane of one node. It is safe for concurrent use, and
+// several Services (KMS nodes) may share one store.
+type Service struct {
+	st    Store
+	ring  Releases
+	cache *keycache.Cache
+	now   func() time.Time
+}
+
+// New returns a Service over the store, the opened releases and the node's
+// key cache. now is the clock; nil means time.Now.
+func New(st Store, ring Releases, cache *keycache.Cache, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{st: st, ring: ring, cache: cache, now: now}
+}
+
+// cacheID is the key cache id of a key version's DEK.
+func cacheID(r tenant.KeyRef) string { return "dek/" + r.String() }
+
+// Evict drops the DEK of a key version from this node's cache, and cancels
+// a load of it in flight (which then cannot put it back): the lifecycle
+// calls it once a destruction committed.
+func (s *Service) Evict(r tenant.KeyRef) { s.cache.Evict(cacheID(r)) }
+
+// key reads one key version; version 0 is the active key
+// (tenant.ErrNoActiveKey if there is none). A destroyed key is
+// tenant.ErrKeyDestroyed; archived keys are returned as they are.
+func (s *Service) key(ctx context.Context, r tenant.KeyRef) (tenant.Key, error) {
+	if r.Version == 0 {
+		k, err := s.st.ActiveKey(ctx, r.Tenant, r.Type)
+		if errors.Is(err, store.ErrNotFound) {
+			// An unknown tenant is not found; a known one has no active key.
+			if _, terr := s.st.TenantByID(ctx, r.Tenant); terr != nil {
+				return tenant.Key{}, fmt.Errorf("dataplane: %w", terr)
+			}
+			return tenant.Key{}, fmt.Errorf("%w (tenant %s, type %s)", tenant.ErrNoActiveKey, r.Tenant, r.Type)
+		}
+		if err != nil {
+			return tenant.Key{}, fmt.Errorf("dataplane: reading the active key: %w", err)
+		}
+		return k, nil
+	}
+	k, err := s.st.Key(ctx, r)
+	if err != nil {
+		return tenant.Key{}, fmt.Errorf("dataplane: reading a key: %w", err)
+	}
+	if k.State == tenant.StateDestroyed || k.Wrapped == nil {
+		return tenant.Key{}, tenant.DestroyedError(k)
+	}
+	return k, nil
+}

@@ -1,0 +1,64 @@
+package dataplane
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Eviction bounds. A destroy on one node reaches the others through the
+// store's notifications (PostgreSQL LISTEN/NOTIFY) within milliseconds; the
+// periodic re-check is the fallback when a notification is lost (a dropped
+// connection), so no cached DEK outlives a destroy on another node by more
+// than RecheckInterval (plus one store query). Independently, every request
+// reads the key's state from the store first, so a destroyed key is refused
+// at once on every node, cached or not.
+const (
+	// RecheckInterval is how often a node re-reads the recent
+	// destructions.
+	RecheckInterval = 10 * time.Second
+	// recheckOverlap is how far back each re-check looks beyond the
+	// previous one: destruction times come from the destroying node's
+	// clock, which may lag this node's.
+	recheckOverlap = 5 * time.Minute
+)
+
+// EvictDestroyed keeps this node's key cache free of destroyed keys'
+// DEKs, however they were destroyed (on this node or another sharing the
+// store): it evicts on every destroy notification, and re-checks the recent
+// destructions every interval (0 = RecheckInterval). It returns once the
+// watch has started; the work goes on until ctx is done. onError, if not
+// nil, hears of a failed re-check (the next one tries again).
+func (s *Service) EvictDestroyed(ctx context.Context, interval time.Duration, onError func(error)) error {
+	if interval <= 0 {
+		interval = RecheckInterval
+	}
+	if err := s.st.WatchDestroyed(ctx, s.Evict); err != nil {
+		return fmt.Errorf("dataplane: watching for destroyed keys: %w", err)
+	}
+	since := s.now().Add(-recheckOverlap)
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			start := s.now()
+			ks, err := s.st.DestroyedSince(ctx, since)
+			if err != nil {
+				if onError != nil && ctx.Err() == nil {
+					onError(fmt.Errorf("dataplane: re-checking destroyed keys: %w", err))
+				}
+				continue
+			}
+			for _, k := range ks {
+				s.Evict(k.KeyRef())
+			}
+			since = start.Add(-recheckOverlap)
+		}
+	}()
+	return nil
+}

@@ -1,0 +1,139 @@
+// Package node assembles a regional KMS node from its parts: over one
+// regional HSM and one store, the node's key cache, its release ring and
+// the services that act on them ([Node]). It holds no logic of its own:
+// cmd/strongroom (server and dev), the API's tests and the services' tests
+// build a node the same way, and hand its services to the HTTP API
+// (internal/httpapi) as the narrow interfaces each handler uses.
+//
+// A request's way through a node, for a newcomer: internal/httpapi
+// authenticates it (auth.Tokens), resolves its tenant (directory), decides
+// access from the route table and calls one service — lifecycle (keys),
+// dataplane (encrypt, decrypt, DEK delivery), byok (upload certificates,
+// uploads, backups), release.Installer or auditlog — which reads and
+// writes internal/store through the small interface it declares, and asks
+// the regional HSM (internal/hsm) or the release ring (internal/release)
+// for key material.
+package node
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/internal/auditlog"
+	"github.com/strongroom-kms/strongroom/internal/auth"
+	"github.com/strongroom-kms/strongroom/internal/byok"
+	"github.com/strongroom-kms/strongroom/internal/config"
+	"github.com/strongroom-kms/strongroom/internal/dataplane"
+	"github.com/strongroom-kms/strongroom/internal/directory"
+	"github.com/strongroom-kms/strongroom/internal/exportkey"
+	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/httpapi"
+	"github.com/strongroom-kms/strongroom/internal/keycache"
+	"github.com/strongroom-kms/strongroom/internal/lifecycle"
+	"github.com/strongroom-kms/strongroom/internal/release"
+	"github.com/strongroom-kms/strongroom/internal/store"
+)
+
+// Store is what the node's services keep their state in: the union of the
+// small interfaces each declares (*store.Store implements it). Tests wrap a
+// real store to interleave calls.
+type Store interface {
+	directory.Store
+	auth.Store
+	release.Installations
+	exportkey.Store
+	dataplane.Store
+	lifecycle.Store
+	byok.Store
+	auditlog.Store
+	httpapi.Pinger
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Options are a node's parts and settings.
+type Options struct {
+	// HSM is the regional HSM, opened; Store the region's store. The node
+	// uses them and does not close them.
+	HSM   hsm.HSM
+	Store Store
+	// Trust is what the node accepts release bundles from.
+	Trust release.Trust
+	// Policy is the rotation policy.
+	Policy lifecycle.Policy
+	// Cache sizes the key cache (zero fields: keycache's defaults).
+	Cache keycache.Options
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Node is a regional node's parts: the key cache, the release ring, and
+// the services over them.
+type Node struct {
+	Store      Store
+	Cache      *keycache.Cache
+	Ring       *release.Ring
+	Releases   *release.Installer
+	Tenants    *directory.Directory
+	Tokens     *auth.Tokens
+	ExportKeys *exportkey.Service
+	Data       *dataplane.Service
+	Keys       *lifecycle.Service
+	BYOK       *byok.Service
+	Audit      *auditlog.Log
+	// Aggregate counts the data plane for the audit log; the checkpointer
+	// flushes it.
+	Aggregate *auditlog.Aggregate
+	region    string
+	now       func() time.Time
+}
+
+// New assembles a node. Its ring is empty: LoadReleases loads the
+// installed releases.
+func New(o Options) *Node {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Cache.Now == nil {
+		o.Cache.Now = o.Now
+	}
+	n := &Node{Store: o.Store, Cache: keycache.New(o.Cache), region: o.Trust.Region, now: o.Now}
+	n.Ring = release.NewRing(o.HSM, o.Trust, n.Cache)
+	n.Releases = release.NewInstaller(n.Ring, o.Store, o.Now)
+	n.Tenants = directory.New(o.Store, o.Now)
+	n.Tokens = auth.NewTokens(o.Store, o.Now)
+	n.ExportKeys = exportkey.New(o.Store, n.Ring, o.HSM, n.Cache, o.Now)
+	n.Data = dataplane.New(o.Store, n.Ring, n.Cache, o.Now)
+	n.Keys = lifecycle.New(o.Store, n.Ring, o.HSM, n.ExportKeys, n.Data, o.Policy, o.Now)
+	n.BYOK = byok.New(o.Store, n.Ring, o.HSM, n.Keys, n.ExportKeys, o.Policy, o.Now)
+	n.Audit = auditlog.New(o.Store, o.Trust.Region)
+	n.Aggregate = &auditlog.Aggregate{}
+	return n
+}
+
+// LoadReleases loads every installed release into the ring (S7); report,
+// if not nil, hears of each one's outcome. A release that fails keeps the
+// node not ready.
+func (n *Node) LoadReleases(ctx context.Context, report func(id string, m release.Meta, err error)) error {
+	return n.Releases.LoadAll(ctx, report)
+}
+
+// API returns the HTTP API's dependencies: the node's services.
+func (n *Node) API(limits config.Limits, logger *slog.Logger) httpapi.Deps {
+	return httpapi.Deps{
+		Tenants: n.Tenants, Tokens: n.Tokens, Releases: n.Releases, Ring: n.Ring,
+		Keys: n.Keys, Data: n.Data, BYOK: n.BYOK, Audit: n.Audit, Aggregate: n.Aggregate, Health: n.Store,
+		Region: n.region, Limits: limits, Logger: logger, Now: n.now,
+	}
+}
+
+// Handler is httpapi.NewHandler(n.API(limits, logger)).
+func (n *Node) Handler(limits config.Limits, logger *slog.Logger) http.Handler {
+	return httpapi.NewHandler(n.API(limits, logger))
+}
+
+// Close drops the key cache (its sealed secrets). The HSM and the store
+// are the caller's to close.
+func (n *Node) Close() { n.Cache.Close() }
