@@ -261,3 +261,10 @@ func want(id auth.Identity, p auth.Policy, target string) bool {
 		return id.Tenant != "" && id.Tenant == target
 	}
 }
+
+func TestTokenExpired(t *testing.T) {
+	now := time.Now()
+	if (auth.Token{}).Expired(now) || !(auth.Token{Expires: now}).Expired(now) || (auth.Token{Expires: now.Add(1)}).Expired(now) {
+		t.Error("Token.Expired is wrong")
+	}
+}

@@ -37,7 +37,7 @@ type Store interface {
 // Releases are the opened releases whose TWKs wrap export keys
 // (*release.Ring).
 type Releases interface {
-	Current() (release.Meta, error)
+	CurrentTWK(ctx context.Context) (release.Meta, secret.Key, error)
 	Secret(ctx context.Context, releaseID, name string) (secret.Key, error)
 }
 
@@ -111,13 +111,9 @@ func (s *Service) load(ctx context.Context, rec *audit.Entry, tenantID string, c
 // make makes and stores a tenant's export key, or returns the one another
 // node stored first.
 func (s *Service) make(ctx context.Context, rec *audit.Entry, tenantID string) (tenant.ExportKey, error) {
-	cur, err := s.ring.Current()
+	cur, twk, err := s.ring.CurrentTWK(ctx)
 	if err != nil {
-		return tenant.ExportKey{}, fmt.Errorf("no release to wrap it under: %w", err)
-	}
-	twk, err := s.ring.Secret(ctx, cur.ID, release.SecretTWK)
-	if err != nil {
-		return tenant.ExportKey{}, fmt.Errorf("the TWK of release %s: %w", cur.ID, err)
+		return tenant.ExportKey{}, err
 	}
 	defer twk.Destroy()
 	ek, err := hsm.RandomKey(ctx, s.rng)

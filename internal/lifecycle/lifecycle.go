@@ -37,7 +37,7 @@ type Store interface {
 // Releases are the opened releases whose TWK wraps new keys (*release.Ring).
 type Releases interface {
 	Current() (release.Meta, error)
-	Secret(ctx context.Context, releaseID, name string) (secret.Key, error)
+	CurrentTWK(ctx context.Context) (release.Meta, secret.Key, error)
 }
 
 // Fingerprinter keys the fingerprints of tenant secrets

@@ -7,7 +7,6 @@ import (
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
-	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/secret"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
@@ -123,13 +122,9 @@ func (s *Service) Install(ctx context.Context, rec *audit.Entry, m Material) (te
 	if err != nil {
 		return tenant.Key{}, err
 	}
-	cur, err := s.ring.Current()
+	cur, twk, err := s.ring.CurrentTWK(ctx)
 	if err != nil {
-		return tenant.Key{}, fmt.Errorf("lifecycle: no release to wrap a new key under: %w", err)
-	}
-	twk, err := s.ring.Secret(ctx, cur.ID, release.SecretTWK)
-	if err != nil {
-		return tenant.Key{}, fmt.Errorf("lifecycle: the TWK of release %s: %w", cur.ID, err)
+		return tenant.Key{}, fmt.Errorf("lifecycle: %w", err)
 	}
 	defer twk.Destroy()
 	req.New = tenant.Key{Release: cur.ID, Source: m.Source, Derivation: m.Derivation}

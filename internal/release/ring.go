@@ -148,6 +148,21 @@ func (r *Ring) Current() (Meta, error) {
 	return all[len(all)-1], nil
 }
 
+// CurrentTWK is the current release (Current) and its tenant wrapping key,
+// which the caller destroys: what a new tenant secret or export key is
+// wrapped under.
+func (r *Ring) CurrentTWK(ctx context.Context) (Meta, secret.Key, error) {
+	cur, err := r.Current()
+	if err != nil {
+		return Meta{}, secret.Key{}, fmt.Errorf("release: no release to wrap under: %w", err)
+	}
+	twk, err := r.Secret(ctx, cur.ID, SecretTWK)
+	if err != nil {
+		return Meta{}, secret.Key{}, fmt.Errorf("release: the TWK of release %s: %w", cur.ID, err)
+	}
+	return cur, twk, nil
+}
+
 // Releases lists the loaded releases, oldest first.
 func (r *Ring) Releases() []Meta {
 	r.mu.RLock()

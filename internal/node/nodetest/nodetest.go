@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -301,4 +302,12 @@ func (n *Node) CheckStates(t *testing.T, tenantID, typ string, want ...tenant.Ke
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("Keys() states = %v, want %v", got, want)
 	}
+}
+
+// Main runs a test binary's tests and then Cleanup: a package whose tests
+// use nodetest calls it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	Cleanup()
+	os.Exit(code)
 }

@@ -1,0 +1,161 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
+)
+
+// The conformance tests of concurrent rotations.
+
+// testConcurrentSame: 20 goroutines rotate the same series at once with a
+// 24 h limit: exactly one wins, 19 are rate limited, one key is active.
+func testConcurrentSame(t *testing.T, s *store.Store) {
+	tn := mustTenant(t, s, "acme")
+	mustRelease(t, s, "r1")
+	const n = 20
+	start := make(chan struct{})
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			// Distinct times within the window: whichever wins, the others are limited.
+			_, errs[i] = s.Rotate(ctx, rotateReq(tn.ID, tenant.TypeData, newKey("r1", fmt.Sprint("c", i)), t0.Add(time.Duration(i)*time.Minute)), rec)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	won, limited := 0, 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case errors.Is(err, store.ErrRateLimited):
+			limited++
+		default:
+			t.Errorf("goroutine %d: Rotate() error = %v, want nil or ErrRateLimited", i, err)
+		}
+	}
+	if won != 1 || limited != n-1 {
+		t.Errorf("concurrent rotations: %d succeeded and %d were rate limited, want 1 and %d", won, limited, n-1)
+	}
+	ks, err := s.Keys(ctx, tn.ID, tenant.TypeData)
+	if err != nil || len(ks) != 1 || ks[0].State != tenant.StateActive || ks[0].Version != 1 {
+		t.Errorf("after concurrent rotations, Keys() = %d keys, %v, want exactly v1 active", len(ks), err)
+	}
+
+	// Without a rate limit every rotation succeeds, one after another:
+	// versions 2..21 without gaps, exactly one active.
+	var wg2 sync.WaitGroup
+	start2 := make(chan struct{})
+	for i := range n {
+		wg2.Add(1)
+		go func() {
+			defer wg2.Done()
+			<-start2
+			r := rotateReq(tn.ID, tenant.TypeData, newKey("r1", ""), t0.Add(day))
+			r.MinInterval, r.MaxKeys = 0, 100
+			_, errs[i] = s.Rotate(ctx, r, rec)
+		}()
+	}
+	close(start2)
+	wg2.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("goroutine %d: Rotate(no limit) error = %v", i, err)
+		}
+	}
+	ks, err = s.Keys(ctx, tn.ID, tenant.TypeData)
+	if err != nil || len(ks) != n+1 {
+		t.Fatalf("Keys() = %d keys, %v, want %d", len(ks), err, n+1)
+	}
+	active := 0
+	for i, k := range ks {
+		if k.Version != uint32(i+1) {
+			t.Errorf("Keys()[%d].Version = %d, want %d", i, k.Version, i+1)
+		}
+		if k.State == tenant.StateActive {
+			active++
+		}
+	}
+	if active != 1 || ks[n].State != tenant.StateActive {
+		t.Errorf("%d active keys, want exactly one, the newest", active)
+	}
+}
+
+// testConcurrentMany: concurrent first rotations of 20 tenants all succeed.
+func testConcurrentMany(t *testing.T, s *store.Store) {
+	mustRelease(t, s, "r1")
+	const n = 20
+	tenants := make([]tenant.Tenant, n)
+	for i := range tenants {
+		tenants[i] = mustTenant(t, s, fmt.Sprintf("tenant-%02d", i))
+	}
+	start := make(chan struct{})
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, errs[i] = s.Rotate(ctx, rotateReq(tenants[i].ID, tenant.TypeData, newKey("r1", "same-secret"), t0), rec)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("tenant %d: Rotate() error = %v", i, err)
+		}
+	}
+	for _, tn := range tenants {
+		if k, err := s.ActiveKey(ctx, tn.ID, tenant.TypeData); err != nil || k.Version != 1 {
+			t.Errorf("tenant %s: ActiveKey() = v%d, %v, want v1", tn.Name, k.Version, err)
+		}
+	}
+}
+
+// testConcurrentDuplicate: the same fingerprint uploaded at once as every key
+// type of one tenant (different series, so different rotation locks on
+// PostgreSQL): exactly one upload wins, the others are duplicates.
+func testConcurrentDuplicate(t *testing.T, s *store.Store) {
+	tn := mustTenant(t, s, "acme")
+	mustRelease(t, s, "r1")
+	types := tenant.KeyTypes()
+	start := make(chan struct{})
+	errs := make([]error, len(types))
+	var wg sync.WaitGroup
+	for i, typ := range types {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, errs[i] = s.Rotate(ctx, rotateReq(tn.ID, typ, newKey("r1", "uploaded twice"), t0), rec)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	won := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case errors.Is(err, store.ErrDuplicate):
+		default:
+			t.Errorf("%s: Rotate() error = %v, want nil or ErrDuplicate", types[i], err)
+		}
+	}
+	ks, err := s.Keys(ctx, tn.ID, "")
+	if won != 1 || err != nil || len(ks) != 1 {
+		t.Errorf("%d uploads of one secret succeeded and %d keys stored (%v), want 1 and 1", won, len(ks), err)
+	}
+}
