@@ -66,6 +66,12 @@ func SoftHSMToken(t testing.TB, label string) (uri string) {
 	}
 	t.Logf("hsmtest: SoftHSM2 token %q for %s", tok.label, label)
 	t.Cleanup(func() {
+		unlock, err := softhsmLock(os.Getenv(SoftHSMConfEnv))
+		if err != nil {
+			t.Logf("hsmtest: %v", err)
+			return
+		}
+		defer unlock()
 		if out, err := exec.Command(util, "--delete-token", "--token", tok.label).CombinedOutput(); err != nil {
 			t.Logf("hsmtest: softhsm2-util --delete-token --token %s: %v\n%s", tok.label, err, out)
 		}
@@ -95,6 +101,11 @@ func softhsmTake(util string) (softhsmToken, error) {
 	softhsmSpare.Lock()
 	defer softhsmSpare.Unlock()
 	if len(softhsmSpare.tokens) == 0 {
+		unlock, err := softhsmLock(os.Getenv(SoftHSMConfEnv))
+		if err != nil {
+			return softhsmToken{}, err
+		}
+		defer unlock()
 		prefix := softhsmLabel(strings.TrimSuffix(filepath.Base(os.Args[0]), ".test"))
 		if len(prefix) > softhsmMaxLabel-9 {
 			prefix = prefix[:softhsmMaxLabel-9]
