@@ -111,7 +111,7 @@ func cmdFakeBundle(ts *testscript.TestScript, neg bool, args []string) {
 	b := &release.Bundle{
 		Kind: release.KindRelease, Release: args[1], Region: region, Iterations: 600_000,
 		Primary: mustKeyID(ts, signer.Public()), OAEPHash: hsm.OAEPSHA256,
-		RWK: random(512), Plan: []byte("not a plan"), Created: time.Now().UTC(),
+		RWK: random(512), Plan: []byte("not a plan"), Created: time.Now().UTC(), Issued: time.Now().UTC(),
 	}
 	copy(b.Recipient[:], random(32))
 	copy(b.Transcript[:], random(32))

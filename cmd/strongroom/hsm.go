@@ -208,19 +208,19 @@ func printInfo(e *env, info hsm.Info, st enroll.State) {
 		role = "not initialized (run 'strongroom hsm init')"
 	}
 	fmt.Fprintf(w, "role:         %s\n", role)
-	key := func(label string, pub any) {
+	key := func(label string, pub any, note string) {
 		id, err := sign.KeyIDOf(pub)
 		if err == nil {
-			fmt.Fprintf(w, "key:          %s  id %s\n", label, id)
+			fmt.Fprintf(w, "key:          %s  id %s%s\n", label, id, note)
 		}
 	}
 	if st.PrimaryEncryption != nil {
-		key(enroll.LabelPrimaryEncryption, st.PrimaryEncryption.Public())
+		key(enroll.LabelPrimaryEncryption, st.PrimaryEncryption.Public(), "  "+st.PrimaryEncryption.Use().String())
 	}
 	if st.PrimarySigning != nil {
-		key(enroll.LabelPrimarySigning, st.PrimarySigning.Public())
+		key(enroll.LabelPrimarySigning, st.PrimarySigning.Public(), "")
 	}
 	if st.RegionEncryption != nil {
-		key(enroll.LabelRegionEncryption, st.RegionEncryption.Public())
+		key(enroll.LabelRegionEncryption, st.RegionEncryption.Public(), "  "+st.RegionEncryption.Use().String())
 	}
 }

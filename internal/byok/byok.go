@@ -41,7 +41,7 @@ type Store interface {
 // pairs.
 type HSM interface {
 	Info() hsm.Info
-	GenerateEncryptionKey(ctx context.Context, label string) (hsm.EncryptionKey, error)
+	GenerateEncryptionKey(ctx context.Context, label string, use hsm.RSAUse) (hsm.EncryptionKey, error)
 	EncryptionKey(ctx context.Context, label string) (hsm.EncryptionKey, error)
 }
 

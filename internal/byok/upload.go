@@ -104,7 +104,7 @@ func (s *Service) NewCert(ctx context.Context, rec *audit.Entry, req CertRequest
 	}
 	id := tenant.NewID()
 	label := uploadKeyLabel(id)
-	key, err := s.h.GenerateEncryptionKey(ctx, label)
+	key, err := s.h.GenerateEncryptionKey(ctx, label, hsm.UseDecrypt)
 	if err != nil {
 		return uploadcert.Cert{}, fmt.Errorf("byok: making the upload key pair in the HSM: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/plan"
 	"github.com/strongroom-kms/strongroom/internal/release"
+	"github.com/strongroom-kms/strongroom/internal/world"
 )
 
 // TestBackends runs the whole ceremony with the primary on each backend and
@@ -45,6 +46,7 @@ func TestBackends(t *testing.T) {
 			if n := ceremony.VerifyFiles(io.Discard, w.Primary.Public, out.Files, false); n != 0 {
 				t.Fatalf("VerifyFiles() = %d failures", n)
 			}
+			checkPrimaryCopySealed(t, w, out.Files["matrix.primary"])
 			var first *release.Release
 			for _, name := range regions {
 				r := w.Regions[name]
@@ -66,8 +68,8 @@ func TestBackends(t *testing.T) {
 				}
 				if first == nil {
 					first = got
-				} else if !first.Seed.Equal(got.Seed) || !first.TWK.Equal(got.TWK) || !first.Salt.Equal(got.Salt) {
-					t.Errorf("%s opened other secrets than %s", r.Name, regions[0])
+				} else {
+					checkIsolated(t, first, got)
 				}
 			}
 			// The late-region export works from this primary too.
@@ -82,8 +84,20 @@ func TestBackends(t *testing.T) {
 			if err != nil {
 				t.Fatalf("late1 Open() error = %v", err)
 			}
-			if !got.Seed.Equal(first.Seed) {
-				t.Error("the exported release differs")
+			checkIsolated(t, first, got)
+			// Exported to soft1 again, the release gives soft1 exactly its
+			// own secrets: the derivation in the primary HSM, whichever its
+			// backend, is the same at the ceremony and at an export.
+			again, err := w.Export(ctx, "matrix", out.Files["matrix.primary"], world.Spec{Regions: []string{"soft1"}, Officers: planOfficers, Quorum: 2})
+			if err != nil {
+				t.Fatalf("Export(soft1) error = %v", err)
+			}
+			re, err := release.Open(ctx, w.Regions["soft1"].HSM, again.Bundles["soft1"], release.Trust{Primary: w.Primary.Public, Region: "soft1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !re.Seed.Equal(first.Seed) || !re.Salt.Equal(first.Salt) || !re.TWK.Equal(first.TWK) {
+				t.Error("soft1's secrets from the export differ from the ceremony's")
 			}
 		})
 	}

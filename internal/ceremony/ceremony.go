@@ -32,8 +32,23 @@ import (
 // happens to the files.
 const LedgerPrefix = "strongroom-release/"
 
-// ErrIssued: the release id was already issued by this primary.
+// ExportLedgerPrefix labels the ledger entries of exports: one per export
+// plan (release id and plan digest), created before any key is unwrapped.
+// Every export of a release is thus on record in the HSM, and an export plan
+// runs once.
+const ExportLedgerPrefix = "strongroom-export/"
+
+// ErrIssued: the release id was already issued by this primary, or the
+// export plan already ran.
 var ErrIssued = errors.New("ceremony: release id already issued")
+
+// An approval counts at a ceremony only if it was signed at most
+// ApprovalMaxAge before the ceremony's clock, and at most ApprovalMaxSkew
+// after it.
+const (
+	ApprovalMaxAge  = 7 * 24 * time.Hour
+	ApprovalMaxSkew = 5 * time.Minute
+)
 
 // Inputs are what the officers bring to the primary.
 type Inputs struct {
@@ -69,6 +84,9 @@ func openPrimary(ctx context.Context, h hsm.HSM, now func() time.Time) (*primary
 	}
 	if st.Role() != "primary" {
 		return nil, fmt.Errorf("ceremony: the HSM is not an initialized primary (role %q); run 'strongroom hsm info'", st.Role())
+	}
+	if u := st.PrimaryEncryption.Use(); u != hsm.UseUnwrapOnly {
+		return nil, fmt.Errorf("ceremony: the primary encryption key may %v: a primary copy sealed to it could be read without quorum; initialize the primary HSM again", u)
 	}
 	return &primary{
 		h: h, enc: st.PrimaryEncryption, sig: st.PrimarySigning, now: now,
@@ -119,7 +137,7 @@ func (p *primary) check(in Inputs, kind plan.Kind) (*plan.Plan, []byte, [][]byte
 			return nil, nil, nil, err
 		}
 	}
-	q := plan.CheckQuorum(pl, in.Approvals)
+	q := plan.CheckQuorumAt(pl, in.Approvals, plan.Window{Now: now, MaxAge: ApprovalMaxAge, MaxSkew: ApprovalMaxSkew})
 	var counted [][]byte
 	for i, r := range q.Results {
 		if r.OK() {
@@ -154,39 +172,85 @@ func (p *primary) oaepFor(c *enroll.Certificate) (hsm.OAEPHash, error) {
 		c.Region, c.OAEPHashes, p.h.Info().OAEPHashes)
 }
 
-// secrets are the release secrets inside the primary HSM.
-type secrets struct {
-	rwk  hsm.SecretKey
-	keys []hsm.SecretKey // in release.SecretNames order
-	com  [][32]byte
+// session is the spec of the ceremony's working keys: session objects that
+// may be wrapped (the masters, into the primary copy; the regions' secrets,
+// into their bundles) and may wrap (the RWKs).
+var session = hsm.KeySpec{Ephemeral: true, Exportable: true}
+
+// masters are a release's master secrets inside the primary HSM, in
+// release.SecretNames order, and the primary copy's commitments to their
+// check keys.
+type masters struct {
+	keys  []hsm.SecretKey
+	check [][32]byte
 }
 
-func (s *secrets) destroy(ctx context.Context) {
-	for _, k := range append([]hsm.SecretKey{s.rwk}, s.keys...) {
+func (m *masters) destroy(ctx context.Context) { destroyAll(ctx, m.keys) }
+
+func destroyAll(ctx context.Context, keys []hsm.SecretKey) {
+	for _, k := range keys {
 		if k != nil {
 			k.Destroy(ctx)
 		}
 	}
 }
 
-// seal writes one bundle (region, or release.PrimaryCopy) into p.files.
-func (p *primary) seal(ctx context.Context, s *secrets, pl *plan.Plan, planDER []byte, approvals [][]byte,
-	region string, pub *sign.KeyID, encrypt func() ([]byte, hsm.OAEPHash, error)) error {
-	rwkCT, oh, err := encrypt()
+// checkOf derives a master's check key and returns the primary copy's
+// commitment to it, both inside the HSM. The master itself need not be
+// exportable.
+func checkOf(ctx context.Context, releaseID, name string, k hsm.SecretKey) ([32]byte, error) {
+	ck, err := k.Derive(ctx, release.CheckContext(releaseID, name), session)
 	if err != nil {
-		return fmt.Errorf("ceremony: encrypt the release wrapping key for %q: %w", region, err)
+		return [32]byte{}, fmt.Errorf("ceremony: derive the check key of %s: %w", name, err)
+	}
+	defer ck.Destroy(ctx)
+	c, err := ck.Digest(ctx, release.CommitmentPrefix(releaseID, release.PrimaryCopy, name))
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("ceremony: commit to %s: %w", name, err)
+	}
+	return c, nil
+}
+
+// sealing is what every bundle of one ceremony shares.
+type sealing struct {
+	plan      *plan.Plan
+	planDER   []byte
+	approvals [][]byte
+	issued    time.Time // the release plan's creation time
+}
+
+// seal writes one bundle into p.files: keys (in release.SecretNames order,
+// with their commitments coms) wrapped under a fresh RWK made for this
+// bundle alone, the RWK encrypted by encrypt to recipient.
+func (p *primary) seal(ctx context.Context, in sealing, region string, recipient sign.KeyID,
+	keys []hsm.SecretKey, coms [][32]byte, encrypt func(rwk hsm.SecretKey) ([]byte, hsm.OAEPHash, error)) error {
+	who := region
+	if region == release.PrimaryCopy {
+		who = "(primary copy)"
+	}
+	rwk, err := p.h.GenerateSecretKey(ctx, session)
+	if err != nil {
+		return fmt.Errorf("ceremony: generate the release wrapping key for %s: %w", who, err)
+	}
+	defer rwk.Destroy(ctx)
+	if err := p.record("rwk.generated", "region", who, "handle", "ephemeral session key"); err != nil {
+		return err
+	}
+	rwkCT, oh, err := encrypt(rwk)
+	if err != nil {
+		return fmt.Errorf("ceremony: encrypt the release wrapping key for %s: %w", who, err)
 	}
 	b := &release.Bundle{
-		Kind: uint8(pl.Kind), Release: pl.Release, Region: region, Iterations: pl.Iterations,
-		Primary: p.pub.SigningKeyID(), Recipient: *pub, OAEPHash: oh, RWK: rwkCT,
-		Plan: planDER, Approvals: approvals, Transcript: p.log.Head(), Created: p.now().UTC(),
+		Kind: uint8(in.plan.Kind), Release: in.plan.Release, Region: region, Iterations: in.plan.Iterations,
+		Primary: p.pub.SigningKeyID(), Recipient: recipient, OAEPHash: oh, RWK: rwkCT,
+		Plan: in.planDER, Approvals: in.approvals, Transcript: p.log.Head(), Created: p.now().UTC(), Issued: in.issued,
 	}
 	for i, name := range release.SecretNames {
-		w, err := s.rwk.Wrap(ctx, s.keys[i], release.WrapContext(pl.Release, region, name))
+		w, err := rwk.Wrap(ctx, keys[i], release.WrapContext(in.plan.Release, region, name))
 		if err != nil {
-			return fmt.Errorf("ceremony: wrap %s for %q: %w", name, region, err)
+			return fmt.Errorf("ceremony: wrap %s for %s: %w", name, who, err)
 		}
-		b.Secrets = append(b.Secrets, release.WrappedSecret{Name: name, Wrapped: w, Commitment: s.com[i]})
+		b.Secrets = append(b.Secrets, release.WrappedSecret{Name: name, Wrapped: w, Commitment: coms[i]})
 	}
 	der, err := b.Sign(p.sig)
 	if err != nil {
@@ -196,26 +260,43 @@ func (p *primary) seal(ctx context.Context, s *secrets, pl *plan.Plan, planDER [
 	name := b.Name()
 	p.files[name] = file
 	sum := sha256.Sum256(file)
-	who := region
-	if region == release.PrimaryCopy {
-		who = "(primary copy)"
-	}
-	return p.record("bundle.sealed", "region", who, "file", name, "recipient", pub.String(),
+	return p.record("bundle.sealed", "region", who, "file", name, "recipient", recipient.String(),
 		"oaep", oh.String(), "sha256", hex.EncodeToString(sum[:]))
 }
 
-// sealAll seals the release to every region of the plan.
-func (p *primary) sealAll(ctx context.Context, s *secrets, pl *plan.Plan, planDER []byte, approvals [][]byte) error {
-	for _, c := range pl.Regions {
+// sealRegions derives each region's own secrets from the masters, inside
+// the HSM, and seals them to that region: no two regions hold the same key.
+func (p *primary) sealRegions(ctx context.Context, m *masters, in sealing) error {
+	for _, c := range in.plan.Regions {
 		oh, err := p.oaepFor(c)
 		if err != nil {
 			return err
 		}
-		id := c.KeyID()
-		if err := p.seal(ctx, s, pl, planDER, approvals, c.Region, &id, func() ([]byte, hsm.OAEPHash, error) {
-			ct, err := s.rwk.WrapRSA(ctx, c.Encryption, oh)
-			return ct, oh, err
-		}); err != nil {
+		keys := make([]hsm.SecretKey, 0, len(release.SecretNames))
+		coms := make([][32]byte, 0, len(release.SecretNames))
+		err = func() error {
+			for i, name := range release.SecretNames {
+				k, err := m.keys[i].Derive(ctx, release.RegionContext(in.plan.Release, c.Region, name), session)
+				if err != nil {
+					return fmt.Errorf("ceremony: derive %s for %s: %w", name, c.Region, err)
+				}
+				keys = append(keys, k)
+				com, err := k.Digest(ctx, release.CommitmentPrefix(in.plan.Release, c.Region, name))
+				if err != nil {
+					return fmt.Errorf("ceremony: commit to %s for %s: %w", name, c.Region, err)
+				}
+				coms = append(coms, com)
+				if err := p.record("secret.derived", "region", c.Region, "name", name, "commitment", hex.EncodeToString(com[:])); err != nil {
+					return err
+				}
+			}
+			return p.seal(ctx, in, c.Region, c.KeyID(), keys, coms, func(rwk hsm.SecretKey) ([]byte, hsm.OAEPHash, error) {
+				ct, err := rwk.WrapRSA(ctx, c.Encryption, oh)
+				return ct, oh, err
+			})
+		}()
+		destroyAll(ctx, keys)
+		if err != nil {
 			return err
 		}
 	}

@@ -11,11 +11,15 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strongroom-kms/strongroom/internal/ceremony"
 	"github.com/strongroom-kms/strongroom/internal/enroll"
+	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/plan"
 	"github.com/strongroom-kms/strongroom/internal/release"
+	"github.com/strongroom-kms/strongroom/internal/secret"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
 	"github.com/strongroom-kms/strongroom/internal/transcript"
 	"github.com/strongroom-kms/strongroom/internal/world"
 )
@@ -166,7 +170,7 @@ func TestOpenBundles(t *testing.T) {
 			t.Errorf("no commitment for %s", name)
 		}
 	}
-	if c := release.Commit("open", release.SecretKDFSeed, r1.Seed); c != r1.Commitments[release.SecretKDFSeed] {
+	if c := release.Commit("open", "eu1", release.SecretKDFSeed, r1.Seed); c != r1.Commitments[release.SecretKDFSeed] {
 		t.Error("the seed does not match its commitment")
 	}
 	if r1.Iterations != plan.MinIterations || r1.ID != "open" {
@@ -176,9 +180,7 @@ func TestOpenBundles(t *testing.T) {
 	if err != nil {
 		t.Fatalf("us1 Open(us1 bundle) error = %v", err)
 	}
-	if !r1.Seed.Equal(r2.Seed) || !r1.Salt.Equal(r2.Salt) || !r1.TWK.Equal(r2.TWK) || r1.Seed.Equal(r1.Salt) {
-		t.Error("eu1 and us1 hold different release secrets, or seed equals salt")
-	}
+	checkIsolated(t, r1, r2)
 
 	// us1 cannot open eu1's bundle: not as us1, and not by claiming eu1.
 	if _, err := release.Open(ctx, w.Regions["us1"].HSM, eu1, release.Trust{Primary: w.Primary.Public, Region: "us1"}); err == nil {
@@ -191,9 +193,84 @@ func TestOpenBundles(t *testing.T) {
 	if _, err := release.Open(ctx, w.Regions["eu1"].HSM, eu1, release.Trust{Primary: otherPrimary(t).Public, Region: "eu1"}); err == nil {
 		t.Error("Open with another pinned primary succeeded")
 	}
-	// The primary's copy opens in the primary HSM only.
-	if _, err := release.Open(ctx, w.Primary.HSM, out.Files["open.primary"], release.Trust{Primary: w.Primary.Public, Region: release.PrimaryCopy}); err != nil {
-		t.Errorf("primary Open(primary copy) error = %v", err)
+	checkPrimaryCopySealed(t, w, out.Files["open.primary"])
+}
+
+// checkIsolated checks that two regions' openings of a release share no
+// secret, that no secret equals another, and that a tenant secret wrapped
+// under the first region's TWK does not unwrap under the second's.
+func checkIsolated(t *testing.T, a, b *release.Release) {
+	t.Helper()
+	keys := map[string]secret.Key{
+		a.Region + " seed": a.Seed, a.Region + " salt": a.Salt, a.Region + " twk": a.TWK,
+		b.Region + " seed": b.Seed, b.Region + " salt": b.Salt, b.Region + " twk": b.TWK,
+	}
+	seen := map[string]string{}
+	for name, k := range keys {
+		if other, ok := seen[string(k.Bytes())]; ok {
+			t.Errorf("%s equals %s", name, other)
+		}
+		seen[string(k.Bytes())] = name
+	}
+	for name, c := range a.Commitments {
+		if b.Commitments[name] == c {
+			t.Errorf("%s and %s commit to the same %s", a.Region, b.Region, name)
+		}
+	}
+	ref := tenant.Ref{Tenant: "acme", Type: "data", Version: 1, Release: a.ID, Source: tenant.SourceHSM, Derivation: tenant.DerivationPBKDF2}
+	s, _ := secret.New(bytes.Repeat([]byte{0x5a}, secret.Size))
+	wrapped, err := tenant.Wrap(a.TWK, ref, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := tenant.Unwrap(a.TWK, ref, wrapped); err != nil || !got.Equal(s) {
+		t.Fatalf("%s: Unwrap(own TWK) = %v", a.Region, err)
+	}
+	if _, err := tenant.Unwrap(b.TWK, ref, wrapped); !errors.Is(err, tenant.ErrUnwrap) {
+		t.Errorf("a tenant secret wrapped in %s unwrapped in %s: error = %v, want ErrUnwrap", a.Region, b.Region, err)
+	}
+}
+
+// checkPrimaryCopySealed checks that the primary's copy of a release opens
+// nowhere, not even in the primary HSM: Open refuses it, the primary's key
+// refuses to decrypt its RWK, and refuses to unwrap it into an exportable
+// key.
+func checkPrimaryCopySealed(t *testing.T, w *world.World, copy []byte) {
+	t.Helper()
+	ctx := context.Background()
+	trust := release.Trust{Primary: w.Primary.Public, Region: release.PrimaryCopy}
+	if _, err := release.Open(ctx, w.Primary.HSM, copy, trust); err == nil || !strings.Contains(err.Error(), "never opened outside the primary HSM") {
+		t.Errorf("primary Open(primary copy) error = %v, want a refusal", err)
+	}
+	b, _, err := release.Verify(copy, w.Primary.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ek, err := w.Primary.HSM.EncryptionKey(ctx, enroll.LabelPrimaryEncryption)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ek.Use() != hsm.UseUnwrapOnly {
+		t.Errorf("the primary encryption key's use = %v, want unwrap-only", ek.Use())
+	}
+	if _, err := ek.Decrypt(nil, b.RWK, b.OAEPHash.Options()); !errors.Is(err, hsm.ErrNotPermitted) {
+		t.Errorf("primary key Decrypt(RWK of the primary copy) error = %v, want ErrNotPermitted", err)
+	}
+	if _, err := ek.Unwrap(ctx, b.RWK, b.OAEPHash, hsm.KeySpec{Ephemeral: true, Exportable: true}); !errors.Is(err, hsm.ErrNotPermitted) {
+		t.Errorf("primary key Unwrap(RWK, exportable) error = %v, want ErrNotPermitted", err)
+	}
+	// Unwrapped as the export ceremony does, the RWK cannot be digested
+	// or exported either: it is not exportable.
+	rwk, err := ek.Unwrap(ctx, b.RWK, b.OAEPHash, hsm.KeySpec{Ephemeral: true, Derivable: true})
+	if err != nil {
+		t.Fatalf("primary key Unwrap(RWK, derivable) error = %v", err)
+	}
+	defer rwk.Destroy(ctx)
+	if _, err := rwk.Digest(ctx, nil); !errors.Is(err, hsm.ErrNotExportable) {
+		t.Errorf("Digest(unwrapped RWK) error = %v, want ErrNotExportable", err)
+	}
+	if _, err := rwk.WrapRSA(ctx, w.Primary.Public.Encryption, w.Primary.HSM.Info().OAEPHashes[0]); !errors.Is(err, hsm.ErrNotExportable) {
+		t.Errorf("WrapRSA(unwrapped RWK) error = %v, want ErrNotExportable", err)
 	}
 }
 
@@ -225,8 +302,27 @@ func TestLateRegionExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Commitments[release.SecretTWK] != orig.Commitments[release.SecretTWK] || !r.TWK.Equal(orig.TWK) || !r.Seed.Equal(orig.Seed) {
-		t.Error("the exported release holds other secrets than the original")
+	checkIsolated(t, orig, r)
+	if r.Kind != release.KindExport || !r.Issued.Equal(orig.Issued) {
+		t.Errorf("export: kind %d issued %s; the release was issued %s", r.Kind, r.Issued, orig.Issued)
+	}
+	// The export plan ran once: the ledger refuses it again.
+	if _, err := ceremony.Export(ctx, w.Primary.HSM, in, clock()); !errors.Is(err, ceremony.ErrIssued) || !strings.Contains(err.Error(), "export plan") {
+		t.Errorf("Export(same plan again) error = %v, want ErrIssued", err)
+	}
+	// Derivation is deterministic: exporting the release to eu1, which had
+	// it from the ceremony (a region re-installing it), gives eu1 the same
+	// secrets the ceremony gave it.
+	again, err := w.Export(ctx, "late", out.Files["late.primary"], world.Spec{Regions: []string{"eu1"}, Officers: planOfficers, Quorum: 2})
+	if err != nil {
+		t.Fatalf("Export(late to eu1) error = %v", err)
+	}
+	re, err := release.Open(ctx, w.Regions["eu1"].HSM, again.Bundles["eu1"], release.Trust{Primary: w.Primary.Public, Region: "eu1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !re.Seed.Equal(orig.Seed) || !re.Salt.Equal(orig.Salt) || !re.TWK.Equal(orig.TWK) || re.Commitments[release.SecretTWK] != orig.Commitments[release.SecretTWK] {
+		t.Error("eu1's secrets from the export differ from those of the release ceremony")
 	}
 	all := map[string][]byte{}
 	for n, f := range out.Files {
@@ -244,9 +340,45 @@ func TestLateRegionExport(t *testing.T) {
 	if _, err := ceremony.Export(ctx, w.Primary.HSM, ceremony.Inputs{Plan: never.Marshal(), Approvals: approve(t, w, never, "alice", "bob"), PrimaryCopy: out.Files["late.primary"]}, clock()); err == nil {
 		t.Error("Export(never issued release) succeeded")
 	}
-	in.PrimaryCopy = out.Files["late.eu1.bundle"]
-	if _, err := ceremony.Export(ctx, w.Primary.HSM, in, clock()); err == nil {
-		t.Error("Export with a region bundle as the primary copy succeeded")
+	pl2 := makePlan(t, w, plan.Export, "late", "us1")
+	bad := ceremony.Inputs{Plan: pl2.Marshal(), Approvals: approve(t, w, pl2, "alice", "bob"), PrimaryCopy: out.Files["late.eu1.bundle"]}
+	if _, err := ceremony.Export(ctx, w.Primary.HSM, bad, clock()); err == nil || !strings.Contains(err.Error(), "not the primary copy") {
+		t.Errorf("Export with a region bundle as the primary copy error = %v", err)
+	}
+}
+
+// TestApprovalsExpire: approvals count at a ceremony only within
+// ceremony.ApprovalMaxAge before its clock and ApprovalMaxSkew after it.
+func TestApprovalsExpire(t *testing.T) {
+	w := getWorld(t)
+	ctx := context.Background()
+	pl := makePlan(t, w, plan.Release, "stale", "eu1")
+	sign := func(at time.Time, names ...string) []plan.NamedApproval {
+		var out []plan.NamedApproval
+		for _, n := range names {
+			out = append(out, plan.NamedApproval{Source: n + ".approval", Data: plan.Approve(w.Officers[n].Signer, pl, at)})
+		}
+		return out
+	}
+	at := func(tm time.Time) func() time.Time { return func() time.Time { return tm } }
+	for name, c := range map[string]struct {
+		approvals []plan.NamedApproval
+		want      string
+	}{
+		"too old":     {sign(t0, "alice", "bob"), "more than 168h0m0s before the ceremony"},
+		"one too old": {append(sign(t0, "alice"), sign(t0.Add(ceremony.ApprovalMaxAge), "bob")...), "alice.approval: the approval is too old"},
+		"future":      {sign(t0.Add(ceremony.ApprovalMaxAge+time.Hour+ceremony.ApprovalMaxSkew+time.Second), "alice", "bob"), "after the ceremony's clock"},
+	} {
+		_, err := ceremony.Run(ctx, w.Primary.HSM, ceremony.Inputs{Plan: pl.Marshal(), Approvals: c.approvals}, at(t0.Add(ceremony.ApprovalMaxAge+time.Hour)))
+		if err == nil || !errors.Is(err, plan.ErrQuorumNotMet) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Run() error = %v, want quorum not met, %q", name, err, c.want)
+		}
+	}
+	// Within the window (the officers' clocks a little ahead) they count,
+	// and the refusals above burned nothing.
+	fresh := sign(t0.Add(ceremony.ApprovalMaxAge+time.Hour+ceremony.ApprovalMaxSkew), "alice", "bob")
+	if _, err := ceremony.Run(ctx, w.Primary.HSM, ceremony.Inputs{Plan: pl.Marshal(), Approvals: fresh}, at(t0.Add(ceremony.ApprovalMaxAge+time.Hour))); err != nil {
+		t.Errorf("Run(fresh approvals) error = %v", err)
 	}
 }
 
@@ -278,7 +410,7 @@ func TestWriteAllOrNothing(t *testing.T) {
 	for _, e := range l.Entries {
 		events = append(events, e.Event)
 	}
-	want := "plan.checked region.verified approval.accepted approval.accepted quorum.met ledger.recorded secret.generated secret.generated secret.generated secret.generated bundle.sealed bundle.sealed transcript.signed"
+	want := "plan.checked region.verified approval.accepted approval.accepted quorum.met ledger.recorded secret.generated secret.generated secret.generated secret.derived secret.derived secret.derived rwk.generated bundle.sealed rwk.generated bundle.sealed transcript.signed"
 	if strings.Join(events, " ") != want {
 		t.Errorf("transcript events = %s\nwant %s", strings.Join(events, " "), want)
 	}

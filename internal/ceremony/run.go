@@ -15,10 +15,12 @@ import (
 )
 
 // Run performs a release ceremony: it checks the plan and its quorum, records
-// the release id in the primary HSM's ledger, generates the RWK, KDF seed,
-// KDF salt and TWK as exportable HSM keys, and seals them to every region of
-// the plan and to the primary's own copy. Files: RELEASE.REGION.bundle for
-// each region, RELEASE.primary, RELEASE.transcript.
+// the release id in the primary HSM's ledger, generates the release's master
+// secrets (KDF seed, KDF salt, TWK) as session keys, derives each region's
+// own secrets from them and seals those to the region under a fresh RWK, and
+// seals the masters to the primary's own unwrap-only key (the primary copy,
+// for later exports). Files: RELEASE.REGION.bundle for each region,
+// RELEASE.primary, RELEASE.transcript.
 func Run(ctx context.Context, h hsm.HSM, in Inputs, now func() time.Time) (*Output, error) {
 	p, err := openPrimary(ctx, h, now)
 	if err != nil {
@@ -28,41 +30,35 @@ func Run(ctx context.Context, h hsm.HSM, in Inputs, now func() time.Time) (*Outp
 	if err != nil {
 		return nil, err
 	}
-	if err := p.recordIssue(ctx, pl.Release); err != nil {
+	if err := p.recordLedger(ctx, LedgerPrefix+pl.Release, pl.Release+" was issued before by this primary; plan a new release id"); err != nil {
 		return nil, err
 	}
 
-	s := &secrets{}
-	defer s.destroy(ctx)
-	spec := hsm.KeySpec{Ephemeral: true, Exportable: true}
-	if s.rwk, err = h.GenerateSecretKey(ctx, spec); err != nil {
-		return nil, fmt.Errorf("ceremony: generate the release wrapping key: %w", err)
-	}
-	if err := p.record("secret.generated", "name", "rwk", "handle", "ephemeral session key"); err != nil {
-		return nil, err
-	}
+	m := &masters{}
+	defer m.destroy(ctx)
 	for _, name := range release.SecretNames {
-		k, err := h.GenerateSecretKey(ctx, spec)
+		k, err := h.GenerateSecretKey(ctx, session)
 		if err != nil {
 			return nil, fmt.Errorf("ceremony: generate %s: %w", name, err)
 		}
-		c, err := k.Digest(ctx, release.CommitmentPrefix(pl.Release, name))
+		m.keys = append(m.keys, k)
+		c, err := checkOf(ctx, pl.Release, name, k)
 		if err != nil {
-			return nil, fmt.Errorf("ceremony: commit to %s: %w", name, err)
+			return nil, err
 		}
-		s.keys, s.com = append(s.keys, k), append(s.com, c)
-		if err := p.record("secret.generated", "name", name, "commitment", hex.EncodeToString(c[:])); err != nil {
+		m.check = append(m.check, c)
+		if err := p.record("secret.generated", "name", name, "check", hex.EncodeToString(c[:])); err != nil {
 			return nil, err
 		}
 	}
 
-	if err := p.sealAll(ctx, s, pl, planDER, approvals); err != nil {
+	sl := sealing{plan: pl, planDER: planDER, approvals: approvals, issued: pl.Created}
+	if err := p.sealRegions(ctx, m, sl); err != nil {
 		return nil, err
 	}
-	own := p.pub.EncryptionKeyID()
 	ownHash := h.Info().OAEPHashes[0]
-	if err := p.seal(ctx, s, pl, planDER, approvals, release.PrimaryCopy, &own, func() ([]byte, hsm.OAEPHash, error) {
-		ct, err := s.rwk.WrapRSA(ctx, p.pub.Encryption, ownHash)
+	if err := p.seal(ctx, sl, release.PrimaryCopy, p.pub.EncryptionKeyID(), m.keys, m.check, func(rwk hsm.SecretKey) ([]byte, hsm.OAEPHash, error) {
+		ct, err := rwk.WrapRSA(ctx, p.pub.Encryption, ownHash)
 		return ct, ownHash, err
 	}); err != nil {
 		return nil, err
@@ -70,24 +66,27 @@ func Run(ctx context.Context, h hsm.HSM, in Inputs, now func() time.Time) (*Outp
 	return p.finish(pl.Release + ".transcript")
 }
 
-// recordIssue adds the release id to the ledger, refusing an id issued before.
-func (p *primary) recordIssue(ctx context.Context, id string) error {
-	_, err := p.h.GenerateSecretKey(ctx, hsm.KeySpec{Label: LedgerPrefix + id})
+// recordLedger adds the entry label to the ledger, refusing one made before
+// (ErrIssued, with why).
+func (p *primary) recordLedger(ctx context.Context, label, why string) error {
+	_, err := p.h.GenerateSecretKey(ctx, hsm.KeySpec{Label: label})
 	if errors.Is(err, hsm.ErrExists) {
-		return fmt.Errorf("%w: %s was issued before by this primary; plan a new release id", ErrIssued, id)
+		return fmt.Errorf("%w: %s", ErrIssued, why)
 	}
 	if err != nil {
-		return fmt.Errorf("ceremony: record %s in the ledger: %w", id, err)
+		return fmt.Errorf("ceremony: record %s in the ledger: %w", label, err)
 	}
-	return p.record("ledger.recorded", "release", id, "label", LedgerPrefix+id)
+	return p.record("ledger.recorded", "release", p.log.Release, "label", label)
 }
 
 // Export gives an issued release to the regions of an export plan (regions
 // enrolled after the release). It needs the primary's copy of the release:
-// the RWK is unwrapped into the primary HSM from it, the secrets are
-// unwrapped under the RWK and checked against their commitments, and they are
-// sealed to the new regions exactly as in Run. Files: one bundle per region
-// and RELEASE.export-TIME.transcript.
+// its RWK is unwrapped by the primary's unwrap-only key into a key that
+// never leaves the HSM, the masters under it likewise, and they are checked
+// against the copy's commitments; each new region's secrets are then derived
+// and sealed exactly as in Run (so they are the same as if the region had
+// been in the release plan). The export plan is recorded in the ledger and
+// runs once. Files: one bundle per region and RELEASE.export-TIME.transcript.
 func Export(ctx context.Context, h hsm.HSM, in Inputs, now func() time.Time) (*Output, error) {
 	p, err := openPrimary(ctx, h, now)
 	if err != nil {
@@ -106,41 +105,51 @@ func Export(ctx context.Context, h hsm.HSM, in Inputs, now func() time.Time) (*O
 	if err != nil {
 		return nil, fmt.Errorf("ceremony: the primary copy: %w", err)
 	}
-	if cp.Region != release.PrimaryCopy || cp.Release != pl.Release {
+	if cp.Region != release.PrimaryCopy || cp.Release != pl.Release || cp.Kind != release.KindRelease {
 		return nil, fmt.Errorf("ceremony: %s is not the primary copy of release %s", cp.Name(), pl.Release)
 	}
 	if cp.Iterations != pl.Iterations {
 		return nil, fmt.Errorf("ceremony: the export plan says %d PBKDF2 iterations, release %s has %d", pl.Iterations, pl.Release, cp.Iterations)
 	}
-	if err := p.record("primary-copy.verified", "release", cp.Release, "transcript-head", hex.EncodeToString(cp.Transcript[:])); err != nil {
+	if err := p.record("primary-copy.verified", "release", cp.Release, "issued", cp.Issued.Format(time.RFC3339),
+		"transcript-head", hex.EncodeToString(cp.Transcript[:])); err != nil {
+		return nil, err
+	}
+	digest := pl.Digest()
+	if err := p.recordLedger(ctx, ExportLedgerPrefix+pl.Release+"/"+hex.EncodeToString(digest[:8]),
+		"this export plan of "+pl.Release+" already ran; plan the export again"); err != nil {
 		return nil, err
 	}
 
-	s := &secrets{}
-	defer s.destroy(ctx)
-	spec := hsm.KeySpec{Ephemeral: true, Exportable: true}
-	if s.rwk, err = p.enc.Unwrap(ctx, cp.RWK, cp.OAEPHash, spec); err != nil {
-		return nil, fmt.Errorf("ceremony: unwrap the release wrapping key: %w", err)
+	// Unwrapped by the unwrap-only key, the RWK is never exportable; it
+	// may only unwrap the masters, which may only derive.
+	inside := hsm.KeySpec{Ephemeral: true, Derivable: true}
+	rwk, err := p.enc.Unwrap(ctx, cp.RWK, cp.OAEPHash, inside)
+	if err != nil {
+		return nil, fmt.Errorf("ceremony: unwrap the release wrapping key of the primary copy: %w", err)
 	}
+	defer rwk.Destroy(ctx)
+	m := &masters{}
+	defer m.destroy(ctx)
 	for _, ws := range cp.Secrets {
-		k, err := s.rwk.Unwrap(ctx, ws.Wrapped, release.WrapContext(cp.Release, release.PrimaryCopy, ws.Name), spec)
+		k, err := rwk.Unwrap(ctx, ws.Wrapped, release.WrapContext(cp.Release, release.PrimaryCopy, ws.Name), inside)
 		if err != nil {
 			return nil, fmt.Errorf("ceremony: unwrap %s from the primary copy: %w", ws.Name, err)
 		}
-		s.keys = append(s.keys, k)
-		c, err := k.Digest(ctx, release.CommitmentPrefix(cp.Release, ws.Name))
+		m.keys = append(m.keys, k)
+		c, err := checkOf(ctx, cp.Release, ws.Name, k)
 		if err != nil {
 			return nil, err
 		}
 		if subtle.ConstantTimeCompare(c[:], ws.Commitment[:]) != 1 {
 			return nil, fmt.Errorf("ceremony: %s from the primary copy does not match its commitment", ws.Name)
 		}
-		s.com = append(s.com, c)
-		if err := p.record("secret.recovered", "name", ws.Name, "commitment", hex.EncodeToString(c[:])); err != nil {
+		m.check = append(m.check, c)
+		if err := p.record("secret.recovered", "name", ws.Name, "check", hex.EncodeToString(c[:])); err != nil {
 			return nil, err
 		}
 	}
-	if err := p.sealAll(ctx, s, pl, planDER, approvals); err != nil {
+	if err := p.sealRegions(ctx, m, sealing{plan: pl, planDER: planDER, approvals: approvals, issued: cp.Issued}); err != nil {
 		return nil, err
 	}
 	return p.finish(fmt.Sprintf("%s.export-%s.transcript", pl.Release, p.now().UTC().Format("20060102T150405Z")))

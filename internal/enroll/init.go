@@ -112,7 +112,7 @@ func InitPrimary(ctx context.Context, h hsm.HSM, now time.Time) ([]byte, error) 
 	if err != nil {
 		return nil, fmt.Errorf("enroll: generate the primary signing key: %w", err)
 	}
-	enc, err := h.GenerateEncryptionKey(ctx, LabelPrimaryEncryption)
+	enc, err := h.GenerateEncryptionKey(ctx, LabelPrimaryEncryption, hsm.UseUnwrapOnly)
 	if err != nil {
 		return nil, fmt.Errorf("enroll: generate the primary encryption key: %w", err)
 	}
@@ -140,7 +140,7 @@ func InitRegion(ctx context.Context, h hsm.HSM, region string, now time.Time) ([
 	if err := refuseIfInitialized(ctx, h); err != nil {
 		return nil, err
 	}
-	enc, err := h.GenerateEncryptionKey(ctx, LabelRegionEncryption)
+	enc, err := h.GenerateEncryptionKey(ctx, LabelRegionEncryption, hsm.UseDecrypt)
 	if err != nil {
 		return nil, fmt.Errorf("enroll: generate the regional encryption key: %w", err)
 	}

@@ -176,7 +176,7 @@ func bundleTemplate(t testing.TB, signer crypto.Signer, releaseID, region string
 	b := &release.Bundle{
 		Kind: release.KindRelease, Release: releaseID, Region: region, Iterations: 600_000,
 		Primary: pid, Recipient: recipient, OAEPHash: hsm.OAEPSHA256,
-		RWK: random(t, 64), Plan: plan, Approvals: approvals, Created: now,
+		RWK: random(t, 64), Plan: plan, Approvals: approvals, Created: now, Issued: now,
 	}
 	copy(b.Transcript[:], random(t, 32))
 	for _, name := range release.SecretNames {

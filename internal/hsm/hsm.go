@@ -15,6 +15,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"errors"
+	"fmt"
 )
 
 // Sentinel errors. Backends wrap them with detail; test with errors.Is.
@@ -31,6 +32,9 @@ var (
 	ErrNotExportable = errors.New("hsm: key is not exportable")
 	// ErrSelfTest: the known-answer self-test failed when the HSM was opened.
 	ErrSelfTest = errors.New("hsm: known-answer self-test failed")
+	// ErrNotPermitted: the key may not do that (an unwrap-only key asked to
+	// decrypt, or to unwrap into an exportable key).
+	ErrNotPermitted = errors.New("hsm: the key is not permitted to do that")
 )
 
 // Fixed algorithm parameters of the key hierarchy.
@@ -49,9 +53,9 @@ type HSM interface {
 	// Random returns n bytes from the HSM's random number generator.
 	Random(ctx context.Context, n int) ([]byte, error)
 
-	// GenerateEncryptionKey creates an RSA-4096 key pair for RSA-OAEP.
-	// Its private half never leaves the HSM.
-	GenerateEncryptionKey(ctx context.Context, label string) (EncryptionKey, error)
+	// GenerateEncryptionKey creates an RSA-4096 key pair for RSA-OAEP
+	// whose private half may do use. Its private half never leaves the HSM.
+	GenerateEncryptionKey(ctx context.Context, label string, use RSAUse) (EncryptionKey, error)
 	// GenerateSigningKey creates an ECDSA P-384 key pair. Its private half
 	// never leaves the HSM.
 	GenerateSigningKey(ctx context.Context, label string) (SigningKey, error)
@@ -101,6 +105,44 @@ type KeySpec struct {
 	// SecretKey.WrapRSA), never in plaintext, and only they may wrap other
 	// keys under a context (see SecretKey.Wrap). Other keys never leave it.
 	Exportable bool
+	// Derivable lets a key that is not Exportable derive keys
+	// (SecretKey.Derive) and unwrap under a context (SecretKey.Unwrap):
+	// PKCS#11's CKA_DERIVE on a key that is not extractable. A PIN holder
+	// can then derive extractable keys from it, so only the keys that must
+	// (a release's keys unwrapped at the primary from its own copy, to be
+	// given to a late region) are made Derivable; see docs/threat-model.md.
+	// Exportable keys may always derive.
+	Derivable bool
+}
+
+// RSAUse is what the private half of an RSA key pair may do, besides the
+// RSA-PSS signature that proves its possession (EncryptionKey.SignPSS).
+type RSAUse uint8
+
+// The uses of RSA key pairs.
+const (
+	// UseDecrypt: Decrypt and Unwrap (a regional HSM's key, upload
+	// certificates' keys).
+	UseDecrypt RSAUse = iota
+	// UseUnwrapOnly: Unwrap only, and only into keys that are sensitive and
+	// not Exportable. Decrypt, and an Unwrap whose spec is Exportable, are
+	// ErrNotPermitted. On PKCS#11: CKA_DECRYPT false, and a
+	// CKA_UNWRAP_TEMPLATE that forces CKA_SENSITIVE and no
+	// CKA_EXTRACTABLE on every key it unwraps. The primary's encryption key
+	// is of this kind: what is encrypted to it (its copy of each release)
+	// is never readable outside the HSM, not even by the holder of its PIN
+	// through Strongroom.
+	UseUnwrapOnly
+)
+
+func (u RSAUse) String() string {
+	switch u {
+	case UseDecrypt:
+		return "decrypt"
+	case UseUnwrapOnly:
+		return "unwrap-only"
+	}
+	return fmt.Sprintf("RSAUse(%d)", uint8(u))
 }
 
 // EncryptionKey is an RSA-4096 key pair whose private half lives in the HSM.
@@ -111,10 +153,16 @@ type EncryptionKey interface {
 	crypto.Decrypter
 	// Label is the key's label in the HSM.
 	Label() string
+	// Use is what the private half may do.
+	Use() RSAUse
 	// RSAPublicKey returns the public half.
 	RSAPublicKey() *rsa.PublicKey
 	// Unwrap decrypts an RSA-OAEP ciphertext holding an AES-256 key straight
-	// into the HSM, without the key appearing in host memory.
+	// into the HSM, without the key appearing in host memory. An unwrap-only
+	// key (UseUnwrapOnly) refuses an Exportable spec (ErrNotPermitted), and
+	// on tokens that do not report the length of unwrapped keys it cannot
+	// check that the key is 32 bytes long: its callers unwrap only what
+	// they authenticated (the primary's own signed copy of a release).
 	Unwrap(ctx context.Context, ciphertext []byte, hash OAEPHash, spec KeySpec) (SecretKey, error)
 	// SignPSS proves possession of the key: an RSA-PSS signature (SHA-256,
 	// salt length 32) over message. Used only for enrollment requests.
@@ -157,9 +205,15 @@ type SecretKey interface {
 	// may leave the HSM anyway carry CKA_DERIVE and may wrap.
 	Wrap(ctx context.Context, key SecretKey, context []byte) ([]byte, error)
 	// Unwrap imports a key wrapped by Wrap (or by the software equivalent,
-	// keywrap.WrapPad under ContextKEK) under the same context. Like Wrap, it
-	// needs this key to be Exportable.
+	// keywrap.WrapPad under ContextKEK) under the same context. It needs
+	// this key to be Exportable or Derivable.
 	Unwrap(ctx context.Context, wrapped, context []byte, spec KeySpec) (SecretKey, error)
+	// Derive returns a new AES-256 key derived from this key for context:
+	// the two AES-256 blocks of DeriveInput(context) encrypted under this
+	// key (DeriveKey in software; CKM_AES_ECB_ENCRYPT_DATA inside a
+	// PKCS#11 token), made per spec. This key must be Exportable or
+	// Derivable, else ErrNotExportable.
+	Derive(ctx context.Context, context []byte, spec KeySpec) (SecretKey, error)
 	// Digest returns SHA-256(prefix || key), computed inside the HSM, as a
 	// commitment to the key's value (PKCS#11 C_DigestKey). Only for
 	// Exportable keys, else ErrNotExportable.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/strongroom-kms/strongroom/internal/officer"
 )
@@ -15,6 +16,9 @@ var (
 	ErrNotOfficer = errors.New("plan: signed by a key that is not an officer of this plan")
 	ErrOtherPlan  = errors.New("plan: approves a different plan")
 	ErrDuplicate  = errors.New("plan: duplicate approval by an officer already counted")
+	// ErrStale: the approval was signed too long before the ceremony, or
+	// after it (CheckQuorumAt).
+	ErrStale = errors.New("plan: the approval is too old, or from the future")
 	// ErrQuorumNotMet is what Quorum.Err wraps.
 	ErrQuorumNotMet = errors.New("plan: quorum not met")
 )
@@ -30,7 +34,7 @@ type Result struct {
 	Source   string
 	Approval *Approval       // nil if unreadable or its signature does not verify
 	Officer  *officer.Public // the plan's officer who signed; nil unless it approves this plan and is by one of its officers
-	Err      error           // nil if counted; else wraps ErrUnreadable, ErrBadSignature, ErrNotOfficer, ErrOtherPlan or ErrDuplicate
+	Err      error           // nil if counted; else wraps ErrUnreadable, ErrBadSignature, ErrNotOfficer, ErrOtherPlan, ErrStale or ErrDuplicate
 }
 
 // OK reports whether the approval counts towards the quorum.
@@ -96,7 +100,45 @@ func (q Quorum) detail() string {
 // officers of p who approved it. An approval counts if it parses, its
 // signature verifies, it names p's digest (and p's release and kind), it is
 // signed by one of p's officers, and that officer is not already counted.
+//
+// CheckQuorum takes approvals of any age: a region checks, long after the
+// ceremony, that a bundle's plan was approved. The ceremony itself uses
+// CheckQuorumAt.
 func CheckQuorum(p *Plan, approvals []NamedApproval) Quorum {
+	return checkQuorum(p, approvals, nil)
+}
+
+// Window is when an approval counts at a ceremony: signed at most MaxAge
+// before Now, and at most MaxSkew after it (the officers' clocks).
+type Window struct {
+	Now     time.Time
+	MaxAge  time.Duration
+	MaxSkew time.Duration
+}
+
+func (w *Window) check(a *Approval) error {
+	if w == nil {
+		return nil
+	}
+	switch {
+	case a.Time.After(w.Now.Add(w.MaxSkew)):
+		return fmt.Errorf("%w: signed %s, after the ceremony's clock (%s)", ErrStale,
+			a.Time.Format(time.RFC3339), w.Now.UTC().Format(time.RFC3339))
+	case a.Time.Before(w.Now.Add(-w.MaxAge)):
+		return fmt.Errorf("%w: signed %s, more than %s before the ceremony; approve the plan again", ErrStale,
+			a.Time.Format(time.RFC3339), w.MaxAge)
+	}
+	return nil
+}
+
+// CheckQuorumAt is CheckQuorum at a ceremony: an approval also has to be
+// signed within w, so that approvals collected for one ceremony cannot be
+// kept and brought to another much later.
+func CheckQuorumAt(p *Plan, approvals []NamedApproval, w Window) Quorum {
+	return checkQuorum(p, approvals, &w)
+}
+
+func checkQuorum(p *Plan, approvals []NamedApproval, w *Window) Quorum {
 	c := p.canonical()
 	digest := p.Digest()
 	q := Quorum{Required: int(c.Quorum), Officers: len(c.Officers)}
@@ -112,6 +154,9 @@ func CheckQuorum(p *Plan, approvals []NamedApproval) Quorum {
 		default:
 			r.Approval = a
 			r.Err = c.check(a, digest, counted, &r)
+			if r.Err == nil {
+				r.Err = w.check(a)
+			}
 		}
 		if r.Err == nil {
 			counted[a.OfficerID()] = na.Source

@@ -1,6 +1,12 @@
-// Package release is the per-release bundle: the release secrets sealed by
-// the primary HSM to one regional HSM, and Open, which a regional server
-// calls to verify a bundle and recover the secrets inside its own HSM.
+// Package release is the per-release bundle: one region's secrets of a
+// release, derived by the primary HSM from the release's master secrets and
+// sealed to that regional HSM, and Open, which a regional server calls to
+// verify a bundle and recover its secrets inside its own HSM.
+//
+// Each region gets its own secrets under its own release wrapping key (RWK):
+// what one regional HSM opens is useless in every other region. The
+// primary's own copy of a release (the masters, sealed to the primary's
+// unwrap-only key) is never opened outside the primary HSM.
 //
 // The byte-level format is in docs/ceremony.md.
 package release
@@ -23,8 +29,8 @@ import (
 const PEMType = "STRONGROOM RELEASE BUNDLE"
 
 const (
-	bundleVersion = 1
-	bundleDomain  = "strongroom release bundle v1"
+	bundleVersion = 2
+	bundleDomain  = "strongroom release bundle v2"
 	maxBundle     = 4 << 20
 )
 
@@ -44,15 +50,18 @@ const (
 	KindExport  uint8 = 2 // an existing release given to a late region
 )
 
-// PrimaryCopy is the Region of the primary's own copy of a release: the RWK
-// encrypted to the primary encryption key, so that later exports work.
+// PrimaryCopy is the Region of the primary's own copy of a release: the
+// release's master secrets under an RWK encrypted to the primary's
+// unwrap-only encryption key, so that later exports work. No node opens it
+// (Open refuses it); only the primary HSM unwraps it, into keys that never
+// leave it.
 const PrimaryCopy = ""
 
 // WrappedSecret is one release secret wrapped under the RWK.
 type WrappedSecret struct {
 	Name       string
 	Wrapped    []byte   // hsm.SecretKey.Wrap output (RFC 5649 under the context KEK)
-	Commitment [32]byte // see Commitment
+	Commitment [32]byte // see CommitmentPrefix
 }
 
 // Bundle is a release sealed to one region (or the primary's copy).
@@ -70,33 +79,57 @@ type Bundle struct {
 	Approvals  [][]byte // the approvals counted, binary
 	Transcript [32]byte // the transcript head when the bundle was made
 	Created    time.Time
+	// Issued is when the release was planned: its release plan's creation
+	// time, also in the bundles of an export. Releases are ordered by it.
+	Issued time.Time
 
 	body, sig []byte
 }
 
-// WrapContext is the context the secret name is wrapped under: release,
-// region and secret name, length-prefixed and domain-separated.
-func WrapContext(releaseID, region, name string) []byte {
+func contextOf(domain string, parts ...string) []byte {
 	var b cryptobyte.Builder
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte("strongroom release secret v1")) })
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(releaseID)) })
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(region)) })
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(name)) })
+	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(domain)) })
+	for _, p := range parts {
+		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(p)) })
+	}
 	return b.BytesOrPanic()
 }
 
-// CommitmentPrefix is what precedes the secret in its commitment:
-// SHA-256(CommitmentPrefix(release, name) || secret). It does not name the
-// region, so every region's bundle commits to the same value.
-func CommitmentPrefix(releaseID, name string) []byte {
-	var b cryptobyte.Builder
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte("strongroom release commitment v1")) })
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(releaseID)) })
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(name)) })
-	return b.BytesOrPanic()
+// WrapContext is the context a secret is wrapped under in a bundle:
+// release, region (PrimaryCopy for the masters) and secret name,
+// length-prefixed and domain-separated.
+func WrapContext(releaseID, region, name string) []byte {
+	return contextOf("strongroom release secret v2", releaseID, region, name)
+}
+
+// RegionContext is the derivation context (hsm.SecretKey.Derive) of a
+// region's secret from the release's master secret of the same name.
+func RegionContext(releaseID, region, name string) []byte {
+	return contextOf("strongroom region secret v1", releaseID, region, name)
+}
+
+// CheckContext is the derivation context of a master secret's check key:
+// the primary copy commits to the check key, not to the master itself, so
+// that the primary can check a master it may not digest (one unwrapped
+// from its copy is never exportable).
+func CheckContext(releaseID, name string) []byte {
+	return contextOf("strongroom release check v1", releaseID, name)
+}
+
+// CommitmentPrefix is what precedes the committed key in a commitment:
+// SHA-256(CommitmentPrefix(release, region, name) || key). The key is the
+// region's secret in a region's bundle, the master's check key in the
+// primary copy (region PrimaryCopy).
+func CommitmentPrefix(releaseID, region, name string) []byte {
+	return contextOf("strongroom release commitment v2", releaseID, region, name)
 }
 
 func (b *Bundle) marshalBody() ([]byte, error) {
+	for what, t := range map[string]time.Time{"creation": b.Created, "issue": b.Issued} {
+		if t.Unix() < 0 || t.Unix() > maxUnix {
+			return nil, fmt.Errorf("release: bundle %s time %s is out of range", what, t.Format(time.RFC3339))
+		}
+	}
 	var x cryptobyte.Builder
 	x.AddUint8(bundleVersion)
 	x.AddUint8(b.Kind)
@@ -121,6 +154,7 @@ func (b *Bundle) marshalBody() ([]byte, error) {
 	})
 	x.AddBytes(b.Transcript[:])
 	x.AddUint64(uint64(b.Created.Unix()))
+	x.AddUint64(uint64(b.Issued.Unix()))
 	return x.Bytes()
 }
 
@@ -141,6 +175,9 @@ func (b *Bundle) Sign(signer crypto.Signer) ([]byte, error) {
 
 var errMalformed = errors.New("release: truncated or malformed bundle")
 
+// maxUnix is 9999-12-31T23:59:59Z, the last time a bundle may carry.
+const maxUnix = 253402300799
+
 // Parse decodes a binary bundle. It checks structure only; Verify checks the
 // signature.
 func Parse(der []byte) (*Bundle, error) {
@@ -155,7 +192,7 @@ func Parse(der []byte) (*Bundle, error) {
 		return nil, errMalformed
 	}
 	if v != bundleVersion {
-		return nil, fmt.Errorf("release: bundle version %d is not supported (want %d)", v, bundleVersion)
+		return nil, fmt.Errorf("release: bundle version %d is not supported (want %d; a version 1 bundle gives every region the same secrets: run a new release ceremony)", v, bundleVersion)
 	}
 	if !s.ReadUint8(&b.Kind) || !s.ReadUint8LengthPrefixed(&rel) || !s.ReadUint8LengthPrefixed(&region) ||
 		!s.ReadUint32(&b.Iterations) || !s.CopyBytes(b.Primary[:]) || !s.CopyBytes(b.Recipient[:]) ||
@@ -203,11 +240,13 @@ func Parse(der []byte) (*Bundle, error) {
 		}
 		b.Approvals = append(b.Approvals, []byte(a))
 	}
-	var created uint64
-	if !s.CopyBytes(b.Transcript[:]) || !s.ReadUint64(&created) || created > 253402300799 {
+	var created, issued uint64
+	if !s.CopyBytes(b.Transcript[:]) || !s.ReadUint64(&created) || created > maxUnix ||
+		!s.ReadUint64(&issued) || issued > maxUnix {
 		return nil, errMalformed
 	}
 	b.Created = time.Unix(int64(created), 0).UTC()
+	b.Issued = time.Unix(int64(issued), 0).UTC()
 	b.body = der[:len(der)-len(s)]
 	var sig cryptobyte.String
 	if !s.ReadUint16LengthPrefixed(&sig) || !s.Empty() {

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ func handMade(t testing.TB) (*Bundle, []byte) {
 		Kind: KindRelease, Release: "2026-1", Region: "eu1", Iterations: 600000,
 		Primary: id, Recipient: sign.KeyID{7}, OAEPHash: hsm.OAEPSHA256, RWK: bytes.Repeat([]byte{1}, 512),
 		Plan: []byte("plan"), Approvals: [][]byte{[]byte("a1"), []byte("a2")}, Transcript: [32]byte{3},
-		Created: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC),
+		Created: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC), Issued: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC),
 	}
 	for i, n := range SecretNames {
 		b.Secrets = append(b.Secrets, WrappedSecret{Name: n, Wrapped: bytes.Repeat([]byte{byte(i)}, 40), Commitment: [32]byte{byte(i)}})
@@ -45,7 +46,7 @@ func TestBundleRoundTrip(t *testing.T) {
 	}
 	if got.Release != want.Release || got.Region != want.Region || got.Iterations != want.Iterations ||
 		!bytes.Equal(got.RWK, want.RWK) || len(got.Approvals) != 2 || got.Secrets[2].Commitment != want.Secrets[2].Commitment ||
-		!got.Created.Equal(want.Created) || got.Name() != "2026-1.eu1.bundle" {
+		!got.Created.Equal(want.Created) || !got.Issued.Equal(want.Issued) || got.Name() != "2026-1.eu1.bundle" {
 		t.Errorf("Parse() = %+v, want %+v", got, want)
 	}
 	p := &enroll.Primary{Signing: &signingKey.PublicKey}
@@ -72,8 +73,42 @@ func TestContextsDiffer(t *testing.T) {
 			t.Errorf("WrapContext collision: %x", a)
 		}
 	}
-	if bytes.Equal(CommitmentPrefix("r", "twk"), CommitmentPrefix("r", "kdf-seed")) {
-		t.Error("CommitmentPrefix collision")
+	// Every context of every purpose differs from every other.
+	seen := map[string]string{}
+	for what, c := range map[string][]byte{
+		"wrap eu1":         WrapContext("r", "eu1", "twk"),
+		"wrap primary":     WrapContext("r", PrimaryCopy, "twk"),
+		"region eu1":       RegionContext("r", "eu1", "twk"),
+		"region us1":       RegionContext("r", "us1", "twk"),
+		"region eu1 seed":  RegionContext("r", "eu1", "kdf-seed"),
+		"check":            CheckContext("r", "twk"),
+		"check seed":       CheckContext("r", "kdf-seed"),
+		"commit eu1":       CommitmentPrefix("r", "eu1", "twk"),
+		"commit us1":       CommitmentPrefix("r", "us1", "twk"),
+		"commit primary":   CommitmentPrefix("r", PrimaryCopy, "twk"),
+		"commit eu1 seed":  CommitmentPrefix("r", "eu1", "kdf-seed"),
+		"commit r2 eu1":    CommitmentPrefix("r2", "eu1", "twk"),
+		"region r2 eu1":    RegionContext("r2", "eu1", "twk"),
+		"region shifted":   RegionContext("r", "eu", "1twk"),
+		"commit shifted":   CommitmentPrefix("r", "eu", "1twk"),
+		"wrap shifted":     WrapContext("r", "eu", "1twk"),
+		"wrap primary r2":  WrapContext("r2", PrimaryCopy, "twk"),
+		"check r2":         CheckContext("r2", "twk"),
+		"check shifted":    CheckContext("r", "twk\x00"),
+		"commit primary 2": CommitmentPrefix("r2", PrimaryCopy, "twk"),
+	} {
+		if other, ok := seen[string(c)]; ok {
+			t.Errorf("contexts %q and %q collide: %x", what, other, c)
+		}
+		seen[string(c)] = what
+	}
+}
+
+func TestParseRefusesVersion1(t *testing.T) {
+	_, der := handMade(t)
+	der[0] = 1
+	if _, err := Parse(der); err == nil || !strings.Contains(err.Error(), "version 1") {
+		t.Errorf("Parse(version 1) error = %v, want a clear refusal", err)
 	}
 }
 

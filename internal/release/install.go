@@ -25,7 +25,9 @@ var (
 // installed.
 type InstalledOtherError struct{ ID string }
 
-func (e *InstalledOtherError) Error() string { return "another bundle of release " + e.ID + " is installed" }
+func (e *InstalledOtherError) Error() string {
+	return "another bundle of release " + e.ID + " is installed"
+}
 
 // Is makes errors.Is(err, ErrInstalledOther) true.
 func (e *InstalledOtherError) Is(target error) bool { return target == ErrInstalledOther }
@@ -129,4 +131,6 @@ func (in *Installer) Install(ctx context.Context, rec *audit.Entry, bundle []byt
 }
 
 // Installed lists the installed releases, oldest first.
-func (in *Installer) Installed(ctx context.Context) ([]Installation, error) { return in.st.Releases(ctx) }
+func (in *Installer) Installed(ctx context.Context) ([]Installation, error) {
+	return in.st.Releases(ctx)
+}

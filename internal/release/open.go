@@ -56,12 +56,14 @@ type Release struct {
 	Kind       uint8
 	Region     string
 	Iterations uint32
-	Created    time.Time
+	Created    time.Time // when the bundle was sealed
+	Issued     time.Time // when the release was planned (Bundle.Issued)
 	PlanDigest [32]byte
 	Seed       secret.Key
 	Salt       secret.Key
 	TWK        secret.Key
-	// Commitments to each secret, by name (equal in every region's bundle).
+	// Commitments to each secret, by name (this region's secrets: they
+	// differ from region to region).
 	Commitments map[string][32]byte
 }
 
@@ -107,6 +109,12 @@ func Verify(data []byte, p *enroll.Primary) (*Bundle, *plan.Plan, error) {
 	if pl.Release != b.Release || pl.Kind != plan.Kind(b.Kind) || pl.Iterations != b.Iterations || pl.Primary != b.Primary {
 		return nil, nil, fmt.Errorf("release: bundle %s does not match its plan", b.Name())
 	}
+	// A release bundle was issued by its own plan. (An export carries the
+	// time of the release plan it exports, from the primary's signed copy.)
+	if b.Kind == KindRelease && !b.Issued.Equal(pl.Created) {
+		return nil, nil, fmt.Errorf("release: bundle %s says the release was issued %s, which its plan (created %s) contradicts",
+			b.Name(), b.Issued.Format(time.RFC3339), pl.Created.Format(time.RFC3339))
+	}
 	// The certificates were checked when the ceremony ran; check them again,
 	// at the time the bundle was made (a certificate expiring later must not
 	// make an installed release unreadable).
@@ -133,13 +141,18 @@ func Verify(data []byte, p *enroll.Primary) (*Bundle, *plan.Plan, error) {
 	return nil, nil, fmt.Errorf("release: bundle %s is for region %s, which its plan does not name", b.Name(), b.Region)
 }
 
-// Open verifies a bundle (Verify) for the pinned trust, decrypts its RWK with
-// the regional HSM's encryption key, unwraps the secrets and checks them
-// against their commitments. The RWK never outlives the call.
+// Open verifies a region's bundle (Verify) for the pinned trust, decrypts its
+// RWK with the regional HSM's encryption key, unwraps the secrets and checks
+// them against their commitments. The RWK never outlives the call. The
+// primary's copy of a release is refused: its masters are opened only inside
+// the primary HSM, by an export ceremony.
 func Open(ctx context.Context, h hsm.HSM, data []byte, trust Trust) (*Release, error) {
 	b, pl, err := Verify(data, trust.Primary)
 	if err != nil {
 		return nil, err
+	}
+	if b.Region == PrimaryCopy {
+		return nil, fmt.Errorf("release: %s is the primary's own copy of release %s: it is never opened outside the primary HSM; install a region's bundle", b.Name(), b.Release)
 	}
 	if b.Region != trust.Region {
 		return nil, fmt.Errorf("release: bundle %s is for region %q, this node serves %q", b.Name(), b.Region, trust.Region)
@@ -150,9 +163,6 @@ func Open(ctx context.Context, h hsm.HSM, data []byte, trust Trust) (*Release, e
 		}
 	}
 	label := enroll.LabelRegionEncryption
-	if b.Region == PrimaryCopy {
-		label = enroll.LabelPrimaryEncryption
-	}
 	ek, err := h.EncryptionKey(ctx, label)
 	if err != nil {
 		return nil, fmt.Errorf("release: the HSM has no %s key: %w", label, err)
@@ -173,7 +183,7 @@ func Open(ctx context.Context, h hsm.HSM, data []byte, trust Trust) (*Release, e
 
 	r := &Release{
 		ID: b.Release, Kind: b.Kind, Region: b.Region, Iterations: b.Iterations, Created: b.Created,
-		PlanDigest: pl.Digest(), Commitments: map[string][32]byte{},
+		Issued: b.Issued, PlanDigest: pl.Digest(), Commitments: map[string][32]byte{},
 	}
 	keys := map[string]*secret.Key{SecretKDFSeed: &r.Seed, SecretKDFSalt: &r.Salt, SecretTWK: &r.TWK}
 	for _, ws := range b.Secrets {
@@ -202,7 +212,7 @@ func unwrapSecret(rwk secret.Key, releaseID, region string, ws WrappedSecret) (s
 	if err != nil {
 		return secret.Key{}, fmt.Errorf("secret %s is not 256 bits", ws.Name)
 	}
-	c := Commit(releaseID, ws.Name, k)
+	c := Commit(releaseID, region, ws.Name, k)
 	if subtle.ConstantTimeCompare(c[:], ws.Commitment[:]) != 1 {
 		k.Destroy()
 		return secret.Key{}, fmt.Errorf("secret %s does not match its commitment", ws.Name)
@@ -210,10 +220,10 @@ func unwrapSecret(rwk secret.Key, releaseID, region string, ws WrappedSecret) (s
 	return k, nil
 }
 
-// Commit computes a secret's commitment in software.
-func Commit(releaseID, name string, k secret.Key) [32]byte {
+// Commit computes a region's secret's commitment in software.
+func Commit(releaseID, region, name string, k secret.Key) [32]byte {
 	h := sha256.New()
-	h.Write(CommitmentPrefix(releaseID, name))
+	h.Write(CommitmentPrefix(releaseID, region, name))
 	h.Write(k.Bytes())
 	var c [32]byte
 	h.Sum(c[:0])

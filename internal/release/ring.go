@@ -20,7 +20,8 @@ type Meta struct {
 	ID         string
 	Kind       uint8
 	Iterations uint32
-	Created    time.Time
+	Created    time.Time // when its bundle was sealed
+	Issued     time.Time // when the release was planned: what orders releases
 	PlanDigest [32]byte
 }
 
@@ -72,7 +73,7 @@ func (r *Ring) Add(ctx context.Context, name string, data []byte) (Meta, error) 
 		return Meta{}, err
 	}
 	defer rel.Destroy()
-	m := Meta{ID: rel.ID, Kind: rel.Kind, Iterations: rel.Iterations, Created: rel.Created, PlanDigest: rel.PlanDigest}
+	m := Meta{ID: rel.ID, Kind: rel.Kind, Iterations: rel.Iterations, Created: rel.Created, Issued: rel.Issued, PlanDigest: rel.PlanDigest}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -138,7 +139,9 @@ func (r *Ring) Meta(id string) (Meta, error) {
 	return m, nil
 }
 
-// Current is the newest loaded release: the one new tenant secrets are
+// Current is the newest loaded release, by the time it was issued (not when
+// its bundle was sealed: an export of an old release to this region is not
+// newer than the releases planned after it): the one new tenant secrets are
 // wrapped under.
 func (r *Ring) Current() (Meta, error) {
 	all := r.Releases()
@@ -163,7 +166,7 @@ func (r *Ring) CurrentTWK(ctx context.Context) (Meta, secret.Key, error) {
 	return cur, twk, nil
 }
 
-// Releases lists the loaded releases, oldest first.
+// Releases lists the loaded releases, oldest issued first.
 func (r *Ring) Releases() []Meta {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -172,8 +175,8 @@ func (r *Ring) Releases() []Meta {
 		out = append(out, m)
 	}
 	sort.Slice(out, func(i, j int) bool {
-		if !out[i].Created.Equal(out[j].Created) {
-			return out[i].Created.Before(out[j].Created)
+		if !out[i].Issued.Equal(out[j].Issued) {
+			return out[i].Issued.Before(out[j].Issued)
 		}
 		return out[i].ID < out[j].ID
 	})

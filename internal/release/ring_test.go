@@ -137,3 +137,52 @@ func TestOfficerRoster(t *testing.T) {
 		}
 	}
 }
+
+// TestExportIsNotCurrent: an export of an old release to a region that
+// already holds a newer one does not become the current release there.
+// Releases are ordered by when they were planned, not by when their bundle
+// was sealed.
+func TestExportIsNotCurrent(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	r1, err := w.Release(ctx, "2026-1", world.Spec{Created: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap1, err := w.Enroll(ctx, "ap1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := w.Release(ctx, "2026-2", world.Spec{Created: now.Add(24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp, err := w.Export(ctx, "2026-1", r1.PrimaryCopy, world.Spec{Regions: []string{"ap1"}, Created: now.Add(48 * time.Hour)})
+	if err != nil {
+		t.Fatalf("Export(2026-1 to ap1) error = %v", err)
+	}
+	cache := keycache.New(keycache.Options{})
+	defer cache.Close()
+	ring := release.NewRing(ap1.HSM, w.Trust("ap1"), cache)
+	for _, b := range []struct {
+		name string
+		data []byte
+	}{{"2026-2.ap1.bundle", r2.Bundles["ap1"]}, {"2026-1.ap1.bundle", exp.Bundles["ap1"]}} {
+		if _, err := ring.Load(ctx, b.name, b.data); err != nil {
+			t.Fatalf("Load(%s) error = %v", b.name, err)
+		}
+	}
+	m1, err := ring.Meta("2026-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m1.Issued.Equal(now) || !m1.Created.Equal(now.Add(48*time.Hour)) || m1.Kind != release.KindExport {
+		t.Errorf("export's Meta = %+v, want issued %s, sealed 48h later", m1, now)
+	}
+	if m, err := ring.Current(); err != nil || m.ID != "2026-2" {
+		t.Errorf("Current() = %q, %v; want 2026-2 (the export of 2026-1 is older)", m.ID, err)
+	}
+	if got := ring.Releases(); len(got) != 2 || got[0].ID != "2026-1" || got[1].ID != "2026-2" {
+		t.Errorf("Releases() = %+v, want 2026-1 then 2026-2", got)
+	}
+}

@@ -59,10 +59,10 @@ func keys(t testing.TB) (key, other hsm.EncryptionKey) {
 		if f.err != nil {
 			return
 		}
-		if f.key, f.err = f.h.GenerateEncryptionKey(ctx, "upload"); f.err != nil {
+		if f.key, f.err = f.h.GenerateEncryptionKey(ctx, "upload", hsm.UseDecrypt); f.err != nil {
 			return
 		}
-		f.other, f.err = f.h.GenerateEncryptionKey(ctx, "other")
+		f.other, f.err = f.h.GenerateEncryptionKey(ctx, "other", hsm.UseDecrypt)
 	})
 	if f.err != nil {
 		t.Fatalf("soft HSM fixture: %v", f.err)
@@ -149,6 +149,7 @@ func newMemKey(t testing.TB, bits int) memKey {
 }
 
 func (k memKey) Label() string                { return fmt.Sprintf("mem-rsa-%d", k.priv.N.BitLen()) }
+func (k memKey) Use() hsm.RSAUse              { return hsm.UseDecrypt }
 func (k memKey) Public() crypto.PublicKey     { return &k.priv.PublicKey }
 func (k memKey) RSAPublicKey() *rsa.PublicKey { return &k.priv.PublicKey }
 func (k memKey) Decrypt(r io.Reader, ct []byte, opts crypto.DecrypterOpts) ([]byte, error) {

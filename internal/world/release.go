@@ -3,6 +3,7 @@ package world
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/strongroom-kms/strongroom/internal/ceremony"
@@ -96,21 +97,33 @@ type Release struct {
 	Output *ceremony.Output
 	// Bundles are the regions' bundle files (PEM), by region.
 	Bundles     map[string][]byte
-	PrimaryCopy []byte // RELEASE.primary
-	Transcript  []byte // RELEASE.transcript
+	PrimaryCopy []byte // RELEASE.primary (a release ceremony's only)
+	Transcript  []byte // RELEASE.transcript, or RELEASE.export-TIME.transcript
 }
 
 // Release runs the release ceremony of id: a release plan as s says,
 // approved by s.Approvers, at the primary. A refused ceremony returns its
 // error (quorum not met, id already issued, ...).
 func (w *World) Release(ctx context.Context, id string, s Spec) (*Release, error) {
+	return w.run(ctx, plan.Release, id, s, nil)
+}
+
+// Export runs the export ceremony of release id from its primary copy: an
+// export plan as s says (s.Regions: the regions to give it to), approved by
+// s.Approvers. Its Bundles are the regions' bundles and Transcript the
+// export's transcript; it has no PrimaryCopy.
+func (w *World) Export(ctx context.Context, id string, primaryCopy []byte, s Spec) (*Release, error) {
+	return w.run(ctx, plan.Export, id, s, primaryCopy)
+}
+
+func (w *World) run(ctx context.Context, kind plan.Kind, id string, s Spec, primaryCopy []byte) (*Release, error) {
 	clock := w.opts.Clock
 	if !s.Created.IsZero() {
 		at := s.Created
 		clock = func() time.Time { return at }
 	}
 	s = w.fill(s)
-	pl, err := w.Plan(plan.Release, id, s)
+	pl, err := w.Plan(kind, id, s)
 	if err != nil {
 		return nil, err
 	}
@@ -118,12 +131,22 @@ func (w *World) Release(ctx context.Context, id string, s Spec) (*Release, error
 	if err != nil {
 		return nil, err
 	}
-	out, err := ceremony.Run(ctx, w.Primary.HSM, ceremony.Inputs{Plan: pl.Marshal(), Approvals: approvals}, clock)
+	in := ceremony.Inputs{Plan: pl.Marshal(), Approvals: approvals, PrimaryCopy: primaryCopy}
+	ceremonyOf := ceremony.Run
+	if kind == plan.Export {
+		ceremonyOf = ceremony.Export
+	}
+	out, err := ceremonyOf(ctx, w.Primary.HSM, in, clock)
 	if err != nil {
-		return nil, fmt.Errorf("world: release %s: %w", id, err)
+		return nil, fmt.Errorf("world: %v %s: %w", kind, id, err)
 	}
 	r := &Release{Plan: pl, Approvals: approvals, Output: out, Bundles: map[string][]byte{},
-		PrimaryCopy: out.Files[release.FileName(id, release.PrimaryCopy)], Transcript: out.Files[id+".transcript"]}
+		PrimaryCopy: out.Files[release.FileName(id, release.PrimaryCopy)]}
+	for name, f := range out.Files {
+		if strings.HasSuffix(name, ".transcript") {
+			r.Transcript = f
+		}
+	}
 	for _, c := range pl.Regions {
 		r.Bundles[c.Region] = out.Files[release.FileName(id, c.Region)]
 	}

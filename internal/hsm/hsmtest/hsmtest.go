@@ -46,7 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) hsm.HSM) {
 	t.Run("SigningKey", s.testSigningKey)
 	t.Run("LabelsAreUniqueAndFound", s.testLabels)
 
-	ek, err := h.GenerateEncryptionKey(s.ctx, "hsmtest-enc")
+	ek, err := h.GenerateEncryptionKey(s.ctx, "hsmtest-enc", hsm.UseDecrypt)
 	if err != nil {
 		t.Fatalf("GenerateEncryptionKey() error = %v", err)
 	}
@@ -62,9 +62,16 @@ func Run(t *testing.T, open func(t *testing.T) hsm.HSM) {
 	t.Run("SecretKeyWrapRSA", s.testWrapRSA)
 	t.Run("SecretKeyDigest", s.testDigest)
 	t.Run("NotExportable", s.testNotExportable)
+	t.Run("SecretKeyDerive", s.testDerive)
 	t.Run("EphemeralKeys", s.testEphemeral)
 	t.Run("Destroy", s.testDestroy)
 	t.Run("Concurrent", s.testConcurrent)
+
+	uk, err := h.GenerateEncryptionKey(s.ctx, "hsmtest-unwrap-only", hsm.UseUnwrapOnly)
+	if err != nil {
+		t.Fatalf("GenerateEncryptionKey(unwrap-only) error = %v", err)
+	}
+	t.Run("UnwrapOnlyKey", func(t *testing.T) { s.testUnwrapOnly(t, uk) })
 }
 
 type suite struct {
@@ -209,7 +216,7 @@ func (s *suite) testEncryptionKey(t *testing.T) {
 	if !found.RSAPublicKey().Equal(pub) {
 		t.Error("EncryptionKey(label) found a different key")
 	}
-	if _, err := s.h.GenerateEncryptionKey(s.ctx, "hsmtest-enc"); !errors.Is(err, hsm.ErrExists) {
+	if _, err := s.h.GenerateEncryptionKey(s.ctx, "hsmtest-enc", hsm.UseDecrypt); !errors.Is(err, hsm.ErrExists) {
 		t.Errorf("GenerateEncryptionKey(existing label) error = %v, want ErrExists", err)
 	}
 }
@@ -604,6 +611,121 @@ func (s *suite) testDigest(t *testing.T) {
 	b, err := other.Digest(s.ctx, nil)
 	if err != nil || a == b {
 		t.Errorf("Digest of two different keys = %x, %x, %v", a, b, err)
+	}
+}
+
+// testDerive: Derive matches its software reference, binds the context,
+// makes keys per spec, and needs an exportable or derivable base.
+func (s *suite) testDerive(t *testing.T) {
+	base := knownKey(t, 0x88)
+	hb := s.importKey(t, base, hsm.KeySpec{Ephemeral: true, Exportable: true})
+	digest := func(k hsm.SecretKey) [32]byte {
+		t.Helper()
+		d, err := k.Digest(s.ctx, nil)
+		if err != nil {
+			t.Fatalf("Digest(derived) error = %v", err)
+		}
+		return d
+	}
+	ctxt := []byte("release=2026-1 region=eu1 secret=kdf-seed")
+	d, err := hb.Derive(s.ctx, ctxt, hsm.KeySpec{Ephemeral: true, Exportable: true})
+	if err != nil {
+		t.Fatalf("Derive() error = %v", err)
+	}
+	if got, want := digest(d), sha256.Sum256(hsm.DeriveKey(base, ctxt).Bytes()); got != want {
+		t.Errorf("Derive() made a key whose SHA-256 is %x, want the reference DeriveKey's %x", got, want)
+	}
+	other, err := hb.Derive(s.ctx, []byte("release=2026-1 region=us1 secret=kdf-seed"), hsm.KeySpec{Ephemeral: true, Exportable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if digest(other) == digest(d) {
+		t.Error("Derive() of two contexts made the same key")
+	}
+	if k := hsm.DeriveKey(base, ctxt); k.Equal(hsm.ContextKEK(base, ctxt)) {
+		t.Error("DeriveKey equals ContextKEK for the same context: the two are not domain-separated")
+	}
+	// A derived key that is not exportable stays in the HSM.
+	fixed, err := hb.Derive(s.ctx, ctxt, hsm.KeySpec{Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fixed.Digest(s.ctx, nil); !errors.Is(err, hsm.ErrNotExportable) {
+		t.Errorf("Digest(derived, not exportable) error = %v, want ErrNotExportable", err)
+	}
+	// Only exportable or derivable keys derive.
+	if _, err := fixed.Derive(s.ctx, ctxt, hsm.KeySpec{Ephemeral: true, Exportable: true}); !errors.Is(err, hsm.ErrNotExportable) {
+		t.Errorf("Derive from a key neither exportable nor derivable error = %v, want ErrNotExportable", err)
+	}
+	db := s.importKey(t, base, hsm.KeySpec{Ephemeral: true, Derivable: true})
+	d2, err := db.Derive(s.ctx, ctxt, hsm.KeySpec{Ephemeral: true, Exportable: true})
+	if err != nil {
+		t.Fatalf("Derive from a derivable key error = %v", err)
+	}
+	if digest(d2) != digest(d) {
+		t.Error("Derive from a derivable copy of the base made another key")
+	}
+	if _, err := db.Digest(s.ctx, nil); !errors.Is(err, hsm.ErrNotExportable) {
+		t.Errorf("Digest(derivable, not exportable) error = %v, want ErrNotExportable", err)
+	}
+}
+
+// testUnwrapOnly: an unwrap-only key never decrypts, unwraps only into
+// keys that are not exportable, still proves possession, and is known as
+// such when found again by its label.
+func (s *suite) testUnwrapOnly(t *testing.T, uk hsm.EncryptionKey) {
+	if uk.Use() != hsm.UseUnwrapOnly {
+		t.Errorf("Use() = %v, want unwrap-only", uk.Use())
+	}
+	found, err := s.h.EncryptionKey(s.ctx, uk.Label())
+	if err != nil || found.Use() != hsm.UseUnwrapOnly {
+		t.Fatalf("EncryptionKey(%s) = use %v, %v, want unwrap-only", uk.Label(), found.Use(), err)
+	}
+	if s.ek.Use() != hsm.UseDecrypt {
+		t.Errorf("a decrypting key's Use() = %v", s.ek.Use())
+	}
+	oh := s.h.Info().OAEPHashes[0]
+	k := knownKey(t, 0x99)
+	ct, err := rsa.EncryptOAEP(oh.Hash().New(), rand.Reader, uk.RSAPublicKey(), k.Bytes(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []hsm.EncryptionKey{uk, found} {
+		if pt, err := key.Decrypt(nil, ct, oh.Options()); !errors.Is(err, hsm.ErrNotPermitted) || pt != nil {
+			t.Errorf("Decrypt() with an unwrap-only key = %d bytes, %v, want ErrNotPermitted", len(pt), err)
+		}
+		if _, err := key.Unwrap(s.ctx, ct, oh, hsm.KeySpec{Ephemeral: true, Exportable: true}); !errors.Is(err, hsm.ErrNotPermitted) {
+			t.Errorf("Unwrap(exportable) with an unwrap-only key error = %v, want ErrNotPermitted", err)
+		}
+	}
+	u, err := uk.Unwrap(s.ctx, ct, oh, hsm.KeySpec{Ephemeral: true, Derivable: true})
+	if err != nil {
+		t.Fatalf("Unwrap(not exportable, derivable) with an unwrap-only key error = %v", err)
+	}
+	if _, err := u.Digest(s.ctx, nil); !errors.Is(err, hsm.ErrNotExportable) {
+		t.Errorf("Digest of a key unwrapped by an unwrap-only key error = %v, want ErrNotExportable", err)
+	}
+	if _, err := u.WrapRSA(s.ctx, &recipientKey(t).PublicKey, oh); !errors.Is(err, hsm.ErrNotExportable) {
+		t.Errorf("WrapRSA of a key unwrapped by an unwrap-only key error = %v, want ErrNotExportable", err)
+	}
+	// It is the key that was encrypted, and it can unwrap under a context
+	// (derivable) what was wrapped under it in software.
+	inner := knownKey(t, 0xaa)
+	ctxt := []byte("release=2026-1 region= secret=twk")
+	kek, _ := aes.NewCipher(hsm.ContextKEK(k, ctxt).Bytes())
+	w, err := keywrap.WrapPad(kek, inner.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	iu, err := u.Unwrap(s.ctx, w, ctxt, hsm.KeySpec{Ephemeral: true, Exportable: true})
+	if err != nil {
+		t.Fatalf("Unwrap under the unwrapped key error = %v", err)
+	}
+	if d, err := iu.Digest(s.ctx, nil); err != nil || d != sha256.Sum256(inner.Bytes()) {
+		t.Errorf("the key unwrapped under the unwrapped key is not the one wrapped: %v", err)
+	}
+	if _, err := uk.SignPSS(s.ctx, []byte("proof of possession")); err != nil {
+		t.Errorf("SignPSS() with an unwrap-only key error = %v", err)
 	}
 }
 

@@ -32,7 +32,7 @@ func BenchmarkSign(b *testing.B) {
 
 func BenchmarkDecryptOAEP(b *testing.B) {
 	h, _ := openTestHSM(b, "bench-oaep")
-	ek, err := h.GenerateEncryptionKey(context.Background(), "bench")
+	ek, err := h.GenerateEncryptionKey(context.Background(), "bench", hsm.UseDecrypt)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -45,11 +45,6 @@ const kwpWrappedSize = hsm.SecretKeySize + 8
 // usage (CKA_WRAP or CKA_UNWRAP). The caller destroys it.
 func (h *HSM) deriveKEK(s pkcs11.SessionHandle, base pkcs11.ObjectHandle, context []byte, usage uint) (pkcs11.ObjectHandle, error) {
 	in := hsm.KEKInput(context)
-	data := C.CBytes(in[:])
-	defer C.free(data)
-	p := C.sr_key_derivation_string_data{pData: (*C.uchar)(data), ulLen: C.ulong(len(in))}
-	param := C.GoBytes(unsafe.Pointer(&p), C.int(unsafe.Sizeof(p)))
-	mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_ECB_ENCRYPT_DATA, param)}
 	tmpl := []*pkcs11.Attribute{
 		attr(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 		attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
@@ -66,11 +61,26 @@ func (h *HSM) deriveKEK(s pkcs11.SessionHandle, base pkcs11.ObjectHandle, contex
 		attr(pkcs11.CKA_WRAP, usage == pkcs11.CKA_WRAP),
 		attr(pkcs11.CKA_UNWRAP, usage == pkcs11.CKA_UNWRAP),
 	}
-	kek, err := h.mod.ctx.DeriveKey(s, mech, base, tmpl)
+	kek, err := h.deriveData(s, base, in[:], tmpl)
 	if err != nil {
-		return 0, fmt.Errorf("derive the context KEK (C_DeriveKey, CKM_AES_ECB_ENCRYPT_DATA): %w", err)
+		return 0, fmt.Errorf("derive the context KEK: %w", err)
 	}
 	return kek, nil
+}
+
+// deriveData derives a key made from tmpl from base inside the token: the
+// AES-ECB encryption of data under base (CKM_AES_ECB_ENCRYPT_DATA).
+func (h *HSM) deriveData(s pkcs11.SessionHandle, base pkcs11.ObjectHandle, data []byte, tmpl []*pkcs11.Attribute) (pkcs11.ObjectHandle, error) {
+	cdata := C.CBytes(data)
+	defer C.free(cdata)
+	p := C.sr_key_derivation_string_data{pData: (*C.uchar)(cdata), ulLen: C.ulong(len(data))}
+	param := C.GoBytes(unsafe.Pointer(&p), C.int(unsafe.Sizeof(p)))
+	mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_ECB_ENCRYPT_DATA, param)}
+	o, err := h.mod.ctx.DeriveKey(s, mech, base, tmpl)
+	if err != nil {
+		return 0, fmt.Errorf("C_DeriveKey(CKM_AES_ECB_ENCRYPT_DATA): %w", err)
+	}
+	return o, nil
 }
 
 // wrapMech is the RFC 5649 mechanism chosen at Open.
@@ -158,8 +168,8 @@ func (k *secretKey) Unwrap(ctx context.Context, wrapped, context []byte, spec hs
 	if k.destroyed.Load() {
 		return nil, fmt.Errorf("pkcs11: unwrap under %s: the key has been destroyed", k.name())
 	}
-	if !k.exportable {
-		return nil, fmt.Errorf("pkcs11: unwrap under %s: only exportable keys may unwrap under a context: %w", k.name(), hsm.ErrNotExportable)
+	if !k.derivable {
+		return nil, fmt.Errorf("pkcs11: unwrap under %s: only exportable or derivable keys may unwrap under a context: %w", k.name(), hsm.ErrNotExportable)
 	}
 	u, err := k.h.newSecret(ctx, spec, true, func(s pkcs11.SessionHandle, tmpl []*pkcs11.Attribute) (pkcs11.ObjectHandle, error) {
 		return k.h.unwrapUnder(s, k.obj, wrapped, context, tmpl)
@@ -168,6 +178,25 @@ func (k *secretKey) Unwrap(ctx context.Context, wrapped, context []byte, spec hs
 		return nil, fmt.Errorf("pkcs11: unwrap under %s: %w", k.name(), err)
 	}
 	return u, nil
+}
+
+// Derive implements hsm.SecretKey: C_DeriveKey with CKM_AES_ECB_ENCRYPT_DATA
+// over hsm.DeriveInput(context), into a key made per spec.
+func (k *secretKey) Derive(ctx context.Context, context []byte, spec hsm.KeySpec) (hsm.SecretKey, error) {
+	if k.destroyed.Load() {
+		return nil, fmt.Errorf("pkcs11: derive from %s: the key has been destroyed", k.name())
+	}
+	if !k.derivable {
+		return nil, fmt.Errorf("pkcs11: derive from %s: only exportable or derivable keys may derive: %w", k.name(), hsm.ErrNotExportable)
+	}
+	d, err := k.h.newSecret(ctx, spec, false, func(s pkcs11.SessionHandle, tmpl []*pkcs11.Attribute) (pkcs11.ObjectHandle, error) {
+		in := hsm.DeriveInput(context)
+		return k.h.deriveData(s, k.obj, in[:], append(tmpl, attr(pkcs11.CKA_VALUE_LEN, hsm.SecretKeySize)))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pkcs11: derive from %s: %w", k.name(), err)
+	}
+	return d, nil
 }
 
 // Digest implements hsm.SecretKey: SHA-256(prefix || key) inside the token

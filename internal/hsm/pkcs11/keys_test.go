@@ -23,7 +23,7 @@ import (
 func TestKeys(t *testing.T) {
 	h, u := openTestHSM(t, "keys")
 	ctx := context.Background()
-	ek, err := h.GenerateEncryptionKey(ctx, "enc")
+	ek, err := h.GenerateEncryptionKey(ctx, "enc", hsm.UseDecrypt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func testDuplicates(t *testing.T, h *HSM, ek hsm.EncryptionKey) {
 	labelled := func(label string) int {
 		return countObjects(t, h, []*pkcs11.Attribute{attr(pkcs11.CKA_LABEL, label)})
 	}
-	if _, err := h.GenerateEncryptionKey(ctx, "enc"); !errors.Is(err, hsm.ErrExists) {
+	if _, err := h.GenerateEncryptionKey(ctx, "enc", hsm.UseDecrypt); !errors.Is(err, hsm.ErrExists) {
 		t.Errorf("GenerateEncryptionKey(existing) error = %v, want ErrExists", err)
 	}
 	// Private keys share a class: an encryption key's label is taken for

@@ -22,6 +22,7 @@ type encryptionKey struct {
 	label string
 	priv  pkcs11.ObjectHandle
 	pub   *rsa.PublicKey
+	use   hsm.RSAUse
 }
 
 var _ hsm.EncryptionKey = (*encryptionKey)(nil)
@@ -29,10 +30,20 @@ var _ hsm.EncryptionKey = (*encryptionKey)(nil)
 // rsaExponent is the public exponent of generated keys, 65537.
 var rsaExponent = []byte{1, 0, 1}
 
+// unwrapOnlyTemplate is the CKA_UNWRAP_TEMPLATE of an unwrap-only key: every
+// key it unwraps is sensitive and never extractable, whatever the caller's
+// template says (a conflicting one is refused, CKR_TEMPLATE_INCONSISTENT).
+// CKA_WRAP_WITH_TRUSTED would add nothing to a key that cannot be wrapped
+// at all.
+func unwrapOnlyTemplate() []*pkcs11.Attribute {
+	return []*pkcs11.Attribute{attr(pkcs11.CKA_SENSITIVE, true), attr(pkcs11.CKA_EXTRACTABLE, false)}
+}
+
 // GenerateEncryptionKey implements hsm.HSM with CKM_RSA_PKCS_KEY_PAIR_GEN.
-// The private key may decrypt, unwrap, and sign (only for the RSA-PSS proof
-// of possession of enrollment requests).
-func (h *HSM) GenerateEncryptionKey(ctx context.Context, label string) (hsm.EncryptionKey, error) {
+// The private key may sign (only for the RSA-PSS proof of possession) and
+// unwrap, and, unless it is unwrap-only, decrypt. An unwrap-only key has no
+// CKA_DECRYPT and carries unwrapOnlyTemplate as its CKA_UNWRAP_TEMPLATE.
+func (h *HSM) GenerateEncryptionKey(ctx context.Context, label string, use hsm.RSAUse) (hsm.EncryptionKey, error) {
 	pubTmpl := append([]*pkcs11.Attribute{
 		attr(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
 		attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
@@ -45,7 +56,17 @@ func (h *HSM) GenerateEncryptionKey(ctx context.Context, label string) (hsm.Encr
 		attr(pkcs11.CKA_WRAP, false),
 		attr(pkcs11.CKA_DERIVE, false),
 	}, labelAttrs(label)...)
-	privTmpl := privateKeyTemplate(pkcs11.CKK_RSA, label, pkcs11.CKA_DECRYPT, pkcs11.CKA_UNWRAP, pkcs11.CKA_SIGN)
+	var privTmpl []*pkcs11.Attribute
+	switch use {
+	case hsm.UseDecrypt:
+		privTmpl = privateKeyTemplate(pkcs11.CKK_RSA, label, pkcs11.CKA_DECRYPT, pkcs11.CKA_UNWRAP, pkcs11.CKA_SIGN)
+	case hsm.UseUnwrapOnly:
+		t, free := templateAttr(pkcs11.CKA_UNWRAP_TEMPLATE, unwrapOnlyTemplate())
+		defer free()
+		privTmpl = append(privateKeyTemplate(pkcs11.CKK_RSA, label, pkcs11.CKA_UNWRAP, pkcs11.CKA_SIGN), t)
+	default:
+		return nil, fmt.Errorf("pkcs11: generate RSA key pair %q: RSA key use %v: %w", label, use, hsm.ErrUnsupported)
+	}
 	mech := pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, nil)
 	var k *encryptionKey
 	err := h.generatePair(ctx, label, mech, pubTmpl, privTmpl, func(s pkcs11.SessionHandle, pub, priv pkcs11.ObjectHandle) error {
@@ -54,7 +75,7 @@ func (h *HSM) GenerateEncryptionKey(ctx context.Context, label string) (hsm.Encr
 			err = fmt.Errorf("the token generated an RSA-%d key with e=%d, not RSA-%d with e=65537",
 				p.N.BitLen(), p.E, hsm.RSABits)
 		}
-		k = &encryptionKey{h: h, label: label, priv: priv, pub: p}
+		k = &encryptionKey{h: h, label: label, priv: priv, pub: p, use: use}
 		return err
 	})
 	if err != nil {
@@ -79,7 +100,15 @@ func (h *HSM) EncryptionKey(ctx context.Context, label string) (hsm.EncryptionKe
 		if p.N.BitLen() != hsm.RSABits {
 			return fmt.Errorf("RSA key labelled %q is RSA-%d; strongroom uses RSA-%d", label, p.N.BitLen(), hsm.RSABits)
 		}
-		k = &encryptionKey{h: h, label: label, priv: priv, pub: p}
+		a, err := h.getAttrs(s, priv, pkcs11.CKA_DECRYPT)
+		if err != nil {
+			return fmt.Errorf("RSA key labelled %q: %w", label, err)
+		}
+		use := hsm.UseDecrypt
+		if !boolAttr(a[pkcs11.CKA_DECRYPT]) {
+			use = hsm.UseUnwrapOnly
+		}
+		k = &encryptionKey{h: h, label: label, priv: priv, pub: p, use: use}
 		return nil
 	})
 	if err != nil {
@@ -103,6 +132,7 @@ func (h *HSM) rsaPublic(s pkcs11.SessionHandle, o pkcs11.ObjectHandle) (*rsa.Pub
 }
 
 func (k *encryptionKey) Label() string            { return k.label }
+func (k *encryptionKey) Use() hsm.RSAUse          { return k.use }
 func (k *encryptionKey) Public() crypto.PublicKey { return k.RSAPublicKey() }
 func (k *encryptionKey) RSAPublicKey() *rsa.PublicKey {
 	return &rsa.PublicKey{N: new(big.Int).Set(k.pub.N), E: k.pub.E}
@@ -137,8 +167,13 @@ func (h *HSM) checkOAEP(hash hsm.OAEPHash) error {
 }
 
 // Decrypt implements crypto.Decrypter with CKM_RSA_PKCS_OAEP. Only
-// *rsa.OAEPOptions with a hash in Info().OAEPHashes are accepted.
+// *rsa.OAEPOptions with a hash in Info().OAEPHashes are accepted. An
+// unwrap-only key is refused here (the token would refuse it too: it has no
+// CKA_DECRYPT).
 func (k *encryptionKey) Decrypt(_ io.Reader, ciphertext []byte, opts crypto.DecrypterOpts) ([]byte, error) {
+	if k.use == hsm.UseUnwrapOnly {
+		return nil, fmt.Errorf("pkcs11: decrypt with RSA key %q: %w: it may only unwrap", k.label, hsm.ErrNotPermitted)
+	}
 	hash, err := hsm.OAEPHashOf(opts)
 	if err != nil {
 		return nil, fmt.Errorf("pkcs11: decrypt with RSA key %q: %w", k.label, err)
@@ -169,15 +204,22 @@ func (k *encryptionKey) Decrypt(_ io.Reader, ciphertext []byte, opts crypto.Decr
 }
 
 // Unwrap implements hsm.EncryptionKey with C_UnwrapKey and CKM_RSA_PKCS_OAEP.
+// An unwrap-only key unwraps only into keys that are not exportable, and
+// directly: the length measurement of unwrapAES needs an extractable
+// temporary copy, which its unwrap template forbids (see hsm.EncryptionKey).
 func (k *encryptionKey) Unwrap(ctx context.Context, ciphertext []byte, hash hsm.OAEPHash, spec hsm.KeySpec) (hsm.SecretKey, error) {
 	if err := k.h.checkOAEP(hash); err != nil {
 		return nil, err
+	}
+	if k.use == hsm.UseUnwrapOnly && spec.Exportable {
+		return nil, fmt.Errorf("pkcs11: unwrap with RSA key %q: %w: it unwraps only into keys that are not exportable", k.label, hsm.ErrNotPermitted)
 	}
 	if len(ciphertext) != k.pub.Size() {
 		return nil, fmt.Errorf("pkcs11: unwrap with RSA key %q: ciphertext is %d bytes, want %d: %w",
 			k.label, len(ciphertext), k.pub.Size(), hsm.ErrDecrypt)
 	}
-	sk, err := k.h.newSecret(ctx, spec, true, func(s pkcs11.SessionHandle, tmpl []*pkcs11.Attribute) (pkcs11.ObjectHandle, error) {
+	measure := k.use != hsm.UseUnwrapOnly
+	sk, err := k.h.newSecret(ctx, spec, measure, func(s pkcs11.SessionHandle, tmpl []*pkcs11.Attribute) (pkcs11.ObjectHandle, error) {
 		o, err := k.h.mod.ctx.UnwrapKey(s, oaepMech(hash), k.priv, ciphertext, tmpl)
 		if err != nil {
 			return 0, decryptErr("C_UnwrapKey(CKM_RSA_PKCS_OAEP)", err)

@@ -20,6 +20,7 @@ type secretKey struct {
 	label      string
 	obj        pkcs11.ObjectHandle
 	exportable bool
+	derivable  bool // CKA_DERIVE: exportable, or hsm.KeySpec.Derivable
 	destroyed  atomic.Bool
 }
 
@@ -27,9 +28,10 @@ var _ hsm.SecretKey = (*secretKey)(nil)
 
 // secretTemplate is the template of a new AES-256 key. It is always
 // sensitive; it is extractable (and so can be wrapped) only if Exportable.
-// CKA_DERIVE makes the context-bound KEKs of Wrap and Unwrap; it is set only
-// on exportable keys, since a PIN holder could derive an extractable KEK
-// from any key that has it.
+// CKA_DERIVE makes the context-bound KEKs of Wrap and Unwrap, and the keys
+// of Derive; it is set only on exportable keys and on keys asked to be
+// Derivable, since a PIN holder could derive an extractable key from any key
+// that has it.
 func secretTemplate(spec hsm.KeySpec) []*pkcs11.Attribute {
 	t := []*pkcs11.Attribute{
 		attr(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
@@ -42,7 +44,7 @@ func secretTemplate(spec hsm.KeySpec) []*pkcs11.Attribute {
 		attr(pkcs11.CKA_DECRYPT, true),
 		attr(pkcs11.CKA_WRAP, false),
 		attr(pkcs11.CKA_UNWRAP, false),
-		attr(pkcs11.CKA_DERIVE, spec.Exportable),
+		attr(pkcs11.CKA_DERIVE, spec.Exportable || spec.Derivable),
 		attr(pkcs11.CKA_SIGN, false),
 		attr(pkcs11.CKA_VERIFY, false),
 	}
@@ -95,7 +97,7 @@ func (h *HSM) newSecret(ctx context.Context, spec hsm.KeySpec, unwrap bool, crea
 		if err != nil {
 			return err
 		}
-		exportable, err := h.checkSecret(s, o, measured)
+		exportable, derivable, err := h.checkSecret(s, o, measured)
 		if err == nil && exportable != spec.Exportable {
 			err = fmt.Errorf("the token made a key with CKA_EXTRACTABLE=%v, but the spec asked for %v",
 				exportable, spec.Exportable)
@@ -111,7 +113,7 @@ func (h *HSM) newSecret(ctx context.Context, spec hsm.KeySpec, unwrap bool, crea
 		if err != nil {
 			return errors.Join(err, h.destroy(s, o))
 		}
-		k = &secretKey{h: h, label: spec.Label, obj: o, exportable: exportable}
+		k = &secretKey{h: h, label: spec.Label, obj: o, exportable: exportable, derivable: derivable}
 		return nil
 	})
 	if err != nil {
@@ -121,26 +123,26 @@ func (h *HSM) newSecret(ctx context.Context, spec hsm.KeySpec, unwrap bool, crea
 }
 
 // checkSecret checks that o is a sensitive AES-256 key and tells whether it
-// is extractable. A CKA_VALUE_LEN of 0 is accepted when the length was
-// measured, or for keys found by label on a token known not to report it.
-func (h *HSM) checkSecret(s pkcs11.SessionHandle, o pkcs11.ObjectHandle, measured bool) (exportable bool, err error) {
-	a, err := h.getAttrs(s, o, pkcs11.CKA_KEY_TYPE, pkcs11.CKA_VALUE_LEN, pkcs11.CKA_SENSITIVE, pkcs11.CKA_EXTRACTABLE)
+// is extractable and may derive. A CKA_VALUE_LEN of 0 is accepted when the
+// length was measured, or on a token known not to report it.
+func (h *HSM) checkSecret(s pkcs11.SessionHandle, o pkcs11.ObjectHandle, measured bool) (exportable, derivable bool, err error) {
+	a, err := h.getAttrs(s, o, pkcs11.CKA_KEY_TYPE, pkcs11.CKA_VALUE_LEN, pkcs11.CKA_SENSITIVE, pkcs11.CKA_EXTRACTABLE, pkcs11.CKA_DERIVE)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	kt, _ := ulongAttr(a[pkcs11.CKA_KEY_TYPE])
 	n, _ := ulongAttr(a[pkcs11.CKA_VALUE_LEN])
 	switch {
 	case kt != pkcs11.CKK_AES:
-		return false, fmt.Errorf("key type 0x%x is not AES", kt)
+		return false, false, fmt.Errorf("key type 0x%x is not AES", kt)
 	case n == 0 && (measured || h.lenUnreported.Load()):
 	case n != hsm.SecretKeySize:
-		return false, fmt.Errorf("the key is %d bytes long; strongroom uses AES-256 (32 bytes)", n)
+		return false, false, fmt.Errorf("the key is %d bytes long; strongroom uses AES-256 (32 bytes)", n)
 	}
 	if !boolAttr(a[pkcs11.CKA_SENSITIVE]) {
-		return false, errors.New("the key is not sensitive (CKA_SENSITIVE)")
+		return false, false, errors.New("the key is not sensitive (CKA_SENSITIVE)")
 	}
-	return boolAttr(a[pkcs11.CKA_EXTRACTABLE]), nil
+	return boolAttr(a[pkcs11.CKA_EXTRACTABLE]), boolAttr(a[pkcs11.CKA_DERIVE]), nil
 }
 
 // GenerateSecretKey implements hsm.HSM with CKM_AES_KEY_GEN.
@@ -167,11 +169,11 @@ func (h *HSM) SecretKey(ctx context.Context, label string) (hsm.SecretKey, error
 		if err != nil {
 			return err
 		}
-		exportable, err := h.checkSecret(s, o, false)
+		exportable, derivable, err := h.checkSecret(s, o, false)
 		if err != nil {
 			return fmt.Errorf("AES key labelled %q: %w", label, err)
 		}
-		k = &secretKey{h: h, label: label, obj: o, exportable: exportable}
+		k = &secretKey{h: h, label: label, obj: o, exportable: exportable, derivable: derivable}
 		return nil
 	})
 	if err != nil {

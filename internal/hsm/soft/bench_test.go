@@ -38,7 +38,7 @@ func BenchmarkSign(b *testing.B) {
 
 func BenchmarkDecryptOAEP(b *testing.B) {
 	h := benchHSM(b)
-	k, err := h.GenerateEncryptionKey(context.Background(), "e")
+	k, err := h.GenerateEncryptionKey(context.Background(), "e", hsm.UseDecrypt)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -37,7 +37,8 @@ import (
 //	count     u32
 //	count × entry:
 //	  kind    u8 (1 RSA encryption key, 2 ECDSA signing key, 3 AES secret key)
-//	  flags   u8 (bit 0: exportable)
+//	  flags   u8 (bit 0: exportable, kind 3; bit 1: unwrap-only, kind 1;
+//	               bit 2: derivable, kind 3)
 //	  label   u16-length-prefixed UTF-8, 1..255 bytes
 //	  key     u24-length-prefixed: PKCS#8 DER (kinds 1, 2) or 32 raw bytes (kind 3)
 
@@ -57,6 +58,8 @@ const (
 	kindSecret     byte = 3
 
 	flagExportable byte = 1
+	flagUnwrapOnly byte = 2
+	flagDerivable  byte = 4
 )
 
 // kdfParams are the scrypt parameters of a file.
@@ -79,7 +82,9 @@ var (
 // entry is one stored key.
 type entry struct {
 	kind       byte
-	exportable bool
+	exportable bool // kind 3
+	unwrapOnly bool // kind 1: hsm.UseUnwrapOnly
+	derivable  bool // kind 3
 	label      string
 	der        []byte // PKCS#8 for kinds 1 and 2; raw AES key for kind 3
 }
@@ -189,6 +194,12 @@ func marshalPayload(entries []entry) ([]byte, error) {
 		if e.exportable {
 			flags |= flagExportable
 		}
+		if e.unwrapOnly {
+			flags |= flagUnwrapOnly
+		}
+		if e.derivable {
+			flags |= flagDerivable
+		}
 		b.AddUint8(e.kind)
 		b.AddUint8(flags)
 		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(e.label)) })
@@ -217,7 +228,8 @@ func parsePayload(p []byte) ([]entry, error) {
 			!s.ReadUint16LengthPrefixed(&label) || !s.ReadUint24LengthPrefixed(&der) {
 			return nil, errCorrupt
 		}
-		if e.kind < kindEncryption || e.kind > kindSecret || flags&^flagExportable != 0 ||
+		allowed := map[byte]byte{kindEncryption: flagUnwrapOnly, kindSecret: flagExportable | flagDerivable}[e.kind]
+		if e.kind < kindEncryption || e.kind > kindSecret || flags&^allowed != 0 ||
 			validLabel(string(label)) != nil || (e.kind == kindSecret && len(der) != secret.Size) {
 			return nil, errCorrupt
 		}
@@ -227,6 +239,8 @@ func parsePayload(p []byte) ([]entry, error) {
 		}
 		seen[id] = true
 		e.exportable = flags&flagExportable != 0
+		e.unwrapOnly = flags&flagUnwrapOnly != 0
+		e.derivable = flags&flagDerivable != 0
 		e.label = string(label)
 		e.der = append([]byte(nil), der...)
 		entries = append(entries, e)

@@ -24,14 +24,20 @@ type encryptionKey struct {
 	h     *HSM
 	label string
 	priv  *rsa.PrivateKey
+	use   hsm.RSAUse
 }
 
 func (k *encryptionKey) Label() string                { return k.label }
+func (k *encryptionKey) Use() hsm.RSAUse              { return k.use }
 func (k *encryptionKey) Public() crypto.PublicKey     { return &k.priv.PublicKey }
 func (k *encryptionKey) RSAPublicKey() *rsa.PublicKey { return &k.priv.PublicKey }
 
-// Decrypt implements crypto.Decrypter for RSA-OAEP only.
+// Decrypt implements crypto.Decrypter for RSA-OAEP only. An unwrap-only key
+// refuses (as CKA_DECRYPT false would).
 func (k *encryptionKey) Decrypt(_ io.Reader, ciphertext []byte, opts crypto.DecrypterOpts) ([]byte, error) {
+	if k.use == hsm.UseUnwrapOnly {
+		return nil, fmt.Errorf("soft: decrypt with RSA key %q: %w: it may only unwrap", k.label, hsm.ErrNotPermitted)
+	}
 	oh, err := hsm.OAEPHashOf(opts)
 	if err != nil {
 		return nil, err
@@ -50,8 +56,12 @@ func (k *encryptionKey) decrypt(ciphertext []byte, oh hsm.OAEPHash) ([]byte, err
 	return pt, nil
 }
 
-// Unwrap implements hsm.EncryptionKey.
+// Unwrap implements hsm.EncryptionKey. An unwrap-only key unwraps only into
+// keys that are not exportable (as its CKA_UNWRAP_TEMPLATE would force).
 func (k *encryptionKey) Unwrap(ctx context.Context, ciphertext []byte, oh hsm.OAEPHash, spec hsm.KeySpec) (hsm.SecretKey, error) {
+	if k.use == hsm.UseUnwrapOnly && spec.Exportable {
+		return nil, fmt.Errorf("soft: unwrap with RSA key %q: %w: it unwraps only into keys that are not exportable", k.label, hsm.ErrNotPermitted)
+	}
 	raw, err := k.decrypt(ciphertext, oh)
 	if err != nil {
 		return nil, err
@@ -100,6 +110,7 @@ type secretKey struct {
 	h          *HSM
 	label      string
 	exportable bool
+	derivable  bool // Derive and Unwrap: exportable or hsm.KeySpec.Derivable
 	ephemeral  bool
 
 	mu        sync.RWMutex
@@ -108,8 +119,9 @@ type secretKey struct {
 	destroyed bool
 }
 
-func newSecretKey(h *HSM, label string, k secret.Key, exportable, ephemeral bool) *secretKey {
-	return &secretKey{h: h, label: label, key: k, aead: newGCM(k), exportable: exportable, ephemeral: ephemeral}
+func newSecretKey(h *HSM, label string, k secret.Key, spec hsm.KeySpec) *secretKey {
+	return &secretKey{h: h, label: label, key: k, aead: newGCM(k), exportable: spec.Exportable,
+		derivable: spec.Exportable || spec.Derivable, ephemeral: spec.Ephemeral}
 }
 
 func (k *secretKey) Label() string { return k.label }
@@ -221,8 +233,8 @@ func unwrapContext(key secret.Key, wrapped, context []byte) ([]byte, error) {
 
 // Unwrap implements hsm.SecretKey.
 func (k *secretKey) Unwrap(ctx context.Context, wrapped, context []byte, spec hsm.KeySpec) (hsm.SecretKey, error) {
-	if !k.exportable {
-		return nil, fmt.Errorf("%w: only exportable keys may unwrap under a context", hsm.ErrNotExportable)
+	if !k.derivable {
+		return nil, fmt.Errorf("%w: only exportable or derivable keys may unwrap under a context", hsm.ErrNotExportable)
 	}
 	key, done, err := k.material()
 	if err != nil {
@@ -235,6 +247,22 @@ func (k *secretKey) Unwrap(ctx context.Context, wrapped, context []byte, spec hs
 	}
 	defer clear(raw)
 	return k.h.addSecret(raw, spec)
+}
+
+// Derive implements hsm.SecretKey: hsm.DeriveKey(k, context), stored per
+// spec.
+func (k *secretKey) Derive(ctx context.Context, context []byte, spec hsm.KeySpec) (hsm.SecretKey, error) {
+	if !k.derivable {
+		return nil, fmt.Errorf("%w: only exportable or derivable keys may derive", hsm.ErrNotExportable)
+	}
+	key, done, err := k.material()
+	if err != nil {
+		return nil, err
+	}
+	d := hsm.DeriveKey(key, context)
+	done()
+	defer d.Destroy()
+	return k.h.addSecret(d.Bytes(), spec)
 }
 
 // WrapRSA implements hsm.SecretKey.

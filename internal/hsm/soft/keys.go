@@ -33,7 +33,11 @@ func (h *HSM) load(entries []entry) error {
 			if err != nil || !ok {
 				return fmt.Errorf("%w: encryption key %q is not an RSA key", errCorrupt, e.label)
 			}
-			enc[e.label] = &encryptionKey{h: h, label: e.label, priv: rk}
+			use := hsm.UseDecrypt
+			if e.unwrapOnly {
+				use = hsm.UseUnwrapOnly
+			}
+			enc[e.label] = &encryptionKey{h: h, label: e.label, priv: rk, use: use}
 		case kindSigning:
 			if k, ok := h.sign[e.label]; ok {
 				sign[e.label] = k
@@ -51,7 +55,7 @@ func (h *HSM) load(entries []entry) error {
 				continue
 			}
 			k, _ := secret.New(e.der)
-			sec[e.label] = newSecretKey(h, e.label, k, e.exportable, false)
+			sec[e.label] = newSecretKey(h, e.label, k, hsm.KeySpec{Label: e.label, Exportable: e.exportable, Derivable: e.derivable})
 		}
 		clear(e.der)
 	}
@@ -77,7 +81,10 @@ func addEntry(e entry) func([]entry) ([]entry, error) {
 }
 
 // GenerateEncryptionKey implements hsm.HSM.
-func (h *HSM) GenerateEncryptionKey(ctx context.Context, label string) (hsm.EncryptionKey, error) {
+func (h *HSM) GenerateEncryptionKey(ctx context.Context, label string, use hsm.RSAUse) (hsm.EncryptionKey, error) {
+	if use != hsm.UseDecrypt && use != hsm.UseUnwrapOnly {
+		return nil, fmt.Errorf("soft: %w: RSA key use %v", hsm.ErrUnsupported, use)
+	}
 	if err := validLabel(label); err != nil {
 		return nil, err
 	}
@@ -97,7 +104,7 @@ func (h *HSM) GenerateEncryptionKey(ctx context.Context, label string) (hsm.Encr
 	if err := h.checkOpen(); err != nil {
 		return nil, err
 	}
-	if err := h.mutate(addEntry(entry{kind: kindEncryption, label: label, der: der})); err != nil {
+	if err := h.mutate(addEntry(entry{kind: kindEncryption, label: label, unwrapOnly: use == hsm.UseUnwrapOnly, der: der})); err != nil {
 		return nil, err
 	}
 	return h.enc[label], nil
@@ -157,11 +164,12 @@ func (h *HSM) addSecret(raw []byte, spec hsm.KeySpec) (hsm.SecretKey, error) {
 	}
 	if spec.Ephemeral {
 		k, _ := secret.New(raw)
-		sk := newSecretKey(h, "", k, spec.Exportable, true)
+		sk := newSecretKey(h, "", k, spec)
 		h.eph[sk] = struct{}{}
 		return sk, nil
 	}
-	e := entry{kind: kindSecret, label: spec.Label, exportable: spec.Exportable, der: append([]byte(nil), raw...)}
+	e := entry{kind: kindSecret, label: spec.Label, exportable: spec.Exportable, derivable: spec.Derivable,
+		der: append([]byte(nil), raw...)}
 	if err := h.mutate(addEntry(e)); err != nil {
 		return nil, err
 	}
