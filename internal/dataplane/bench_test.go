@@ -11,8 +11,8 @@ import (
 // The service-level figures of docs/dataplane.md, on a SQLite store in a
 // file (every call reads the key's row):
 //
-//	go test -run '^$' -bench . -benchtime 2s ./internal/tenant
-//	go test -run '^$' -bench Cold -benchtime 10x ./internal/tenant
+//	go test -run '^$' -bench . -benchtime 2s ./internal/dataplane
+//	go test -run '^$' -bench Cold -benchtime 10x ./internal/dataplane
 
 // BenchmarkDEKFromCache: the active key's row from the store, then the DEK
 // from the key cache.

@@ -72,7 +72,7 @@ type AuditFilter struct {
 	Limit    int       // at most this many (0 = all)
 }
 
-// Check validates f and returns it as the drivers use it: Limit not
+// Check validates f and returns it as AuditEntries uses it: Limit not
 // negative (ErrInvalid); Since and Until, when set, within years 1–9999 and
 // rounded up to the microsecond (entry times are whole microseconds, so
 // this selects the same entries), in UTC.

@@ -58,7 +58,7 @@ func (e *kindError) Unwrap() error { return e.kind }
 
 // Errorf returns an error whose message is "store: " followed by the
 // formatted text, and which wraps kind (one of the Err values) for
-// errors.Is. The drivers use it too. Never format key material into it.
+// errors.Is. Never format key material into it.
 func Errorf(kind error, format string, args ...any) error {
 	return &kindError{kind: kind, msg: "store: " + fmt.Sprintf(format, args...)}
 }

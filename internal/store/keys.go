@@ -340,7 +340,7 @@ func (req RotateRequest) Check() (RotateRequest, error) {
 	return req, nil
 }
 
-// Series is what a driver reads about (tenant, type), under the rotation lock,
+// Series is what Rotate reads about (tenant, type), under the rotation lock,
 // for RotateRequest.Decide.
 type Series struct {
 	// Newest is the creation time of the key with the highest version (any
@@ -356,7 +356,7 @@ type Series struct {
 }
 
 // Decide applies the rotation rules to a checked request (Check) and what
-// the driver read, in this order:
+// Rotate read, in this order:
 //
 //  1. if the newest key (any state) was created less than MinInterval before
 //     Now: *RateLimitedError{Next: newest.Created + MinInterval};
@@ -367,7 +367,7 @@ type Series struct {
 // MaxVersion+1. A caller that binds the version into the key material (the
 // wrapped secret's associated data) sets New.Version to the version it
 // expects: if a concurrent rotation took it, the answer is ErrConflict and
-// the caller wraps again for the next one. The driver then archives the
+// the caller wraps again for the next one. Rotate then archives the
 // previous active key and inserts this one, in the same transaction.
 func (req RotateRequest) Decide(s Series) (tenant.Key, error) {
 	if !s.Newest.IsZero() {

@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// Migration is one step of a driver's schema: the file
-// schema/NNN_name.sql embedded in the driver, applied in a transaction at
+// Migration is one step of an engine's schema: the file
+// schema/NNN_name.sql embedded in the engine, applied in a transaction at
 // open and recorded in the schema_migrations table.
 type Migration struct {
 	Version int

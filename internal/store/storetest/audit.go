@@ -307,7 +307,7 @@ func seqs(es []audit.Entry) []uint64 {
 	return s
 }
 
-// testAuditMany: more entries than a driver reads at once, with and without
+// testAuditMany: more entries than the store reads at once, with and without
 // filters and limits.
 func testAuditMany(t *testing.T, s *store.Store) {
 	a, b := tenant.NewID(), tenant.NewID()

@@ -12,7 +12,7 @@ import (
 )
 
 // The conformance tests of the entries that lifecycle writes append in their
-// own transaction (store.WithAudit).
+// own transaction (their rec audit.Entry argument).
 
 // auditSize returns the number of entries in the log.
 func auditSize(t *testing.T, s *store.Store) uint64 {

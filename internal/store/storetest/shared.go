@@ -7,13 +7,13 @@ import (
 )
 
 // RunShared runs the conformance suite of a database shared by several KMS
-// nodes, for a driver that supports it (PostgreSQL): open must open two
+// nodes, for an engine that supports it (PostgreSQL): open must open two
 // stores on one fresh, empty database, as two nodes would, and arrange
 // (t.Cleanup) for them to be closed and the database removed. It checks that
 // what one node does the other sees: destructions heard of by the other's
 // watchers (WatchDestroyed), one export key per tenant, restorations and
 // rotations serialised across nodes, and one audit log whose appends, from
-// either node, chain without gaps. A driver's test calls it in addition to
+// either node, chain without gaps. An engine's test calls it in addition to
 // Run.
 func RunShared(t *testing.T, open func(t *testing.T) (a, b *store.Store)) {
 	tests := []struct {

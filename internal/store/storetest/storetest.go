@@ -1,9 +1,10 @@
-// Package storetest is the conformance suite every store driver passes, and
+// Package storetest is the conformance suite every store engine passes, and
 // Postgres, which gives a test a throwaway PostgreSQL database.
 //
-// A driver's test calls Run with a function that opens a fresh, empty store;
-// each subtest opens its own. The suite checks behaviour through the
-// *store.Store interface only. It never sleeps: every time is injected.
+// An engine's test calls Run with a function that opens a fresh, empty store;
+// each subtest opens its own. The suite checks behaviour through
+// *store.Store's exported methods only. It never sleeps: every time is
+// injected.
 package storetest
 
 import (
