@@ -31,9 +31,9 @@ CREATE TABLE releases (
 	installed timestamptz NOT NULL
 );
 
--- One row per (tenant, type) that has ever had a key: Rotate and DestroyKey
--- lock it (SELECT … FOR UPDATE) so that they run one at a time per series,
--- across every KMS node sharing the database.
+-- One row per (tenant, type) that has ever had a key: Rotate, DestroyKey and
+-- RestoreKey lock it (SELECT … FOR UPDATE) so that they run one at a time per
+-- series, across every KMS node sharing the database.
 CREATE TABLE key_series (
 	tenant text NOT NULL REFERENCES tenants (id),
 	type   text NOT NULL CHECK (type IN ('data', 'deterministic', 'search_index', 'event_bus', 'analytics')),

@@ -29,9 +29,10 @@ CREATE TABLE releases (
 	installed INTEGER NOT NULL
 ) STRICT;
 
--- One row per (tenant, type) that has ever had a key. On PostgreSQL, Rotate
--- and DestroyKey lock this row (SELECT … FOR UPDATE); SQLite serialises every
--- writer with BEGIN IMMEDIATE, and keeps the table for the same schema.
+-- One row per (tenant, type) that has ever had a key. Rotate, DestroyKey and
+-- RestoreKey write and read it as on PostgreSQL (where they lock the row
+-- with SELECT … FOR UPDATE); SQLite serialises every writer with BEGIN
+-- IMMEDIATE, so the read locks nothing more here.
 CREATE TABLE key_series (
 	tenant TEXT NOT NULL REFERENCES tenants (id),
 	type   TEXT NOT NULL CHECK (type IN ('data', 'deterministic', 'search_index', 'event_bus', 'analytics')),
