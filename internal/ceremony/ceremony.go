@@ -33,7 +33,8 @@ import (
 const LedgerPrefix = "strongroom-release/"
 
 // ExportLedgerPrefix labels the ledger entries of exports: one per export
-// plan (release id and plan digest), created before any key is unwrapped.
+// plan (release id, "/", plan digest in hex), created before any key is
+// unwrapped.
 // Every export of a release is thus on record in the HSM, and an export plan
 // runs once.
 const ExportLedgerPrefix = "strongroom-export/"
@@ -42,9 +43,12 @@ const ExportLedgerPrefix = "strongroom-export/"
 // export plan already ran.
 var ErrIssued = errors.New("ceremony: release id already issued")
 
-// An approval counts at a ceremony only if it was signed at most
-// ApprovalMaxAge before the ceremony's clock, and at most ApprovalMaxSkew
-// after it.
+// A plan runs at a ceremony only if it was made at most ApprovalMaxAge
+// before the ceremony's clock and at most ApprovalMaxSkew after it; an
+// approval counts only if it was signed in the same window, and not before
+// the plan was made (less ApprovalMaxSkew). The clock is the primary host's:
+// the window keeps approvals from being saved up for a later ceremony, it
+// does not bind whoever sets that clock.
 const (
 	ApprovalMaxAge  = 7 * 24 * time.Hour
 	ApprovalMaxSkew = 5 * time.Minute
@@ -125,6 +129,13 @@ func (p *primary) check(in Inputs, kind plan.Kind) (*plan.Plan, []byte, [][]byte
 		return nil, nil, nil, err
 	}
 	now := p.now()
+	// The plan's creation orders the releases at every region: one dated
+	// ahead would stay current there until that date, one dated back never
+	// become current.
+	if pl.Created.After(now.Add(ApprovalMaxSkew)) || pl.Created.Before(now.Add(-ApprovalMaxAge)) {
+		return nil, nil, nil, fmt.Errorf("ceremony: the plan was made %s, not within %s before this ceremony's clock (%s) and %s after it; make the plan again (and check the clocks)",
+			pl.Created.Format(time.RFC3339), ApprovalMaxAge, now.UTC().Format(time.RFC3339), ApprovalMaxSkew)
+	}
 	if err := pl.VerifyRegions(p.pub, now); err != nil {
 		return nil, nil, nil, fmt.Errorf("ceremony: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/ceremony"
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/hsm/soft"
 	"github.com/strongroom-kms/strongroom/internal/plan"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/secret"
@@ -143,6 +144,24 @@ func TestVerifyAndTamper(t *testing.T) {
 			t.Errorf("%s: only %d positions tested", name, tested)
 		}
 		t.Logf("%s: %d of %d byte positions altered, each refused", name, tested, len(der))
+	}
+	// Even signed by the primary, a release bundle cannot claim another
+	// issue time than its plan's (it would reorder the releases).
+	b, _, err := release.Verify(out.Files["tamper.eu1.bundle"], w.Primary.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := w.Primary.HSM.SigningKey(context.Background(), enroll.LabelPrimarySigning)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Issued = b.Issued.Add(365 * 24 * time.Hour)
+	der, err := b.Sign(signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := release.Verify(release.Encode(der), w.Primary.Public); err == nil || !strings.Contains(err.Error(), "which its plan (created 2026-11-27T10:00:00Z) contradicts") {
+		t.Errorf("Verify(bundle re-signed with a later issue time) error = %v", err)
 	}
 	// A bundle paired with a transcript of another ceremony of the same
 	// release id cannot exist (ids are unique), but a bundle whose transcript
@@ -347,12 +366,14 @@ func TestLateRegionExport(t *testing.T) {
 	}
 }
 
-// TestApprovalsExpire: approvals count at a ceremony only within
-// ceremony.ApprovalMaxAge before its clock and ApprovalMaxSkew after it.
+// TestApprovalsExpire: a ceremony runs a plan made within
+// ceremony.ApprovalMaxAge before its clock (and ApprovalMaxSkew after), and
+// counts only approvals signed in that window and after the plan was made.
+// (plan.TestCheckQuorumAt tests the window's bounds.)
 func TestApprovalsExpire(t *testing.T) {
 	w := getWorld(t)
 	ctx := context.Background()
-	pl := makePlan(t, w, plan.Release, "stale", "eu1")
+	pl := makePlan(t, w, plan.Release, "stale", "eu1") // made at t0
 	sign := func(at time.Time, names ...string) []plan.NamedApproval {
 		var out []plan.NamedApproval
 		for _, n := range names {
@@ -361,23 +382,26 @@ func TestApprovalsExpire(t *testing.T) {
 		return out
 	}
 	at := func(tm time.Time) func() time.Time { return func() time.Time { return tm } }
+	ceremonyAt := t0.Add(3 * 24 * time.Hour)
 	for name, c := range map[string]struct {
 		approvals []plan.NamedApproval
+		clock     time.Time
 		want      string
 	}{
-		"too old":     {sign(t0, "alice", "bob"), "more than 168h0m0s before the ceremony"},
-		"one too old": {append(sign(t0, "alice"), sign(t0.Add(ceremony.ApprovalMaxAge), "bob")...), "alice.approval: the approval is too old"},
-		"future":      {sign(t0.Add(ceremony.ApprovalMaxAge+time.Hour+ceremony.ApprovalMaxSkew+time.Second), "alice", "bob"), "after the ceremony's clock"},
+		"before the plan":      {sign(t0.Add(-time.Hour), "alice", "bob"), ceremonyAt, "alice.approval: the approval is too old, or from the future: signed 2026-11-27T09:00:00Z, before the plan was made"},
+		"future":               {sign(ceremonyAt.Add(ceremony.ApprovalMaxSkew+time.Second), "alice", "bob"), ceremonyAt, "after the ceremony's clock"},
+		"stale plan":           {sign(t0.Add(8*24*time.Hour), "alice", "bob"), t0.Add(8 * 24 * time.Hour), "the plan was made 2026-11-27T10:00:00Z, not within 168h0m0s before this ceremony's clock"},
+		"plan from the future": {sign(t0, "alice", "bob"), t0.Add(-ceremony.ApprovalMaxSkew - time.Second), "the plan was made 2026-11-27T10:00:00Z"},
 	} {
-		_, err := ceremony.Run(ctx, w.Primary.HSM, ceremony.Inputs{Plan: pl.Marshal(), Approvals: c.approvals}, at(t0.Add(ceremony.ApprovalMaxAge+time.Hour)))
-		if err == nil || !errors.Is(err, plan.ErrQuorumNotMet) || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: Run() error = %v, want quorum not met, %q", name, err, c.want)
+		_, err := ceremony.Run(ctx, w.Primary.HSM, ceremony.Inputs{Plan: pl.Marshal(), Approvals: c.approvals}, at(c.clock))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Run() error = %v, want %q", name, err, c.want)
 		}
 	}
 	// Within the window (the officers' clocks a little ahead) they count,
 	// and the refusals above burned nothing.
-	fresh := sign(t0.Add(ceremony.ApprovalMaxAge+time.Hour+ceremony.ApprovalMaxSkew), "alice", "bob")
-	if _, err := ceremony.Run(ctx, w.Primary.HSM, ceremony.Inputs{Plan: pl.Marshal(), Approvals: fresh}, at(t0.Add(ceremony.ApprovalMaxAge+time.Hour))); err != nil {
+	fresh := sign(ceremonyAt.Add(ceremony.ApprovalMaxSkew), "alice", "bob")
+	if _, err := ceremony.Run(ctx, w.Primary.HSM, ceremony.Inputs{Plan: pl.Marshal(), Approvals: fresh}, at(ceremonyAt)); err != nil {
 		t.Errorf("Run(fresh approvals) error = %v", err)
 	}
 }
@@ -430,7 +454,23 @@ func TestNotAPrimary(t *testing.T) {
 	if _, err := ceremony.Run(context.Background(), otherPrimary(t).HSM, ceremony.Inputs{Plan: pl.Marshal(), Approvals: approve(t, w, pl, "alice", "bob")}, clock()); err == nil || !strings.Contains(err.Error(), "is for primary signing key") {
 		t.Errorf("Run on another primary error = %v", err)
 	}
-	_ = enroll.LabelPrimarySigning
+	// A primary whose encryption key may decrypt (made by hand, or by an
+	// older release) would let its PIN holder read the primary copies.
+	ctx := context.Background()
+	h, err := soft.Open(ctx, filepath.Join(t.TempDir(), "decrypting-primary"), []byte("ceremony test"), soft.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if _, err := h.GenerateEncryptionKey(ctx, enroll.LabelPrimaryEncryption, hsm.UseDecrypt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.GenerateSigningKey(ctx, enroll.LabelPrimarySigning); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ceremony.Run(ctx, h, ceremony.Inputs{Plan: pl.Marshal(), Approvals: approve(t, w, pl, "alice", "bob")}, clock()); err == nil || !strings.Contains(err.Error(), "the primary encryption key may decrypt") {
+		t.Errorf("Run on a primary whose key may decrypt error = %v", err)
+	}
 }
 
 // TestWriteNewDirectory: into a directory that does not exist yet, the

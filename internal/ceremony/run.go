@@ -116,7 +116,7 @@ func Export(ctx context.Context, h hsm.HSM, in Inputs, now func() time.Time) (*O
 		return nil, err
 	}
 	digest := pl.Digest()
-	if err := p.recordLedger(ctx, ExportLedgerPrefix+pl.Release+"/"+hex.EncodeToString(digest[:8]),
+	if err := p.recordLedger(ctx, ExportLedgerPrefix+pl.Release+"/"+hex.EncodeToString(digest[:]),
 		"this export plan of "+pl.Release+" already ran; plan the export again"); err != nil {
 		return nil, err
 	}

@@ -109,18 +109,22 @@ func CheckQuorum(p *Plan, approvals []NamedApproval) Quorum {
 }
 
 // Window is when an approval counts at a ceremony: signed at most MaxAge
-// before Now, and at most MaxSkew after it (the officers' clocks).
+// before Now, and at most MaxSkew after it or before the plan's creation
+// (the officers' clocks).
 type Window struct {
 	Now     time.Time
 	MaxAge  time.Duration
 	MaxSkew time.Duration
 }
 
-func (w *Window) check(a *Approval) error {
+func (w *Window) check(a *Approval, planned time.Time) error {
 	if w == nil {
 		return nil
 	}
 	switch {
+	case a.Time.Before(planned.Add(-w.MaxSkew)):
+		return fmt.Errorf("%w: signed %s, before the plan was made (%s)", ErrStale,
+			a.Time.Format(time.RFC3339), planned.Format(time.RFC3339))
 	case a.Time.After(w.Now.Add(w.MaxSkew)):
 		return fmt.Errorf("%w: signed %s, after the ceremony's clock (%s)", ErrStale,
 			a.Time.Format(time.RFC3339), w.Now.UTC().Format(time.RFC3339))
@@ -155,7 +159,7 @@ func checkQuorum(p *Plan, approvals []NamedApproval, w *Window) Quorum {
 			r.Approval = a
 			r.Err = c.check(a, digest, counted, &r)
 			if r.Err == nil {
-				r.Err = w.check(a)
+				r.Err = w.check(a, c.Created)
 			}
 		}
 		if r.Err == nil {

@@ -156,3 +156,54 @@ func alterSignature(t *testing.T, file []byte) []byte {
 	der[len(der)-5] ^= 1
 	return plan.EncodePEM(plan.ApprovalPEMType, der)
 }
+
+// TestCheckQuorumAt: at a ceremony, an approval counts only if it was signed
+// within the window: not more than MaxAge before the ceremony's clock, not
+// more than MaxSkew after it, and not before the plan was made (less
+// MaxSkew). The bounds are inclusive. A stale approval does not stop the
+// same officer's fresh one from counting.
+func TestCheckQuorumAt(t *testing.T) {
+	f := getFixture(t)
+	p := f.releasePlan(t) // made at now
+	w := plan.Window{Now: now.Add(10 * 24 * time.Hour), MaxAge: 7 * 24 * time.Hour, MaxSkew: 5 * time.Minute}
+	sign := func(name string, at time.Time) plan.NamedApproval {
+		return plan.NamedApproval{Source: name + "@" + at.Format(time.RFC3339), Data: plan.Approve(f.signers[name], p, at)}
+	}
+	for _, tc := range []struct {
+		name string
+		at   time.Time
+		want string // "" if counted
+	}{
+		{"oldest allowed", w.Now.Add(-w.MaxAge), ""},
+		{"a second too old", w.Now.Add(-w.MaxAge - time.Second), "more than 168h0m0s before the ceremony"},
+		{"latest allowed", w.Now.Add(w.MaxSkew), ""},
+		{"a second too late", w.Now.Add(w.MaxSkew + time.Second), "after the ceremony's clock"},
+	} {
+		q := plan.CheckQuorumAt(p, []plan.NamedApproval{sign("alice", tc.at)}, w)
+		err := q.Results[0].Err
+		if tc.want == "" && err != nil {
+			t.Errorf("%s: error = %v, want counted", tc.name, err)
+		}
+		if tc.want != "" && (!errors.Is(err, plan.ErrStale) || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: error = %v, want ErrStale, %q", tc.name, err, tc.want)
+		}
+	}
+	// Before the plan existed (the ceremony soon after it).
+	soon := plan.Window{Now: now.Add(time.Hour), MaxAge: w.MaxAge, MaxSkew: w.MaxSkew}
+	if q := plan.CheckQuorumAt(p, []plan.NamedApproval{sign("alice", now.Add(-w.MaxSkew))}, soon); q.Results[0].Err != nil {
+		t.Errorf("approval within the skew before the plan: error = %v", q.Results[0].Err)
+	}
+	q := plan.CheckQuorumAt(p, []plan.NamedApproval{sign("alice", now.Add(-w.MaxSkew-time.Second))}, soon)
+	if err := q.Results[0].Err; !errors.Is(err, plan.ErrStale) || !strings.Contains(err.Error(), "before the plan was made") {
+		t.Errorf("approval before the plan: error = %v, want ErrStale", err)
+	}
+	// A stale approval, then the same officer's fresh one: the fresh counts.
+	q = plan.CheckQuorumAt(p, []plan.NamedApproval{sign("alice", w.Now.Add(-8*24*time.Hour)), sign("alice", w.Now), sign("bob", w.Now)}, w)
+	if !q.Met() || q.Results[0].Err == nil || q.Results[1].Err != nil {
+		t.Errorf("stale then fresh: %v", q)
+	}
+	// CheckQuorum takes approvals of any age.
+	if q := plan.CheckQuorum(p, []plan.NamedApproval{sign("alice", now.Add(-time.Hour)), sign("bob", now.Add(400*24*time.Hour))}); !q.Met() {
+		t.Errorf("CheckQuorum(any age) = %v, want met", q)
+	}
+}

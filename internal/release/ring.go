@@ -166,7 +166,8 @@ func (r *Ring) CurrentTWK(ctx context.Context) (Meta, secret.Key, error) {
 	return cur, twk, nil
 }
 
-// Releases lists the loaded releases, oldest issued first.
+// Releases lists the loaded releases, oldest issued first (then by when
+// their bundles were sealed, then by id: plans made in the same second).
 func (r *Ring) Releases() []Meta {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -177,6 +178,9 @@ func (r *Ring) Releases() []Meta {
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].Issued.Equal(out[j].Issued) {
 			return out[i].Issued.Before(out[j].Issued)
+		}
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.Before(out[j].Created)
 		}
 		return out[i].ID < out[j].ID
 	})

@@ -39,12 +39,9 @@ func unwrapOnlyTemplate() []*pkcs11.Attribute {
 	return []*pkcs11.Attribute{attr(pkcs11.CKA_SENSITIVE, true), attr(pkcs11.CKA_EXTRACTABLE, false)}
 }
 
-// GenerateEncryptionKey implements hsm.HSM with CKM_RSA_PKCS_KEY_PAIR_GEN.
-// The private key may sign (only for the RSA-PSS proof of possession) and
-// unwrap, and, unless it is unwrap-only, decrypt. An unwrap-only key has no
-// CKA_DECRYPT and carries unwrapOnlyTemplate as its CKA_UNWRAP_TEMPLATE.
-func (h *HSM) GenerateEncryptionKey(ctx context.Context, label string, use hsm.RSAUse) (hsm.EncryptionKey, error) {
-	pubTmpl := append([]*pkcs11.Attribute{
+// rsaPublicTemplate is the template of an encryption key pair's public half.
+func rsaPublicTemplate(label string) []*pkcs11.Attribute {
+	return append([]*pkcs11.Attribute{
 		attr(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
 		attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
 		attr(pkcs11.CKA_TOKEN, true),
@@ -56,6 +53,14 @@ func (h *HSM) GenerateEncryptionKey(ctx context.Context, label string, use hsm.R
 		attr(pkcs11.CKA_WRAP, false),
 		attr(pkcs11.CKA_DERIVE, false),
 	}, labelAttrs(label)...)
+}
+
+// GenerateEncryptionKey implements hsm.HSM with CKM_RSA_PKCS_KEY_PAIR_GEN.
+// The private key may sign (only for the RSA-PSS proof of possession) and
+// unwrap, and, unless it is unwrap-only, decrypt. An unwrap-only key has no
+// CKA_DECRYPT and carries unwrapOnlyTemplate as its CKA_UNWRAP_TEMPLATE.
+func (h *HSM) GenerateEncryptionKey(ctx context.Context, label string, use hsm.RSAUse) (hsm.EncryptionKey, error) {
+	pubTmpl := rsaPublicTemplate(label)
 	var privTmpl []*pkcs11.Attribute
 	switch use {
 	case hsm.UseDecrypt:
@@ -63,7 +68,10 @@ func (h *HSM) GenerateEncryptionKey(ctx context.Context, label string, use hsm.R
 	case hsm.UseUnwrapOnly:
 		t, free := templateAttr(pkcs11.CKA_UNWRAP_TEMPLATE, unwrapOnlyTemplate())
 		defer free()
-		privTmpl = append(privateKeyTemplate(pkcs11.CKK_RSA, label, pkcs11.CKA_UNWRAP, pkcs11.CKA_SIGN), t)
+		// Not modifiable: a PIN holder cannot give it CKA_DECRYPT, or
+		// change its unwrap template, later.
+		privTmpl = append(privateKeyTemplate(pkcs11.CKK_RSA, label, pkcs11.CKA_UNWRAP, pkcs11.CKA_SIGN), t,
+			attr(pkcs11.CKA_MODIFIABLE, false))
 	default:
 		return nil, fmt.Errorf("pkcs11: generate RSA key pair %q: RSA key use %v: %w", label, use, hsm.ErrUnsupported)
 	}
@@ -74,6 +82,12 @@ func (h *HSM) GenerateEncryptionKey(ctx context.Context, label string, use hsm.R
 		if err == nil && (p.N.BitLen() != hsm.RSABits || p.E != 65537) {
 			err = fmt.Errorf("the token generated an RSA-%d key with e=%d, not RSA-%d with e=65537",
 				p.N.BitLen(), p.E, hsm.RSABits)
+		}
+		if err == nil {
+			var got hsm.RSAUse
+			if got, err = h.rsaUse(s, priv); err == nil && got != use {
+				err = fmt.Errorf("the token made a %v key, asked for %v", got, use)
+			}
 		}
 		k = &encryptionKey{h: h, label: label, priv: priv, pub: p, use: use}
 		return err
@@ -100,13 +114,9 @@ func (h *HSM) EncryptionKey(ctx context.Context, label string) (hsm.EncryptionKe
 		if p.N.BitLen() != hsm.RSABits {
 			return fmt.Errorf("RSA key labelled %q is RSA-%d; strongroom uses RSA-%d", label, p.N.BitLen(), hsm.RSABits)
 		}
-		a, err := h.getAttrs(s, priv, pkcs11.CKA_DECRYPT)
+		use, err := h.rsaUse(s, priv)
 		if err != nil {
 			return fmt.Errorf("RSA key labelled %q: %w", label, err)
-		}
-		use := hsm.UseDecrypt
-		if !boolAttr(a[pkcs11.CKA_DECRYPT]) {
-			use = hsm.UseUnwrapOnly
 		}
 		k = &encryptionKey{h: h, label: label, priv: priv, pub: p, use: use}
 		return nil
@@ -129,6 +139,27 @@ func (h *HSM) rsaPublic(s pkcs11.SessionHandle, o pkcs11.ObjectHandle) (*rsa.Pub
 		return nil, errors.New("the token returned an invalid RSA public key")
 	}
 	return &rsa.PublicKey{N: n, E: int(e.Int64())}, nil
+}
+
+// rsaUse tells what an RSA private key may do: decrypt, or only unwrap. A
+// key that cannot decrypt is taken as unwrap-only only if it is also not
+// modifiable, the way GenerateEncryptionKey makes one: a modifiable key
+// could be given CKA_DECRYPT by whoever holds the PIN, or lose its unwrap
+// template. (The template itself, an attribute array, is not read back:
+// github.com/miekg/pkcs11 cannot; TestUnwrapOnlyTokenPolicy shows it
+// enforced.)
+func (h *HSM) rsaUse(s pkcs11.SessionHandle, priv pkcs11.ObjectHandle) (hsm.RSAUse, error) {
+	a, err := h.getAttrs(s, priv, pkcs11.CKA_DECRYPT, pkcs11.CKA_MODIFIABLE)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case boolAttr(a[pkcs11.CKA_DECRYPT]):
+		return hsm.UseDecrypt, nil
+	case boolAttr(a[pkcs11.CKA_MODIFIABLE]):
+		return 0, errors.New("the private key may not decrypt but is modifiable (CKA_MODIFIABLE): it is not a sealed unwrap-only key; initialize the HSM again")
+	}
+	return hsm.UseUnwrapOnly, nil
 }
 
 func (k *encryptionKey) Label() string            { return k.label }

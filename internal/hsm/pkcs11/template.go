@@ -34,6 +34,9 @@ import (
 // that free releases: call it once the PKCS#11 call that takes the
 // attribute has returned (the array holds pointers into that memory).
 func templateAttr(typ uint, tmpl []*pkcs11.Attribute) (a *pkcs11.Attribute, free func()) {
+	if len(tmpl) == 0 {
+		return &pkcs11.Attribute{Type: typ}, func() {}
+	}
 	var allocs []unsafe.Pointer
 	arr := make([]C.sr_attribute, len(tmpl))
 	for i, t := range tmpl {

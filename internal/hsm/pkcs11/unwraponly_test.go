@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
+	"strings"
 	"testing"
 
 	"github.com/miekg/pkcs11"
@@ -28,7 +29,7 @@ func TestUnwrapOnlyTokenPolicy(t *testing.T) {
 	k := ek.(*encryptionKey)
 	checkBools(t, h, "unwrap-only private key", k.priv, map[uint]bool{
 		pkcs11.CKA_DECRYPT: false, pkcs11.CKA_UNWRAP: true, pkcs11.CKA_SIGN: true,
-		pkcs11.CKA_SENSITIVE: true, pkcs11.CKA_EXTRACTABLE: false,
+		pkcs11.CKA_SENSITIVE: true, pkcs11.CKA_EXTRACTABLE: false, pkcs11.CKA_MODIFIABLE: false,
 	})
 	// SoftHSM2 decrypts and unwraps RSA-OAEP with SHA-1 only.
 	secret := make([]byte, hsm.SecretKeySize)
@@ -60,10 +61,17 @@ func TestUnwrapOnlyTokenPolicy(t *testing.T) {
 			name                   string
 			sensitive, extractable bool
 		}{{"not sensitive", false, false}, {"extractable", true, true}, {"not sensitive, extractable", false, true}} {
-			if o, err := c.UnwrapKey(s, mech, k.priv, ct, aes(tc.sensitive, tc.extractable)); err == nil {
+			o, err := c.UnwrapKey(s, mech, k.priv, ct, aes(tc.sensitive, tc.extractable))
+			if err == nil {
 				h.destroy(s, o)
 				t.Errorf("C_UnwrapKey into a key that is %s succeeded: the unwrap template is not enforced", tc.name)
+			} else if !isRV(err, pkcs11.CKR_TEMPLATE_INCONSISTENT) && !isRV(err, pkcs11.CKR_ATTRIBUTE_VALUE_INVALID) {
+				t.Errorf("C_UnwrapKey into a key that is %s error = %v, want the unwrap template's refusal", tc.name, err)
 			}
+		}
+		// Nor can the PIN holder give the key back its decrypt permission.
+		if err := c.SetAttributeValue(s, k.priv, []*pkcs11.Attribute{attr(pkcs11.CKA_DECRYPT, true)}); err == nil {
+			t.Error("C_SetAttributeValue(CKA_DECRYPT = true) on the unwrap-only key succeeded")
 		}
 		o, err := c.UnwrapKey(s, mech, k.priv, ct, aes(true, false))
 		if err != nil {
@@ -74,5 +82,22 @@ func TestUnwrapOnlyTokenPolicy(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestModifiableKeyIsNotUnwrapOnly: a key pair made by hand without decrypt
+// permission but modifiable (so a PIN holder could grant it later) is
+// refused when looked up, rather than taken for a sealed unwrap-only key.
+func TestModifiableKeyIsNotUnwrapOnly(t *testing.T) {
+	h, _ := openTestHSM(t, "modifiable")
+	ctx := context.Background()
+	mech := pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, nil)
+	priv := privateKeyTemplate(pkcs11.CKK_RSA, "by-hand", pkcs11.CKA_UNWRAP, pkcs11.CKA_SIGN)
+	if err := h.generatePair(ctx, "by-hand", mech, rsaPublicTemplate("by-hand"), priv,
+		func(pkcs11.SessionHandle, pkcs11.ObjectHandle, pkcs11.ObjectHandle) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.EncryptionKey(ctx, "by-hand"); err == nil || !strings.Contains(err.Error(), "not a sealed unwrap-only key") {
+		t.Errorf("EncryptionKey(modifiable, no decrypt) error = %v, want a refusal", err)
 	}
 }
