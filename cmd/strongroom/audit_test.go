@@ -49,7 +49,7 @@ func TestAuditVerifyTamper(t *testing.T) {
 			return err
 		}
 		trusted = append(trusted, key.ECDSAPublicKey())
-		cp := auditlog.NewCheckpointer(auditlog.New(st, cfg.Region), key, nil, nil)
+		cp := auditlog.NewCheckpointer(auditlog.New(st, cfg.Region), key, cfg.Audit.WitnessFile, nil, nil)
 		t0 := time.Now().UTC()
 		for i := range auditRows {
 			a := audit.Entry{Time: t0.Add(time.Duration(i) * time.Millisecond), Actor: fmt.Sprintf("%032x", i%7), Role: "tenant-admin",
@@ -89,7 +89,11 @@ func TestAuditVerifyTamper(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	if _, err := auditlog.New(st, cfg.Region).Verify(ctx, trusted); err != nil {
+	witness, err := auditlog.New(st, cfg.Region).ReadWitness(cfg.Audit.WitnessFile, trusted[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auditlog.New(st, cfg.Region).Verify(ctx, trusted, witness); err != nil {
 		t.Fatalf("the intact log does not verify: %v", err)
 	}
 	// What verifyAudit does, with the checkpoints' signatures checked once
@@ -159,7 +163,7 @@ func TestAuditVerifyTamper(t *testing.T) {
 			t.FailNow()
 		}
 	}
-	if _, err := auditlog.New(st, cfg.Region).Verify(ctx, trusted); err != nil {
+	if _, err := auditlog.New(st, cfg.Region).Verify(ctx, trusted, witness); err != nil {
 		t.Fatalf("the restored log does not verify: %v", err)
 	}
 
@@ -171,7 +175,7 @@ func TestAuditVerifyTamper(t *testing.T) {
 	}
 	exec1(`UPDATE audit_log SET detail = 'nothing happened' WHERE seq = 123`)
 	out, err = exec.Command(strongroomBin(t), "audit", "verify", "--config", cfgPath).CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "the audit log does NOT verify: audit: entry 123 ") {
+	if err == nil || !strings.Contains(string(out), "the audit log does NOT verify: ") || !strings.Contains(string(out), ": audit: entry 123 (position 122) ") {
 		t.Fatalf("audit verify on an altered log: %v\n%s", err, out)
 	}
 	t.Logf("%s", out)
