@@ -31,6 +31,13 @@ type database struct {
 	raw  *sql.DB
 }
 
+// onEngines runs test on each engine, with a fresh database.
+func onEngines(t *testing.T, test func(t *testing.T, db database)) {
+	for name, engine := range engines {
+		t.Run(name, func(t *testing.T) { test(t, engine(t)) })
+	}
+}
+
 // engines are the two: a SQLite file, and PostgreSQL (storetest.Postgres:
 // skipped loudly without one, required under CI=true).
 var engines = map[string]func(t *testing.T) database{
@@ -197,71 +204,67 @@ func (n *node) wantWitnessMismatch(t *testing.T, what string, seq uint64, others
 // the forgery), logging an error each time, and verification against the
 // witness fails.
 func TestWitnessForgery(t *testing.T) {
-	for name, engine := range engines {
-		t.Run(name, func(t *testing.T) {
-			n := newNode(t, engine(t), "eu1")
-			n.append(t, 30)
-			n.checkpoint(t)
-			n.append(t, 5)
-			n.checkpoint(t)
-			if got := n.witnessSize(t); got != 35 {
-				t.Fatalf("the witness is of %d entries, want 35", got)
-			}
-			if r, err := n.verify(t); err != nil || r.Checkpoints != 2 {
-				t.Fatalf("Verify(the honest log) = %+v, %v, want 2 checkpoints", r, err)
-			}
+	onEngines(t, func(t *testing.T, db database) {
+		n := newNode(t, db, "eu1")
+		n.append(t, 30)
+		n.checkpoint(t)
+		n.append(t, 5)
+		n.checkpoint(t)
+		if got := n.witnessSize(t); got != 35 {
+			t.Fatalf("the witness is of %d entries, want 35", got)
+		}
+		if r, err := n.verify(t); err != nil || r.Checkpoints != 2 {
+			t.Fatalf("Verify(the honest log) = %+v, %v, want 2 checkpoints", r, err)
+		}
 
-			storetest.ForgeAudit(t, n.st, n.db.raw, 7, "nothing happened")
-			if r, err := n.log.Verify(ctx, []*ecdsa.PublicKey{n.pub()}, nil); err != nil || r.Entries != 35 {
-				t.Fatalf("Verify(the forged log, no witness) = %+v, %v: want it to pass, or the forgery is not the attack", r, err)
-			}
-			n.wantRefused(t, "forged", "is not that of the log of this node's witness "+n.witness, "root ", "head ")
-			n.wantWitnessMismatch(t, "forged", 35)
+		storetest.ForgeAudit(t, n.st, n.db.raw, 7, "nothing happened")
+		if r, err := n.log.Verify(ctx, []*ecdsa.PublicKey{n.pub()}, nil); err != nil || r.Entries != 35 {
+			t.Fatalf("Verify(the forged log, no witness) = %+v, %v: want it to pass, or the forgery is not the attack", r, err)
+		}
+		n.wantRefused(t, "forged", "is not that of the log of this node's witness "+n.witness, "root ", "head ")
+		n.wantWitnessMismatch(t, "forged", 35)
 
-			n.logs.Reset()
-			n.cp.Once(ctx)
-			if logs := n.logs.String(); !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "refusing to sign a checkpoint") {
-				t.Errorf("Once() on the forged log logged %q, want an error", logs)
-			}
+		n.logs.Reset()
+		n.cp.Once(ctx)
+		if logs := n.logs.String(); !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "refusing to sign a checkpoint") {
+			t.Errorf("Once() on the forged log logged %q, want an error", logs)
+		}
 
-			n.restart(t)
-			n.wantRefused(t, "forged, after a restart", "is not that of the log of this node's witness")
-			n.append(t, 3) // chained onto the forged head
-			n.wantRefused(t, "forged, then appended to", "the entries after this node's witness", "do not extend it",
-				"entry 36 (position 35) does not link to entry 35")
-			n.wantWitnessMismatch(t, "forged, then appended to", 35)
-		})
-	}
+		n.restart(t)
+		n.wantRefused(t, "forged, after a restart", "is not that of the log of this node's witness")
+		n.append(t, 3) // chained onto the forged head
+		n.wantRefused(t, "forged, then appended to", "the entries after this node's witness", "do not extend it",
+			"entry 36 (position 35) does not link to entry 35")
+		n.wantWitnessMismatch(t, "forged, then appended to", 35)
+	})
 }
 
 // TestWitnessTruncated: the log's tail deleted with the state rewound and
 // the checkpoints deleted is refused, and named by verification.
 func TestWitnessTruncated(t *testing.T) {
-	for name, engine := range engines {
-		t.Run(name, func(t *testing.T) {
-			n := newNode(t, engine(t), "eu1")
-			n.append(t, 20)
-			n.checkpoint(t)
-			var st audit.State
-			if err := n.st.AuditEntries(ctx, store.AuditFilter{Limit: 12}, st.Extend); err != nil {
+	onEngines(t, func(t *testing.T, db database) {
+		n := newNode(t, db, "eu1")
+		n.append(t, 20)
+		n.checkpoint(t)
+		var st audit.State
+		if err := n.st.AuditEntries(ctx, store.AuditFilter{Limit: 12}, st.Extend); err != nil {
+			t.Fatal(err)
+		}
+		state, err := st.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{`DELETE FROM audit_log WHERE seq > 12`, `DELETE FROM audit_checkpoints`} {
+			if _, err := n.db.raw.ExecContext(ctx, q); err != nil {
 				t.Fatal(err)
 			}
-			state, err := st.MarshalBinary()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, q := range []string{`DELETE FROM audit_log WHERE seq > 12`, `DELETE FROM audit_checkpoints`} {
-				if _, err := n.db.raw.ExecContext(ctx, q); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if _, err := n.db.raw.ExecContext(ctx, `UPDATE audit_state SET state = $1 WHERE id = 1`, state); err != nil {
-				t.Fatal(err)
-			}
-			n.wantRefused(t, "truncated", "the database's log has 12 entries, fewer than this node's witness", "entries were deleted")
-			n.wantWitnessMismatch(t, "truncated", 13)
-		})
-	}
+		}
+		if _, err := n.db.raw.ExecContext(ctx, `UPDATE audit_state SET state = $1 WHERE id = 1`, state); err != nil {
+			t.Fatal(err)
+		}
+		n.wantRefused(t, "truncated", "the database's log has 12 entries, fewer than this node's witness", "entries were deleted")
+		n.wantWitnessMismatch(t, "truncated", 13)
+	})
 }
 
 // TestWitnessRestarts: the honest path across restarts. Each restarted
@@ -269,33 +272,31 @@ func TestWitnessTruncated(t *testing.T) {
 // log that did not grow is not signed again; the witness is mode 0600 and
 // the log verifies against it.
 func TestWitnessRestarts(t *testing.T) {
-	for name, engine := range engines {
-		t.Run(name, func(t *testing.T) {
-			n := newNode(t, engine(t), "eu1")
-			for round := 1; round <= 3; round++ {
-				n.append(t, 4*round)
-				n.checkpoint(t)
-				n.checkpoint(t)
-				if got, want := n.witnessSize(t), uint64(2*round*(round+1)); got != want {
-					t.Fatalf("round %d: the witness is of %d entries, want %d", round, got, want)
-				}
-				if got := n.checkpoints(t); got != round {
-					t.Fatalf("round %d: %d checkpoints, want %d", round, got, round)
-				}
-				n.restart(t)
+	onEngines(t, func(t *testing.T, db database) {
+		n := newNode(t, db, "eu1")
+		for round := 1; round <= 3; round++ {
+			n.append(t, 4*round)
+			n.checkpoint(t)
+			n.checkpoint(t)
+			if got, want := n.witnessSize(t), uint64(2*round*(round+1)); got != want {
+				t.Fatalf("round %d: the witness is of %d entries, want %d", round, got, want)
 			}
-			fi, err := os.Stat(n.witness)
-			if err != nil || fi.Mode().Perm() != 0o600 {
-				t.Errorf("the witness file: %v, %v, want mode 0600", fi.Mode(), err)
+			if got := n.checkpoints(t); got != round {
+				t.Fatalf("round %d: %d checkpoints, want %d", round, got, round)
 			}
-			if r, err := n.verify(t); err != nil || r.Entries != 24 || r.Checkpoints != 3 || r.Unchecked != 0 {
-				t.Errorf("Verify() = %+v, %v, want 24 entries, 3 checkpoints", r, err)
-			}
-			if strings.Contains(n.logs.String(), "level=ERROR") {
-				t.Errorf("the honest path logged errors:\n%s", n.logs.String())
-			}
-		})
-	}
+			n.restart(t)
+		}
+		fi, err := os.Stat(n.witness)
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("the witness file: %v, %v, want mode 0600", fi.Mode(), err)
+		}
+		if r, err := n.verify(t); err != nil || r.Entries != 24 || r.Checkpoints != 3 || r.Unchecked != 0 {
+			t.Errorf("Verify() = %+v, %v, want 24 entries, 3 checkpoints", r, err)
+		}
+		if strings.Contains(n.logs.String(), "level=ERROR") {
+			t.Errorf("the honest path logged errors:\n%s", n.logs.String())
+		}
+	})
 }
 
 // TestWitnessFileRefused: a damaged, truncated, emptied or replaced
@@ -351,53 +352,50 @@ func TestWitnessFileRefused(t *testing.T) {
 // itself (a lost witness); other nodes' checkpoints, which it cannot check,
 // do not stop it.
 func TestWitnessFirst(t *testing.T) {
-	for name, engine := range engines {
-		t.Run(name, func(t *testing.T) {
-			db := engine(t)
-			n := newNode(t, db, "eu1")
-			if err := n.cp.Checkpoint(ctx); err != nil || n.checkpoints(t) != 0 {
-				t.Fatalf("Checkpoint(empty log) = %v, %d checkpoints, want none", err, n.checkpoints(t))
-			}
-			if _, err := os.Stat(n.witness); !errors.Is(err, os.ErrNotExist) {
-				t.Fatalf("the empty log's witness: %v, want none written", err)
-			}
-			other := newNode(t, db, "eu2")
-			other.append(t, 10)
-			other.checkpoint(t)
-			n.checkpoint(t) // trusting only itself, and no witness yet
-			if got := n.witnessSize(t); got != 10 {
-				t.Fatalf("the first witness is of %d entries, want 10", got)
-			}
+	onEngines(t, func(t *testing.T, db database) {
+		n := newNode(t, db, "eu1")
+		if err := n.cp.Checkpoint(ctx); err != nil || n.checkpoints(t) != 0 {
+			t.Fatalf("Checkpoint(empty log) = %v, %d checkpoints, want none", err, n.checkpoints(t))
+		}
+		if _, err := os.Stat(n.witness); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the empty log's witness: %v, want none written", err)
+		}
+		other := newNode(t, db, "eu2")
+		other.append(t, 10)
+		other.checkpoint(t)
+		n.checkpoint(t) // trusting only itself, and no witness yet
+		if got := n.witnessSize(t); got != 10 {
+			t.Fatalf("the first witness is of %d entries, want 10", got)
+		}
 
-			// The witness lost, and the log forged with this node's
-			// checkpoint put back: caught by it.
-			cps, err := n.st.Checkpoints(ctx)
-			if err != nil {
+		// The witness lost, and the log forged with this node's
+		// checkpoint put back: caught by it.
+		cps, err := n.st.Checkpoints(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		storetest.ForgeAudit(t, n.st, db.raw, 3, "nothing happened")
+		for _, cp := range cps {
+			if err := n.st.AddCheckpoint(ctx, 10, cp); err != nil {
 				t.Fatal(err)
 			}
-			storetest.ForgeAudit(t, n.st, db.raw, 3, "nothing happened")
-			for _, cp := range cps {
-				if err := n.st.AddCheckpoint(ctx, 10, cp); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := os.Remove(n.witness); err != nil {
-				t.Fatal(err)
-			}
-			n.restart(t)
-			n.wantRefused(t, "forged, witness lost", "no witness at "+n.witness+" yet, so the log must verify from entry 1",
-				"entry 10 (position 9) does not match the checkpoint of size 10")
+		}
+		if err := os.Remove(n.witness); err != nil {
+			t.Fatal(err)
+		}
+		n.restart(t)
+		n.wantRefused(t, "forged, witness lost", "no witness at "+n.witness+" yet, so the log must verify from entry 1",
+			"entry 10 (position 9) does not match the checkpoint of size 10")
 
-			// A broken chain, with no checkpoint at all.
-			if _, err := db.raw.ExecContext(ctx, `DELETE FROM audit_checkpoints`); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := db.raw.ExecContext(ctx, `UPDATE audit_log SET detail = 'x' WHERE seq = 5`); err != nil {
-				t.Fatal(err)
-			}
-			n.wantRefused(t, "altered, no witness", "entry 5 (position 4) does not match its hash")
-		})
-	}
+		// A broken chain, with no checkpoint at all.
+		if _, err := db.raw.ExecContext(ctx, `DELETE FROM audit_checkpoints`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.raw.ExecContext(ctx, `UPDATE audit_log SET detail = 'x' WHERE seq = 5`); err != nil {
+			t.Fatal(err)
+		}
+		n.wantRefused(t, "altered, no witness", "entry 5 (position 4) does not match its hash")
+	})
 }
 
 // TestWitnessCheckpointsDeleted: the database's checkpoints deleted, the
@@ -423,38 +421,35 @@ func TestWitnessCheckpointsDeleted(t *testing.T) {
 // each against both keys and its witness. The forgery is then refused by
 // both.
 func TestWitnessTwoNodes(t *testing.T) {
-	for name, engine := range engines {
-		t.Run(name, func(t *testing.T) {
-			db := engine(t)
-			a, b := newNode(t, db, "a"), newNode(t, db, "b")
-			b.appends = 1000 // distinct requests
-			for round := range 4 {
-				a.append(t, round+1)
-				a.checkpoint(t)
-				b.append(t, 2)
-				a.append(t, 1)
-				b.checkpoint(t)
-			}
+	onEngines(t, func(t *testing.T, db database) {
+		a, b := newNode(t, db, "a"), newNode(t, db, "b")
+		b.appends = 1000 // distinct requests
+		for round := range 4 {
+			a.append(t, round+1)
 			a.checkpoint(t)
-			if sa, sb := a.witnessSize(t), b.witnessSize(t); sa != 22 || sb != 22 {
-				t.Fatalf("the witnesses are of %d and %d entries, want 22 and 22", sa, sb)
+			b.append(t, 2)
+			a.append(t, 1)
+			b.checkpoint(t)
+		}
+		a.checkpoint(t)
+		if sa, sb := a.witnessSize(t), b.witnessSize(t); sa != 22 || sb != 22 {
+			t.Fatalf("the witnesses are of %d and %d entries, want 22 and 22", sa, sb)
+		}
+		for _, n := range []struct {
+			node  *node
+			other *ecdsa.PublicKey
+		}{{a, b.pub()}, {b, a.pub()}} {
+			if r, err := n.node.verify(t, n.other); err != nil || r.Entries != 22 || r.Checkpoints != 9 {
+				t.Errorf("Verify() on a node = %+v, %v, want 22 entries and 9 checkpoints", r, err)
 			}
-			for _, n := range []struct {
-				node  *node
-				other *ecdsa.PublicKey
-			}{{a, b.pub()}, {b, a.pub()}} {
-				if r, err := n.node.verify(t, n.other); err != nil || r.Entries != 22 || r.Checkpoints != 9 {
-					t.Errorf("Verify() on a node = %+v, %v, want 22 entries and 9 checkpoints", r, err)
-				}
-			}
-			storetest.ForgeAudit(t, a.st, db.raw, 2, "nothing happened")
-			for _, n := range []struct {
-				node  *node
-				other *ecdsa.PublicKey
-			}{{a, b.pub()}, {b, a.pub()}} {
-				n.node.wantRefused(t, "forged", "is not that of the log of this node's witness")
-				n.node.wantWitnessMismatch(t, "forged", 22, n.other)
-			}
-		})
-	}
+		}
+		storetest.ForgeAudit(t, a.st, db.raw, 2, "nothing happened")
+		for _, n := range []struct {
+			node  *node
+			other *ecdsa.PublicKey
+		}{{a, b.pub()}, {b, a.pub()}} {
+			n.node.wantRefused(t, "forged", "is not that of the log of this node's witness")
+			n.node.wantWitnessMismatch(t, "forged", 22, n.other)
+		}
+	})
 }
