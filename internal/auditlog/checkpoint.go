@@ -113,10 +113,7 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) error {
 	if c.witness == "" {
 		return errors.New("auditlog: no witness file: the Checkpointer needs one (audit.witness_file)")
 	}
-	db, err := c.log.st.AuditState(ctx)
-	if err != nil {
-		return err
-	}
+	var cps [][]byte
 	if c.w == nil {
 		w, err := c.log.ReadWitness(c.witness, c.pub())
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -124,9 +121,21 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) error {
 		}
 		c.w = w
 	}
+	if c.w == nil {
+		// Read before the state: a checkpoint stored by then covers no
+		// more entries than the state read after it.
+		var err error
+		if cps, err = c.log.st.Checkpoints(ctx); err != nil {
+			return err
+		}
+	}
+	db, err := c.log.st.AuditState(ctx)
+	if err != nil {
+		return err
+	}
 	var st audit.State
 	if c.w == nil {
-		st, err = c.verifyAll(ctx, db.Size())
+		st, err = c.verifyAll(ctx, db.Size(), cps)
 	} else {
 		st, err = c.extend(ctx, db.Size())
 	}
@@ -188,14 +197,10 @@ func (c *Checkpointer) extend(ctx context.Context, size uint64) (audit.State, er
 }
 
 // verifyAll verifies the first size entries of the log from entry 1,
-// against the checkpoints in the database that this node signed (those of
-// other nodes it cannot check), and returns their state.
-func (c *Checkpointer) verifyAll(ctx context.Context, size uint64) (audit.State, error) {
+// against those of the checkpoints cps (the database's) that this node
+// signed (other nodes' it cannot check), and returns their state.
+func (c *Checkpointer) verifyAll(ctx context.Context, size uint64, cps [][]byte) (audit.State, error) {
 	trusted := []*ecdsa.PublicKey{c.pub()}
-	cps, err := c.log.st.Checkpoints(ctx)
-	if err != nil {
-		return audit.State{}, err
-	}
 	var own [][]byte
 	for _, cp := range cps {
 		if _, err := audit.ParseCheckpoint(cp, trusted); !errors.Is(err, audit.ErrUntrusted) {
@@ -219,6 +224,9 @@ func (c *Checkpointer) verifyAll(ctx context.Context, size uint64) (audit.State,
 	r, err := v.Finish()
 	if err != nil {
 		return fail(err)
+	}
+	if size == 0 {
+		return v.State(), nil
 	}
 	level := slog.LevelInfo
 	if len(own) > 0 {
