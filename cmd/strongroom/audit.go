@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -134,45 +136,22 @@ func auditCommand() *command {
 					}
 				}),
 			{
-				name: "verify", summary: "verify the whole audit log and its signed checkpoints (on a node: reads its store and HSM)",
-				usage: "--config FILE [--trust PUB.pem]...",
+				name: "verify", summary: "verify the whole audit log, its signed checkpoints and the node's witness (on a node: reads its store, HSM and witness file)",
+				usage: "--config FILE [--trust PUB.pem]... [--witness FILE | --no-witness]",
 				flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
-					cfgPath := fs.String("config", defaultConfig(e), "the node's configuration (default $STRONGROOM_CONFIG, else the dev environment's)")
-					var trust repeatedFlag
-					fs.Var(&trust, "trust", "another node's audit public key (PEM, from 'strongroom audit key'); repeat")
+					var o verifyOptions
+					fs.StringVar(&o.config, "config", defaultConfig(e), "the node's configuration (default $STRONGROOM_CONFIG, else the dev environment's)")
+					fs.Var(&o.trust, "trust", "another node's audit public key (PEM, from 'strongroom audit key'); repeat")
+					fs.StringVar(&o.witness, "witness", "", "the node's witness file (default: the configuration's audit.witness_file)")
+					fs.BoolVar(&o.noWitness, "no-witness", false, "verify the database alone, without the node's witness (it then cannot catch a rewrite whose checkpoints were deleted too)")
 					return func(ctx context.Context, args []string) error {
-						if *cfgPath == "" || len(args) > 0 {
+						if o.config == "" || len(args) > 0 {
 							return usageErrorf("--config is required (or set STRONGROOM_CONFIG)")
 						}
-						var trusted []*ecdsa.PublicKey
-						for _, p := range trust {
-							k, err := readPublicKey(p)
-							if err != nil {
-								return err
-							}
-							trusted = append(trusted, k)
+						if o.noWitness && o.witness != "" {
+							return usageErrorf("--witness and --no-witness exclude each other")
 						}
-						return withNode(ctx, e, *cfgPath, func(h hsm.HSM, st *store.Store, cfg *config.Config) error {
-							k, err := h.SigningKey(ctx, audit.LabelSigning)
-							if err == nil {
-								trusted = append(trusted, k.ECDSAPublicKey())
-							} else if !errors.Is(err, hsm.ErrNotFound) {
-								return err
-							}
-							r, err := auditlog.New(st, cfg.Region).Verify(ctx, trusted)
-							if err != nil {
-								return fmt.Errorf("the audit log does NOT verify: %w", err)
-							}
-							fmt.Fprintf(e.stdout, "audit log verified: %d entries, %d signed checkpoints", r.Entries, r.Checkpoints)
-							if r.Latest != nil {
-								fmt.Fprintf(e.stdout, ", the latest at entry %d (%s)", r.Latest.Size, r.Latest.Time.Format(time.RFC3339))
-							}
-							fmt.Fprintln(e.stdout)
-							if r.Unchecked > 0 {
-								fmt.Fprintf(e.stdout, "%d entries after the latest checkpoint are chain-checked only; the next checkpoint covers them\n", r.Unchecked)
-							}
-							return nil
-						})
+						return verifyAudit(ctx, e, o)
 					}
 				},
 			},
@@ -205,6 +184,85 @@ func auditCommand() *command {
 			},
 		},
 	}
+}
+
+// verifyOptions are the flags of 'audit verify'.
+type verifyOptions struct {
+	config    string
+	trust     repeatedFlag
+	witness   string // "" = the configuration's
+	noWitness bool
+}
+
+// verifyAudit is 'audit verify': it verifies the node's store's audit log
+// against the checkpoint keys it trusts (the node's HSM audit key, and
+// every --trust key) and the node's witness, and prints the report. A
+// missing witness fails, unless o.noWitness.
+func verifyAudit(ctx context.Context, e *env, o verifyOptions) error {
+	var trusted []*ecdsa.PublicKey
+	for _, p := range o.trust {
+		k, err := readPublicKey(p)
+		if err != nil {
+			return err
+		}
+		trusted = append(trusted, k)
+	}
+	return withNode(ctx, e, o.config, func(h hsm.HSM, st *store.Store, cfg *config.Config) error {
+		l := auditlog.New(st, cfg.Region)
+		var own *ecdsa.PublicKey
+		k, err := h.SigningKey(ctx, audit.LabelSigning)
+		if err == nil {
+			own = k.ECDSAPublicKey()
+			trusted = append(trusted, own)
+		} else if !errors.Is(err, hsm.ErrNotFound) {
+			return err
+		}
+		var w *auditlog.Witness
+		if !o.noWitness {
+			if w, err = readWitness(l, cmp.Or(o.witness, cfg.Audit.WitnessFile), own); err != nil {
+				return err
+			}
+		}
+		r, err := l.Verify(ctx, trusted, w)
+		if err != nil {
+			return fmt.Errorf("the audit log does NOT verify: %w", err)
+		}
+		fmt.Fprintf(e.stdout, "audit log verified: %d entries, %d signed checkpoints", r.Entries, r.Checkpoints)
+		if r.Latest != nil {
+			fmt.Fprintf(e.stdout, ", the latest at entry %d (%s)", r.Latest.Size, r.Latest.Time.Format(time.RFC3339))
+		}
+		fmt.Fprintln(e.stdout)
+		if r.Unchecked > 0 {
+			fmt.Fprintf(e.stdout, "%d entries after the latest checkpoint are chain-checked only; the next checkpoint covers them\n", r.Unchecked)
+		}
+		if w != nil {
+			fmt.Fprintf(e.stdout, "the log extends this node's witness %s\n", w)
+		} else {
+			fmt.Fprintln(e.stdout, "the node's witness was NOT checked (--no-witness): a rewrite of the log whose checkpoints were deleted from the database too goes unnoticed")
+		}
+		return nil
+	})
+}
+
+// readWitness reads the node's witness for 'audit verify', which fails
+// without one: the node has signed no checkpoint yet, the file was lost, or
+// the configuration names the wrong one.
+func readWitness(l *auditlog.Log, path string, own *ecdsa.PublicKey) (*auditlog.Witness, error) {
+	_, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("the audit log is NOT verified: there is no witness at %s (the node has signed no checkpoint yet, or the file was lost); "+
+			"give --witness FILE, or verify the database alone with --no-witness", path)
+	case err != nil:
+		return nil, err
+	case own == nil:
+		return nil, fmt.Errorf("the audit log is NOT verified: the HSM has no audit signing key (%s), so the witness %s cannot be checked", audit.LabelSigning, path)
+	}
+	w, err := l.ReadWitness(path, own)
+	if err != nil {
+		return nil, fmt.Errorf("the audit log is NOT verified: %w", err)
+	}
+	return w, nil
 }
 
 func dash(s string) string {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -174,12 +175,27 @@ func startRegional(ctx context.Context, e *env, cfg *config.Config, logger *slog
 		return fail(err)
 	}
 	ak, err := auditlog.SigningKey(ctx, h)
+	if err == nil {
+		err = checkWitness(n.Audit, cfg.Audit.WitnessFile, ak)
+	}
 	if err != nil {
 		n.Close()
 		st.Close()
 		return fail(err)
 	}
 	return &regional{Node: n, h: h, st: st, auditKey: ak}, nil
+}
+
+// checkWitness refuses to start with a witness file that cannot be used
+// (damaged, altered, or another node's): the checkpointer would refuse to
+// sign anything. A missing one is the node's first start, or its first with
+// a witness; the checkpointer then writes it.
+func checkWitness(l *auditlog.Log, path string, key hsm.SigningKey) error {
+	_, err := l.ReadWitness(path, key.ECDSAPublicKey())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("refusing to start: %w (audit.witness_file; see \"The witness\" in docs/audit.md)", err)
+	}
+	return nil
 }
 
 // readRoster reads the pinned officers; nil if none are configured.
@@ -239,11 +255,12 @@ func runServer(ctx context.Context, e *env, cfg *config.Config, ready chan<- str
 		return err
 	}
 	handler := rn.Handler(cfg.Limits, logger)
-	// The audit log: the data plane's aggregate and signed checkpoints,
-	// every interval and at shutdown (after the last request).
+	// The audit log: the data plane's aggregate and signed checkpoints, at
+	// start, every interval and at shutdown (after the last request), each
+	// extending the node's witness.
 	cpCtx, stopCheckpoints := context.WithCancel(context.WithoutCancel(ctx))
 	cpDone := make(chan struct{})
-	cp := auditlog.NewCheckpointer(rn.Audit, rn.auditKey, rn.Aggregate, logger)
+	cp := auditlog.NewCheckpointer(rn.Audit, rn.auditKey, cfg.Audit.WitnessFile, rn.Aggregate, logger)
 	go func() { defer close(cpDone); cp.Run(cpCtx, time.Duration(cfg.Audit.CheckpointInterval)) }()
 	defer func() { stopCheckpoints(); <-cpDone }()
 	srv := &http.Server{

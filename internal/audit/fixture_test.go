@@ -211,3 +211,29 @@ func rechain(t testing.TB, es []Entry, from int) []Entry {
 	}
 	return es
 }
+
+// wantStrict checks that parse accepts data but refuses it with bit 0 or 7
+// of any byte flipped, cut at any length, or with a byte appended.
+func wantStrict(t *testing.T, name string, data []byte, parse func([]byte) error) {
+	t.Helper()
+	if err := parse(data); err != nil {
+		t.Fatalf("%s(data) error = %v", name, err)
+	}
+	for i := range data {
+		for _, bit := range []byte{0x01, 0x80} {
+			bad := slices.Clone(data)
+			bad[i] ^= bit
+			if parse(bad) == nil {
+				t.Fatalf("%s(byte %d ^ %#x) error = nil, want error", name, i, bit)
+			}
+		}
+	}
+	for n := range len(data) {
+		if parse(data[:n]) == nil {
+			t.Fatalf("%s(first %d bytes) error = nil, want error", name, n)
+		}
+	}
+	if parse(append(slices.Clone(data), 0)) == nil {
+		t.Errorf("%s(trailing byte) error = nil, want error", name)
+	}
+}

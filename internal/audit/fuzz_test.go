@@ -14,7 +14,8 @@ import (
 
 // The seed corpora under testdata/fuzz hold valid encodings made by
 // TestWriteFuzzCorpus (run with STRONGROOM_WRITE_CORPUS=1 to refresh them).
-// The checkpoint seed is signed by fixedKey, which the fuzz target trusts.
+// The checkpoint and witness seeds are signed by fixedKey, which the fuzz
+// targets trust.
 
 func FuzzParseEntry(f *testing.F) {
 	f.Add([]byte{})
@@ -72,6 +73,24 @@ func FuzzParseState(f *testing.F) {
 	})
 }
 
+func FuzzParseWitness(f *testing.F) {
+	f.Add([]byte{})
+	trusted := []*ecdsa.PublicKey{&fixedKey(f).PublicKey}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		w, err := ParseWitness(data, trusted)
+		if err != nil {
+			return
+		}
+		if err := w.check(); err != nil {
+			t.Fatalf("ParseWitness accepted a witness whose state is not its checkpoint's: %v", err)
+		}
+		blob, err := w.MarshalBinary()
+		if err != nil || !bytes.Equal(blob, data) {
+			t.Fatalf("MarshalBinary(ParseWitness(data)) = %x, %v, want data back", blob, err)
+		}
+	})
+}
+
 // TestFuzzSeedsValid makes sure the committed seeds still parse, so that
 // the fuzzers start from inside the formats.
 func TestFuzzSeedsValid(t *testing.T) {
@@ -80,6 +99,7 @@ func TestFuzzSeedsValid(t *testing.T) {
 		"FuzzParseEntry":      func(b []byte) error { _, err := ParseEntry(b); return err },
 		"FuzzParseCheckpoint": func(b []byte) error { _, err := ParseCheckpoint(b, trusted); return err },
 		"FuzzParseState":      func(b []byte) error { _, err := ParseState(b); return err },
+		"FuzzParseWitness":    func(b []byte) error { _, err := ParseWitness(b, trusted); return err },
 	} {
 		raw, err := os.ReadFile(filepath.Join("testdata", "fuzz", name, "valid"))
 		if err != nil {
@@ -113,8 +133,17 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	witness, err := NewWitness(cp, l.state, []*ecdsa.PublicKey{&fixedKey(t).PublicKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb, err := witness.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
 	w := fuzzcorpus.New(t)
 	w.Add("FuzzParseEntry", "valid", entry)
 	w.Add("FuzzParseCheckpoint", "valid", cp)
 	w.Add("FuzzParseState", "valid", state)
+	w.Add("FuzzParseWitness", "valid", wb)
 }

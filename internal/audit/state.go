@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -44,6 +45,50 @@ func (s *State) Append(e Entry) (Entry, error) {
 	s.tree.Append(leaf)
 	s.head = e.Head()
 	return e, nil
+}
+
+// Extend checks that e, an entry as stored (with its Seq, Prev and Hash),
+// is the next one, as Verifier.Add does: its Seq is one more than the
+// size, its Prev is the head's Hash, its fields are valid and its Hash
+// recomputes from its content and Prev. It then adds e. A failure is a
+// *BadEntryError (its Index is e's position in a log stored from entry 1)
+// and leaves the State unchanged.
+//
+// A node that holds the State of a log it has checked (a Witness) checks
+// the entries appended since, this way, without trusting the rest.
+func (s *State) Extend(e Entry) error {
+	next, why := s.follow(e)
+	if why != "" {
+		return &BadEntryError{Seq: s.Size() + 1, Index: s.Size(), Reason: why}
+	}
+	*s = next
+	return nil
+}
+
+// follow returns the State with e added if e, as stored, comes next;
+// otherwise the reason it does not. s is unchanged (Tree copies are
+// independent).
+func (s *State) follow(e Entry) (State, string) {
+	want := s.head.Seq + 1
+	switch {
+	case e.Seq != want:
+		return State{}, fmt.Sprintf("is missing or out of place: seq %d is where it should be (entries deleted, inserted or reordered, or the seq altered)", e.Seq)
+	case e.Prev != s.head.Hash && want == 1:
+		return State{}, "does not start the chain: its prev is not all zeros (entries deleted before it, or the prev altered)"
+	case e.Prev != s.head.Hash:
+		return State{}, fmt.Sprintf("does not link to entry %d: its prev is not that entry's hash (entries deleted, inserted or reordered, or the prev altered)", want-1)
+	}
+	if err := e.Validate(); err != nil {
+		return State{}, "is invalid (altered?): " + strings.TrimPrefix(err.Error(), "audit: ")
+	}
+	leaf := hashLeaf(e.encode())
+	if ChainHash(e.Prev, leaf) != e.Hash {
+		return State{}, "does not match its hash: its content or hash was altered"
+	}
+	next := *s
+	next.tree.Append(leaf)
+	next.head = e.Head()
+	return next, ""
 }
 
 // Checkpoint returns the checkpoint of the log as it stands, for SignCheckpoint.

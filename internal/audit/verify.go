@@ -142,30 +142,11 @@ func (v *Verifier) Add(e Entry) error {
 	if v.finished {
 		return errors.New("audit: Verifier.Add after Finish")
 	}
-	want := v.state.Size() + 1
-	fail := func(format string, args ...any) error {
-		v.err = &BadEntryError{Seq: want, Index: v.report.Entries, Reason: fmt.Sprintf(format, args...)}
+	next, why := v.state.follow(e)
+	if why != "" {
+		v.err = &BadEntryError{Seq: v.state.Size() + 1, Index: v.report.Entries, Reason: why}
 		return v.err
 	}
-	if e.Seq != want {
-		return fail("is missing or out of place: seq %d is where it should be (entries deleted, inserted or reordered, or the seq altered)", e.Seq)
-	}
-	if e.Prev != v.state.head.Hash {
-		if want == 1 {
-			return fail("does not start the chain: its prev is not all zeros (entries deleted before it, or the prev altered)")
-		}
-		return fail("does not link to entry %d: its prev is not that entry's hash (entries deleted, inserted or reordered, or the prev altered)", want-1)
-	}
-	if err := e.Validate(); err != nil {
-		return fail("is invalid (altered?): %s", strings.TrimPrefix(err.Error(), "audit: "))
-	}
-	leaf := hashLeaf(e.encode())
-	if ChainHash(e.Prev, leaf) != e.Hash {
-		return fail("does not match its hash: its content or hash was altered")
-	}
-	next := v.state // Tree copies are independent
-	next.tree.Append(leaf)
-	next.head = e.Head()
 	if err := v.reach(&next); err != nil {
 		return err
 	}
@@ -173,6 +154,10 @@ func (v *Verifier) Add(e Entry) error {
 	v.report.Entries++
 	return nil
 }
+
+// State returns the appender state of the entries that passed so far: a
+// node that has verified a log continues it from there (State.Extend).
+func (v *Verifier) State() State { return v.state }
 
 // reach matches the checkpoints of the size of s, the state after the
 // entry being added, and records them if all match.

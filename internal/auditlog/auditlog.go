@@ -1,8 +1,9 @@
 // Package auditlog is a region's audit log as a running node keeps it
 // (S15, docs/audit.md): appending entries, reading them back, counting the
 // data plane into per-minute aggregate entries ([Aggregate]), signing
-// checkpoints with the node's HSM audit key ([Checkpointer]), and verifying
-// the whole log ([Log.Verify]).
+// checkpoints with the node's HSM audit key ([Checkpointer]) and keeping
+// the node's [Witness] of them outside the database, and verifying the
+// whole log ([Log.Verify]).
 //
 // The entries' format, chain, Merkle tree and checkpoints are
 // internal/audit's; the store (internal/store) keeps them, appending a
@@ -10,11 +11,13 @@
 package auditlog
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
@@ -72,15 +75,54 @@ func (l *Log) All(ctx context.Context) iter.Seq2[audit.Entry, error] {
 	}
 }
 
-// Verify checks the whole log and its stored checkpoints against the
-// trusted checkpoint keys (audit.Verify).
-func (l *Log) Verify(ctx context.Context, trusted []*ecdsa.PublicKey) (audit.Report, error) {
+// Verify checks the whole log against its stored checkpoints and the
+// trusted checkpoint keys (audit.Verify), and against the node's witness w
+// unless it is nil: its checkpoint is one more, kept outside the database,
+// so that a rewrite of the log is caught even when the database's
+// checkpoints were deleted with it. A failure that involves the witness is
+// a *WitnessError: an entry its checkpoint covers is bad, or the log ends
+// before it, or the database lacks that checkpoint (the Checkpointer stores
+// each checkpoint in the database before it writes the witness, so
+// checkpoints were deleted).
+func (l *Log) Verify(ctx context.Context, trusted []*ecdsa.PublicKey, w *Witness) (audit.Report, error) {
 	cps, err := l.st.Checkpoints(ctx)
 	if err != nil {
 		return audit.Report{}, err
 	}
-	return audit.Verify(l.origin, trusted, cps, l.All(ctx))
+	stored := w == nil || slices.ContainsFunc(cps, func(cp []byte) bool { return bytes.Equal(cp, w.Signed) })
+	if !stored {
+		cps = append(cps, w.Signed)
+	}
+	r, err := audit.Verify(l.origin, trusted, cps, l.All(ctx))
+	if w == nil {
+		return r, err
+	}
+	var bad *audit.BadEntryError
+	var badCP *audit.CheckpointError
+	switch {
+	case errors.As(err, &bad) && bad.Seq <= w.Checkpoint.Size,
+		errors.As(err, &badCP) && !stored && badCP.Index == len(cps)-1:
+		return r, &WitnessError{Witness: w, Err: err}
+	case err != nil:
+		return r, err
+	case !stored:
+		return r, &WitnessError{Witness: w, Err: errors.New(
+			"the database does not hold the witness's checkpoint, which this node stored there before it wrote the witness: checkpoints were deleted from the database")}
+	}
+	return r, nil
 }
+
+// WitnessError says that the log does not match the node's witness.
+type WitnessError struct {
+	Witness *Witness
+	Err     error
+}
+
+func (e *WitnessError) Error() string {
+	return fmt.Sprintf("auditlog: the log does not match this node's witness %s: %v", e.Witness, e.Err)
+}
+
+func (e *WitnessError) Unwrap() error { return e.Err }
 
 // SigningKey returns the regional HSM's checkpoint signing key, making it
 // on first use (a node started before the audit log existed has none). When

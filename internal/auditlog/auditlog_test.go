@@ -115,7 +115,8 @@ func TestAggregateKeptOnFailure(t *testing.T) {
 }
 
 // TestCheckpointer: a checkpoint is signed when the log grew, and only then,
-// and the log verifies against its key; another key is not trusted.
+// the witness holds the last one, and the log verifies against its key;
+// another key is not trusted.
 func TestCheckpointer(t *testing.T) {
 	st := openStore(t)
 	l := auditlog.New(st, "eu1")
@@ -132,7 +133,8 @@ func TestCheckpointer(t *testing.T) {
 	if err != nil || !again.ECDSAPublicKey().Equal(key.ECDSAPublicKey()) {
 		t.Fatalf("SigningKey() again = %v, or another key", err)
 	}
-	cp := auditlog.NewCheckpointer(l, key, nil, nil)
+	witness := filepath.Join(t.TempDir(), "audit-witness")
+	cp := auditlog.NewCheckpointer(l, key, witness, nil, nil)
 	count := func() int {
 		cps, err := st.Checkpoints(ctx)
 		if err != nil {
@@ -154,11 +156,15 @@ func TestCheckpointer(t *testing.T) {
 			t.Errorf("round %d: %d checkpoints, want %d", i, count(), want)
 		}
 	}
-	r, err := l.Verify(ctx, []*ecdsa.PublicKey{key.ECDSAPublicKey()})
+	w, err := l.ReadWitness(witness, key.ECDSAPublicKey())
+	if err != nil || w.Checkpoint.Size != 5 {
+		t.Fatalf("ReadWitness() = %v, %v, want the checkpoint of 5 entries", w, err)
+	}
+	r, err := l.Verify(ctx, []*ecdsa.PublicKey{key.ECDSAPublicKey()}, w)
 	if err != nil || r.Entries != 5 || r.Checkpoints != 2 {
 		t.Errorf("Verify() = %+v, %v, want 5 entries and 2 checkpoints", r, err)
 	}
-	if _, err := l.Verify(ctx, nil); err == nil {
+	if _, err := l.Verify(ctx, nil, nil); err == nil {
 		t.Error("Verify(no trusted key) succeeded")
 	}
 }

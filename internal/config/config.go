@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -46,6 +47,13 @@ type Audit struct {
 	// aggregate and signs a checkpoint of the log with its HSM's audit key
 	// (when the log grew). Default 1m; 1s to 24h.
 	CheckpointInterval Duration `yaml:"checkpoint_interval"`
+	// WitnessFile is where the node keeps its witness: the last checkpoint
+	// it signed and the log's state at that size, outside the database
+	// (docs/audit.md, "The witness"). Keep it with the HSM configuration,
+	// where someone with access to the database alone cannot write.
+	// Default (filled in by Load, not Parse): DefaultWitnessFile in the
+	// configuration file's directory.
+	WitnessFile string `yaml:"witness_file"`
 }
 
 // Officers is the region's officer roster: the officers' public key files
@@ -151,9 +159,12 @@ const (
 	DefaultCacheTTL     = 15 * time.Minute
 	// DefaultCheckpointInterval is audit.checkpoint_interval's default.
 	DefaultCheckpointInterval = time.Minute
-	DefaultMaxBodyBytes       = 1 << 20
-	DefaultMaxBatch           = 1000
-	DefaultRequestTimeout     = 30 * time.Second
+	// DefaultWitnessFile is audit.witness_file's default name, in the
+	// configuration file's directory.
+	DefaultWitnessFile    = "audit-witness"
+	DefaultMaxBodyBytes   = 1 << 20
+	DefaultMaxBatch       = 1000
+	DefaultRequestTimeout = 30 * time.Second
 )
 
 // RotationInterval is the configured minimum interval for env and keyType.
@@ -173,7 +184,8 @@ func (c *Config) RotationInterval(env, keyType string) time.Duration {
 	return DefaultRotation(env, keyType)
 }
 
-// Load reads and checks a configuration file.
+// Load reads and checks a configuration file, and fills in the defaults
+// that depend on where it is (audit.witness_file).
 func Load(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -187,6 +199,9 @@ func Load(path string) (*Config, error) {
 	c, err := Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if c.Audit.WitnessFile == "" {
+		c.Audit.WitnessFile = filepath.Join(filepath.Dir(path), DefaultWitnessFile)
 	}
 	return c, nil
 }

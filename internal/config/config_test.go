@@ -13,7 +13,8 @@ func TestExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load(example) error = %v", err)
 	}
-	if c.Region != "eu1" || c.Store.DSNFile != "/etc/strongroom/dsn" || time.Duration(c.Cache.TTL) != 15*time.Minute {
+	if c.Region != "eu1" || c.Store.DSNFile != "/etc/strongroom/dsn" || time.Duration(c.Cache.TTL) != 15*time.Minute ||
+		c.Audit.WitnessFile != "/var/lib/strongroom/audit-witness" {
 		t.Errorf("Load(example) = %+v", c)
 	}
 	for _, tc := range []struct {
@@ -50,6 +51,28 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Rotation.MaxKeys != DefaultMaxKeys || c.Limits.MaxBatch != DefaultMaxBatch || c.Log.Format != "json" {
 		t.Errorf("defaults not applied: %+v", c)
+	}
+}
+
+// TestWitnessFileDefault: without audit.witness_file, Load puts the witness
+// next to the configuration file; a configured path is kept as given.
+func TestWitnessFileDefault(t *testing.T) {
+	dir := t.TempDir()
+	for name, tc := range map[string]struct{ yaml, want string }{
+		"default":    {minimal, filepath.Join(dir, DefaultWitnessFile)},
+		"configured": {minimal + "audit: {witness_file: /var/lib/strongroom/eu1.witness}\n", "/var/lib/strongroom/eu1.witness"},
+	} {
+		p := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(p, []byte(tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(p)
+		if err != nil {
+			t.Fatalf("%s: Load() error = %v", name, err)
+		}
+		if c.Audit.WitnessFile != tc.want {
+			t.Errorf("%s: Load() audit.witness_file = %q, want %q", name, c.Audit.WitnessFile, tc.want)
+		}
 	}
 }
 

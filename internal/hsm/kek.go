@@ -30,7 +30,9 @@ func labelled(label string, context []byte) [32]byte {
 // concatenated. It is what PKCS#11's CKM_AES_ECB_ENCRYPT_DATA derivation gives
 // inside an HSM. A wrapped key thus opens only under the same wrapping key and
 // the same context: the context acts as associated data of the key wrap.
-func ContextKEK(key secret.Key, context []byte) secret.Key { return encryptBlocks(key, KEKInput(context)) }
+func ContextKEK(key secret.Key, context []byte) secret.Key {
+	return encryptBlocks(key, KEKInput(context))
+}
 
 // encryptBlocks encrypts the two AES blocks of d under key.
 func encryptBlocks(key secret.Key, d [32]byte) secret.Key {
@@ -58,4 +60,6 @@ func DeriveInput(context []byte) [32]byte { return labelled(deriveLabel, context
 // blocks of DeriveInput(context) encrypted under key, concatenated. AES is
 // a pseudorandom permutation keyed by key, evaluated on two distinct
 // blocks: the result is a 256-bit pseudorandom key for each context.
-func DeriveKey(key secret.Key, context []byte) secret.Key { return encryptBlocks(key, DeriveInput(context)) }
+func DeriveKey(key secret.Key, context []byte) secret.Key {
+	return encryptBlocks(key, DeriveInput(context))
+}

@@ -63,6 +63,53 @@ func AuditTamper(t *testing.T, s *store.Store, db *sql.DB, alter map[string]stri
 	}
 }
 
+// ForgeAudit rewrites the log of s as someone with write access to its
+// database alone could, through db (a handle of its own): entry seq's
+// detail becomes detail, that entry's and every later entry's prev and hash
+// are recomputed, the audit_state row is rewritten to match, and every
+// checkpoint is deleted. The forged log's chain holds and its state agrees
+// with it; only a checkpoint kept outside the database tells. The SQL is
+// the same on both engines.
+func ForgeAudit(t testing.TB, s *store.Store, db *sql.DB, seq uint64, detail string) {
+	t.Helper()
+	var es []audit.Entry
+	if err := s.AuditEntries(ctx, store.AuditFilter{}, func(e audit.Entry) error { es = append(es, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var st audit.State
+	for _, e := range es {
+		content := e
+		content.Seq, content.Prev, content.Hash = 0, [32]byte{}, [32]byte{}
+		if e.Seq == seq {
+			content.Detail = detail
+		}
+		f, err := st.Append(content)
+		if err != nil {
+			t.Fatalf("ForgeAudit: chaining entry %d: %v", e.Seq, err)
+		}
+		if e.Seq < seq {
+			continue
+		}
+		if _, err := db.ExecContext(ctx, `UPDATE audit_log SET detail = $1, prev = $2, hash = $3 WHERE seq = $4`,
+			f.Detail, f.Prev[:], f.Hash[:], int64(f.Seq)); err != nil {
+			t.Fatalf("ForgeAudit: rewriting entry %d: %v", e.Seq, err)
+		}
+	}
+	if uint64(len(es)) < seq {
+		t.Fatalf("ForgeAudit: the log has %d entries, none is %d", len(es), seq)
+	}
+	state, err := st.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE audit_state SET state = $1 WHERE id = 1`, state); err != nil {
+		t.Fatalf("ForgeAudit: rewriting the state: %v", err)
+	}
+	if _, err := db.ExecContext(ctx, `DELETE FROM audit_checkpoints`); err != nil {
+		t.Fatalf("ForgeAudit: deleting the checkpoints: %v", err)
+	}
+}
+
 // MigratedV1 checks a store that was opened on a database of schema
 // version 1 holding tenantID with data keys v1 (destroyed at 1 s after the
 // epoch) and v2 (active), all under release r1: every migration applied
