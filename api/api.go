@@ -42,6 +42,7 @@ const (
 	CodeOptOutDisabled   = "derivation_opt_out_disabled" // an operator disabled derivation mode none for this tenant
 	CodeNoUploadCert     = "no_upload_certificate"       // no active, unexpired upload certificate (or not the one named)
 	CodeCertState        = "certificate_state"           // the upload certificate's state does not allow this
+	CodeTooManyCerts     = "too_many_certificates"       // the tenant holds the most pending or active upload certificates
 	CodeImportRefused    = "import_refused"              // a backup file was refused; the reason says why
 	CodeUnsupported      = "unsupported"                 // this region's HSM cannot do what was asked (e.g. an OAEP hash)
 )

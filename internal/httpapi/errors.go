@@ -78,6 +78,7 @@ var keyErrors = []struct {
 	{store.ErrExists, http.StatusConflict, api.CodeExists},
 	{store.ErrConflict, http.StatusConflict, api.CodeConflict},
 	{store.ErrTooManyKeys, http.StatusConflict, api.CodeTooManyKeys},
+	{store.ErrTooManyCerts, http.StatusConflict, api.CodeTooManyCerts},
 	{store.ErrDuplicate, http.StatusConflict, api.CodeExists},
 	{store.ErrDestroyed, http.StatusConflict, api.CodeKeyDestroyed},
 	{store.ErrInvalid, http.StatusBadRequest, api.CodeBadRequest},

@@ -80,7 +80,7 @@ func (s *server) table() []Route {
 
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/upload-certificates", Audit: "cert.create", Policy: scoped(tenantAdmin, operator), Handler: s.createUploadCert,
 			Status:  http.StatusCreated,
-			Summary: "Make a BYOK upload certificate: an RSA-4096 key pair in the regional HSM, self-signed, or with csr a request for the tenant's CA",
+			Summary: "Make a BYOK upload certificate: an RSA-4096 key pair in the regional HSM, self-signed, or with csr a request for the tenant's CA (at most 5 pending or active per tenant)",
 			Request: api.CreateUploadCertRequest{}, Response: api.UploadCert{}},
 		{Method: "GET", Pattern: "/v1/tenants/{tenant}/upload-certificates", Audit: "cert.list", Policy: scoped(tenantAdmin, operator, auditor), Handler: s.uploadCerts,
 			Summary: "List a tenant's upload certificates, newest first", Response: api.UploadCertList{}},
@@ -90,7 +90,8 @@ func (s *server) table() []Route {
 			Summary: "Upload the certificate the tenant's CA signed for a pending request; it becomes active",
 			Request: api.CompleteUploadCertRequest{}, Response: api.UploadCert{}},
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/upload-certificates/{id}/retire", Audit: "cert.retire", Policy: scoped(tenantAdmin, operator), Handler: s.retireUploadCert,
-			Summary: "Retire an upload certificate: uploads to it are refused from now on", Response: api.UploadCert{}},
+			Summary:  "Retire an upload certificate: uploads to it are refused from now on, and its key pair is deleted from the regional HSM (retire again to retry a failed deletion)",
+			Response: api.UploadCert{}},
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/{type}/upload", Audit: "key.upload", Policy: scoped(tenantAdmin), Handler: s.uploadKey, Status: http.StatusCreated,
 			Summary: "Upload the tenant's own key material (RSA-OAEP to an upload certificate, with its SHA-256); it becomes the active key of the type (rate limited like generate)",
 			Request: api.UploadKeyRequest{}, Response: api.Key{}},

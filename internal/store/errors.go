@@ -22,6 +22,9 @@ var (
 	// ErrTooManyKeys: the tenant has MaxKeys active and archived keys of
 	// this type; destroy one first.
 	ErrTooManyKeys = errors.New("store: too many keys")
+	// ErrTooManyCerts: the tenant holds the most pending or active upload
+	// certificates allowed; retire one first.
+	ErrTooManyCerts = errors.New("store: too many upload certificates")
 	// ErrDuplicate: a key of the tenant (any type, any state) has the same
 	// fingerprint.
 	ErrDuplicate = errors.New("store: duplicate key")

@@ -169,15 +169,19 @@ func lifecycleCases(t *testing.T, s *store.Store) (tenantID string, cases []life
 		}},
 		{"CreateUploadCert", "upload-cert.create", "", map[string]func(audit.Entry) error{
 			"same label": func(rec audit.Entry) error {
-				_, err := s.CreateUploadCert(ctx, pendingCert(tn.ID, "strongroom/acme/upload-1", t0), rec)
+				_, err := s.CreateUploadCert(ctx, pendingCert(tn.ID, "strongroom/acme/upload-1", t0), maxCerts, rec)
 				return err
 			},
 			"unknown tenant": func(rec audit.Entry) error {
-				_, err := s.CreateUploadCert(ctx, pendingCert(unknown, "strongroom/x/upload-1", t0), rec)
+				_, err := s.CreateUploadCert(ctx, pendingCert(unknown, "strongroom/x/upload-1", t0), maxCerts, rec)
+				return err
+			},
+			"over the limit": func(rec audit.Entry) error {
+				_, err := s.CreateUploadCert(ctx, pendingCert(tn.ID, "strongroom/acme/upload-4", t0), 1, rec)
 				return err
 			},
 		}, func(rec audit.Entry) error {
-			_, err := s.CreateUploadCert(ctx, pendingCert(tn.ID, "strongroom/acme/upload-3", t0), rec)
+			_, err := s.CreateUploadCert(ctx, pendingCert(tn.ID, "strongroom/acme/upload-3", t0), maxCerts, rec)
 			return err
 		}},
 		{"ActivateUploadCert", "upload-cert.activate", "", map[string]func(audit.Entry) error{

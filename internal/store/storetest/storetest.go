@@ -56,6 +56,8 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"ConcurrentExportKey", testConcurrentExportKey},
 		{"UploadCerts", testUploadCerts},
 		{"UploadCertValidation", testUploadCertValidation},
+		{"UploadCertLimit", testUploadCertLimit},
+		{"ConcurrentUploadCertLimit", testConcurrentUploadCertLimit},
 		{"Restore", testRestore},
 		{"RestoreMaxKeys", testRestoreMaxKeys},
 		{"RestoreValidation", testRestoreValidation},
