@@ -43,6 +43,7 @@ const (
 	CodeNoUploadCert     = "no_upload_certificate"       // no active, unexpired upload certificate (or not the one named)
 	CodeCertState        = "certificate_state"           // the upload certificate's state does not allow this
 	CodeTooManyCerts     = "too_many_certificates"       // the tenant holds the most pending or active upload certificates
+	CodeTooManyTokens    = "too_many_tokens"             // the tenant has the most live app tokens its tenant-admins may make
 	CodeImportRefused    = "import_refused"              // a backup file was refused; the reason says why
 	CodeUnsupported      = "unsupported"                 // this region's HSM cannot do what was asked (e.g. an OAEP hash)
 )

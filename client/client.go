@@ -344,7 +344,8 @@ func (c *Client) CreateToken(ctx context.Context, req api.CreateTokenRequest) (a
 }
 
 // RevokeToken revokes an API token by id (POST /v1/tokens/{id}/revoke,
-// operator): it is refused from then on.
+// operator): it is refused from then on, and so is every token it made
+// (and theirs).
 func (c *Client) RevokeToken(ctx context.Context, id string) error {
 	return c.do(ctx, "POST", "/v1/tokens/"+url.PathEscape(id)+"/revoke", nil, nil, nil)
 }

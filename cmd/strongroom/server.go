@@ -79,7 +79,7 @@ func initialOperator(ctx context.Context, st *store.Store, now time.Time) (strin
 	}
 	tok.ID, tok.Created = initialOperatorID, now
 	rec := cliEntry(now, "token.create", "the first operator token, made by strongroom server --init")
-	if _, err := st.CreateToken(ctx, tok, rec); errors.Is(err, store.ErrExists) {
+	if _, err := st.CreateToken(ctx, tok, 0, rec); errors.Is(err, store.ErrExists) {
 		return "", errors.New("the server is already initialized: its first operator token exists (create more with 'strongroom token create')")
 	} else if err != nil {
 		return "", err

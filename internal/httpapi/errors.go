@@ -79,6 +79,7 @@ var keyErrors = []struct {
 	{store.ErrConflict, http.StatusConflict, api.CodeConflict},
 	{store.ErrTooManyKeys, http.StatusConflict, api.CodeTooManyKeys},
 	{store.ErrTooManyCerts, http.StatusConflict, api.CodeTooManyCerts},
+	{store.ErrTooManyTokens, http.StatusConflict, api.CodeTooManyTokens},
 	{store.ErrDuplicate, http.StatusConflict, api.CodeExists},
 	{store.ErrDestroyed, http.StatusConflict, api.CodeKeyDestroyed},
 	{store.ErrInvalid, http.StatusBadRequest, api.CodeBadRequest},

@@ -64,10 +64,11 @@ func (s *server) table() []Route {
 
 		{Method: "POST", Pattern: "/v1/tokens", Audit: "token.create", Policy: global(operator, tenantAdmin), Handler: s.createToken, Status: http.StatusCreated,
 			Restrict: &Rule{Doc: "a tenant-admin may create only app tokens, only for its own tenant, with a ttl of at most 90 days", Check: s.tenantAdminMintsOwnApps},
-			Summary:  "Create an API token; its secret is in this answer only", Request: api.CreateTokenRequest{}, Response: api.Token{}},
+			Summary:  "Create an API token; its secret is in this answer only (a tenant-admin's: 409 too_many_tokens once its tenant has 100 live app tokens)",
+			Request:  api.CreateTokenRequest{}, Response: api.Token{}},
 
 		{Method: "POST", Pattern: "/v1/tokens/{id}/revoke", Audit: "token.revoke", Policy: global(operator), Handler: s.revokeToken,
-			Summary: "Revoke an API token at once (by its id, as token create printed it)", Response: api.Token{}},
+			Summary: "Revoke an API token at once (by its id, as token create printed it), and every token it made, and theirs", Response: api.Token{}},
 
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys", Audit: "key.generate", Policy: scoped(tenantAdmin, operator), Handler: s.generateKey, Status: http.StatusCreated,
 			Summary: "Generate a new active key of a type (rate limited per tenant and type: 429 with next_allowed)",
@@ -298,7 +299,7 @@ func (s *server) createToken(c *Call) (any, error) {
 		}
 		expires = now.Add(d)
 	}
-	secret, tok, err := s.Tokens.Create(ctx, c.Audit, req.Role, t.ID, req.Name, expires)
+	secret, tok, err := s.Tokens.Create(ctx, c.Audit, c.Identity, req.Role, t.ID, req.Name, expires)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,9 @@ var (
 	// ErrTooManyCerts: the tenant holds the most pending or active upload
 	// certificates allowed; retire one first.
 	ErrTooManyCerts = errors.New("store: too many upload certificates")
+	// ErrTooManyTokens: the tenant has the most live tokens of that role a
+	// limit allows (the app tokens its tenant-admins may make).
+	ErrTooManyTokens = errors.New("store: too many tokens")
 	// ErrDuplicate: a key of the tenant (any type, any state) has the same
 	// fingerprint.
 	ErrDuplicate = errors.New("store: duplicate key")

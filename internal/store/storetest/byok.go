@@ -457,6 +457,23 @@ func testConcurrentUploadCertLimit(t *testing.T, s *store.Store) { concurrentUpl
 // nodes, with a limit of 5: exactly 5 are stored, the others refused.
 func concurrentUploadCertLimit(t *testing.T, a, b *store.Store) {
 	tn := mustTenant(t, a, "acme")
+	concurrentLimit(t, a, b, store.ErrTooManyCerts, func(s *store.Store, i, limit int) error {
+		_, err := s.CreateUploadCert(ctx, activeCert(tn.ID, fmt.Sprint("label-", i), t0), limit, rec)
+		return err
+	}, func() int {
+		cs, err := a.UploadCerts(ctx, tn.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(cs)
+	})
+}
+
+// concurrentLimit runs create(s, i, 5) for i in 0…9 at once, alternately
+// on a and b, and checks that exactly 5 succeed, the others fail with
+// refused, and stored() then counts 5.
+func concurrentLimit(t *testing.T, a, b *store.Store, refused error, create func(s *store.Store, i, limit int) error, stored func() int) {
+	t.Helper()
 	const n, limit = 10, 5
 	errs := make([]error, n)
 	start := make(chan struct{})
@@ -466,12 +483,10 @@ func concurrentUploadCertLimit(t *testing.T, a, b *store.Store) {
 		if i%2 == 1 {
 			s = b
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			<-start
-			_, errs[i] = s.CreateUploadCert(ctx, activeCert(tn.ID, fmt.Sprint("label-", i), t0), limit, rec)
-		}()
+			errs[i] = create(s, i, limit)
+		})
 	}
 	close(start)
 	wg.Wait()
@@ -480,13 +495,11 @@ func concurrentUploadCertLimit(t *testing.T, a, b *store.Store) {
 		switch {
 		case err == nil:
 			made++
-		case errors.Is(err, store.ErrTooManyCerts):
-		default:
-			t.Errorf("CreateUploadCert #%d error = %v, want nil or ErrTooManyCerts", i, err)
+		case !errors.Is(err, refused):
+			t.Errorf("creation #%d error = %v, want nil or %v", i, err, refused)
 		}
 	}
-	cs, err := a.UploadCerts(ctx, tn.ID)
-	if made != limit || err != nil || len(cs) != limit {
-		t.Errorf("%d concurrent creations with a limit of %d: %d succeeded, %d stored (%v), want %d and %d", n, limit, made, len(cs), err, limit, limit)
+	if got := stored(); made != limit || got != limit {
+		t.Errorf("%d concurrent creations with a limit of %d: %d succeeded, %d stored, want %d", n, limit, made, got, limit)
 	}
 }

@@ -11,7 +11,7 @@ import (
 // stores on one fresh, empty database, as two nodes would, and arrange
 // (t.Cleanup) for them to be closed and the database removed. It checks that
 // what one node does the other sees: destructions heard of by the other's
-// watchers (WatchDestroyed), one export key per tenant, the limit of upload certificates, restorations and
+// watchers (WatchDestroyed), one export key per tenant, the limits of upload certificates and tokens, restorations and
 // rotations serialised across nodes, and one audit log whose appends, from
 // either node, chain without gaps. A driver's test calls it in addition to
 // Run.
@@ -23,6 +23,7 @@ func RunShared(t *testing.T, open func(t *testing.T) (a, b *store.Store)) {
 		{"WatchDestroyedAcrossNodes", watchAcross},
 		{"ConcurrentExportKeyAcrossNodes", concurrentExportKey},
 		{"ConcurrentUploadCertLimitAcrossNodes", concurrentUploadCertLimit},
+		{"ConcurrentTokenLimitAcrossNodes", concurrentTokenLimit},
 		{"ConcurrentRestoreRotateAcrossNodes", concurrentRestoreRotate},
 		{"AuditConcurrentAcrossNodes", auditConcurrent},
 	}
