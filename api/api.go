@@ -12,7 +12,8 @@ type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	// NextAllowed is set on rate_limited answers: when the next rotation of
-	// that tenant and key type is allowed (also in the Retry-After header).
+	// that tenant and key type is allowed, or the tenant's next upload after
+	// too many failed ones (also in the Retry-After header).
 	NextAllowed *time.Time `json:"next_allowed,omitempty"`
 }
 
@@ -24,7 +25,7 @@ const (
 	CodeNotFound         = "not_found"         // no such tenant, key or route
 	CodeExists           = "exists"            // the name is taken
 	CodeConflict         = "conflict"          // a different release bundle under an installed id
-	CodeRateLimited      = "rate_limited"      // rotation too soon (HTTP 429)
+	CodeRateLimited      = "rate_limited"      // rotation too soon, or too many failed uploads (HTTP 429)
 	CodeTooManyKeys      = "too_many_keys"     // the type's active+archived limit is reached
 	CodeKeyDestroyed     = "key_destroyed"     // the key was destroyed: its data is gone
 	CodeKeyArchived      = "key_archived"      // an archived key decrypts only

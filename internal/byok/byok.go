@@ -13,8 +13,10 @@
 // The regional HSM is shared by every tenant, so what one tenant may make
 // it do is bounded: at most MaxLiveCerts pending or active upload
 // certificates (key pairs) at once, counted by the store in the creating
-// transaction; and a retired certificate's key pair is deleted from the
-// HSM.
+// transaction; a retired certificate's key pair is deleted from the HSM;
+// and uploads that cost a private-key operation without installing a key
+// are limited per tenant (MaxFailedUploads per FailedUploadWindow, across
+// every node sharing the store), checked before the operation.
 package byok
 
 import (
@@ -41,6 +43,9 @@ type Store interface {
 	UploadCerts(ctx context.Context, tenantID string) ([]uploadcert.Cert, error)
 	ActivateUploadCert(ctx context.Context, tenantID, id string, der []byte, notBefore, notAfter time.Time, rec audit.Entry) (uploadcert.Cert, error)
 	RetireUploadCert(ctx context.Context, tenantID, id string, now time.Time, rec audit.Entry) (uploadcert.Cert, error)
+
+	BeginUpload(ctx context.Context, tenantID string, now time.Time, lim store.UploadLimit) (string, error)
+	UploadAccepted(ctx context.Context, tenantID, id string) error
 
 	AppendAudit(ctx context.Context, entries ...audit.Entry) ([]audit.Entry, error)
 }

@@ -2,7 +2,9 @@ package byok_test
 
 import (
 	"context"
+	"crypto"
 	"errors"
+	"io"
 	"sync/atomic"
 	"testing"
 
@@ -35,12 +37,12 @@ func service(n *nodetest.Node, h byok.HSM) *byok.Service {
 	return byok.New(n.Store, n.Ring, h, n.Keys, n.ExportKeys, n.Policy, n.Clock.Now)
 }
 
-// countingHSM counts the key pairs made and destroyed through it, and fails
-// every destruction while failDestroy is set.
+// countingHSM counts the key pairs made and destroyed through it and the
+// decryptions, and fails every destruction while failDestroy is set.
 type countingHSM struct {
 	byok.HSM
-	made, destroyed atomic.Int64
-	failDestroy     atomic.Bool
+	made, destroyed, decrypts atomic.Int64
+	failDestroy               atomic.Bool
 }
 
 var errHSMDown = errors.New("test: the HSM does not answer")
@@ -76,4 +78,9 @@ func (k countedKey) Destroy(ctx context.Context) error {
 	}
 	k.h.destroyed.Add(1)
 	return nil
+}
+
+func (k countedKey) Decrypt(r io.Reader, ciphertext []byte, opts crypto.DecrypterOpts) ([]byte, error) {
+	k.h.decrypts.Add(1)
+	return k.EncryptionKey.Decrypt(r, ciphertext, opts)
 }

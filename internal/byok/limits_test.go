@@ -2,6 +2,7 @@ package byok_test
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -156,4 +157,86 @@ func auditSize(t *testing.T, e *nodetest.Node) uint64 {
 		t.Fatal(err)
 	}
 	return st.Size()
+}
+
+// TestFailedUploadLimit: after MaxFailedUploads uploads that failed in the
+// regional HSM within FailedUploadWindow, uploads are refused with a
+// *store.UploadLimitedError before the HSM is asked; accepted uploads and
+// refusals that cost the HSM nothing do not count; the limit holds for a
+// second node sharing the database and lifts when the window has passed.
+// On both stores.
+func TestFailedUploadLimit(t *testing.T) {
+	for name, open := range nodetest.Engines() {
+		t.Run(name, func(t *testing.T) {
+			e := nodetest.New(t, open(t), nodetest.Options{Policy: nodetest.ShortPolicy(time.Hour, 50), Releases: []nodetest.Release{nodetest.Release1}})
+			h := &countingHSM{HSM: nodetest.World(t).Regions[nodetest.Region].HSM}
+			b, peer := service(e, h), service(e.Peer(t, e.Store), h)
+			tn := e.Tenant(t, tenant.EnvProduction)
+			c, err := b.NewCert(ctx, nodetest.Rec(tn.ID), byok.CertRequest{Tenant: tn.ID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub := uploadKey(t, c)
+			good := func() byok.Upload {
+				return upload(t, tn.ID, tenant.TypeData, pub, material(t), tenant.DerivationPBKDF2)
+			}
+			bad := func() byok.Upload {
+				u := good()
+				u.SHA256[0] ^= 1
+				return u
+			}
+			// An accepted upload does not count, nor a refusal before the HSM.
+			if _, err := b.Upload(ctx, nodetest.Rec(tn.ID), good()); err != nil {
+				t.Fatalf("Upload() error = %v", err)
+			}
+			short := bad()
+			short.Wrapped = short.Wrapped[1:]
+			for i := 0; i < 2*byok.MaxFailedUploads; i++ {
+				_, err := b.Upload(ctx, nodetest.Rec(tn.ID), short)
+				nodetest.WantErr(t, "Upload(short ciphertext)", err, byok.ErrUploadRefused)
+			}
+			_, err = b.Upload(ctx, nodetest.Rec(tn.ID), good())
+			nodetest.WantErr(t, "Upload(too soon after the last)", err, store.ErrRateLimited)
+			e.Clock.Add(time.Hour)
+			first := e.Clock.Now()
+			for i := range byok.MaxFailedUploads {
+				_, err := []*byok.Service{b, peer}[i%2].Upload(ctx, nodetest.Rec(tn.ID), bad())
+				nodetest.WantErr(t, fmt.Sprintf("Upload(wrong hash) #%d", i+1), err, byok.ErrUploadRefused)
+				e.Clock.Add(time.Second)
+			}
+			decrypts := h.decrypts.Load()
+			if decrypts != 1+byok.MaxFailedUploads {
+				t.Errorf("%d decryptions in the HSM, want %d", decrypts, 1+byok.MaxFailedUploads)
+			}
+			for _, node := range []*byok.Service{b, peer} {
+				for _, u := range []byok.Upload{bad(), good()} {
+					_, err := node.Upload(ctx, nodetest.Rec(tn.ID), u)
+					var ul *store.UploadLimitedError
+					if !errors.As(err, &ul) {
+						t.Fatalf("Upload(after %d failures) error = %v, want a *store.UploadLimitedError", byok.MaxFailedUploads, err)
+					}
+					if want := store.Time(first.Add(byok.FailedUploadWindow)); !ul.Next.Equal(want) {
+						t.Errorf("UploadLimitedError.Next = %s, want the first failure + the window = %s", ul.Next, want)
+					}
+				}
+			}
+			if got := h.decrypts.Load(); got != decrypts {
+				t.Errorf("refused uploads made %d decryptions in the HSM, want none", got-decrypts)
+			}
+			// Another tenant is not limited.
+			other := e.Tenant(t, tenant.EnvProduction)
+			oc, err := b.NewCert(ctx, nodetest.Rec(other.ID), byok.CertRequest{Tenant: other.ID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Upload(ctx, nodetest.Rec(other.ID), upload(t, other.ID, tenant.TypeData, uploadKey(t, oc), material(t), tenant.DerivationPBKDF2)); err != nil {
+				t.Errorf("Upload(another tenant) error = %v", err)
+			}
+			// Once the first failure leaves the window, one more may start.
+			e.Clock.Set(first.Add(byok.FailedUploadWindow))
+			if _, err := b.Upload(ctx, nodetest.Rec(tn.ID), good()); err != nil {
+				t.Errorf("Upload(when the first failure left the window) error = %v", err)
+			}
+		})
+	}
 }

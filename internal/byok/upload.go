@@ -48,6 +48,17 @@ const MaxCertValidity = 2 * 365 * 24 * time.Hour
 // may hold at once.
 const MaxLiveCerts = 5
 
+// The failed-upload limit: at most MaxFailedUploads uploads of a tenant
+// that cost the regional HSM a private-key operation and installed no key
+// (they did not decrypt to 32 bytes with the given SHA-256, or were a
+// duplicate, or lost a race for the rotation limit) in any
+// FailedUploadWindow. Beyond it, uploads are refused before the HSM is
+// asked (a *store.UploadLimitedError, which says when the next may start).
+const (
+	MaxFailedUploads   = 10
+	FailedUploadWindow = 10 * time.Minute
+)
+
 // uploadKeyLabel is the regional HSM label of an upload certificate's key.
 func uploadKeyLabel(certID string) string { return "strongroom-upload/" + certID }
 
@@ -403,6 +414,12 @@ func (s *Service) Upload(ctx context.Context, rec *audit.Entry, u Upload) (tenan
 	if err != nil {
 		return tenant.Key{}, err
 	}
+	// The private-key operation below counts as a failure until a key is
+	// installed; too many failures and the HSM is not asked.
+	attempt, err := s.st.BeginUpload(ctx, u.Tenant, s.now(), store.UploadLimit{Max: MaxFailedUploads, Window: FailedUploadWindow})
+	if err != nil {
+		return tenant.Key{}, fmt.Errorf("byok: %w", err)
+	}
 	ts, err := decryptUpload(key, u, c.ID)
 	if err != nil {
 		return tenant.Key{}, err
@@ -413,7 +430,13 @@ func (s *Service) Upload(ctx context.Context, rec *audit.Entry, u Upload) (tenan
 	if errors.Is(err, store.ErrDuplicate) {
 		return tenant.Key{}, ErrDuplicateUpload
 	}
-	return k, err
+	if err != nil {
+		return tenant.Key{}, err
+	}
+	// Not a failure. If forgetting it fails, it counts as one until it
+	// leaves the window: the key is installed all the same.
+	_ = s.st.UploadAccepted(context.WithoutCancel(ctx), u.Tenant, attempt)
+	return k, nil
 }
 
 // decryptUpload decrypts uploaded key material and checks its length and

@@ -96,6 +96,7 @@ var keyErrors = []struct {
 func problem(err error, requestID string) (int, api.Error) {
 	var ae *apiError
 	var rl *store.RateLimitedError
+	var ul *store.UploadLimitedError
 	switch {
 	case errors.As(err, &ae):
 		return ae.status, api.Error{Code: ae.code, Message: ae.msg, NextAllowed: ae.next}
@@ -104,6 +105,9 @@ func problem(err error, requestID string) (int, api.Error) {
 			Message: "a valid API token is required: Authorization: Bearer srt_…"}
 	case errors.As(err, &rl):
 		next := rl.Next.UTC()
+		return http.StatusTooManyRequests, api.Error{Code: api.CodeRateLimited, Message: err.Error(), NextAllowed: &next}
+	case errors.As(err, &ul):
+		next := ul.Next.UTC()
 		return http.StatusTooManyRequests, api.Error{Code: api.CodeRateLimited, Message: err.Error(), NextAllowed: &next}
 	case errors.Is(err, store.ErrRateLimited):
 		return http.StatusTooManyRequests, api.Error{Code: api.CodeRateLimited, Message: err.Error()}

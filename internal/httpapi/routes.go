@@ -94,7 +94,7 @@ func (s *server) table() []Route {
 			Summary:  "Retire an upload certificate: uploads to it are refused from now on, and its key pair is deleted from the regional HSM (retire again to retry a failed deletion)",
 			Response: api.UploadCert{}},
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/{type}/upload", Audit: "key.upload", Policy: scoped(tenantAdmin), Handler: s.uploadKey, Status: http.StatusCreated,
-			Summary: "Upload the tenant's own key material (RSA-OAEP to an upload certificate, with its SHA-256); it becomes the active key of the type (rate limited like generate)",
+			Summary: "Upload the tenant's own key material (RSA-OAEP to an upload certificate, with its SHA-256); it becomes the active key of the type (rate limited like generate; after 10 failed uploads in 10 minutes, 429 with next_allowed)",
 			Request: api.UploadKeyRequest{}, Response: api.Key{}},
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/{type}/{version}/export", Audit: "key.export", deliver: true, Policy: scoped(tenantAdmin), Handler: s.exportKey,
 			Summary:  "Export a key version as a backup file sealed under the tenant's export key",

@@ -62,6 +62,8 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"UploadCertValidation", testUploadCertValidation},
 		{"UploadCertLimit", testUploadCertLimit},
 		{"ConcurrentUploadCertLimit", testConcurrentUploadCertLimit},
+		{"UploadLimit", testUploadLimit},
+		{"ConcurrentUploadLimit", testConcurrentUploadLimit},
 		{"Restore", testRestore},
 		{"RestoreMaxKeys", testRestoreMaxKeys},
 		{"RestoreValidation", testRestoreValidation},
