@@ -157,7 +157,7 @@ func startRegional(ctx context.Context, e *env, cfg *config.Config, logger *slog
 		return fail(err)
 	}
 	if roster == nil {
-		logger.Warn("no officer roster pinned (officers.keys): bundles are accepted with whatever officers the primary accepted")
+		logger.Warn("officers.allow_any is set: no officer roster is pinned, and bundles are accepted with whatever officers the primary accepted")
 	}
 	n := node.New(node.Options{HSM: h, Store: st, Trust: release.Trust{Primary: p, Region: cfg.Region, Officers: roster},
 		Policy: policy{cfg}, Cache: keycache.Options{MaxEntries: cfg.Cache.MaxEntries, TTL: time.Duration(cfg.Cache.TTL)}})
@@ -182,7 +182,8 @@ func startRegional(ctx context.Context, e *env, cfg *config.Config, logger *slog
 	return &regional{Node: n, h: h, st: st, auditKey: ak}, nil
 }
 
-// readRoster reads the pinned officers; nil if none are configured.
+// readRoster reads the pinned officers; nil if none are configured (the
+// configuration then says officers.allow_any, or it would not have loaded).
 func readRoster(o config.Officers) (*release.Roster, error) {
 	if len(o.Keys) == 0 {
 		return nil, nil
