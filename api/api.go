@@ -57,12 +57,28 @@ const (
 	RoleAuditor     = "auditor"      // read-only, all tenants
 )
 
-// Health is the answer of GET /v1/health and GET /v1/ready.
+// Health is the answer of GET /v1/health.
 type Health struct {
+	Status string `json:"status"` // "ok"
+	Region string `json:"region,omitempty"`
+}
+
+// Ready is the answer of GET /v1/ready, which needs no token: whether the
+// node is ready, and counts only (Status says what is behind them).
+type Ready struct {
+	Status   string `json:"status"` // "ok" or "not_ready"
+	Region   string `json:"region,omitempty"`
+	Releases int    `json:"releases"` // the releases this node has loaded
+	Problems int    `json:"problems"` // what keeps it from being ready
+}
+
+// Status is the answer of GET /v1/status (operators, auditors): the node's
+// readiness with its releases and its problems spelled out.
+type Status struct {
 	Status   string    `json:"status"` // "ok" or "not_ready"
 	Region   string    `json:"region,omitempty"`
-	Releases []Release `json:"releases,omitempty"`
-	Problems []string  `json:"problems,omitempty"`
+	Releases []Release `json:"releases"`
+	Problems []string  `json:"problems"`
 }
 
 // Release is an installed release, without secrets.

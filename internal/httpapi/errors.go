@@ -116,7 +116,7 @@ func problem(err error, requestID string) (int, api.Error) {
 			Message: fmt.Sprintf("the request ran out of time (request %s)", requestID)}
 	case errors.Is(err, release.ErrUnknownRelease):
 		return http.StatusServiceUnavailable, api.Error{Code: api.CodeNotReady,
-			Message: fmt.Sprintf("a release this needs is not loaded at this node (request %s): see /v1/ready", requestID)}
+			Message: fmt.Sprintf("a release this needs is not loaded at this node (request %s): see /v1/status", requestID)}
 	}
 	for _, ke := range keyErrors {
 		if errors.Is(err, ke.err) {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -40,8 +41,11 @@ func (s *server) table() []Route {
 		{Method: "GET", Pattern: "/v1/health", Public: true, Handler: s.health,
 			Summary: "Liveness: the server answers", Response: api.Health{}},
 		{Method: "GET", Pattern: "/v1/ready", Public: true, Handler: s.ready,
-			Summary:  "Readiness: 200 when every installed release is loaded, else 503 naming the bundles that failed and why",
-			Response: api.Health{}},
+			Summary:  "Readiness: 200 when every installed release is loaded and the store answers, else 503; counts only (GET /v1/status says what)",
+			Response: api.Ready{}},
+		{Method: "GET", Pattern: "/v1/status", Audit: "node.status", Policy: global(operator, auditor), Handler: s.status,
+			Summary:  "The node's readiness in detail: its loaded releases, and each problem (a bundle that failed, and why; the store)",
+			Response: api.Status{}},
 		{Method: "GET", Pattern: "/v1/openapi.json", Public: true, Handler: s.openAPI,
 			Summary: "This API's OpenAPI 3.1 document", Response: map[string]any{}},
 
@@ -128,25 +132,40 @@ func (s *server) health(c *Call) (any, error) {
 	return api.Health{Status: "ok", Region: s.Region}, nil
 }
 
-func (s *server) ready(c *Call) (any, error) {
-	h := api.Health{Status: "ok", Region: s.Region}
+// readiness is the node's readiness: what GET /v1/ready counts and GET
+// /v1/status spells out.
+func (s *server) readiness(ctx context.Context) api.Status {
+	st := api.Status{Status: "ok", Region: s.Region, Releases: []api.Release{}, Problems: []string{}}
 	for _, m := range s.Ring.Releases() {
-		h.Releases = append(h.Releases, releaseOf(m, release.Installation{}))
+		st.Releases = append(st.Releases, releaseOf(m, release.Installation{}))
 	}
 	if err := s.Ring.Ready(); err != nil {
-		h.Problems = append(h.Problems, err.Error())
+		st.Problems = append(st.Problems, err.Error())
 	}
-	if err := s.Health.Ping(c.Context()); err != nil {
+	if err := s.Health.Ping(ctx); err != nil {
 		// The store's error may name its host: only in the log.
 		s.Logger.Error("readiness: the store does not answer", "err", err)
-		h.Problems = append(h.Problems, "the store does not answer: see the server log")
+		st.Problems = append(st.Problems, "the store does not answer: see the server log")
 	}
-	if len(h.Problems) > 0 {
-		h.Status = "not_ready"
-		return reply{status: http.StatusServiceUnavailable, body: h}, nil
+	if len(st.Problems) > 0 {
+		st.Status = "not_ready"
 	}
-	return h, nil
+	return st
 }
+
+// ready answers anyone, so it says no more than whether the node is ready
+// and how many releases and problems it has: release ids, iterations and
+// failure text are for operators and auditors (status).
+func (s *server) ready(c *Call) (any, error) {
+	st := s.readiness(c.Context())
+	r := api.Ready{Status: st.Status, Region: st.Region, Releases: len(st.Releases), Problems: len(st.Problems)}
+	if st.Status != "ok" {
+		return reply{status: http.StatusServiceUnavailable, body: r}, nil
+	}
+	return r, nil
+}
+
+func (s *server) status(c *Call) (any, error) { return s.readiness(c.Context()), nil }
 
 func (s *server) openAPI(c *Call) (any, error) { return rawJSON(s.openapi), nil }
 
