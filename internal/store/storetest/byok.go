@@ -3,10 +3,8 @@ package storetest
 import (
 	"bytes"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -140,23 +138,11 @@ func concurrentExportKey(t *testing.T, a, b *store.Store) {
 	mustRelease(t, a, "r1")
 	const n = 10
 	got := make([]tenant.ExportKey, n)
-	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		s := a
-		if i%2 == 1 {
-			s = b
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			got[i], errs[i] = s.PutExportKey(ctx, tenant.ExportKey{Tenant: tn.ID, Release: "r1", Wrapped: []byte(fmt.Sprint("key ", i)), Created: t0}, rec)
-		}()
-	}
-	close(start)
-	wg.Wait()
+	errs := atOnce(n, a, b, func(s *store.Store, i int) error {
+		var err error
+		got[i], err = s.PutExportKey(ctx, tenant.ExportKey{Tenant: tn.ID, Release: "r1", Wrapped: []byte(fmt.Sprint("key ", i)), Created: t0}, rec)
+		return err
+	})
 	stored, err := a.ExportKey(ctx, tn.ID)
 	if err != nil {
 		t.Fatalf("ExportKey() error = %v", err)
@@ -475,30 +461,8 @@ func concurrentUploadCertLimit(t *testing.T, a, b *store.Store) {
 func concurrentLimit(t *testing.T, a, b *store.Store, refused error, create func(s *store.Store, i, limit int) error, stored func() int) {
 	t.Helper()
 	const n, limit = 10, 5
-	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		s := a
-		if i%2 == 1 {
-			s = b
-		}
-		wg.Go(func() {
-			<-start
-			errs[i] = create(s, i, limit)
-		})
-	}
-	close(start)
-	wg.Wait()
-	made := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			made++
-		case !errors.Is(err, refused):
-			t.Errorf("creation #%d error = %v, want nil or %v", i, err, refused)
-		}
-	}
+	errs := atOnce(n, a, b, func(s *store.Store, i int) error { return create(s, i, limit) })
+	made := succeeded(t, "creation", errs, refused)
 	if got := stored(); made != limit || got != limit {
 		t.Errorf("%d concurrent creations with a limit of %d: %d succeeded, %d stored, want %d", n, limit, made, got, limit)
 	}
