@@ -12,7 +12,8 @@ type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	// NextAllowed is set on rate_limited answers: when the next rotation of
-	// that tenant and key type is allowed (also in the Retry-After header).
+	// that tenant and key type is allowed, or the tenant's next upload after
+	// too many failed ones (also in the Retry-After header).
 	NextAllowed *time.Time `json:"next_allowed,omitempty"`
 }
 
@@ -24,7 +25,7 @@ const (
 	CodeNotFound         = "not_found"         // no such tenant, key or route
 	CodeExists           = "exists"            // the name is taken
 	CodeConflict         = "conflict"          // a different release bundle under an installed id
-	CodeRateLimited      = "rate_limited"      // rotation too soon (HTTP 429)
+	CodeRateLimited      = "rate_limited"      // rotation too soon, or too many failed uploads (HTTP 429)
 	CodeTooManyKeys      = "too_many_keys"     // the type's active+archived limit is reached
 	CodeKeyDestroyed     = "key_destroyed"     // the key was destroyed: its data is gone
 	CodeKeyArchived      = "key_archived"      // an archived key decrypts only
@@ -42,6 +43,8 @@ const (
 	CodeOptOutDisabled   = "derivation_opt_out_disabled" // an operator disabled derivation mode none for this tenant
 	CodeNoUploadCert     = "no_upload_certificate"       // no active, unexpired upload certificate (or not the one named)
 	CodeCertState        = "certificate_state"           // the upload certificate's state does not allow this
+	CodeTooManyCerts     = "too_many_certificates"       // the tenant holds the most pending or active upload certificates
+	CodeTooManyTokens    = "too_many_tokens"             // the tenant has the most live app tokens its tenant-admins may make
 	CodeImportRefused    = "import_refused"              // a backup file was refused; the reason says why
 	CodeUnsupported      = "unsupported"                 // this region's HSM cannot do what was asked (e.g. an OAEP hash)
 )
@@ -54,12 +57,28 @@ const (
 	RoleAuditor     = "auditor"      // read-only, all tenants
 )
 
-// Health is the answer of GET /v1/health and GET /v1/ready.
+// Health is the answer of GET /v1/health.
 type Health struct {
+	Status string `json:"status"` // "ok"
+	Region string `json:"region,omitempty"`
+}
+
+// Ready is the answer of GET /v1/ready, which needs no token: whether the
+// node is ready, and counts only (Status says what is behind them).
+type Ready struct {
+	Status   string `json:"status"` // "ok" or "not_ready"
+	Region   string `json:"region,omitempty"`
+	Releases int    `json:"releases"` // the releases this node has loaded
+	Problems int    `json:"problems"` // what keeps it from being ready
+}
+
+// Status is the answer of GET /v1/status (operators, auditors): the node's
+// readiness with its releases and its problems spelled out.
+type Status struct {
 	Status   string    `json:"status"` // "ok" or "not_ready"
 	Region   string    `json:"region,omitempty"`
-	Releases []Release `json:"releases,omitempty"`
-	Problems []string  `json:"problems,omitempty"`
+	Releases []Release `json:"releases"`
+	Problems []string  `json:"problems"`
 }
 
 // Release is an installed release, without secrets.

@@ -238,7 +238,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 }
 
 // answerError makes the *Error of a non-2xx answer. For GET /v1/ready the
-// 503 body is an api.Health: it is decoded into out as well.
+// 503 body is an api.Ready: it is decoded into out as well.
 func answerError(res *http.Response, data []byte, out any) error {
 	e := &Error{Status: res.StatusCode, RequestID: res.Header.Get("X-Request-Id")}
 	var ae api.Error
@@ -246,8 +246,9 @@ func answerError(res *http.Response, data []byte, out any) error {
 		e.Code, e.Message, e.NextAllowed = ae.Code, ae.Message, ae.NextAllowed
 		return e
 	}
-	if h, ok := out.(*api.Health); ok && json.Unmarshal(data, h) == nil && h.Status != "" {
-		e.Code, e.Message = api.CodeNotReady, strings.Join(h.Problems, "; ")
+	if r, ok := out.(*api.Ready); ok && json.Unmarshal(data, r) == nil && r.Status != "" {
+		e.Code = api.CodeNotReady
+		e.Message = fmt.Sprintf("the node is not ready: %d problem(s), which an operator or auditor token reads with Status (GET /v1/status)", r.Problems)
 		return e
 	}
 	// Not the API (a proxy, a load balancer): a short, printable excerpt.
@@ -279,13 +280,22 @@ func (c *Client) Health(ctx context.Context) (api.Health, error) {
 	return h, err
 }
 
-// Ready asks whether the server is ready (GET /v1/ready). When it is not,
-// the error is an *Error with Status 503 and Code not_ready, and the Health
-// (with its Problems) is returned too.
-func (c *Client) Ready(ctx context.Context) (api.Health, error) {
-	var h api.Health
-	err := c.do(ctx, "GET", "/v1/ready", nil, nil, &h)
-	return h, err
+// Ready asks whether the server is ready (GET /v1/ready, no token needed).
+// When it is not, the error is an *Error with Status 503 and Code
+// not_ready, and the answer (with its counts) is returned too.
+func (c *Client) Ready(ctx context.Context) (api.Ready, error) {
+	var r api.Ready
+	err := c.do(ctx, "GET", "/v1/ready", nil, nil, &r)
+	return r, err
+}
+
+// Status returns the server's readiness in detail: its loaded releases and
+// what keeps it from being ready (GET /v1/status, operator or auditor). A
+// node that is not ready answers it too, with Status "not_ready".
+func (c *Client) Status(ctx context.Context) (api.Status, error) {
+	var s api.Status
+	err := c.do(ctx, "GET", "/v1/status", nil, nil, &s)
+	return s, err
 }
 
 // OpenAPI returns the server's OpenAPI document (GET /v1/openapi.json).
@@ -344,7 +354,8 @@ func (c *Client) CreateToken(ctx context.Context, req api.CreateTokenRequest) (a
 }
 
 // RevokeToken revokes an API token by id (POST /v1/tokens/{id}/revoke,
-// operator): it is refused from then on.
+// operator): it is refused from then on, and so is every token it made
+// (and theirs).
 func (c *Client) RevokeToken(ctx context.Context, id string) error {
 	return c.do(ctx, "POST", "/v1/tokens/"+url.PathEscape(id)+"/revoke", nil, nil, nil)
 }

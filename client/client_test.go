@@ -78,8 +78,11 @@ func TestEveryMethod(t *testing.T) {
 	if h, err := anon.Health(ctx); err != nil || h.Status != "ok" || h.Region != apitest.Region {
 		t.Errorf("Health = %+v, %v", h, err)
 	}
-	if h, err := anon.Ready(ctx); err != nil || h.Status != "ok" {
+	if h, err := anon.Ready(ctx); err != nil || h.Status != "ok" || h.Releases != 1 {
 		t.Errorf("Ready = %+v, %v", h, err)
+	}
+	if st, err := op.Status(ctx); err != nil || st.Status != "ok" || len(st.Releases) != 1 || st.Releases[0].ID != apitest.Release1 {
+		t.Errorf("Status = %+v, %v", st, err)
 	}
 	doc, err := anon.OpenAPI(ctx)
 	var m map[string]any
@@ -205,9 +208,15 @@ func TestReadyNotReady(t *testing.T) {
 	s := newServer(t, apitest.Options{Releases: []string{}})
 	h, err := s.client(t, "").Ready(ctx)
 	e := apiErr(t, err, 503, api.CodeNotReady)
-	if h.Status != "not_ready" || len(h.Problems) == 0 || !strings.Contains(e.Message, "no release") {
-		t.Errorf("Ready = %+v, %v", h, e)
+	if h.Status != "not_ready" || h.Problems != 1 || !strings.Contains(e.Message, "1 problem") || strings.Contains(e.Message, "no release") {
+		t.Errorf("Ready = %+v, %v, want the count of problems only", h, e)
 	}
+	st, err := s.client(t, s.Operator).Status(ctx)
+	if err != nil || st.Status != "not_ready" || len(st.Problems) != 1 || !strings.Contains(st.Problems[0], "no release") {
+		t.Errorf("Status = %+v, %v, want the problem named", st, err)
+	}
+	_, err = s.client(t, "").Status(ctx)
+	apiErr(t, err, 401, api.CodeUnauthenticated)
 }
 
 func TestTLSOptions(t *testing.T) {

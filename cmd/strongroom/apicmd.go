@@ -130,7 +130,7 @@ func tokenCommand() *command {
 		name:    "token",
 		summary: "create and revoke API tokens",
 		subs: []*command{
-			apiCommand("revoke", "revoke a token at once, by the id 'token create' printed (operator)", "ID", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+			apiCommand("revoke", "revoke a token at once, by the id 'token create' printed, and every token it made (operator)", "ID", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				return func(ctx context.Context, c *client.Client, args []string) error {
 					id, err := requireOne(args, "token id")
 					if err != nil {

@@ -80,7 +80,7 @@ func initialOperator(ctx context.Context, st *store.Store, now time.Time) (strin
 	}
 	tok.ID, tok.Created = initialOperatorID, now
 	rec := cliEntry(now, "token.create", "the first operator token, made by strongroom server --init")
-	if _, err := st.CreateToken(ctx, tok, rec); errors.Is(err, store.ErrExists) {
+	if _, err := st.CreateToken(ctx, tok, 0, rec); errors.Is(err, store.ErrExists) {
 		return "", errors.New("the server is already initialized: its first operator token exists (create more with 'strongroom token create')")
 	} else if err != nil {
 		return "", err
@@ -158,7 +158,7 @@ func startRegional(ctx context.Context, e *env, cfg *config.Config, logger *slog
 		return fail(err)
 	}
 	if roster == nil {
-		logger.Warn("no officer roster pinned (officers.keys): bundles are accepted with whatever officers the primary accepted")
+		logger.Warn("officers.allow_any is set: no officer roster is pinned, and bundles are accepted with whatever officers the primary accepted")
 	}
 	n := node.New(node.Options{HSM: h, Store: st, Trust: release.Trust{Primary: p, Region: cfg.Region, Officers: roster},
 		Policy: policy{cfg}, Cache: keycache.Options{MaxEntries: cfg.Cache.MaxEntries, TTL: time.Duration(cfg.Cache.TTL)}})
@@ -198,7 +198,8 @@ func checkWitness(l *auditlog.Log, path string, key hsm.SigningKey) error {
 	return nil
 }
 
-// readRoster reads the pinned officers; nil if none are configured.
+// readRoster reads the pinned officers; nil if none are configured (the
+// configuration then says officers.allow_any, or it would not have loaded).
 func readRoster(o config.Officers) (*release.Roster, error) {
 	if len(o.Keys) == 0 {
 		return nil, nil

@@ -23,8 +23,9 @@ import (
 )
 
 // TestReadinessNamesBadBundle: a node whose database holds a corrupted
-// bundle starts, serves health, and stays not ready, naming the bundle; the
-// good release is still served.
+// bundle starts, serves health, and stays not ready: the public readiness
+// answer counts the problem without naming it, and GET /v1/status names
+// the bundle to an operator; the good release is still served.
 func TestReadinessNamesBadBundle(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -68,22 +69,39 @@ func TestReadinessNamesBadBundle(t *testing.T) {
 	ca, _ := os.ReadFile(filepath.Join(dir, "ca.pem"))
 	pool.AppendCertsFromPEM(ca)
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	get := func(path string) (int, api.Health) {
-		resp, err := hc.Get("https://" + addr + path)
+	token, err := os.ReadFile(filepath.Join(dir, "operator.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path, token string, v any) (int, string) {
+		req, err := http.NewRequestWithContext(ctx, "GET", "https://"+addr+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := hc.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var h api.Health
-		json.NewDecoder(resp.Body).Decode(&h)
-		return resp.StatusCode, h
+		body, _ := io.ReadAll(resp.Body)
+		json.Unmarshal(body, v)
+		return resp.StatusCode, string(body)
 	}
-	if code, _ := get("/v1/health"); code != http.StatusOK {
+	if code, _ := get("/v1/health", "", &api.Health{}); code != http.StatusOK {
 		t.Errorf("GET /v1/health = %d, want 200", code)
 	}
-	code, h := get("/v1/ready")
-	if code != http.StatusServiceUnavailable || !strings.Contains(strings.Join(h.Problems, " "), "dev-9") {
-		t.Errorf("GET /v1/ready = %d %+v, want 503 naming dev-9", code, h)
+	var rd api.Ready
+	code, body := get("/v1/ready", "", &rd)
+	if code != http.StatusServiceUnavailable || rd.Problems != 1 || rd.Releases != 1 || strings.Contains(body, "dev-9") {
+		t.Errorf("GET /v1/ready = %d %s, want 503 counting one problem and one release, naming nothing", code, body)
+	}
+	var status api.Status
+	code, body = get("/v1/status", strings.TrimSpace(string(token)), &status)
+	if code != http.StatusOK || status.Status != "not_ready" || !strings.Contains(strings.Join(status.Problems, " "), "dev-9") {
+		t.Errorf("GET /v1/status = %d %s, want not_ready naming dev-9", code, body)
 	}
 	cancel()
 	if err := <-errc; err != nil {

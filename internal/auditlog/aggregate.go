@@ -10,20 +10,29 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/audit"
 )
 
-// aggKey is one counter of the data-plane aggregate.
+// aggKey is one counter of the aggregate.
 type aggKey struct {
 	minute                                 int64 // Unix minutes
 	actor, role, tenant, key, outcome, why string
 	action                                 audit.Action
+	remote, detail                         string // CountEntry's only
 }
 
 // Aggregate counts data-plane operations (encryptions, decryptions) per
-// caller, tenant, key, outcome and minute, until Flush appends them as
-// aggregate entries (audit.Entry.Count). It is safe for concurrent use.
+// caller, tenant, key, outcome and minute, and requests refused before any
+// work (CountEntry) per minute, address, route and reason, until Flush
+// appends them as aggregate entries (audit.Entry.Count). It is safe for
+// concurrent use.
 type Aggregate struct {
 	mu     sync.Mutex
 	counts map[aggKey]uint64
 }
+
+// MaxEntryKeys bounds the distinct counters that CountEntry keeps between
+// two flushes: past it, a new address is counted under an empty Remote
+// ("other addresses"), so that requests from many addresses cannot make
+// the aggregate grow without bound.
+const MaxEntryKeys = 10_000
 
 // Count adds one operation of the request whose entry is e (its time,
 // actor, role, tenant and action), on key, to the aggregate: with outcome
@@ -35,6 +44,24 @@ func (a *Aggregate) Count(e audit.Entry, key string, outcome audit.Outcome, reas
 	defer a.mu.Unlock()
 	if a.counts == nil {
 		a.counts = map[aggKey]uint64{}
+	}
+	a.counts[k]++
+}
+
+// CountEntry adds the request whose entry is e, refused before any work
+// (one without a valid token), to the aggregate: counted per minute of
+// e.Time, actor, role, tenant, action, key, outcome, reason, remote
+// address and detail (the route), instead of costing an append of its own.
+func (a *Aggregate) CountEntry(e audit.Entry) {
+	k := aggKey{minute: e.Time.Unix() / 60, actor: e.Actor, role: e.Role, tenant: e.Tenant, key: e.Key,
+		outcome: string(e.Outcome), why: e.Reason, action: e.Action, remote: e.Remote, detail: e.Detail}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.counts == nil {
+		a.counts = map[aggKey]uint64{}
+	}
+	if _, ok := a.counts[k]; !ok && len(a.counts) >= MaxEntryKeys {
+		k.remote = ""
 	}
 	a.counts[k]++
 }
@@ -62,10 +89,14 @@ func (a *Aggregate) Flush(ctx context.Context, l *Log) error {
 	})
 	entries := make([]audit.Entry, 0, len(keys))
 	for _, k := range keys {
+		detail := "aggregate of the minute starting at this time"
+		if k.detail != "" {
+			detail += ": " + k.detail
+		}
 		entries = append(entries, audit.Entry{
 			Time: time.Unix(k.minute*60, 0).UTC(), Actor: k.actor, Role: k.role, Tenant: k.tenant,
 			Action: k.action, Key: k.key, Outcome: audit.Outcome(k.outcome), Reason: k.why, Count: counts[k],
-			Detail: "aggregate of the minute starting at this time",
+			Remote: k.remote, Detail: detail,
 		})
 	}
 	if err := l.Append(ctx, entries...); err != nil {

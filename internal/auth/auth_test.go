@@ -66,7 +66,7 @@ func TestNew(t *testing.T) {
 	if _, err := mem.CreateTenant(ctx, tenant.Tenant{ID: tenantID, Name: "acme", Env: tenant.EnvProduction, Created: now}, rec); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mem.CreateToken(ctx, tok, rec); err != nil {
+	if _, err := mem.CreateToken(ctx, tok, 0, rec); err != nil {
 		t.Errorf("the new token does not pass store checks: %v", err)
 	}
 	if strings.Contains(fmt.Sprintf("%+v", tok), strings.TrimPrefix(sec, "srt_")) {
@@ -169,7 +169,7 @@ func TestAuthenticateSQLite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.CreateToken(ctx, tok, rec); err != nil {
+	if _, err := st.CreateToken(ctx, tok, 0, rec); err != nil {
 		t.Fatal(err)
 	}
 	id, err := auth.Authenticate(ctx, st, "Bearer "+sec, now)

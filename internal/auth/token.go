@@ -35,6 +35,10 @@ type Token struct {
 	Expires time.Time // zero = never; else after Created
 	// Name is a label for people (ValidName); may be empty.
 	Name string
+	// Parent is the ID of the token whose holder made this one; "" if it
+	// was made otherwise (the command line). Revoking a token revokes the
+	// tokens it made.
+	Parent string
 }
 
 // Expired reports whether the token has expired at now.

@@ -9,6 +9,14 @@
 // An accepted upload becomes the active key of its type through the key
 // lifecycle (internal/lifecycle), under the same rotation limits as a
 // generated key. Everything refused changes nothing.
+//
+// The regional HSM is shared by every tenant, so what one tenant may make
+// it do is bounded: at most MaxLiveCerts pending or active upload
+// certificates (key pairs) at once, counted by the store in the creating
+// transaction; a retired certificate's key pair is deleted from the HSM;
+// and uploads that cost a private-key operation without installing a key
+// are limited per tenant (MaxFailedUploads per FailedUploadWindow, across
+// every node sharing the store), checked before the operation.
 package byok
 
 import (
@@ -30,15 +38,20 @@ type Store interface {
 	Key(ctx context.Context, ref tenant.KeyRef) (tenant.Key, error)
 	RestoreKey(ctx context.Context, req store.RestoreRequest, rec audit.Entry) (tenant.Key, error)
 
-	CreateUploadCert(ctx context.Context, c uploadcert.Cert, rec audit.Entry) (uploadcert.Cert, error)
+	CreateUploadCert(ctx context.Context, c uploadcert.Cert, maxLive int, rec audit.Entry) (uploadcert.Cert, error)
 	UploadCert(ctx context.Context, tenantID, id string) (uploadcert.Cert, error)
 	UploadCerts(ctx context.Context, tenantID string) ([]uploadcert.Cert, error)
 	ActivateUploadCert(ctx context.Context, tenantID, id string, der []byte, notBefore, notAfter time.Time, rec audit.Entry) (uploadcert.Cert, error)
 	RetireUploadCert(ctx context.Context, tenantID, id string, now time.Time, rec audit.Entry) (uploadcert.Cert, error)
+
+	BeginUpload(ctx context.Context, tenantID string, now time.Time, lim store.UploadLimit) (string, error)
+	UploadAccepted(ctx context.Context, tenantID, id string) error
+
+	AppendAudit(ctx context.Context, entries ...audit.Entry) ([]audit.Entry, error)
 }
 
 // HSM is the part of the regional HSM that holds upload certificates' key
-// pairs.
+// pairs (which hsm.EncryptionKey.Destroy deletes).
 type HSM interface {
 	Info() hsm.Info
 	GenerateEncryptionKey(ctx context.Context, label string, use hsm.RSAUse) (hsm.EncryptionKey, error)
@@ -80,6 +93,9 @@ type Service struct {
 	ek   ExportKeys
 	pol  Policy
 	now  func() time.Time
+	// certs serialises a tenant's NewCerts on this node, so that
+	// concurrent requests do not make key pairs the store then refuses.
+	certs *lifecycle.Locks
 }
 
 // New returns a Service over the store, the opened releases, the regional
@@ -89,5 +105,5 @@ func New(st Store, ring Releases, h HSM, keys Keys, ek ExportKeys, pol Policy, n
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{st: st, ring: ring, h: h, keys: keys, ek: ek, pol: pol, now: now}
+	return &Service{st: st, ring: ring, h: h, keys: keys, ek: ek, pol: pol, now: now, certs: lifecycle.NewLocks()}
 }

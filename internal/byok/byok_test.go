@@ -47,12 +47,21 @@ func material(t *testing.T) []byte {
 // upload is a well-formed upload of value to pub.
 func upload(t *testing.T, tenantID, typ string, pub *rsa.PublicKey, value []byte, d tenant.Derivation) byok.Upload {
 	t.Helper()
-	ct, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, pub, value, nil)
+	u := uploadWith(t, tenantID, typ, pub, value, hsm.OAEPSHA256)
+	u.Derivation = d
+	return u
+}
+
+// uploadWith is a well-formed upload of value to pub (derivation pbkdf2),
+// encrypted with RSA-OAEP under oh.
+func uploadWith(t *testing.T, tenantID, typ string, pub *rsa.PublicKey, value []byte, oh hsm.OAEPHash) byok.Upload {
+	t.Helper()
+	ct, err := rsa.EncryptOAEP(oh.Hash().New(), rand.Reader, pub, value, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(value)
-	return byok.Upload{Tenant: tenantID, Type: typ, Wrapped: ct, Hash: hsm.OAEPSHA256, SHA256: sum[:], Derivation: d}
+	return byok.Upload{Tenant: tenantID, Type: typ, Wrapped: ct, Hash: oh, SHA256: sum[:], Derivation: tenant.DerivationPBKDF2}
 }
 
 func keysOf(t *testing.T, e *nodetest.Node, tenantID string) []tenant.Key {

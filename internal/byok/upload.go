@@ -48,6 +48,17 @@ const MaxCertValidity = 2 * 365 * 24 * time.Hour
 // may hold at once.
 const MaxLiveCerts = 5
 
+// The failed-upload limit: at most MaxFailedUploads uploads of a tenant
+// that cost the regional HSM a private-key operation and installed no key
+// (they did not decrypt to 32 bytes with the given SHA-256, or were a
+// duplicate, or lost a race for the rotation limit) in any
+// FailedUploadWindow. Beyond it, uploads are refused before the HSM is
+// asked (a *store.UploadLimitedError, which says when the next may start).
+const (
+	MaxFailedUploads   = 10
+	FailedUploadWindow = 10 * time.Minute
+)
+
 // uploadKeyLabel is the regional HSM label of an upload certificate's key.
 func uploadKeyLabel(certID string) string { return "strongroom-upload/" + certID }
 
@@ -68,6 +79,12 @@ type CertRequest struct {
 // certificate self-signed by it (active at once) or a CSR signed by it
 // (pending until the CA-signed certificate is uploaded with CompleteCert).
 //
+// A tenant holds at most MaxLiveCerts pending or active certificates
+// (store.ErrTooManyCerts): the count is checked before the key pair is made,
+// under a lock of the tenant on this node, and again by the store in the
+// creating transaction, which holds across nodes. A key pair whose
+// certificate is not stored, for whatever reason, is deleted again.
+//
 // rec is the request's audit entry; the store appends it with the new
 // certificate.
 func (s *Service) NewCert(ctx context.Context, rec *audit.Entry, req CertRequest) (uploadcert.Cert, error) {
@@ -87,10 +104,38 @@ func (s *Service) NewCert(ctx context.Context, rec *audit.Entry, req CertRequest
 		return uploadcert.Cert{}, fmt.Errorf("byok: %w", err)
 	}
 	// Each certificate is a key pair in the shared regional HSM: bound how
-	// many a tenant holds at once.
-	cs, err := s.Certs(ctx, t.ID)
+	// many a tenant holds at once, before the slow key generation.
+	unlock, err := s.certs.Lock(ctx, t.ID)
 	if err != nil {
 		return uploadcert.Cert{}, err
+	}
+	defer unlock()
+	if err := s.checkLiveCerts(ctx, t.ID); err != nil {
+		return uploadcert.Cert{}, err
+	}
+	id := tenant.NewID()
+	label := uploadKeyLabel(id)
+	key, err := s.h.GenerateEncryptionKey(ctx, label, hsm.UseDecrypt)
+	if err != nil {
+		return uploadcert.Cert{}, fmt.Errorf("byok: making the upload key pair in the HSM: %w", err)
+	}
+	c, err := s.storeCert(ctx, rec, t, id, key, req.CSR, validity)
+	if err != nil {
+		// The key pair is of no use without its certificate.
+		if derr := key.Destroy(context.WithoutCancel(ctx)); derr != nil {
+			err = errors.Join(err, fmt.Errorf("byok: deleting the unused key pair %q from the HSM: %w", label, derr))
+		}
+		return uploadcert.Cert{}, err
+	}
+	return c, nil
+}
+
+// checkLiveCerts refuses a new certificate when the tenant holds
+// MaxLiveCerts pending or active ones.
+func (s *Service) checkLiveCerts(ctx context.Context, tenantID string) error {
+	cs, err := s.Certs(ctx, tenantID)
+	if err != nil {
+		return err
 	}
 	live := 0
 	for _, c := range cs {
@@ -99,19 +144,21 @@ func (s *Service) NewCert(ctx context.Context, rec *audit.Entry, req CertRequest
 		}
 	}
 	if live >= MaxLiveCerts {
-		return uploadcert.Cert{}, fmt.Errorf("%w: the tenant has %d pending or active upload certificates, the most allowed; retire one first",
-			ErrCertState, live)
+		return fmt.Errorf("byok: %w: the tenant holds %d pending or active upload certificates, the most allowed; retire one first",
+			store.ErrTooManyCerts, live)
 	}
-	id := tenant.NewID()
-	label := uploadKeyLabel(id)
-	key, err := s.h.GenerateEncryptionKey(ctx, label, hsm.UseDecrypt)
-	if err != nil {
-		return uploadcert.Cert{}, fmt.Errorf("byok: making the upload key pair in the HSM: %w", err)
-	}
+	return nil
+}
+
+// storeCert signs the certificate (or the request) of a new key pair and
+// stores it.
+func (s *Service) storeCert(ctx context.Context, rec *audit.Entry, t tenant.Tenant, id string, key hsm.EncryptionKey,
+	csr bool, validity time.Duration) (uploadcert.Cert, error) {
 	now := store.Time(s.now())
-	c := uploadcert.Cert{ID: id, Tenant: t.ID, KeyLabel: label, Created: now}
+	c := uploadcert.Cert{ID: id, Tenant: t.ID, KeyLabel: key.Label(), Created: now}
 	subj := uploadcert.Subject{TenantID: t.ID, TenantName: t.Name, CertID: id}
-	if req.CSR {
+	var err error
+	if csr {
 		c.State = uploadcert.StatePending
 		if c.CSR, err = uploadcert.Request(ctx, key, subj); err != nil {
 			return uploadcert.Cert{}, fmt.Errorf("byok: signing the certificate request: %w", err)
@@ -124,7 +171,7 @@ func (s *Service) NewCert(ctx context.Context, rec *audit.Entry, req CertRequest
 			return uploadcert.Cert{}, fmt.Errorf("byok: signing the upload certificate: %w", err)
 		}
 	}
-	c, err = s.st.CreateUploadCert(ctx, c, *rec)
+	c, err = s.st.CreateUploadCert(ctx, c, MaxLiveCerts, *rec)
 	if err != nil {
 		return uploadcert.Cert{}, fmt.Errorf("byok: storing the upload certificate: %w", err)
 	}
@@ -161,17 +208,70 @@ func (s *Service) CompleteCert(ctx context.Context, rec *audit.Entry, tenantID, 
 	return c, nil
 }
 
-// RetireCert retires an upload certificate: uploads to it are refused from
-// then on. Its key pair stays in the HSM (see docs/byok.md).
+// RetireCert retires an upload certificate, then deletes its key pair from
+// the regional HSM: uploads to it are refused from then on, and it holds no
+// HSM key any more. If the deletion fails, the certificate stays retired
+// and the error says so; retiring it again then retries the deletion (and
+// records it, with rec). Retiring a certificate that is retired and whose
+// key pair is gone is ErrCertState.
 func (s *Service) RetireCert(ctx context.Context, rec *audit.Entry, tenantID, certID string) (uploadcert.Cert, error) {
 	c, err := s.st.RetireUploadCert(ctx, tenantID, certID, s.now(), *rec)
 	if errors.Is(err, store.ErrConflict) {
-		return uploadcert.Cert{}, fmt.Errorf("%w: certificate %s is retired already", ErrCertState, certID)
+		return s.retireAgain(ctx, rec, tenantID, certID)
 	}
 	if err != nil {
 		return uploadcert.Cert{}, fmt.Errorf("byok: retiring upload certificate %s: %w", certID, err)
 	}
+	if _, err := s.destroyCertKey(context.WithoutCancel(ctx), c); err != nil {
+		return uploadcert.Cert{}, err
+	}
 	return c, nil
+}
+
+// retireAgain is RetireCert of a retired certificate: it deletes the key
+// pair an earlier retirement left in the HSM, if any.
+func (s *Service) retireAgain(ctx context.Context, rec *audit.Entry, tenantID, certID string) (uploadcert.Cert, error) {
+	c, err := s.cert(ctx, tenantID, certID)
+	if err != nil {
+		return uploadcert.Cert{}, err
+	}
+	deleted, err := s.destroyCertKey(ctx, c)
+	if err != nil {
+		return uploadcert.Cert{}, err
+	}
+	if !deleted {
+		return uploadcert.Cert{}, fmt.Errorf("%w: certificate %s is retired already", ErrCertState, certID)
+	}
+	e := *rec
+	e.Outcome = audit.OutcomeOK
+	if e.Detail != "" {
+		e.Detail += ": "
+	}
+	e.Detail += "retired already; deleted the key pair an earlier retirement left in the HSM"
+	if _, err := s.st.AppendAudit(ctx, e); err != nil {
+		return uploadcert.Cert{}, fmt.Errorf("byok: recording the deletion of the key pair of upload certificate %s: %w", certID, err)
+	}
+	return c, nil
+}
+
+// destroyCertKey deletes the key pair of a retired certificate from the
+// HSM, and reports whether there was one to delete.
+func (s *Service) destroyCertKey(ctx context.Context, c uploadcert.Cert) (bool, error) {
+	key, err := s.certKey(ctx, c)
+	if errors.Is(err, hsm.ErrNotFound) {
+		return false, nil
+	}
+	if err == nil {
+		err = key.Destroy(ctx)
+	}
+	if errors.Is(err, hsm.ErrNotFound) {
+		return false, nil // deleted meanwhile, by a concurrent retirement
+	}
+	if err != nil {
+		return false, fmt.Errorf("byok: upload certificate %s is retired, but deleting its key pair from the HSM failed "+
+			"(retire it again to retry): %w", c.ID, err)
+	}
+	return true, nil
 }
 
 // Certs lists a tenant's upload certificates, newest first.
@@ -314,6 +414,12 @@ func (s *Service) Upload(ctx context.Context, rec *audit.Entry, u Upload) (tenan
 	if err != nil {
 		return tenant.Key{}, err
 	}
+	// The private-key operation below counts as a failure until a key is
+	// installed; too many failures and the HSM is not asked.
+	attempt, err := s.st.BeginUpload(ctx, u.Tenant, s.now(), store.UploadLimit{Max: MaxFailedUploads, Window: FailedUploadWindow})
+	if err != nil {
+		return tenant.Key{}, fmt.Errorf("byok: %w", err)
+	}
 	ts, err := decryptUpload(key, u, c.ID)
 	if err != nil {
 		return tenant.Key{}, err
@@ -324,7 +430,13 @@ func (s *Service) Upload(ctx context.Context, rec *audit.Entry, u Upload) (tenan
 	if errors.Is(err, store.ErrDuplicate) {
 		return tenant.Key{}, ErrDuplicateUpload
 	}
-	return k, err
+	if err != nil {
+		return tenant.Key{}, err
+	}
+	// Not a failure. If forgetting it fails, it counts as one until it
+	// leaves the window: the key is installed all the same.
+	_ = s.st.UploadAccepted(context.WithoutCancel(ctx), u.Tenant, attempt)
+	return k, nil
 }
 
 // decryptUpload decrypts uploaded key material and checks its length and

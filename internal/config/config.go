@@ -59,10 +59,13 @@ type Audit struct {
 // Officers is the region's officer roster: the officers' public key files
 // (officer new writes them) and the least quorum a plan must require. A
 // bundle whose plan names anyone else, or a smaller quorum, is refused even
-// though the primary signed it. Empty: any officers the primary accepted.
+// though the primary signed it. The roster is required: without Keys, the
+// configuration is refused unless AllowAny says, explicitly, to accept any
+// officers the primary accepted.
 type Officers struct {
 	Keys      []string `yaml:"keys"`
 	MinQuorum int      `yaml:"min_quorum"`
+	AllowAny  bool     `yaml:"allow_any"`
 }
 
 // TLS names the server's certificate and key files.
@@ -303,10 +306,17 @@ func (c *Config) validate() error {
 	case time.Duration(c.Audit.CheckpointInterval) < time.Second || time.Duration(c.Audit.CheckpointInterval) > 24*time.Hour:
 		errs = append(errs, errors.New("audit.checkpoint_interval must be 1s to 24h"))
 	}
-	if n := len(c.Officers.Keys); n > 0 && (c.Officers.MinQuorum < 1 || c.Officers.MinQuorum > n) {
+	switch n := len(c.Officers.Keys); {
+	case n > 0 && c.Officers.AllowAny:
+		errs = append(errs, errors.New("officers.allow_any contradicts officers.keys: pin the roster or allow any officers, not both"))
+	case n > 0 && (c.Officers.MinQuorum < 1 || c.Officers.MinQuorum > n):
 		errs = append(errs, fmt.Errorf("officers.min_quorum must be 1 to %d (the number of officers.keys)", n))
-	} else if n == 0 && c.Officers.MinQuorum != 0 {
+	case n == 0 && c.Officers.MinQuorum != 0:
 		errs = append(errs, errors.New("officers.min_quorum needs officers.keys"))
+	case n == 0 && !c.Officers.AllowAny:
+		errs = append(errs, errors.New("officers: pin the crypto officers whose release plans this region accepts: "+
+			"officers.keys lists their public key files (written by 'strongroom officer new') and officers.min_quorum the least quorum; "+
+			"to accept any officers the primary accepted instead, set officers.allow_any: true"))
 	}
 	if !contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		errs = append(errs, fmt.Errorf("log.level %q: use debug, info, warn or error", c.Log.Level))

@@ -41,6 +41,7 @@ tls: {cert: c, key: k}
 hsm: {uri: "soft:/x"}
 primary: p
 certificate: c
+officers: {keys: [a.pub, b.pub], min_quorum: 2}
 store: {dsn_env: DSN}
 `
 
@@ -93,8 +94,12 @@ func TestRefusals(t *testing.T) {
 		"bad level":       {minimal + "log: {level: loud}\n", `log.level "loud"`},
 		"two documents":   {minimal + "---\nversion: 1\n", "more than one YAML document"},
 		"max keys":        {minimal + "rotation: {max_keys: 5000}\n", "max_keys must be 1 to 1000"},
-		"quorum too big":  {minimal + "officers: {keys: [a.pub], min_quorum: 2}\n", "min_quorum must be 1 to 1"},
-		"quorum no keys":  {minimal + "officers: {min_quorum: 2}\n", "min_quorum needs officers.keys"},
+		"quorum too big":  {withOfficers("{keys: [a.pub], min_quorum: 2}"), "min_quorum must be 1 to 1"},
+		"quorum no keys":  {withOfficers("{min_quorum: 2}"), "min_quorum needs officers.keys"},
+		"no roster":       {withOfficers("{}"), "set officers.allow_any: true"},
+		"no officers":     {strings.Replace(minimal, "officers: {keys: [a.pub, b.pub], min_quorum: 2}\n", "", 1), "officers.keys lists their public key files"},
+		"any and keys":    {withOfficers("{keys: [a.pub], min_quorum: 1, allow_any: true}"), "allow_any contradicts officers.keys"},
+		"any officers":    {withOfficers("{allow_any: true}"), ""},
 		"passphrase file": {strings.Replace(minimal, `"soft:/x"`, `"pkcs11:token=a"`, 1) + "", ""},
 	}
 	for name, c := range cases {
@@ -109,6 +114,11 @@ func TestRefusals(t *testing.T) {
 			t.Errorf("%s: Parse() error = %v, want it to contain %q", name, err, c.want)
 		}
 	}
+}
+
+// withOfficers is minimal with officers: set to the YAML flow mapping m.
+func withOfficers(m string) string {
+	return strings.Replace(minimal, "officers: {keys: [a.pub, b.pub], min_quorum: 2}", "officers: "+m, 1)
 }
 
 func TestDSNByReference(t *testing.T) {

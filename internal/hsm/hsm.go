@@ -172,6 +172,11 @@ type EncryptionKey interface {
 	// Used for the proof of possession above and to sign upload
 	// certificates and certificate requests (internal/uploadcert).
 	SignPSSDigest(ctx context.Context, digest []byte) ([]byte, error)
+	// Destroy deletes the key pair from the HSM, its private and its
+	// public half, and frees the label; the key then decrypts and signs
+	// nothing. A key pair that is gone already is an error wrapping
+	// ErrNotFound.
+	Destroy(ctx context.Context) error
 }
 
 // SigningKey is an ECDSA P-384 key pair whose private half lives in the HSM.

@@ -22,7 +22,10 @@ import (
 //     deliver) is appended before the answer is sent, and if that append
 //     fails the request fails;
 //   - every refusal and failure, of any route, reads included: appended on
-//     its own, with the error code as the reason;
+//     its own, with the error code as the reason; but a request without a
+//     valid token (token.use, unauthenticated) is counted into the
+//     per-minute aggregate by address, route and reason, so that
+//     unauthenticated requests cost no write each;
 //   - encryptions and decryptions: counted per tenant, key, caller, outcome
 //     and minute (auditlog.Aggregate), and appended as aggregate entries
 //     (Count) by the node's checkpointer, every minute and at shutdown.
@@ -92,8 +95,11 @@ func (s *server) recordAudit(rt *Route, c *Call, err error) error {
 		}
 		if errors.Is(err, auth.ErrUnauthenticated) {
 			// No valid token: what was refused is the token, whatever the
-			// route (which Detail names).
-			e.Action = audit.ActionTokenUse
+			// route (which Detail names). Anyone can send these, so they
+			// are counted, not appended one by one.
+			e.Action, e.Request = audit.ActionTokenUse, ""
+			s.Aggregate.CountEntry(e)
+			return nil
 		}
 		if aerr := s.Audit.Append(ctx, e); aerr != nil {
 			s.Logger.Error("audit: recording a refusal failed", "request_id", e.Request, "action", string(e.Action), "err", aerr)

@@ -1,9 +1,13 @@
 package httpapi_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/strongroom-kms/strongroom/api"
+	"github.com/strongroom-kms/strongroom/internal/auth"
 	"github.com/strongroom-kms/strongroom/internal/httpapi/apitest"
 )
 
@@ -39,5 +43,46 @@ func TestAuditRefusalStaysWithCaller(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no refusal entry for acme's token in %+v", all.Entries)
+	}
+}
+
+// TestUnauthenticatedRequestsAggregated: requests without a valid token
+// cost no write to the store each: they are counted, and the next flush of
+// the aggregate appends one token.use entry per address, route and reason,
+// with the count.
+func TestUnauthenticatedRequestsAggregated(t *testing.T) {
+	e := newEnv(t, apitest.Options{})
+	unknown, _, err := auth.New(api.RoleOperator, "", "never stored", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := func() uint64 {
+		t.Helper()
+		st, err := e.Store.AuditState(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Size()
+	}
+	before := size()
+	const n = 25
+	for range n {
+		e.call("GET", "/v1/tenants", unknown, nil).wantError(t, 401, api.CodeUnauthenticated)
+	}
+	if got := size(); got != before {
+		t.Fatalf("%d unauthenticated requests appended %d audit entries before the flush, want none", n, got-before)
+	}
+	if err := e.Node.Aggregate.Flush(ctx, e.Node.Audit); err != nil {
+		t.Fatal(err)
+	}
+	if got := size(); got != before+1 {
+		t.Fatalf("the flush appended %d entries, want 1", got-before)
+	}
+	var log api.AuditList
+	e.call("GET", fmt.Sprintf("/v1/audit?after=%d", before), e.Operator, nil).want(t, 200, &log)
+	a := log.Entries[0]
+	if a.Action != "token.use" || a.Outcome != "refused" || a.Reason != api.CodeUnauthenticated || a.Count != n ||
+		a.Actor != "anonymous" || a.Remote != "127.0.0.1" || !strings.HasSuffix(a.Detail, ": GET /v1/tenants") {
+		t.Errorf("the aggregate entry = %+v, want token.use refused unauthenticated, count %d, from 127.0.0.1, naming GET /v1/tenants", a, n)
 	}
 }

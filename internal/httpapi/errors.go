@@ -78,6 +78,8 @@ var keyErrors = []struct {
 	{store.ErrExists, http.StatusConflict, api.CodeExists},
 	{store.ErrConflict, http.StatusConflict, api.CodeConflict},
 	{store.ErrTooManyKeys, http.StatusConflict, api.CodeTooManyKeys},
+	{store.ErrTooManyCerts, http.StatusConflict, api.CodeTooManyCerts},
+	{store.ErrTooManyTokens, http.StatusConflict, api.CodeTooManyTokens},
 	{store.ErrDuplicate, http.StatusConflict, api.CodeExists},
 	{store.ErrDestroyed, http.StatusConflict, api.CodeKeyDestroyed},
 	{store.ErrInvalid, http.StatusBadRequest, api.CodeBadRequest},
@@ -94,6 +96,7 @@ var keyErrors = []struct {
 func problem(err error, requestID string) (int, api.Error) {
 	var ae *apiError
 	var rl *store.RateLimitedError
+	var ul *store.UploadLimitedError
 	switch {
 	case errors.As(err, &ae):
 		return ae.status, api.Error{Code: ae.code, Message: ae.msg, NextAllowed: ae.next}
@@ -103,6 +106,9 @@ func problem(err error, requestID string) (int, api.Error) {
 	case errors.As(err, &rl):
 		next := rl.Next.UTC()
 		return http.StatusTooManyRequests, api.Error{Code: api.CodeRateLimited, Message: err.Error(), NextAllowed: &next}
+	case errors.As(err, &ul):
+		next := ul.Next.UTC()
+		return http.StatusTooManyRequests, api.Error{Code: api.CodeRateLimited, Message: err.Error(), NextAllowed: &next}
 	case errors.Is(err, store.ErrRateLimited):
 		return http.StatusTooManyRequests, api.Error{Code: api.CodeRateLimited, Message: err.Error()}
 	case errors.Is(err, context.DeadlineExceeded):
@@ -110,7 +116,7 @@ func problem(err error, requestID string) (int, api.Error) {
 			Message: fmt.Sprintf("the request ran out of time (request %s)", requestID)}
 	case errors.Is(err, release.ErrUnknownRelease):
 		return http.StatusServiceUnavailable, api.Error{Code: api.CodeNotReady,
-			Message: fmt.Sprintf("a release this needs is not loaded at this node (request %s): see /v1/ready", requestID)}
+			Message: fmt.Sprintf("a release this needs is not loaded at this node (request %s): see /v1/status", requestID)}
 	}
 	for _, ke := range keyErrors {
 		if errors.Is(err, ke.err) {

@@ -97,7 +97,7 @@ func (g *schemaGen) operation(rt Route, errorRef map[string]any) map[string]any 
 	}
 	responses[strconv.Itoa(rt.status())] = ok
 	if rt.Pattern == "/v1/ready" {
-		responses["503"] = map[string]any{"description": "not ready: Problems says why",
+		responses["503"] = map[string]any{"description": "not ready: problems counts why (GET /v1/status says what)",
 			"content": ok["content"]}
 	}
 	op["responses"] = responses

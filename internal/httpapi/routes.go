@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -40,8 +41,11 @@ func (s *server) table() []Route {
 		{Method: "GET", Pattern: "/v1/health", Public: true, Handler: s.health,
 			Summary: "Liveness: the server answers", Response: api.Health{}},
 		{Method: "GET", Pattern: "/v1/ready", Public: true, Handler: s.ready,
-			Summary:  "Readiness: 200 when every installed release is loaded, else 503 naming the bundles that failed and why",
-			Response: api.Health{}},
+			Summary:  "Readiness: 200 when every installed release is loaded and the store answers, else 503; counts only (GET /v1/status says what)",
+			Response: api.Ready{}},
+		{Method: "GET", Pattern: "/v1/status", Audit: "node.status", Policy: global(operator, auditor), Handler: s.status,
+			Summary:  "The node's readiness in detail: its loaded releases, and each problem (a bundle that failed, and why; the store)",
+			Response: api.Status{}},
 		{Method: "GET", Pattern: "/v1/openapi.json", Public: true, Handler: s.openAPI,
 			Summary: "This API's OpenAPI 3.1 document", Response: map[string]any{}},
 
@@ -64,10 +68,11 @@ func (s *server) table() []Route {
 
 		{Method: "POST", Pattern: "/v1/tokens", Audit: "token.create", Policy: global(operator, tenantAdmin), Handler: s.createToken, Status: http.StatusCreated,
 			Restrict: &Rule{Doc: "a tenant-admin may create only app tokens, only for its own tenant, with a ttl of at most 90 days", Check: s.tenantAdminMintsOwnApps},
-			Summary:  "Create an API token; its secret is in this answer only", Request: api.CreateTokenRequest{}, Response: api.Token{}},
+			Summary:  "Create an API token; its secret is in this answer only (a tenant-admin's: 409 too_many_tokens once its tenant has 100 live app tokens)",
+			Request:  api.CreateTokenRequest{}, Response: api.Token{}},
 
 		{Method: "POST", Pattern: "/v1/tokens/{id}/revoke", Audit: "token.revoke", Policy: global(operator), Handler: s.revokeToken,
-			Summary: "Revoke an API token at once (by its id, as token create printed it)", Response: api.Token{}},
+			Summary: "Revoke an API token at once (by its id, as token create printed it), and every token it made, and theirs", Response: api.Token{}},
 
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys", Audit: "key.generate", Policy: scoped(tenantAdmin, operator), Handler: s.generateKey, Status: http.StatusCreated,
 			Summary: "Generate a new active key of a type (rate limited per tenant and type: 429 with next_allowed)",
@@ -80,7 +85,7 @@ func (s *server) table() []Route {
 
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/upload-certificates", Audit: "cert.create", Policy: scoped(tenantAdmin, operator), Handler: s.createUploadCert,
 			Status:  http.StatusCreated,
-			Summary: "Make a BYOK upload certificate: an RSA-4096 key pair in the regional HSM, self-signed, or with csr a request for the tenant's CA",
+			Summary: "Make a BYOK upload certificate: an RSA-4096 key pair in the regional HSM, self-signed, or with csr a request for the tenant's CA (at most 5 pending or active per tenant)",
 			Request: api.CreateUploadCertRequest{}, Response: api.UploadCert{}},
 		{Method: "GET", Pattern: "/v1/tenants/{tenant}/upload-certificates", Audit: "cert.list", Policy: scoped(tenantAdmin, operator, auditor), Handler: s.uploadCerts,
 			Summary: "List a tenant's upload certificates, newest first", Response: api.UploadCertList{}},
@@ -90,9 +95,10 @@ func (s *server) table() []Route {
 			Summary: "Upload the certificate the tenant's CA signed for a pending request; it becomes active",
 			Request: api.CompleteUploadCertRequest{}, Response: api.UploadCert{}},
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/upload-certificates/{id}/retire", Audit: "cert.retire", Policy: scoped(tenantAdmin, operator), Handler: s.retireUploadCert,
-			Summary: "Retire an upload certificate: uploads to it are refused from now on", Response: api.UploadCert{}},
+			Summary:  "Retire an upload certificate: uploads to it are refused from now on, and its key pair is deleted from the regional HSM (retire again to retry a failed deletion)",
+			Response: api.UploadCert{}},
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/{type}/upload", Audit: "key.upload", Policy: scoped(tenantAdmin), Handler: s.uploadKey, Status: http.StatusCreated,
-			Summary: "Upload the tenant's own key material (RSA-OAEP to an upload certificate, with its SHA-256); it becomes the active key of the type (rate limited like generate)",
+			Summary: "Upload the tenant's own key material (RSA-OAEP to an upload certificate, with its SHA-256); it becomes the active key of the type (rate limited like generate; after 10 failed uploads in 10 minutes, 429 with next_allowed)",
 			Request: api.UploadKeyRequest{}, Response: api.Key{}},
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/{type}/{version}/export", Audit: "key.export", deliver: true, Policy: scoped(tenantAdmin), Handler: s.exportKey,
 			Summary:  "Export a key version as a backup file sealed under the tenant's export key",
@@ -126,25 +132,40 @@ func (s *server) health(c *Call) (any, error) {
 	return api.Health{Status: "ok", Region: s.Region}, nil
 }
 
-func (s *server) ready(c *Call) (any, error) {
-	h := api.Health{Status: "ok", Region: s.Region}
+// readiness is the node's readiness: what GET /v1/ready counts and GET
+// /v1/status spells out.
+func (s *server) readiness(ctx context.Context) api.Status {
+	st := api.Status{Status: "ok", Region: s.Region, Releases: []api.Release{}, Problems: []string{}}
 	for _, m := range s.Ring.Releases() {
-		h.Releases = append(h.Releases, releaseOf(m, release.Installation{}))
+		st.Releases = append(st.Releases, releaseOf(m, release.Installation{}))
 	}
 	if err := s.Ring.Ready(); err != nil {
-		h.Problems = append(h.Problems, err.Error())
+		st.Problems = append(st.Problems, err.Error())
 	}
-	if err := s.Health.Ping(c.Context()); err != nil {
+	if err := s.Health.Ping(ctx); err != nil {
 		// The store's error may name its host: only in the log.
 		s.Logger.Error("readiness: the store does not answer", "err", err)
-		h.Problems = append(h.Problems, "the store does not answer: see the server log")
+		st.Problems = append(st.Problems, "the store does not answer: see the server log")
 	}
-	if len(h.Problems) > 0 {
-		h.Status = "not_ready"
-		return reply{status: http.StatusServiceUnavailable, body: h}, nil
+	if len(st.Problems) > 0 {
+		st.Status = "not_ready"
 	}
-	return h, nil
+	return st
 }
+
+// ready answers anyone, so it says no more than whether the node is ready
+// and how many releases and problems it has: release ids, iterations and
+// failure text are for operators and auditors (status).
+func (s *server) ready(c *Call) (any, error) {
+	st := s.readiness(c.Context())
+	r := api.Ready{Status: st.Status, Region: st.Region, Releases: len(st.Releases), Problems: len(st.Problems)}
+	if st.Status != "ok" {
+		return reply{status: http.StatusServiceUnavailable, body: r}, nil
+	}
+	return r, nil
+}
+
+func (s *server) status(c *Call) (any, error) { return s.readiness(c.Context()), nil }
 
 func (s *server) openAPI(c *Call) (any, error) { return rawJSON(s.openapi), nil }
 
@@ -297,7 +318,7 @@ func (s *server) createToken(c *Call) (any, error) {
 		}
 		expires = now.Add(d)
 	}
-	secret, tok, err := s.Tokens.Create(ctx, c.Audit, req.Role, t.ID, req.Name, expires)
+	secret, tok, err := s.Tokens.Create(ctx, c.Audit, c.Identity, req.Role, t.ID, req.Name, expires)
 	if err != nil {
 		return nil, err
 	}

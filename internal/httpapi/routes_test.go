@@ -35,10 +35,16 @@ func TestEveryRoute(t *testing.T) {
 	if h.Status != "ok" || h.Region != apitest.Region {
 		t.Errorf("health = %+v", h)
 	}
-	call("GET", "/v1/ready", "/v1/ready", "", nil).want(t, 200, &h)
-	if h.Status != "ok" || len(h.Releases) != 1 || h.Releases[0].ID != apitest.Release1 || !h.Releases[0].Loaded ||
-		h.Releases[0].Iterations == 0 || len(h.Problems) != 0 {
-		t.Errorf("ready = %+v", h)
+	var ready api.Ready
+	call("GET", "/v1/ready", "/v1/ready", "", nil).want(t, 200, &ready)
+	if ready.Status != "ok" || ready.Region != apitest.Region || ready.Releases != 1 || ready.Problems != 0 {
+		t.Errorf("ready = %+v", ready)
+	}
+	var st api.Status
+	call("GET", "/v1/status", "/v1/status", auditor, nil).want(t, 200, &st)
+	if st.Status != "ok" || len(st.Releases) != 1 || st.Releases[0].ID != apitest.Release1 || !st.Releases[0].Loaded ||
+		st.Releases[0].Iterations == 0 || len(st.Problems) != 0 {
+		t.Errorf("status = %+v", st)
 	}
 	var doc map[string]any
 	call("GET", "/v1/openapi.json", "/v1/openapi.json", "", nil).want(t, 200, &doc)
@@ -387,7 +393,7 @@ func TestInstallReleaseInvalid(t *testing.T) {
 	if !before.equal(e.snapshot()) {
 		t.Error("an invalid bundle changed the store")
 	}
-	var h api.Health
+	var h api.Ready
 	e.call("GET", "/v1/ready", "", nil).want(t, 200, &h)
 	// The genuine bundle of that release installs.
 	e.call("POST", "/v1/releases", e.Operator, api.InstallReleaseRequest{Bundle: good}).want(t, 200, nil)
@@ -399,15 +405,20 @@ func TestInstallReleaseInvalid(t *testing.T) {
 
 func TestReadyWithoutReleases(t *testing.T) {
 	e := newEnv(t, apitest.Options{Releases: []string{}})
-	var h api.Health
-	e.call("GET", "/v1/ready", "", nil).want(t, 503, &h)
-	if h.Status != "not_ready" || len(h.Problems) != 1 || !strings.Contains(h.Problems[0], "no release") {
-		t.Errorf("ready = %+v", h)
+	var h api.Ready
+	r := e.call("GET", "/v1/ready", "", nil).want(t, 503, &h)
+	if h.Status != "not_ready" || h.Releases != 0 || h.Problems != 1 || strings.Contains(string(r.body), "release:") {
+		t.Errorf("ready = %s, want not_ready with counts only", r.body)
+	}
+	var st api.Status
+	e.call("GET", "/v1/status", e.Operator, nil).want(t, 200, &st)
+	if st.Status != "not_ready" || len(st.Problems) != 1 || !strings.Contains(st.Problems[0], "no release") {
+		t.Errorf("status = %+v", st)
 	}
 	e.call("GET", "/v1/health", "", nil).want(t, 200, nil)
 	// Keys cannot be made without a release: a server-side condition, not 500.
 	e.Tenant(t, "acme")
-	r := e.call("POST", "/v1/tenants/acme/keys", e.Operator, api.GenerateKeyRequest{})
+	r = e.call("POST", "/v1/tenants/acme/keys", e.Operator, api.GenerateKeyRequest{})
 	if r.status != 503 || r.apiError(t).Code != api.CodeNotReady {
 		t.Errorf("generate without a release: %d %s", r.status, r.body)
 	}

@@ -29,7 +29,7 @@ type Tenants interface {
 // Tokens is the region's API tokens (*auth.Tokens).
 type Tokens interface {
 	Authenticate(ctx context.Context, header string) (auth.Identity, error)
-	Create(ctx context.Context, rec *audit.Entry, role, tenantID, name string, expires time.Time) (string, auth.Token, error)
+	Create(ctx context.Context, rec *audit.Entry, by auth.Identity, role, tenantID, name string, expires time.Time) (string, auth.Token, error)
 	Revoke(ctx context.Context, rec *audit.Entry, id string) error
 }
 

@@ -70,7 +70,7 @@ type Service struct {
 	pol   Policy
 	now   func() time.Time
 
-	series *seriesLocks
+	series *Locks
 }
 
 // New returns a Service over the store, the opened releases, the regional
@@ -80,7 +80,7 @@ func New(st Store, ring Releases, rng hsm.Randomer, fp Fingerprinter, evict Evic
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{st: st, ring: ring, rng: rng, fp: fp, evict: evict, pol: pol, now: now, series: newSeriesLocks()}
+	return &Service{st: st, ring: ring, rng: rng, fp: fp, evict: evict, pol: pol, now: now, series: NewLocks()}
 }
 
 // Keys lists a tenant's keys of type typ ("" = every type), ordered by type

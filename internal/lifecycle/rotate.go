@@ -132,7 +132,7 @@ func (s *Service) Install(ctx context.Context, rec *audit.Entry, m Material) (te
 		return tenant.Key{}, err
 	}
 
-	unlock, err := s.series.lock(ctx, m.Tenant, m.Type)
+	unlock, err := s.series.Lock(ctx, m.Tenant+"/"+m.Type)
 	if err != nil {
 		return tenant.Key{}, fmt.Errorf("lifecycle: a new %s key: %w", m.Type, err)
 	}

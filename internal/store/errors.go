@@ -22,6 +22,16 @@ var (
 	// ErrTooManyKeys: the tenant has MaxKeys active and archived keys of
 	// this type; destroy one first.
 	ErrTooManyKeys = errors.New("store: too many keys")
+	// ErrTooManyCerts: the tenant holds the most pending or active upload
+	// certificates allowed; retire one first.
+	ErrTooManyCerts = errors.New("store: too many upload certificates")
+	// ErrTooManyTokens: the tenant has the most live tokens of that role a
+	// limit allows (the app tokens its tenant-admins may make).
+	ErrTooManyTokens = errors.New("store: too many tokens")
+	// ErrTooManyFailures: the tenant's uploads failed the most times a
+	// window allows. The error is an *UploadLimitedError, which says when
+	// the next may start.
+	ErrTooManyFailures = errors.New("store: too many failed uploads")
 	// ErrDuplicate: a key of the tenant (any type, any state) has the same
 	// fingerprint.
 	ErrDuplicate = errors.New("store: duplicate key")
@@ -46,6 +56,22 @@ func (e *RateLimitedError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrRateLimited) true.
 func (e *RateLimitedError) Unwrap() error { return ErrRateLimited }
+
+// UploadLimitedError says when the tenant's next upload may start.
+type UploadLimitedError struct {
+	// Failures is how many uploads failed within the window.
+	Failures int
+	// Next is when the oldest of them leaves the window.
+	Next time.Time
+}
+
+func (e *UploadLimitedError) Error() string {
+	return fmt.Sprintf("store: %d uploads of this tenant failed within the window, the most allowed: the next may start at %s",
+		e.Failures, e.Next.UTC().Format(time.RFC3339Nano))
+}
+
+// Unwrap makes errors.Is(err, ErrTooManyFailures) true.
+func (e *UploadLimitedError) Unwrap() error { return ErrTooManyFailures }
 
 // kindError is an error of one of the kinds above with its own message.
 type kindError struct {

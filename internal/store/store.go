@@ -183,15 +183,26 @@ func (s *Store) writeOnce(ctx context.Context, fn func(tx *sql.Tx) error) error 
 // does not validate (audit.Entry.Validate; a zero entry never does) fails
 // the write with ErrInvalid.
 func (s *Store) change(ctx context.Context, op string, rec audit.Entry, fn func(tx *sql.Tx) error) error {
+	return s.changeLogged(ctx, op, rec, func(tx *sql.Tx, rec audit.Entry) ([]audit.Entry, error) {
+		return []audit.Entry{rec}, fn(tx)
+	})
+}
+
+// changeLogged is change for a change whose entries depend on what it
+// finds: fn makes the change and returns the entries to append, made from
+// rec (checked first, with outcome ok), such as rec with a longer Detail.
+func (s *Store) changeLogged(ctx context.Context, op string, rec audit.Entry,
+	fn func(tx *sql.Tx, rec audit.Entry) ([]audit.Entry, error)) error {
 	rec.Outcome, rec.Reason = audit.OutcomeOK, ""
 	if err := checkEntry(rec); err != nil {
 		return err
 	}
 	return s.write(ctx, op, func(tx *sql.Tx) error {
-		if err := fn(tx); err != nil {
+		entries, err := fn(tx, rec)
+		if err != nil {
 			return err
 		}
-		_, err := s.appendAudit(ctx, tx, rec)
+		_, err = s.appendAudit(ctx, tx, entries...)
 		return err
 	})
 }

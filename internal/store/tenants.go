@@ -18,6 +18,10 @@ const (
 	qTenantByName = `SELECT ` + tenantCols + ` FROM tenants WHERE name = $1`
 	qTenants      = `SELECT ` + tenantCols + ` FROM tenants ORDER BY name`
 	qTenantOptOut = `UPDATE tenants SET derivation_opt_out = $2 WHERE id = $1 RETURNING ` + tenantCols
+	// qTenantLock is the row lock, with the dialect's ForUpdate, that
+	// serialises the writes a per-tenant limit counts (upload
+	// certificates, delegated tokens, failed uploads) across every node.
+	qTenantLock = `SELECT 1 FROM tenants WHERE id = $1`
 )
 
 func scanTenant(sc scanner) (tenant.Tenant, error) {
@@ -77,6 +81,18 @@ func (s *Store) tenantByID(ctx context.Context, q queryer, id string) (tenant.Te
 		return tenant.Tenant{}, Errorf(ErrNotFound, "no tenant with ID %s", id)
 	}
 	return t, s.dbErr("reading a tenant", err)
+}
+
+// lockTenant takes the row lock of a tenant (qTenantLock), or returns
+// ErrNotFound. Each later statement of the transaction sees every change
+// committed by the lock's previous holder.
+func (s *Store) lockTenant(ctx context.Context, tx *sql.Tx, id string) error {
+	var one int
+	err := tx.QueryRowContext(ctx, qTenantLock+s.d.ForUpdate, id).Scan(&one)
+	if noRows(err) {
+		return Errorf(ErrNotFound, "no tenant with ID %s", id)
+	}
+	return err
 }
 
 // Tenants lists every tenant, ordered by name.

@@ -11,7 +11,8 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/uploadcert"
 )
 
-// BYOK upload certificates. They are never deleted.
+// BYOK upload certificates. They are never deleted (a retired one's key
+// pair leaves the HSM, its row stays).
 
 const certCols = `id, tenant, key_label, state, csr, certificate, not_before, not_after, created, retired`
 
@@ -23,6 +24,9 @@ const (
 	qCerts       = `SELECT ` + certCols + ` FROM upload_certs WHERE tenant = $1 ORDER BY created DESC, id`
 	qCertActive  = `UPDATE upload_certs SET state = 'active', certificate = $2, not_before = $3, not_after = $4 WHERE id = $1`
 	qCertRetired = `UPDATE upload_certs SET state = 'retired', retired = $2 WHERE id = $1`
+	// qCertsLive counts, under the tenant's lock, the certificates that
+	// hold a key pair in the HSM.
+	qCertsLive = `SELECT count(*) FROM upload_certs WHERE tenant = $1 AND state <> 'retired'`
 )
 
 func scanCert(sc scanner) (uploadcert.Cert, error) {
@@ -61,14 +65,31 @@ func validCertRef(tenantID, id string) error {
 // with tenant.NewID()) after validating it (checkCert), with rec, and
 // returns it as stored. The tenant must exist (ErrNotFound); the same ID or
 // KeyLabel (of any tenant: labels are unique in the HSM) → ErrExists.
-func (s *Store) CreateUploadCert(ctx context.Context, c uploadcert.Cert, rec audit.Entry) (uploadcert.Cert, error) {
+//
+// maxLive (at least 1) is the most pending or active certificates the
+// tenant may hold, counting the new one: beyond it → ErrTooManyCerts. The
+// count is taken under the tenant's row lock (PostgreSQL; SQLite's write
+// lock), so that concurrent creations on any number of nodes never exceed
+// it.
+func (s *Store) CreateUploadCert(ctx context.Context, c uploadcert.Cert, maxLive int, rec audit.Entry) (uploadcert.Cert, error) {
 	c, err := checkCert(c)
 	if err != nil {
 		return uploadcert.Cert{}, err
 	}
+	if maxLive < 1 {
+		return uploadcert.Cert{}, invalidf("the most live upload certificates per tenant must be at least 1, not %d", maxLive)
+	}
 	err = s.change(ctx, "creating an upload certificate", rec, func(tx *sql.Tx) error {
-		if _, err := s.tenantByID(ctx, tx, c.Tenant); err != nil {
+		if err := s.lockTenant(ctx, tx, c.Tenant); err != nil {
 			return err
+		}
+		var live int
+		if err := tx.QueryRowContext(ctx, qCertsLive, c.Tenant).Scan(&live); err != nil {
+			return err
+		}
+		if live >= maxLive {
+			return Errorf(ErrTooManyCerts, "tenant %s holds %d pending or active upload certificates, the most allowed (%d): retire one first",
+				c.Tenant, live, maxLive)
 		}
 		_, err := tx.ExecContext(ctx, qCertInsert, c.ID, c.Tenant, c.KeyLabel, string(c.State), nullBlob(c.CSR), nullBlob(c.Certificate),
 			s.d.NullTime(c.NotBefore), s.d.NullTime(c.NotAfter), s.d.Time(c.Created))

@@ -158,6 +158,7 @@ func (k memKey) Decrypt(r io.Reader, ct []byte, opts crypto.DecrypterOpts) ([]by
 func (k memKey) Unwrap(context.Context, []byte, hsm.OAEPHash, hsm.KeySpec) (hsm.SecretKey, error) {
 	return nil, hsm.ErrUnsupported
 }
+func (k memKey) Destroy(context.Context) error { return hsm.ErrUnsupported }
 func (k memKey) SignPSS(ctx context.Context, m []byte) ([]byte, error) {
 	d := sha256.Sum256(m)
 	return k.SignPSSDigest(ctx, d[:])

@@ -72,6 +72,8 @@ func Run(t *testing.T, open func(t *testing.T) hsm.HSM) {
 		t.Fatalf("GenerateEncryptionKey(unwrap-only) error = %v", err)
 	}
 	t.Run("UnwrapOnlyKey", func(t *testing.T) { s.testUnwrapOnly(t, uk) })
+	// Last: it destroys the shared encryption key pair.
+	t.Run("EncryptionKeyDestroy", s.testDestroyEncryptionKey)
 }
 
 type suite struct {
@@ -807,5 +809,43 @@ func (s *suite) testConcurrent(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Errorf("concurrent use: %v", err)
+	}
+}
+
+// testDestroyEncryptionKey destroys the shared key pair: it is not found
+// any more, its handle decrypts and signs nothing, destroying it again is
+// ErrNotFound, and its label is free for a new key pair (so its public half
+// is gone too).
+func (s *suite) testDestroyEncryptionKey(t *testing.T) {
+	oh := s.h.Info().OAEPHashes[0]
+	ct, err := rsa.EncryptOAEP(oh.Hash().New(), rand.Reader, s.ek.RSAPublicKey(), []byte("before the destroy"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ek.Destroy(s.ctx); err != nil {
+		t.Fatalf("EncryptionKey.Destroy() error = %v", err)
+	}
+	if _, err := s.h.EncryptionKey(s.ctx, "hsmtest-enc"); !errors.Is(err, hsm.ErrNotFound) {
+		t.Errorf("EncryptionKey(destroyed) error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.ek.Decrypt(rand.Reader, ct, oh.Options()); err == nil {
+		t.Error("Decrypt with a destroyed key pair succeeded")
+	}
+	d := sha256.Sum256([]byte("after the destroy"))
+	if _, err := s.ek.SignPSSDigest(s.ctx, d[:]); err == nil {
+		t.Error("SignPSSDigest with a destroyed key pair succeeded")
+	}
+	if err := s.ek.Destroy(s.ctx); !errors.Is(err, hsm.ErrNotFound) {
+		t.Errorf("Destroy(destroyed) error = %v, want ErrNotFound", err)
+	}
+	again, err := s.h.GenerateEncryptionKey(s.ctx, "hsmtest-enc", hsm.UseDecrypt)
+	if err != nil {
+		t.Fatalf("GenerateEncryptionKey(label of a destroyed key pair) error = %v", err)
+	}
+	if again.RSAPublicKey().Equal(s.ek.RSAPublicKey()) {
+		t.Error("the new key pair is the destroyed one")
+	}
+	if err := again.Destroy(s.ctx); err != nil {
+		t.Errorf("Destroy(new key pair) error = %v", err)
 	}
 }

@@ -303,6 +303,40 @@ func (k *encryptionKey) SignPSSDigest(ctx context.Context, digest []byte) ([]byt
 	return sig, nil
 }
 
+// Destroy implements hsm.EncryptionKey with C_DestroyObject: the private
+// key, then every RSA public key object that bears its label (under the
+// token's persist lock, so that no key pair takes the label meanwhile). A
+// private key gone already does not stop the public half from going; only
+// when neither is left is it hsm.ErrNotFound.
+func (k *encryptionKey) Destroy(ctx context.Context) error {
+	k.h.token.persist.Lock()
+	defer k.h.token.persist.Unlock()
+	err := k.h.pool.do(ctx, func(s pkcs11.SessionHandle) error {
+		pubs, err := k.h.findObjects(s, []*pkcs11.Attribute{
+			attr(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
+			attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
+			attr(pkcs11.CKA_TOKEN, true),
+			attr(pkcs11.CKA_LABEL, k.label),
+		}, 16)
+		if err != nil {
+			return err
+		}
+		err = k.h.mod.ctx.DestroyObject(s, k.priv)
+		gone := isRV(err, pkcs11.CKR_OBJECT_HANDLE_INVALID)
+		switch {
+		case gone && len(pubs) == 0:
+			return fmt.Errorf("no such key pair on token %q: %w", k.h.info.Token, hsm.ErrNotFound)
+		case err != nil && !gone:
+			return fmt.Errorf("C_DestroyObject(private key): %w", err)
+		}
+		return k.h.destroy(s, pubs...)
+	})
+	if err != nil {
+		return fmt.Errorf("pkcs11: destroy RSA key pair %q: %w", k.label, err)
+	}
+	return nil
+}
+
 // minRecipientBits is the smallest RSA key WrapRSA encrypts to.
 const minRecipientBits = 2048
 

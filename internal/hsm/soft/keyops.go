@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/keywrap"
@@ -21,11 +22,15 @@ import (
 
 // encryptionKey is an RSA-4096 key pair.
 type encryptionKey struct {
-	h     *HSM
-	label string
-	priv  *rsa.PrivateKey
-	use   hsm.RSAUse
+	h         *HSM
+	label     string
+	priv      *rsa.PrivateKey
+	use       hsm.RSAUse
+	destroyed atomic.Bool
 }
+
+// errDestroyed is the error of a destroyed key pair's operations.
+var errDestroyed = errors.New("soft: the key pair was destroyed")
 
 func (k *encryptionKey) Label() string                { return k.label }
 func (k *encryptionKey) Use() hsm.RSAUse              { return k.use }
@@ -48,6 +53,9 @@ func (k *encryptionKey) Decrypt(_ io.Reader, ciphertext []byte, opts crypto.Decr
 func (k *encryptionKey) decrypt(ciphertext []byte, oh hsm.OAEPHash) ([]byte, error) {
 	if !k.h.Info().SupportsOAEP(oh) {
 		return nil, fmt.Errorf("%w: OAEP-%v", hsm.ErrUnsupported, oh)
+	}
+	if k.destroyed.Load() {
+		return nil, errDestroyed
 	}
 	pt, err := k.priv.Decrypt(nil, ciphertext, oh.Options())
 	if err != nil {
@@ -81,8 +89,15 @@ func (k *encryptionKey) SignPSSDigest(ctx context.Context, digest []byte) ([]byt
 	if len(digest) != sha256.Size {
 		return nil, fmt.Errorf("soft: RSA-PSS signature: digest is %d bytes, want a %d-byte SHA-256 digest", len(digest), sha256.Size)
 	}
+	if k.destroyed.Load() {
+		return nil, errDestroyed
+	}
 	return rsa.SignPSS(rand.Reader, k.priv, crypto.SHA256, digest, &rsa.PSSOptions{SaltLength: sha256.Size, Hash: crypto.SHA256})
 }
+
+// Destroy implements hsm.EncryptionKey: the key pair's entry leaves the
+// file.
+func (k *encryptionKey) Destroy(ctx context.Context) error { return k.h.destroyEncryption(k) }
 
 // signingKey is an ECDSA P-384 key pair.
 type signingKey struct {

@@ -225,15 +225,44 @@ func (h *HSM) destroySecret(k *secretKey) error {
 		return nil
 	}
 	return h.mutate(func(entries []entry) ([]entry, error) {
-		out := entries[:0:0]
-		for _, e := range entries {
-			if e.kind == kindSecret && e.label == k.label {
-				continue
-			}
-			out = append(out, e)
+		out, _ := without(entries, kindSecret, k.label)
+		return out, nil
+	})
+}
+
+// destroyEncryption removes an encryption key pair from the file, or
+// returns an error wrapping hsm.ErrNotFound if it is not there.
+func (h *HSM) destroyEncryption(k *encryptionKey) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.checkOpen(); err != nil {
+		return err
+	}
+	err := h.mutate(func(entries []entry) ([]entry, error) {
+		out, found := without(entries, kindEncryption, k.label)
+		if !found {
+			return nil, fmt.Errorf("%w: encryption key %q in %s", hsm.ErrNotFound, k.label, h.path)
 		}
 		return out, nil
 	})
+	if err != nil {
+		return err
+	}
+	k.destroyed.Store(true)
+	return nil
+}
+
+// without returns entries but the one of kind labelled label, and whether
+// there was one.
+func without(entries []entry, kind byte, label string) ([]entry, bool) {
+	out := entries[:0:0]
+	for _, e := range entries {
+		if e.kind == kind && e.label == label {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, len(out) < len(entries)
 }
 
 func secretEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/strongroom-kms/strongroom/api"
+	"github.com/strongroom-kms/strongroom/internal/auth"
 	"github.com/strongroom-kms/strongroom/internal/config"
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
@@ -166,7 +167,7 @@ func (s *Server) Token(tb testing.TB, role, tenantName string) string {
 		}
 		id = t.ID
 	}
-	secret, _, err := s.Node.Tokens.Create(ctx, nodetest.Rec(id), role, id, "apitest "+role, time.Time{})
+	secret, _, err := s.Node.Tokens.Create(ctx, nodetest.Rec(id), auth.Identity{}, role, id, "apitest "+role, time.Time{})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -39,6 +39,9 @@ type lifecycleCase struct {
 	key     string
 	refused map[string]func(rec audit.Entry) error
 	ok      func(rec audit.Entry) error
+	// detail, if set, is the Detail the store gives the entry of ok (the
+	// caller's is empty).
+	detail func() string
 }
 
 // setupWrites is how many lifecycle writes lifecycleCases makes before its
@@ -70,7 +73,7 @@ func lifecycleCases(t *testing.T, s *store.Store) (tenantID string, cases []life
 		}, func(rec audit.Entry) error {
 			_, err := s.CreateTenant(ctx, tenant.New("beta", tenant.EnvSandbox, t0), rec)
 			return err
-		}},
+		}, nil},
 		{"SetDerivationOptOut", "tenant.settings", "", map[string]func(audit.Entry) error{
 			"unknown tenant": func(rec audit.Entry) error {
 				_, err := s.SetDerivationOptOut(ctx, unknown, false, rec)
@@ -79,33 +82,34 @@ func lifecycleCases(t *testing.T, s *store.Store) (tenantID string, cases []life
 		}, func(rec audit.Entry) error {
 			_, err := s.SetDerivationOptOut(ctx, tn.ID, false, rec)
 			return err
-		}},
+		}, nil},
 		{"CreateToken", "token.create", "", map[string]func(audit.Entry) error{
 			"unknown tenant": func(rec audit.Entry) error {
 				bad := tok
 				bad.Tenant = unknown
-				_, err := s.CreateToken(ctx, bad, rec)
+				_, err := s.CreateToken(ctx, bad, 0, rec)
 				return err
 			},
 		}, func(rec audit.Entry) error {
-			got, err := s.CreateToken(ctx, tok, rec)
+			got, err := s.CreateToken(ctx, tok, 0, rec)
 			tokID = got.ID
 			return err
-		}},
+		}, nil},
 		{"CreateToken again", "token.create", "", map[string]func(audit.Entry) error{
 			"same hash": func(rec audit.Entry) error {
-				_, err := s.CreateToken(ctx, tok, rec)
+				_, err := s.CreateToken(ctx, tok, 0, rec)
 				return err
 			},
 		}, func(rec audit.Entry) error {
 			other := tok
 			other.Hash = hashOf("secret-2")
-			_, err := s.CreateToken(ctx, other, rec)
+			_, err := s.CreateToken(ctx, other, 0, rec)
 			return err
-		}},
+		}, nil},
 		{"DeleteToken", "token.delete", "", map[string]func(audit.Entry) error{
 			"missing": func(rec audit.Entry) error { return s.DeleteToken(ctx, unknown, rec) },
-		}, func(rec audit.Entry) error { return s.DeleteToken(ctx, tokID, rec) }},
+		}, func(rec audit.Entry) error { return s.DeleteToken(ctx, tokID, rec) },
+			func() string { return "token " + tokID }},
 		{"InstallRelease", audit.ActionReleaseInstall, "", map[string]func(audit.Entry) error{
 			"other bundle": func(rec audit.Entry) error {
 				_, err := s.InstallRelease(ctx, release.Installation{ID: "r1", Bundle: bundle("else"), Installed: t0}, rec)
@@ -114,7 +118,7 @@ func lifecycleCases(t *testing.T, s *store.Store) (tenantID string, cases []life
 		}, func(rec audit.Entry) error {
 			_, err := s.InstallRelease(ctx, release.Installation{ID: "r2", Bundle: bundle("r2"), Installed: t0}, rec)
 			return err
-		}},
+		}, nil},
 		{"Rotate", audit.ActionRotate, "data/2", map[string]func(audit.Entry) error{
 			"rate limited": func(rec audit.Entry) error {
 				_, err := s.Rotate(ctx, rotateReq(tn.ID, tenant.TypeData, newKey("r1", ""), t0.Add(day/2)), rec)
@@ -131,7 +135,7 @@ func lifecycleCases(t *testing.T, s *store.Store) (tenantID string, cases []life
 		}, func(rec audit.Entry) error {
 			_, err := s.Rotate(ctx, rotateReq(tn.ID, tenant.TypeData, newKey("r1", ""), t0.Add(day)), rec)
 			return err
-		}},
+		}, nil},
 		{"DestroyKey", audit.ActionDestroy, "data/1", map[string]func(audit.Entry) error{
 			"missing": func(rec audit.Entry) error {
 				_, err := s.DestroyKey(ctx, tenant.KeyRef{Tenant: tn.ID, Type: tenant.TypeData, Version: 9}, t0.Add(2*day), rec)
@@ -140,7 +144,7 @@ func lifecycleCases(t *testing.T, s *store.Store) (tenantID string, cases []life
 		}, func(rec audit.Entry) error {
 			_, err := s.DestroyKey(ctx, tenant.KeyRef{Tenant: tn.ID, Type: tenant.TypeData, Version: 1}, t0.Add(2*day), rec)
 			return err
-		}},
+		}, nil},
 		{"DestroyKey again", audit.ActionDestroy, "data/1", map[string]func(audit.Entry) error{
 			"destroyed": func(rec audit.Entry) error {
 				_, err := s.DestroyKey(ctx, tenant.KeyRef{Tenant: tn.ID, Type: tenant.TypeData, Version: 1}, t0.Add(2*day), rec)
@@ -149,7 +153,7 @@ func lifecycleCases(t *testing.T, s *store.Store) (tenantID string, cases []life
 		}, func(rec audit.Entry) error {
 			_, err := s.DestroyKey(ctx, tenant.KeyRef{Tenant: tn.ID, Type: tenant.TypeData, Version: 2}, t0.Add(2*day), rec)
 			return err
-		}},
+		}, nil},
 		{"RestoreKey", audit.ActionImport, "data/1", map[string]func(audit.Entry) error{
 			"missing": func(rec audit.Entry) error {
 				req := restoreReq(v1, []byte("restored"))
@@ -166,20 +170,24 @@ func lifecycleCases(t *testing.T, s *store.Store) (tenantID string, cases []life
 		}, func(rec audit.Entry) error {
 			_, err := s.RestoreKey(ctx, restoreReq(v1, []byte("restored")), rec)
 			return err
-		}},
+		}, nil},
 		{"CreateUploadCert", "upload-cert.create", "", map[string]func(audit.Entry) error{
 			"same label": func(rec audit.Entry) error {
-				_, err := s.CreateUploadCert(ctx, pendingCert(tn.ID, "strongroom/acme/upload-1", t0), rec)
+				_, err := s.CreateUploadCert(ctx, pendingCert(tn.ID, "strongroom/acme/upload-1", t0), maxCerts, rec)
 				return err
 			},
 			"unknown tenant": func(rec audit.Entry) error {
-				_, err := s.CreateUploadCert(ctx, pendingCert(unknown, "strongroom/x/upload-1", t0), rec)
+				_, err := s.CreateUploadCert(ctx, pendingCert(unknown, "strongroom/x/upload-1", t0), maxCerts, rec)
+				return err
+			},
+			"over the limit": func(rec audit.Entry) error {
+				_, err := s.CreateUploadCert(ctx, pendingCert(tn.ID, "strongroom/acme/upload-4", t0), 1, rec)
 				return err
 			},
 		}, func(rec audit.Entry) error {
-			_, err := s.CreateUploadCert(ctx, pendingCert(tn.ID, "strongroom/acme/upload-3", t0), rec)
+			_, err := s.CreateUploadCert(ctx, pendingCert(tn.ID, "strongroom/acme/upload-3", t0), maxCerts, rec)
 			return err
-		}},
+		}, nil},
 		{"ActivateUploadCert", "upload-cert.activate", "", map[string]func(audit.Entry) error{
 			"active already": func(rec audit.Entry) error {
 				_, err := s.ActivateUploadCert(ctx, tn.ID, ac.ID, certDER, t0, t0.Add(day), rec)
@@ -188,7 +196,7 @@ func lifecycleCases(t *testing.T, s *store.Store) (tenantID string, cases []life
 		}, func(rec audit.Entry) error {
 			_, err := s.ActivateUploadCert(ctx, tn.ID, pc.ID, certDER, t0, t0.Add(day), rec)
 			return err
-		}},
+		}, nil},
 		{"RetireUploadCert", "upload-cert.retire", "", map[string]func(audit.Entry) error{
 			"missing": func(rec audit.Entry) error {
 				_, err := s.RetireUploadCert(ctx, tn.ID, unknown, t0, rec)
@@ -197,7 +205,7 @@ func lifecycleCases(t *testing.T, s *store.Store) (tenantID string, cases []life
 		}, func(rec audit.Entry) error {
 			_, err := s.RetireUploadCert(ctx, tn.ID, ac.ID, t0, rec)
 			return err
-		}},
+		}, nil},
 	}
 }
 
@@ -232,6 +240,9 @@ func testAuditLifecycle(t *testing.T, s *store.Store) {
 		// checked by checkLog).
 		want := e
 		want.Outcome, want.Reason = audit.OutcomeOK, ""
+		if tc.detail != nil {
+			want.Detail = tc.detail()
+		}
 		want.Seq, want.Prev, want.Hash = size, es[0].Prev, es[0].Hash
 		if !equalEntry(es[0], want) {
 			t.Errorf("%s appended %s, want %s", tc.name, fmtEntry(es[0]), fmtEntry(want))

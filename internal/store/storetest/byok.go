@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -139,23 +138,11 @@ func concurrentExportKey(t *testing.T, a, b *store.Store) {
 	mustRelease(t, a, "r1")
 	const n = 10
 	got := make([]tenant.ExportKey, n)
-	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		s := a
-		if i%2 == 1 {
-			s = b
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			got[i], errs[i] = s.PutExportKey(ctx, tenant.ExportKey{Tenant: tn.ID, Release: "r1", Wrapped: []byte(fmt.Sprint("key ", i)), Created: t0}, rec)
-		}()
-	}
-	close(start)
-	wg.Wait()
+	errs := atOnce(n, a, b, func(s *store.Store, i int) error {
+		var err error
+		got[i], err = s.PutExportKey(ctx, tenant.ExportKey{Tenant: tn.ID, Release: "r1", Wrapped: []byte(fmt.Sprint("key ", i)), Created: t0}, rec)
+		return err
+	})
 	stored, err := a.ExportKey(ctx, tn.ID)
 	if err != nil {
 		t.Fatalf("ExportKey() error = %v", err)
@@ -209,9 +196,13 @@ func activeCert(tenantID, label string, created time.Time) uploadcert.Cert {
 		NotBefore: created, NotAfter: created.Add(365 * day), Created: created}
 }
 
+// maxCerts is the limit of live upload certificates in the tests that are
+// not about it.
+const maxCerts = 100
+
 func mustCert(t *testing.T, s *store.Store, c uploadcert.Cert) uploadcert.Cert {
 	t.Helper()
-	got, err := s.CreateUploadCert(ctx, c, rec)
+	got, err := s.CreateUploadCert(ctx, c, maxCerts, rec)
 	if err != nil {
 		t.Fatalf("CreateUploadCert(%q) error = %v", c.KeyLabel, err)
 	}
@@ -227,7 +218,7 @@ func testUploadCerts(t *testing.T, s *store.Store) {
 
 	// Pending (CA-signed flow), with a generated ID.
 	p := pendingCert(tn.ID, "strongroom/acme/upload-1", time.Date(2026, 3, 1, 9, 30, 0, 999, time.UTC))
-	pc, err := s.CreateUploadCert(ctx, p, rec)
+	pc, err := s.CreateUploadCert(ctx, p, maxCerts, rec)
 	wantP := p
 	wantP.ID, wantP.Created = pc.ID, time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC) // 999 ns truncated
 	if err != nil || store.ValidID("upload certificate", pc.ID) != nil {
@@ -240,7 +231,7 @@ func testUploadCerts(t *testing.T, s *store.Store) {
 	// Active (self-signed flow), with a given UUID, created later.
 	a := activeCert(tn.ID, "strongroom/acme/upload-2", t0.Add(day))
 	a.ID = "0b7a3c2e-5f1d-4a8b-9c6d-1e2f3a4b5c6d"
-	ac, err := s.CreateUploadCert(ctx, a, rec)
+	ac, err := s.CreateUploadCert(ctx, a, maxCerts, rec)
 	checkCert(t, "CreateUploadCert(active)", ac, err, a)
 	// Another at the same time: newest first, then by ID.
 	b := activeCert(tn.ID, "strongroom/acme/upload-3", t0.Add(day))
@@ -310,15 +301,15 @@ func testUploadCerts(t *testing.T, s *store.Store) {
 	wantErr(t, "ActivateUploadCert(missing)", err, store.ErrNotFound)
 
 	// Key labels are unique across tenants, in any state; so are IDs.
-	_, err = s.CreateUploadCert(ctx, pendingCert(other.ID, ac.KeyLabel, t0), rec)
+	_, err = s.CreateUploadCert(ctx, pendingCert(other.ID, ac.KeyLabel, t0), maxCerts, rec)
 	wantErr(t, "CreateUploadCert(same key label, retired, other tenant)", err, store.ErrExists)
-	_, err = s.CreateUploadCert(ctx, activeCert(tn.ID, bc.KeyLabel, t0), rec)
+	_, err = s.CreateUploadCert(ctx, activeCert(tn.ID, bc.KeyLabel, t0), maxCerts, rec)
 	wantErr(t, "CreateUploadCert(same key label)", err, store.ErrExists)
 	dupID := pendingCert(tn.ID, "fresh label", t0)
 	dupID.ID = bc.ID
-	_, err = s.CreateUploadCert(ctx, dupID, rec)
+	_, err = s.CreateUploadCert(ctx, dupID, maxCerts, rec)
 	wantErr(t, "CreateUploadCert(same ID)", err, store.ErrExists)
-	_, err = s.CreateUploadCert(ctx, pendingCert(tenant.NewID(), "orphan", t0), rec)
+	_, err = s.CreateUploadCert(ctx, pendingCert(tenant.NewID(), "orphan", t0), maxCerts, rec)
 	wantErr(t, "CreateUploadCert(unknown tenant)", err, store.ErrNotFound)
 	if cs, _ := s.UploadCerts(ctx, tn.ID); len(cs) != 3 {
 		t.Errorf("after refused certificates, %d certificates, want 3", len(cs))
@@ -377,7 +368,7 @@ func testUploadCertValidation(t *testing.T, s *store.Store) {
 			c = activeCert(tn.ID, "l", t0)
 		}
 		tc.mod(&c)
-		_, err := s.CreateUploadCert(ctx, c, rec)
+		_, err := s.CreateUploadCert(ctx, c, maxCerts, rec)
 		wantErr(t, "CreateUploadCert("+name+")", err, store.ErrInvalid)
 	}
 	if cs, err := s.UploadCerts(ctx, tn.ID); err != nil || len(cs) != 0 {
@@ -414,5 +405,65 @@ func testUploadCertValidation(t *testing.T, s *store.Store) {
 	}
 	if got, err := s.UploadCert(ctx, tn.ID, pc.ID); err != nil || !equalCert(got, pc) {
 		t.Errorf("refused calls changed the certificate: %s, %v, want %s", fmtCert(got), err, fmtCert(pc))
+	}
+}
+
+// testUploadCertLimit: CreateUploadCert counts a tenant's pending and
+// active certificates, not its retired ones nor another tenant's.
+func testUploadCertLimit(t *testing.T, s *store.Store) {
+	tn := mustTenant(t, s, "acme")
+	other := mustTenant(t, s, "other")
+	p := mustCert(t, s, pendingCert(tn.ID, "l1", t0))
+	mustCert(t, s, activeCert(tn.ID, "l2", t0))
+	mustCert(t, s, activeCert(other.ID, "o1", t0))
+	_, err := s.CreateUploadCert(ctx, pendingCert(tn.ID, "l3", t0), 2, rec)
+	wantErr(t, "CreateUploadCert(a third, limit 2)", err, store.ErrTooManyCerts)
+	if _, err := s.CreateUploadCert(ctx, pendingCert(tn.ID, "l3", t0), 3, rec); err != nil {
+		t.Errorf("CreateUploadCert(a third, limit 3) error = %v", err)
+	}
+	if _, err := s.RetireUploadCert(ctx, tn.ID, p.ID, t0, rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateUploadCert(ctx, activeCert(tn.ID, "l4", t0), 3, rec); err != nil {
+		t.Errorf("CreateUploadCert(limit 3, one of three retired) error = %v", err)
+	}
+	_, err = s.CreateUploadCert(ctx, activeCert(tn.ID, "l5", t0), 3, rec)
+	wantErr(t, "CreateUploadCert(limit 3 reached again)", err, store.ErrTooManyCerts)
+	_, err = s.CreateUploadCert(ctx, activeCert(tn.ID, "l5", t0), 0, rec)
+	wantErr(t, "CreateUploadCert(limit 0)", err, store.ErrInvalid)
+	if cs, err := s.UploadCerts(ctx, tn.ID); err != nil || len(cs) != 4 {
+		t.Errorf("UploadCerts() = %d certificates, %v, want 4", len(cs), err)
+	}
+}
+
+// testConcurrentUploadCertLimit is concurrentUploadCertLimit on one store.
+func testConcurrentUploadCertLimit(t *testing.T, s *store.Store) { concurrentUploadCertLimit(t, s, s) }
+
+// concurrentUploadCertLimit: 10 certificates created at once, on two
+// nodes, with a limit of 5: exactly 5 are stored, the others refused.
+func concurrentUploadCertLimit(t *testing.T, a, b *store.Store) {
+	tn := mustTenant(t, a, "acme")
+	concurrentLimit(t, a, b, store.ErrTooManyCerts, func(s *store.Store, i, limit int) error {
+		_, err := s.CreateUploadCert(ctx, activeCert(tn.ID, fmt.Sprint("label-", i), t0), limit, rec)
+		return err
+	}, func() int {
+		cs, err := a.UploadCerts(ctx, tn.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(cs)
+	})
+}
+
+// concurrentLimit runs create(s, i, 5) for i in 0…9 at once, alternately
+// on a and b, and checks that exactly 5 succeed, the others fail with
+// refused, and stored() then counts 5.
+func concurrentLimit(t *testing.T, a, b *store.Store, refused error, create func(s *store.Store, i, limit int) error, stored func() int) {
+	t.Helper()
+	const n, limit = 10, 5
+	errs := atOnce(n, a, b, func(s *store.Store, i int) error { return create(s, i, limit) })
+	made := succeeded(t, "creation", errs, refused)
+	if got := stored(); made != limit || got != limit {
+		t.Errorf("%d concurrent creations with a limit of %d: %d succeeded, %d stored, want %d", n, limit, made, got, limit)
 	}
 }

@@ -144,18 +144,46 @@ func testConcurrentDuplicate(t *testing.T, s *store.Store) {
 	}
 	close(start)
 	wg.Wait()
-	won := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			won++
-		case errors.Is(err, store.ErrDuplicate):
-		default:
-			t.Errorf("%s: Rotate() error = %v, want nil or ErrDuplicate", types[i], err)
-		}
-	}
+	won := succeeded(t, "Rotate(a key type)", errs, store.ErrDuplicate)
 	ks, err := s.Keys(ctx, tn.ID, "")
 	if won != 1 || err != nil || len(ks) != 1 {
 		t.Errorf("%d uploads of one secret succeeded and %d keys stored (%v), want 1 and 1", won, len(ks), err)
 	}
+}
+
+// atOnce runs fn(s, i) for i in 0…n-1 at once, with s = a for even i and b
+// for odd ones (two nodes, or one store twice), and returns their errors.
+func atOnce(n int, a, b *store.Store, fn func(s *store.Store, i int) error) []error {
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			<-start
+			errs[i] = fn(s, i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+// succeeded counts the nil errors, and fails the test for any other than
+// one wrapping refused.
+func succeeded(t *testing.T, what string, errs []error, refused error) int {
+	t.Helper()
+	n := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			n++
+		case !errors.Is(err, refused):
+			t.Errorf("%s #%d error = %v, want nil or %v", what, i, err, refused)
+		}
+	}
+	return n
 }

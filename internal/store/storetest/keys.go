@@ -430,7 +430,7 @@ func testTimestamps(t *testing.T, s *store.Store) {
 			t.Errorf("%s Created = %s, want %s (UTC, microseconds)", what, ts.Format(time.RFC3339Nano), want.Format(time.RFC3339Nano))
 		}
 	}
-	tok, err := s.CreateToken(ctx, auth.Token{Hash: hashOf("x"), Role: auth.RoleOperator, Created: in, Expires: in.Add(time.Microsecond)}, rec)
+	tok, err := s.CreateToken(ctx, auth.Token{Hash: hashOf("x"), Role: auth.RoleOperator, Created: in, Expires: in.Add(time.Microsecond)}, 0, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +485,7 @@ func testErrorMessages(t *testing.T, s *store.Store) {
 	mustRelease(t, s, "r1")
 	k := newKey("r1", "secret-fp")
 	v1 := mustRotate(t, s, rotateReq(tn.ID, tenant.TypeData, k, t0))
-	tok, err := s.CreateToken(ctx, auth.Token{Hash: hashOf("tok"), Role: auth.RoleOperator, Created: t0}, rec)
+	tok, err := s.CreateToken(ctx, auth.Token{Hash: hashOf("tok"), Role: auth.RoleOperator, Created: t0}, 0, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,7 +498,7 @@ func testErrorMessages(t *testing.T, s *store.Store) {
 	big.Wrapped = make([]byte, store.MaxWrapped+1)
 	copy(big.Wrapped, k.Wrapped)
 	add(s.Rotate(ctx, rotateReq(tn.ID, tenant.TypeAnalytics, big, t0), rec))
-	add(s.CreateToken(ctx, auth.Token{Hash: tok.Hash, Role: auth.RoleOperator, Created: t0}, rec))
+	add(s.CreateToken(ctx, auth.Token{Hash: tok.Hash, Role: auth.RoleOperator, Created: t0}, 0, rec))
 	add(tokenByHash(s, hashOf("nope")))
 	add(s.DestroyKey(ctx, tenant.KeyRef{Tenant: tn.ID, Type: tenant.TypeData, Version: 1}, t0, rec))
 	add(s.DestroyKey(ctx, tenant.KeyRef{Tenant: tn.ID, Type: tenant.TypeData, Version: 1}, t0, rec))

@@ -111,27 +111,27 @@ func hashOf(secret string) [32]byte { return sha256.Sum256([]byte(secret)) }
 
 func equalToken(a, b auth.Token) bool {
 	return a.ID == b.ID && a.Hash == b.Hash && a.Role == b.Role && a.Tenant == b.Tenant &&
-		a.Created.Equal(b.Created) && a.Expires.Equal(b.Expires) && a.Name == b.Name
+		a.Created.Equal(b.Created) && a.Expires.Equal(b.Expires) && a.Name == b.Name && a.Parent == b.Parent
 }
 
 func testTokens(t *testing.T, s *store.Store) {
 	tn := mustTenant(t, s, "acme")
 	op := auth.Token{Hash: hashOf("op-secret"), Role: auth.RoleOperator, Created: t0, Name: "ops on-call"}
-	op, err := s.CreateToken(ctx, op, rec)
+	op, err := s.CreateToken(ctx, op, 0, rec)
 	if err != nil || store.ValidID("token", op.ID) != nil {
 		t.Fatalf("CreateToken(operator, all tenants) = %+v, %v, want a generated ID", op, err)
 	}
 	app := auth.Token{ID: tenant.NewID(), Hash: hashOf("app-secret"), Role: auth.RoleApp, Tenant: tn.ID,
 		Created: t0, Expires: t0.Add(90 * day), Name: "billing ✓"}
-	if got, err := s.CreateToken(ctx, app, rec); err != nil || !equalToken(got, app) {
+	if got, err := s.CreateToken(ctx, app, 0, rec); err != nil || !equalToken(got, app) {
 		t.Fatalf("CreateToken(app) = %+v, %v, want %+v", got, err, app)
 	}
 	aud := auth.Token{Hash: hashOf("aud-secret"), Role: auth.RoleAuditor, Tenant: tn.ID, Created: t0}
-	if aud, err = s.CreateToken(ctx, aud, rec); err != nil {
+	if aud, err = s.CreateToken(ctx, aud, 0, rec); err != nil {
 		t.Fatalf("CreateToken(auditor of one tenant) error = %v", err)
 	}
 	adm := auth.Token{Hash: hashOf("adm-secret"), Role: auth.RoleTenantAdmin, Tenant: tn.ID, Created: t0}
-	if adm, err = s.CreateToken(ctx, adm, rec); err != nil {
+	if adm, err = s.CreateToken(ctx, adm, 0, rec); err != nil {
 		t.Fatalf("CreateToken(tenant-admin) error = %v", err)
 	}
 
@@ -151,13 +151,13 @@ func testTokens(t *testing.T, s *store.Store) {
 	wantErr(t, "TokenByHash(unknown)", err, store.ErrNotFound)
 
 	dupHash := auth.Token{Hash: app.Hash, Role: auth.RoleOperator, Created: t0}
-	_, err = s.CreateToken(ctx, dupHash, rec)
+	_, err = s.CreateToken(ctx, dupHash, 0, rec)
 	wantErr(t, "CreateToken(same hash)", err, store.ErrExists)
 	dupID := auth.Token{ID: app.ID, Hash: hashOf("other"), Role: auth.RoleOperator, Created: t0}
-	_, err = s.CreateToken(ctx, dupID, rec)
+	_, err = s.CreateToken(ctx, dupID, 0, rec)
 	wantErr(t, "CreateToken(same ID)", err, store.ErrExists)
 	noTenant := auth.Token{Hash: hashOf("orphan"), Role: auth.RoleApp, Tenant: tenant.NewID(), Created: t0}
-	_, err = s.CreateToken(ctx, noTenant, rec)
+	_, err = s.CreateToken(ctx, noTenant, 0, rec)
 	wantErr(t, "CreateToken(unknown tenant)", err, store.ErrNotFound)
 
 	if err := s.DeleteToken(ctx, app.ID, rec); err != nil {
@@ -171,7 +171,7 @@ func testTokens(t *testing.T, s *store.Store) {
 		t.Errorf("other tokens after DeleteToken: TokenByHash = %+v, %v", got, err)
 	}
 	// The hash of a deleted token is free again.
-	if _, err := s.CreateToken(ctx, auth.Token{Hash: app.Hash, Role: auth.RoleApp, Tenant: tn.ID, Created: t0}, rec); err != nil {
+	if _, err := s.CreateToken(ctx, auth.Token{Hash: app.Hash, Role: auth.RoleApp, Tenant: tn.ID, Created: t0}, 0, rec); err != nil {
 		t.Errorf("CreateToken(hash of a deleted token) error = %v", err)
 	}
 }
@@ -193,12 +193,20 @@ func testTokenValidation(t *testing.T, s *store.Store) {
 		"name too long":           func(x *auth.Token) { x.Name = strings.Repeat("n", auth.MaxName+1) },
 		"name with control chars": func(x *auth.Token) { x.Name = "a\x00b" },
 		"name not UTF-8":          func(x *auth.Token) { x.Name = "\xff" },
+		"invalid parent ID":       func(x *auth.Token) { x.Parent = "token-0" },
+		"its own parent":          func(x *auth.Token) { x.ID = tenant.NewID(); x.Parent = x.ID },
 	} {
 		bad := ok
 		mod(&bad)
-		_, err := s.CreateToken(ctx, bad, rec)
+		_, err := s.CreateToken(ctx, bad, 0, rec)
 		wantErr(t, "CreateToken("+name+")", err, store.ErrInvalid)
 	}
+	for name, limit := range map[string]int{"negative limit": -1} {
+		_, err := s.CreateToken(ctx, ok, limit, rec)
+		wantErr(t, "CreateToken("+name+")", err, store.ErrInvalid)
+	}
+	_, err := s.CreateToken(ctx, auth.Token{Hash: hashOf("g"), Role: auth.RoleOperator, Created: t0}, 5, rec)
+	wantErr(t, "CreateToken(limit on a token of every tenant)", err, store.ErrInvalid)
 	if _, err := tokenByHash(s, ok.Hash); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("a refused token was stored: TokenByHash error = %v", err)
 	}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -255,40 +254,19 @@ func concurrentRestoreRotate(t *testing.T, a, b *store.Store) {
 	// the 4 free places.
 	const rotations = 6
 	n := len(destroyed) + rotations
-	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		s := a
-		if i%2 == 1 {
-			s = b
+	errs := atOnce(n, a, b, func(s *store.Store, i int) error {
+		if i < len(destroyed) {
+			req := restoreReq(destroyed[i], []byte(fmt.Sprint("restored ", i)))
+			req.MaxKeys = maxKeys
+			_, err := s.RestoreKey(ctx, req, rec)
+			return err
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			if i < len(destroyed) {
-				req := restoreReq(destroyed[i], []byte(fmt.Sprint("restored ", i)))
-				req.MaxKeys = maxKeys
-				_, errs[i] = s.RestoreKey(ctx, req, rec)
-				return
-			}
-			r := rotateReq(tn.ID, tenant.TypeData, newKey("r1", ""), t0.Add(2*day))
-			r.MinInterval, r.MaxKeys = 0, maxKeys
-			_, errs[i] = s.Rotate(ctx, r, rec)
-		}()
-	}
-	close(start)
-	wg.Wait()
-	won := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			won++
-		case !errors.Is(err, store.ErrTooManyKeys):
-			t.Errorf("operation %d error = %v, want nil or ErrTooManyKeys", i, err)
-		}
-	}
+		r := rotateReq(tn.ID, tenant.TypeData, newKey("r1", ""), t0.Add(2*day))
+		r.MinInterval, r.MaxKeys = 0, maxKeys
+		_, err := s.Rotate(ctx, r, rec)
+		return err
+	})
+	won := succeeded(t, "restoration or rotation", errs, store.ErrTooManyKeys)
 	if won != maxKeys-1 {
 		t.Errorf("%d restorations and rotations succeeded, want %d", won, maxKeys-1)
 	}
