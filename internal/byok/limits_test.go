@@ -3,7 +3,6 @@ package byok_test
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/node/nodetest"
 	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/store/storetest"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
 	"github.com/strongroom-kms/strongroom/internal/uploadcert"
 )
@@ -29,26 +29,11 @@ func TestNewCertLimit(t *testing.T) {
 			nodes := []*byok.Service{service(e, h), service(e.Peer(t, e.Store), h)}
 			tn := e.Tenant(t, tenant.EnvProduction)
 			const n = 10
-			errs := make([]error, n)
-			start := make(chan struct{})
-			var wg sync.WaitGroup
-			for i := range n {
-				wg.Go(func() {
-					<-start
-					_, errs[i] = nodes[i%2].NewCert(ctx, nodetest.Rec(tn.ID), byok.CertRequest{Tenant: tn.ID})
-				})
-			}
-			close(start)
-			wg.Wait()
-			made := 0
-			for i, err := range errs {
-				switch {
-				case err == nil:
-					made++
-				case !errors.Is(err, store.ErrTooManyCerts):
-					t.Errorf("NewCert #%d error = %v, want nil or ErrTooManyCerts", i, err)
-				}
-			}
+			errs := storetest.AtOnce(n, func(i int) error {
+				_, err := nodes[i%2].NewCert(ctx, nodetest.Rec(tn.ID), byok.CertRequest{Tenant: tn.ID})
+				return err
+			})
+			made := storetest.Succeeded(t, "NewCert", errs, store.ErrTooManyCerts)
 			cs, err := e.BYOK.Certs(ctx, tn.ID)
 			if made != byok.MaxLiveCerts || err != nil || len(cs) != byok.MaxLiveCerts {
 				t.Errorf("%d concurrent NewCerts: %d succeeded, %d stored (%v), want %d", n, made, len(cs), err, byok.MaxLiveCerts)

@@ -5,7 +5,6 @@ import (
 	"crypto/hpke"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/secret"
 	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/store/storetest"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
@@ -186,17 +186,10 @@ func TestColdDEKOneLoad(t *testing.T) {
 	before := e.Cache.Stats()
 	const n = 12
 	deks := make([]secret.Key, n)
-	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			deks[i], _, errs[i] = e.Data.DEK(ctx, nil, tenant.KeyRef{Tenant: tn.ID, Type: tenant.TypeData, Version: 0})
-		})
-	}
-	close(start)
-	wg.Wait()
+	errs := storetest.AtOnce(n, func(i int) (err error) {
+		deks[i], _, err = e.Data.DEK(ctx, nil, tenant.KeyRef{Tenant: tn.ID, Type: tenant.TypeData, Version: 0})
+		return err
+	})
 	for i := range n {
 		if errs[i] != nil || !deks[i].Equal(deks[0]) {
 			t.Fatalf("DEK() #%d = %v, or another key", i, errs[i])

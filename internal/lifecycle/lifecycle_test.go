@@ -9,6 +9,7 @@ import (
 
 	"github.com/strongroom-kms/strongroom/internal/node/nodetest"
 	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/store/storetest"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
@@ -169,21 +170,12 @@ func TestConcurrentGenerateUnlimited(t *testing.T) {
 			e := nodetest.New(t, open(t), nodetest.Options{Policy: nodetest.ShortPolicy(0, 100), Releases: []nodetest.Release{nodetest.Release1}})
 			tn := e.Tenant(t, tenant.EnvProduction)
 			const n = 8
-			errs := make([]error, n)
-			start := make(chan struct{})
-			var wg sync.WaitGroup
-			for i := range n {
-				wg.Go(func() {
-					<-start
-					_, errs[i] = e.Keys.Generate(ctx, nodetest.Rec(tn.ID), tn.ID, tenant.TypeData)
-				})
-			}
-			close(start)
-			wg.Wait()
-			for i, err := range errs {
-				if err != nil {
-					t.Errorf("Generate #%d error = %v", i, err)
-				}
+			errs := storetest.AtOnce(n, func(int) error {
+				_, err := e.Keys.Generate(ctx, nodetest.Rec(tn.ID), tn.ID, tenant.TypeData)
+				return err
+			})
+			if ok := storetest.Succeeded(t, "Generate", errs, nil); ok != n {
+				t.Errorf("%d of %d concurrent Generates succeeded", ok, n)
 			}
 			want := make([]tenant.KeyState, n)
 			for i := range want {

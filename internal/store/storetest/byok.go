@@ -462,7 +462,7 @@ func concurrentLimit(t *testing.T, a, b *store.Store, refused error, create func
 	t.Helper()
 	const n, limit = 10, 5
 	errs := atOnce(n, a, b, func(s *store.Store, i int) error { return create(s, i, limit) })
-	made := succeeded(t, "creation", errs, refused)
+	made := Succeeded(t, "creation", errs, refused)
 	if got := stored(); made != limit || got != limit {
 		t.Errorf("%d concurrent creations with a limit of %d: %d succeeded, %d stored, want %d", n, limit, made, got, limit)
 	}

@@ -144,7 +144,7 @@ func testConcurrentDuplicate(t *testing.T, s *store.Store) {
 	}
 	close(start)
 	wg.Wait()
-	won := succeeded(t, "Rotate(a key type)", errs, store.ErrDuplicate)
+	won := Succeeded(t, "Rotate(a key type)", errs, store.ErrDuplicate)
 	ks, err := s.Keys(ctx, tn.ID, "")
 	if won != 1 || err != nil || len(ks) != 1 {
 		t.Errorf("%d uploads of one secret succeeded and %d keys stored (%v), want 1 and 1", won, len(ks), err)
@@ -154,17 +154,24 @@ func testConcurrentDuplicate(t *testing.T, s *store.Store) {
 // atOnce runs fn(s, i) for i in 0…n-1 at once, with s = a for even i and b
 // for odd ones (two nodes, or one store twice), and returns their errors.
 func atOnce(n int, a, b *store.Store, fn func(s *store.Store, i int) error) []error {
+	return AtOnce(n, func(i int) error {
+		if i%2 == 1 {
+			return fn(b, i)
+		}
+		return fn(a, i)
+	})
+}
+
+// AtOnce runs fn(0) … fn(n-1) in n goroutines released together, as
+// concurrent requests arrive, and returns their errors in order.
+func AtOnce(n int, fn func(i int) error) []error {
 	errs := make([]error, n)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range n {
-		s := a
-		if i%2 == 1 {
-			s = b
-		}
 		wg.Go(func() {
 			<-start
-			errs[i] = fn(s, i)
+			errs[i] = fn(i)
 		})
 	}
 	close(start)
@@ -172,9 +179,9 @@ func atOnce(n int, a, b *store.Store, fn func(s *store.Store, i int) error) []er
 	return errs
 }
 
-// succeeded counts the nil errors, and fails the test for any other than
+// Succeeded counts the nil errors, and fails the test for any other than
 // one wrapping refused.
-func succeeded(t *testing.T, what string, errs []error, refused error) int {
+func Succeeded(t *testing.T, what string, errs []error, refused error) int {
 	t.Helper()
 	n := 0
 	for i, err := range errs {

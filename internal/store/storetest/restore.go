@@ -266,7 +266,7 @@ func concurrentRestoreRotate(t *testing.T, a, b *store.Store) {
 		_, err := s.Rotate(ctx, r, rec)
 		return err
 	})
-	won := succeeded(t, "restoration or rotation", errs, store.ErrTooManyKeys)
+	won := Succeeded(t, "restoration or rotation", errs, store.ErrTooManyKeys)
 	if won != maxKeys-1 {
 		t.Errorf("%d restorations and rotations succeeded, want %d", won, maxKeys-1)
 	}
