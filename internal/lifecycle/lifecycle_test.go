@@ -3,7 +3,6 @@ package lifecycle_test
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -123,18 +122,11 @@ func TestConcurrentGenerate(t *testing.T) {
 			nodes := []*nodetest.Node{e, e.Peer(t, e.Store)}
 			tn := e.Tenant(t, tenant.EnvProduction)
 			const n = 20
-			errs := make([]error, n)
 			keys := make([]tenant.Key, n)
-			start := make(chan struct{})
-			var wg sync.WaitGroup
-			for i := range n {
-				wg.Go(func() {
-					<-start
-					keys[i], errs[i] = nodes[i%2].Keys.Generate(ctx, nodetest.Rec(tn.ID), tn.ID, tenant.TypeData)
-				})
-			}
-			close(start)
-			wg.Wait()
+			errs := storetest.AtOnce(n, func(i int) (err error) {
+				keys[i], err = nodes[i%2].Keys.Generate(ctx, nodetest.Rec(tn.ID), tn.ID, tenant.TypeData)
+				return err
+			})
 			won := 0
 			for i, err := range errs {
 				var rl *store.RateLimitedError

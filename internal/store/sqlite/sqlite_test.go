@@ -194,30 +194,16 @@ func TestTwoStoresOneFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 10
-	errs := make(chan error, 2*n)
-	start := make(chan struct{})
-	for i := range 2 * n {
+	errs := storetest.AtOnce(2*n, func(i int) error {
 		s := a
 		if i%2 == 1 {
 			s = b
 		}
-		go func() {
-			<-start
-			_, err := s.Rotate(ctx, store.RotateRequest{Tenant: tn.ID, Type: tenant.TypeData, MinInterval: 24 * time.Hour, MaxKeys: 10, Now: now,
-				New: tenant.Key{Source: tenant.SourceHSM, Derivation: tenant.DerivationPBKDF2, Release: "r1", Wrapped: []byte{byte(i), 1, 2, 3}}}, rec)
-			errs <- err
-		}()
-	}
-	close(start)
-	won := 0
-	for range 2 * n {
-		switch err := <-errs; {
-		case err == nil:
-			won++
-		case !errors.Is(err, store.ErrRateLimited):
-			t.Errorf("Rotate() error = %v", err)
-		}
-	}
+		_, err := s.Rotate(ctx, store.RotateRequest{Tenant: tn.ID, Type: tenant.TypeData, MinInterval: 24 * time.Hour, MaxKeys: 10, Now: now,
+			New: tenant.Key{Source: tenant.SourceHSM, Derivation: tenant.DerivationPBKDF2, Release: "r1", Wrapped: []byte{byte(i), 1, 2, 3}}}, rec)
+		return err
+	})
+	won := storetest.Succeeded(t, "Rotate", errs, store.ErrRateLimited)
 	if won != 1 {
 		t.Errorf("%d rotations succeeded across two stores, want 1", won)
 	}

@@ -19,20 +19,11 @@ func testConcurrentSame(t *testing.T, s *store.Store) {
 	tn := mustTenant(t, s, "acme")
 	mustRelease(t, s, "r1")
 	const n = 20
-	start := make(chan struct{})
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			// Distinct times within the window: whichever wins, the others are limited.
-			_, errs[i] = s.Rotate(ctx, rotateReq(tn.ID, tenant.TypeData, newKey("r1", fmt.Sprint("c", i)), t0.Add(time.Duration(i)*time.Minute)), rec)
-		}()
-	}
-	close(start)
-	wg.Wait()
+	errs := AtOnce(n, func(i int) error {
+		// Distinct times within the window: whichever wins, the others are limited.
+		_, err := s.Rotate(ctx, rotateReq(tn.ID, tenant.TypeData, newKey("r1", fmt.Sprint("c", i)), t0.Add(time.Duration(i)*time.Minute)), rec)
+		return err
+	})
 	won, limited := 0, 0
 	for i, err := range errs {
 		switch {
@@ -99,19 +90,10 @@ func testConcurrentMany(t *testing.T, s *store.Store) {
 	for i := range tenants {
 		tenants[i] = mustTenant(t, s, fmt.Sprintf("tenant-%02d", i))
 	}
-	start := make(chan struct{})
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			_, errs[i] = s.Rotate(ctx, rotateReq(tenants[i].ID, tenant.TypeData, newKey("r1", "same-secret"), t0), rec)
-		}()
-	}
-	close(start)
-	wg.Wait()
+	errs := AtOnce(n, func(i int) error {
+		_, err := s.Rotate(ctx, rotateReq(tenants[i].ID, tenant.TypeData, newKey("r1", "same-secret"), t0), rec)
+		return err
+	})
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("tenant %d: Rotate() error = %v", i, err)
@@ -131,19 +113,10 @@ func testConcurrentDuplicate(t *testing.T, s *store.Store) {
 	tn := mustTenant(t, s, "acme")
 	mustRelease(t, s, "r1")
 	types := tenant.KeyTypes()
-	start := make(chan struct{})
-	errs := make([]error, len(types))
-	var wg sync.WaitGroup
-	for i, typ := range types {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			_, errs[i] = s.Rotate(ctx, rotateReq(tn.ID, typ, newKey("r1", "uploaded twice"), t0), rec)
-		}()
-	}
-	close(start)
-	wg.Wait()
+	errs := AtOnce(len(types), func(i int) error {
+		_, err := s.Rotate(ctx, rotateReq(tn.ID, types[i], newKey("r1", "uploaded twice"), t0), rec)
+		return err
+	})
 	won := Succeeded(t, "Rotate(a key type)", errs, store.ErrDuplicate)
 	ks, err := s.Keys(ctx, tn.ID, "")
 	if won != 1 || err != nil || len(ks) != 1 {
