@@ -680,8 +680,11 @@ func (s *suite) testUnwrapOnly(t *testing.T, uk hsm.EncryptionKey) {
 		t.Errorf("Use() = %v, want unwrap-only", uk.Use())
 	}
 	found, err := s.h.EncryptionKey(s.ctx, uk.Label())
-	if err != nil || found.Use() != hsm.UseUnwrapOnly {
-		t.Fatalf("EncryptionKey(%s) = use %v, %v, want unwrap-only", uk.Label(), found.Use(), err)
+	if err != nil {
+		t.Fatalf("EncryptionKey(%s) error = %v", uk.Label(), err)
+	}
+	if found.Use() != hsm.UseUnwrapOnly {
+		t.Errorf("EncryptionKey(%s) use = %v, want unwrap-only", uk.Label(), found.Use())
 	}
 	if s.ek.Use() != hsm.UseDecrypt {
 		t.Errorf("a decrypting key's Use() = %v", s.ek.Use())
@@ -728,6 +731,13 @@ func (s *suite) testUnwrapOnly(t *testing.T, uk hsm.EncryptionKey) {
 	}
 	if _, err := uk.SignPSS(s.ctx, []byte("proof of possession")); err != nil {
 		t.Errorf("SignPSS() with an unwrap-only key error = %v", err)
+	}
+	// Sealed against change, it can still be deleted.
+	if err := uk.Destroy(s.ctx); err != nil {
+		t.Errorf("Destroy(unwrap-only key pair) error = %v", err)
+	}
+	if _, err := s.h.EncryptionKey(s.ctx, uk.Label()); !errors.Is(err, hsm.ErrNotFound) {
+		t.Errorf("EncryptionKey(destroyed unwrap-only key) error = %v, want ErrNotFound", err)
 	}
 }
 
@@ -844,6 +854,16 @@ func (s *suite) testDestroyEncryptionKey(t *testing.T) {
 	}
 	if again.RSAPublicKey().Equal(s.ek.RSAPublicKey()) {
 		t.Error("the new key pair is the destroyed one")
+	}
+	// The stale handle names no key: it must not destroy the new pair.
+	if err := s.ek.Destroy(s.ctx); !errors.Is(err, hsm.ErrNotFound) {
+		t.Errorf("Destroy(stale handle, label reused) error = %v, want ErrNotFound", err)
+	}
+	if _, err := again.SignPSSDigest(s.ctx, d[:]); err != nil {
+		t.Errorf("the new key pair after a stale Destroy: SignPSSDigest error = %v", err)
+	}
+	if found, err := s.h.EncryptionKey(s.ctx, "hsmtest-enc"); err != nil || !found.RSAPublicKey().Equal(again.RSAPublicKey()) {
+		t.Errorf("EncryptionKey(hsmtest-enc) after a stale Destroy = %v, want the new key pair", err)
 	}
 	if err := again.Destroy(s.ctx); err != nil {
 		t.Errorf("Destroy(new key pair) error = %v", err)

@@ -78,16 +78,14 @@ func (h *HSM) GenerateEncryptionKey(ctx context.Context, label string, use hsm.R
 	mech := pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, nil)
 	var k *encryptionKey
 	err := h.generatePair(ctx, label, mech, pubTmpl, privTmpl, func(s pkcs11.SessionHandle, pub, priv pkcs11.ObjectHandle) error {
-		p, err := h.rsaPublic(s, pub)
-		if err == nil && (p.N.BitLen() != hsm.RSABits || p.E != 65537) {
+		p, got, err := h.rsaPrivate(s, priv)
+		switch {
+		case err != nil:
+		case p.N.BitLen() != hsm.RSABits || p.E != 65537:
 			err = fmt.Errorf("the token generated an RSA-%d key with e=%d, not RSA-%d with e=65537",
 				p.N.BitLen(), p.E, hsm.RSABits)
-		}
-		if err == nil {
-			var got hsm.RSAUse
-			if got, err = h.rsaUse(s, priv); err == nil && got != use {
-				err = fmt.Errorf("the token made a %v key, asked for %v", got, use)
-			}
+		case got != use:
+			err = fmt.Errorf("the token made a %v key, asked for %v", got, use)
 		}
 		k = &encryptionKey{h: h, label: label, priv: priv, pub: p, use: use}
 		return err
@@ -106,17 +104,12 @@ func (h *HSM) EncryptionKey(ctx context.Context, label string) (hsm.EncryptionKe
 		if err != nil {
 			return err
 		}
-		// RSA private key objects carry the modulus and public exponent.
-		p, err := h.rsaPublic(s, priv)
+		p, use, err := h.rsaPrivate(s, priv)
 		if err != nil {
 			return fmt.Errorf("RSA key labelled %q: %w", label, err)
 		}
 		if p.N.BitLen() != hsm.RSABits {
 			return fmt.Errorf("RSA key labelled %q is RSA-%d; strongroom uses RSA-%d", label, p.N.BitLen(), hsm.RSABits)
-		}
-		use, err := h.rsaUse(s, priv)
-		if err != nil {
-			return fmt.Errorf("RSA key labelled %q: %w", label, err)
 		}
 		k = &encryptionKey{h: h, label: label, priv: priv, pub: p, use: use}
 		return nil
@@ -127,39 +120,33 @@ func (h *HSM) EncryptionKey(ctx context.Context, label string) (hsm.EncryptionKe
 	return k, nil
 }
 
-// rsaPublic reads the public key of an RSA key object.
-func (h *HSM) rsaPublic(s pkcs11.SessionHandle, o pkcs11.ObjectHandle) (*rsa.PublicKey, error) {
-	a, err := h.getAttrs(s, o, pkcs11.CKA_MODULUS, pkcs11.CKA_PUBLIC_EXPONENT)
+// rsaPrivate reads, in one call, what an RSA private key object says of
+// itself: its public key (private key objects carry the modulus and public
+// exponent) and what it may do, decrypt or only unwrap. A key that cannot
+// decrypt is taken as unwrap-only only if it is also not modifiable, the way
+// GenerateEncryptionKey makes one: a modifiable key could be given
+// CKA_DECRYPT by whoever holds the PIN, or lose its unwrap template. (The
+// template itself, an attribute array, is not read back:
+// github.com/miekg/pkcs11 cannot; TestUnwrapOnlyTokenPolicy shows it
+// enforced.)
+func (h *HSM) rsaPrivate(s pkcs11.SessionHandle, priv pkcs11.ObjectHandle) (*rsa.PublicKey, hsm.RSAUse, error) {
+	a, err := h.getAttrs(s, priv, pkcs11.CKA_MODULUS, pkcs11.CKA_PUBLIC_EXPONENT, pkcs11.CKA_DECRYPT, pkcs11.CKA_MODIFIABLE)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	n := new(big.Int).SetBytes(a[pkcs11.CKA_MODULUS])
 	e := new(big.Int).SetBytes(a[pkcs11.CKA_PUBLIC_EXPONENT])
 	if n.Sign() == 0 || !e.IsInt64() || e.Int64() < 3 || e.Int64() > 1<<31-1 {
-		return nil, errors.New("the token returned an invalid RSA public key")
+		return nil, 0, errors.New("the token returned an invalid RSA public key")
 	}
-	return &rsa.PublicKey{N: n, E: int(e.Int64())}, nil
-}
-
-// rsaUse tells what an RSA private key may do: decrypt, or only unwrap. A
-// key that cannot decrypt is taken as unwrap-only only if it is also not
-// modifiable, the way GenerateEncryptionKey makes one: a modifiable key
-// could be given CKA_DECRYPT by whoever holds the PIN, or lose its unwrap
-// template. (The template itself, an attribute array, is not read back:
-// github.com/miekg/pkcs11 cannot; TestUnwrapOnlyTokenPolicy shows it
-// enforced.)
-func (h *HSM) rsaUse(s pkcs11.SessionHandle, priv pkcs11.ObjectHandle) (hsm.RSAUse, error) {
-	a, err := h.getAttrs(s, priv, pkcs11.CKA_DECRYPT, pkcs11.CKA_MODIFIABLE)
-	if err != nil {
-		return 0, err
-	}
+	pub := &rsa.PublicKey{N: n, E: int(e.Int64())}
 	switch {
 	case boolAttr(a[pkcs11.CKA_DECRYPT]):
-		return hsm.UseDecrypt, nil
+		return pub, hsm.UseDecrypt, nil
 	case boolAttr(a[pkcs11.CKA_MODIFIABLE]):
-		return 0, errors.New("the private key may not decrypt but is modifiable (CKA_MODIFIABLE): it is not a sealed unwrap-only key; initialize the HSM again")
+		return nil, 0, errors.New("the private key may not decrypt but is modifiable (CKA_MODIFIABLE): it is not a sealed unwrap-only key; initialize the HSM again")
 	}
-	return hsm.UseUnwrapOnly, nil
+	return pub, hsm.UseUnwrapOnly, nil
 }
 
 func (k *encryptionKey) Label() string            { return k.label }
@@ -304,10 +291,11 @@ func (k *encryptionKey) SignPSSDigest(ctx context.Context, digest []byte) ([]byt
 }
 
 // Destroy implements hsm.EncryptionKey with C_DestroyObject: the private
-// key, then every RSA public key object that bears its label (under the
-// token's persist lock, so that no key pair takes the label meanwhile). A
-// private key gone already does not stop the public half from going; only
-// when neither is left is it hsm.ErrNotFound.
+// key, then every RSA public key object with its label and modulus (under
+// the token's persist lock, so that no key pair takes the label meanwhile).
+// A private key gone already does not stop its public half from going;
+// only when neither is left is it hsm.ErrNotFound. A key pair made since
+// under the same label has another modulus and is left alone.
 func (k *encryptionKey) Destroy(ctx context.Context) error {
 	k.h.token.persist.Lock()
 	defer k.h.token.persist.Unlock()
@@ -317,6 +305,7 @@ func (k *encryptionKey) Destroy(ctx context.Context) error {
 			attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
 			attr(pkcs11.CKA_TOKEN, true),
 			attr(pkcs11.CKA_LABEL, k.label),
+			attr(pkcs11.CKA_MODULUS, k.pub.N.Bytes()),
 		}, 16)
 		if err != nil {
 			return err

@@ -64,6 +64,11 @@ func (h *HSM) load(entries []entry) error {
 			k.wipe()
 		}
 	}
+	for l, k := range h.enc {
+		if enc[l] != k {
+			k.destroyed.Store(true)
+		}
+	}
 	h.enc, h.sign, h.sec = enc, sign, sec
 	return nil
 }
@@ -238,6 +243,11 @@ func (h *HSM) destroyEncryption(k *encryptionKey) error {
 	if err := h.checkOpen(); err != nil {
 		return err
 	}
+	// A handle destroyed before names no key, even if a new key pair has
+	// taken its label since.
+	if k.destroyed.Load() || h.enc[k.label] != k {
+		return fmt.Errorf("%w: encryption key %q in %s", hsm.ErrNotFound, k.label, h.path)
+	}
 	err := h.mutate(func(entries []entry) ([]entry, error) {
 		out, found := without(entries, kindEncryption, k.label)
 		if !found {
@@ -248,7 +258,6 @@ func (h *HSM) destroyEncryption(k *encryptionKey) error {
 	if err != nil {
 		return err
 	}
-	k.destroyed.Store(true)
 	return nil
 }
 
