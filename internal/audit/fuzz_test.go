@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/strongroom-kms/strongroom/internal/fuzzcorpus"
@@ -101,14 +99,7 @@ func TestFuzzSeedsValid(t *testing.T) {
 		"FuzzParseState":      func(b []byte) error { _, err := ParseState(b); return err },
 		"FuzzParseWitness":    func(b []byte) error { _, err := ParseWitness(b, trusted); return err },
 	} {
-		raw, err := os.ReadFile(filepath.Join("testdata", "fuzz", name, "valid"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		values, err := fuzzcorpus.Parse(raw)
-		if err != nil {
-			t.Fatalf("%s seed: %v", name, err)
-		}
+		values := fuzzcorpus.Committed(t, name, "valid")
 		data, ok := values[0].([]byte)
 		if len(values) != 1 || !ok {
 			t.Fatalf("%s seed holds %d values, want one []byte", name, len(values))

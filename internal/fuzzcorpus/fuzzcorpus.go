@@ -176,3 +176,24 @@ func checkDir(dir, types string) []error {
 	}
 	return errs
 }
+
+// Committed returns the values of the committed seed seedName of the fuzz
+// test fuzzName of the package under test, for a test that checks the seed
+// still lies inside the format it seeds (a format change would otherwise
+// leave the fuzzer starting from a seed its parser refuses at once). It
+// fails the test if the seed is missing or unreadable.
+func Committed(t testing.TB, fuzzName, seedName string) []any {
+	t.Helper()
+	if err := checkNames(fuzzName, seedName); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join("testdata", "fuzz", fuzzName, seedName))
+	if err != nil {
+		t.Fatalf("fuzzcorpus: %v", err)
+	}
+	values, err := Parse(raw)
+	if err != nil {
+		t.Fatalf("fuzzcorpus: seed %s/%s: %v", fuzzName, seedName, err)
+	}
+	return values
+}

@@ -128,6 +128,20 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
+// TestFuzzSeedValid: the committed seed is a bundle Parse accepts, so that
+// the fuzzer starts from inside the format (regenerate it with
+// STRONGROOM_WRITE_CORPUS=1 when the format changes).
+func TestFuzzSeedValid(t *testing.T) {
+	values := fuzzcorpus.Committed(t, "FuzzParse", "valid")
+	der, ok := values[0].([]byte)
+	if len(values) != 1 || !ok {
+		t.Fatalf("the FuzzParse seed holds %d values, want one []byte", len(values))
+	}
+	if _, err := Parse(der); err != nil {
+		t.Errorf("the FuzzParse seed does not parse: %v (regenerate with STRONGROOM_WRITE_CORPUS=1)", err)
+	}
+}
+
 func TestWriteFuzzCorpus(t *testing.T) {
 	_, der := handMade(t)
 	fuzzcorpus.New(t).Add("FuzzParse", "valid", der)
