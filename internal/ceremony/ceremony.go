@@ -189,11 +189,9 @@ func (p *primary) oaepFor(c *enroll.Certificate) (hsm.OAEPHash, error) {
 var session = hsm.KeySpec{Ephemeral: true, Exportable: true}
 
 // masters are a release's master secrets inside the primary HSM, in
-// release.SecretNames order, and the primary copy's commitments to their
-// check keys.
+// release.SecretNames order.
 type masters struct {
-	keys  []hsm.SecretKey
-	check [][32]byte
+	keys []hsm.SecretKey
 }
 
 func (m *masters) destroy(ctx context.Context) { destroyAll(ctx, m.keys) }

@@ -183,14 +183,10 @@ func TestOpenBundles(t *testing.T) {
 	if err != nil {
 		t.Fatalf("eu1 Open(eu1 bundle) error = %v", err)
 	}
-	for name, k := range map[string]interface{ Bytes() []byte }{"kdf-seed": r1.Seed, "kdf-salt": r1.Salt, "twk": r1.TWK} {
-		_ = k
-		if c := r1.Commitments[name]; c == ([32]byte{}) {
-			t.Errorf("no commitment for %s", name)
+	for name, k := range map[string]secret.Key{release.SecretKDFSeed: r1.Seed, release.SecretKDFSalt: r1.Salt, release.SecretTWK: r1.TWK} {
+		if c := release.Commit("open", "eu1", name, k); c != r1.Commitments[name] {
+			t.Errorf("%s does not match its commitment", name)
 		}
-	}
-	if c := release.Commit("open", "eu1", release.SecretKDFSeed, r1.Seed); c != r1.Commitments[release.SecretKDFSeed] {
-		t.Error("the seed does not match its commitment")
 	}
 	if r1.Iterations != plan.MinIterations || r1.ID != "open" {
 		t.Errorf("release = %s with %d iterations", r1.ID, r1.Iterations)

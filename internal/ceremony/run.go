@@ -36,6 +36,7 @@ func Run(ctx context.Context, h hsm.HSM, in Inputs, now func() time.Time) (*Outp
 
 	m := &masters{}
 	defer m.destroy(ctx)
+	var checks [][32]byte // the primary copy's commitments
 	for _, name := range release.SecretNames {
 		k, err := h.GenerateSecretKey(ctx, session)
 		if err != nil {
@@ -46,7 +47,7 @@ func Run(ctx context.Context, h hsm.HSM, in Inputs, now func() time.Time) (*Outp
 		if err != nil {
 			return nil, err
 		}
-		m.check = append(m.check, c)
+		checks = append(checks, c)
 		if err := p.record("secret.generated", "name", name, "check", hex.EncodeToString(c[:])); err != nil {
 			return nil, err
 		}
@@ -57,7 +58,7 @@ func Run(ctx context.Context, h hsm.HSM, in Inputs, now func() time.Time) (*Outp
 		return nil, err
 	}
 	ownHash := h.Info().OAEPHashes[0]
-	if err := p.seal(ctx, sl, release.PrimaryCopy, p.pub.EncryptionKeyID(), m.keys, m.check, func(rwk hsm.SecretKey) ([]byte, hsm.OAEPHash, error) {
+	if err := p.seal(ctx, sl, release.PrimaryCopy, p.pub.EncryptionKeyID(), m.keys, checks, func(rwk hsm.SecretKey) ([]byte, hsm.OAEPHash, error) {
 		ct, err := rwk.WrapRSA(ctx, p.pub.Encryption, ownHash)
 		return ct, ownHash, err
 	}); err != nil {
@@ -144,7 +145,6 @@ func Export(ctx context.Context, h hsm.HSM, in Inputs, now func() time.Time) (*O
 		if subtle.ConstantTimeCompare(c[:], ws.Commitment[:]) != 1 {
 			return nil, fmt.Errorf("ceremony: %s from the primary copy does not match its commitment", ws.Name)
 		}
-		m.check = append(m.check, c)
 		if err := p.record("secret.recovered", "name", ws.Name, "check", hex.EncodeToString(c[:])); err != nil {
 			return nil, err
 		}

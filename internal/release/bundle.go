@@ -125,10 +125,11 @@ func CommitmentPrefix(releaseID, region, name string) []byte {
 }
 
 func (b *Bundle) marshalBody() ([]byte, error) {
-	for what, t := range map[string]time.Time{"creation": b.Created, "issue": b.Issued} {
-		if t.Unix() < 0 || t.Unix() > maxUnix {
-			return nil, fmt.Errorf("release: bundle %s time %s is out of range", what, t.Format(time.RFC3339))
-		}
+	if err := inRange("creation", b.Created); err != nil {
+		return nil, err
+	}
+	if err := inRange("issue", b.Issued); err != nil {
+		return nil, err
 	}
 	var x cryptobyte.Builder
 	x.AddUint8(bundleVersion)
@@ -177,6 +178,14 @@ var errMalformed = errors.New("release: truncated or malformed bundle")
 
 // maxUnix is 9999-12-31T23:59:59Z, the last time a bundle may carry.
 const maxUnix = 253402300799
+
+// inRange refuses a time a bundle cannot carry (before 1970 or after 9999).
+func inRange(what string, t time.Time) error {
+	if t.Unix() < 0 || t.Unix() > maxUnix {
+		return fmt.Errorf("release: bundle %s time %s is out of range", what, t.Format(time.RFC3339))
+	}
+	return nil
+}
 
 // Parse decodes a binary bundle. It checks structure only; Verify checks the
 // signature.
