@@ -26,7 +26,7 @@ const (
 	chainDomain  = "strongroom audit chain v1"
 	// maxEntry bounds an encoding: the prefix, 3 u64s, nine u8<> and one
 	// u16<> string.
-	maxEntry = len(entryDomain) + 2 + 3*8 + 9*(1+255) + 2 + maxDetail
+	maxEntry = len(entryDomain) + 2 + 3*8 + 9*(1+255) + 2 + MaxDetail
 )
 
 // Encode returns the canonical encoding of the entry's content: every field

@@ -132,8 +132,10 @@ const (
 	maxReason  = 64
 	maxRemote  = 128
 	maxRequest = 128
-	maxDetail  = 1024
 )
+
+// MaxDetail is the most bytes an entry's Detail may hold.
+const MaxDetail = 1024
 
 // isWord reports whether s is a lower-case letter followed by lower-case
 // letters, digits, '.', '_' or '-': the shape of roles and reasons.
@@ -188,7 +190,7 @@ func (e Entry) Validate() error {
 		{"reason", e.Reason, maxReason, false},
 		{"remote", e.Remote, maxRemote, false},
 		{"request", e.Request, maxRequest, false},
-		{"detail", e.Detail, maxDetail, false},
+		{"detail", e.Detail, MaxDetail, false},
 	} {
 		if len(f.val) > f.max || (f.required && f.val == "") || !printable(f.val) {
 			req := "up to"

@@ -6,7 +6,9 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+	"unicode/utf8"
 
+	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/plan"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
@@ -135,5 +137,34 @@ func TestDialectTimes(t *testing.T) {
 	d := Dialect{Time: func(t time.Time) any { return t.UnixMicro() }}
 	if d.NullTime(time.Time{}) != nil || d.NullTime(time.UnixMicro(5)) != int64(5) {
 		t.Error("Dialect.NullTime is wrong")
+	}
+}
+
+// TestRevocationEntries: the entries of a cascading revocation each fit an
+// audit entry, whatever the request's own detail, and together name every
+// token revoked.
+func TestRevocationEntries(t *testing.T) {
+	rec := audit.Entry{Actor: "op", Role: "operator", Action: "token.revoke", Outcome: audit.OutcomeOK,
+		Detail: strings.Repeat("é", 600)} // 1200 bytes, more than an entry holds
+	id := tenant.NewID()
+	var made []string
+	for range 80 {
+		made = append(made, tenant.NewID())
+	}
+	entries := revocationEntries(rec, id, made)
+	all := ""
+	for i, e := range entries {
+		if len(e.Detail) > audit.MaxDetail || !utf8.ValidString(e.Detail) {
+			t.Fatalf("entry %d detail is %d bytes (valid UTF-8: %v), the most is %d", i, len(e.Detail), utf8.ValidString(e.Detail), audit.MaxDetail)
+		}
+		all += e.Detail
+	}
+	for _, m := range append(made, id) {
+		if !strings.Contains(all, m) {
+			t.Errorf("token %s is named in no entry", m)
+		}
+	}
+	if len(entries) < 2 {
+		t.Errorf("%d entries for 80 tokens, want the list continued", len(entries))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/auth"
@@ -93,8 +94,8 @@ func (s *Store) CreateToken(ctx context.Context, tok auth.Token, maxLive int, re
 			return Errorf(ErrExists, "a token with the same hash exists")
 		case f.Kind == Unique:
 			return Errorf(ErrExists, "a token with ID %s exists", tok.ID)
-		case f.Kind == ForeignKey:
-			return Errorf(ErrNotFound, "no tenant with ID %s", tok.Tenant)
+		case f.Kind == ForeignKey: // the tenant, or the parent, is gone
+			return Errorf(ErrNotFound, "no tenant with ID %s, or no parent token %s", tok.Tenant, tok.Parent)
 		}
 		return err
 	})
@@ -157,9 +158,6 @@ func (s *Store) DeleteToken(ctx context.Context, id string, rec audit.Entry) err
 	})
 }
 
-// maxDetail is the most bytes of an audit entry's Detail (docs/audit.md).
-const maxDetail = 1024
-
 // revocationEntries records the deletion of token id and of the tokens it
 // made: rec, its Detail followed by the token's ID and the number and IDs
 // of the others, and as many more entries as the IDs need, each continuing
@@ -167,7 +165,8 @@ const maxDetail = 1024
 func revocationEntries(rec audit.Entry, id string, made []string) []audit.Entry {
 	head := "token " + id
 	if rec.Detail != "" {
-		head = rec.Detail + ": " + head
+		// The request's own detail, cut to leave room for the list.
+		head = truncate(rec.Detail, audit.MaxDetail/2) + ": " + head
 	}
 	if len(made) == 0 {
 		rec.Detail = head
@@ -178,7 +177,7 @@ func revocationEntries(rec audit.Entry, id string, made []string) []audit.Entry 
 	var entries []audit.Entry
 	for prefix := head; len(made) > 0; prefix = more {
 		n := 0
-		for size := len(prefix); n < len(made) && size+len(made[n])+2 <= maxDetail; n++ {
+		for size := len(prefix); n < len(made) && size+len(made[n])+2 <= audit.MaxDetail; n++ {
 			size += len(made[n]) + 2
 		}
 		n = max(n, 1)
@@ -188,6 +187,17 @@ func revocationEntries(rec audit.Entry, id string, made []string) []audit.Entry 
 		made = made[n:]
 	}
 	return entries
+}
+
+// truncate cuts s to at most n bytes, at a UTF-8 character boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // checkToken validates tok and returns it as the store keeps it: ID filled

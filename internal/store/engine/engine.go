@@ -20,21 +20,15 @@ import (
 func Open(ctx context.Context, dsn string) (*store.Store, error) {
 	switch {
 	case strings.HasPrefix(dsn, sqlite.Scheme):
-		s, err := sqlite.Open(ctx, dsn)
-		if err != nil {
-			return nil, err
-		}
-		return s, nil
+		return sqlite.Open(ctx, dsn)
 	case postgres.IsDSN(dsn):
-		s, err := postgres.Open(ctx, dsn)
-		if err != nil {
-			return nil, err
-		}
-		return s, nil
+		return postgres.Open(ctx, dsn)
 	}
 	scheme, _, ok := strings.Cut(dsn, ":")
 	if !ok || strings.ContainsAny(scheme, "/@") {
-		return nil, fmt.Errorf("store: %q is not a store DSN: use sqlite:PATH or postgres://USER@HOST:PORT/DATABASE", dsn)
+		// Not even the scheme is printed: a mistyped DSN may hold a
+		// password anywhere.
+		return nil, fmt.Errorf("store: the store DSN is not one: use sqlite:PATH or postgres://USER@HOST:PORT/DATABASE")
 	}
 	// Only the scheme: the rest may hold a password.
 	return nil, fmt.Errorf("store: unknown store scheme %q: use sqlite:PATH or postgres://USER@HOST:PORT/DATABASE", scheme)

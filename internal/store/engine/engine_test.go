@@ -16,8 +16,9 @@ var ctx = context.Background()
 
 func TestOpenErrors(t *testing.T) {
 	for dsn, want := range map[string]string{
-		"":                          "not a store DSN",
-		"strongroom.db":             "not a store DSN",
+		"":                          "the store DSN is not one",
+		"strongroom.db":             "the store DSN is not one",
+		"postgres//u:hunter2@h/db":  "the store DSN is not one",
 		"mysql://u:hunter2@h/db":    `unknown store scheme "mysql"`,
 		"sqlite:":                   "no database path",
 		"postgres://u:hunter2@[::1": "store: postgres: ",

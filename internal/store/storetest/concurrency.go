@@ -45,24 +45,14 @@ func testConcurrentSame(t *testing.T, s *store.Store) {
 
 	// Without a rate limit every rotation succeeds, one after another:
 	// versions 2..21 without gaps, exactly one active.
-	var wg2 sync.WaitGroup
-	start2 := make(chan struct{})
-	for i := range n {
-		wg2.Add(1)
-		go func() {
-			defer wg2.Done()
-			<-start2
-			r := rotateReq(tn.ID, tenant.TypeData, newKey("r1", ""), t0.Add(day))
-			r.MinInterval, r.MaxKeys = 0, 100
-			_, errs[i] = s.Rotate(ctx, r, rec)
-		}()
-	}
-	close(start2)
-	wg2.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("goroutine %d: Rotate(no limit) error = %v", i, err)
-		}
+	errs = AtOnce(n, func(int) error {
+		r := rotateReq(tn.ID, tenant.TypeData, newKey("r1", ""), t0.Add(day))
+		r.MinInterval, r.MaxKeys = 0, 100
+		_, err := s.Rotate(ctx, r, rec)
+		return err
+	})
+	if ok := Succeeded(t, "Rotate(no limit)", errs, nil); ok != n {
+		t.Errorf("%d of %d rotations without a limit succeeded", ok, n)
 	}
 	ks, err = s.Keys(ctx, tn.ID, tenant.TypeData)
 	if err != nil || len(ks) != n+1 {

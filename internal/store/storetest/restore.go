@@ -441,6 +441,11 @@ func watchAcross(t *testing.T, a, b *store.Store) {
 	mustDestroy(t, a, ks[3], t0.Add(day))
 	hear(t, "after cancelling another watcher, watcher a #2", wa2, refOf(ks[3]))
 	hear(t, "after cancelling another watcher, watcher b", wb, refOf(ks[3]))
+	select {
+	case r := <-wa1:
+		t.Errorf("the cancelled watcher heard of %+v", r)
+	default:
+	}
 
 	// Many at once: each watcher hears of each, once.
 	mustDestroy(t, b, ks[4], t0.Add(day))
