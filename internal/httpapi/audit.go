@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"time"
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
@@ -60,18 +59,6 @@ func remoteHost(addr string) string {
 		return h
 	}
 	return ""
-}
-
-// auditKey names a key for the audit log: "type/version", or "type" when
-// the version is unknown (0), or "" when the type is too.
-func auditKey(typ string, version uint32) string {
-	switch {
-	case typ == "":
-		return ""
-	case version == 0:
-		return typ
-	}
-	return typ + "/" + strconv.FormatUint(uint64(version), 10)
 }
 
 // recordAudit records the outcome of a request (see above). It returns an

@@ -428,7 +428,7 @@ func (s *server) encrypt(c *Call) (any, error) {
 			return nil, err
 		}
 		ct, k, err := s.Data.Encrypt(ctx, c.Audit, c.Tenant.ID, typ, it.Plaintext, it.Context)
-		s.count(c, auditKey(typ, k.Version), err)
+		s.count(c, tenant.KeyRef{Type: typ, Version: k.Version}.Name(), err)
 		if err != nil {
 			e, ok := itemError(err)
 			if !ok {
@@ -458,7 +458,7 @@ func (s *server) decrypt(c *Call) (any, error) {
 			continue
 		}
 		pt, k, err := s.Data.Decrypt(ctx, c.Audit, c.Tenant.ID, it.Ciphertext, it.Context)
-		s.count(c, auditKey(k.Type, k.Version), err)
+		s.count(c, tenant.KeyRef{Type: k.Type, Version: k.Version}.Name(), err)
 		if err != nil {
 			e, ok := itemError(err)
 			if !ok {
@@ -481,7 +481,7 @@ func (s *server) dek(c *Call) (any, error) {
 	if len(req.PublicKey) == 0 {
 		return nil, badRequestf("public_key is required: the HPKE public key to seal the DEK to")
 	}
-	c.Audit.Key = auditKey(typ, req.Version)
+	c.Audit.Key = tenant.KeyRef{Type: typ, Version: req.Version}.Name()
 	sealed, k, err := s.Data.SealDEK(c.Context(), c.Audit, tenant.KeyRef{Tenant: c.Tenant.ID, Type: typ, Version: req.Version}, req.KEM, req.PublicKey)
 	if err != nil {
 		return nil, err

@@ -1,7 +1,6 @@
 package tenant
 
 import (
-	"fmt"
 	"strconv"
 	"time"
 )
@@ -138,8 +137,21 @@ type KeyRef struct {
 	Version uint32
 }
 
-// Name is how the audit log names the key of a tenant: "type/version".
-func (r KeyRef) Name() string { return r.Type + "/" + strconv.FormatUint(uint64(r.Version), 10) }
+// Name is how the audit log names the key of a tenant: "type/version", or
+// "type" when the version is not known (0), or "" when the type is not
+// either.
+func (r KeyRef) Name() string {
+	switch {
+	case r.Type == "":
+		return ""
+	case r.Version == 0:
+		return r.Type
+	}
+	return r.Type + "/" + strconv.FormatUint(uint64(r.Version), 10)
+}
 
-// String is "tenant/type/version".
-func (r KeyRef) String() string { return fmt.Sprintf("%s/%s/%d", r.Tenant, r.Type, r.Version) }
+// String is "tenant/type/version". It is built without fmt: the data plane
+// makes one per operation (its cache id).
+func (r KeyRef) String() string {
+	return r.Tenant + "/" + r.Type + "/" + strconv.FormatUint(uint64(r.Version), 10)
+}

@@ -151,3 +151,22 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	}
 	fuzzcorpus.New(t).Add("FuzzWrappedRelease", "valid", w)
 }
+
+func TestKeyRefNames(t *testing.T) {
+	for _, c := range []struct {
+		ref          KeyRef
+		name, string string
+	}{
+		{KeyRef{Tenant: "t1", Type: "data", Version: 3}, "data/3", "t1/data/3"},
+		{KeyRef{Tenant: "t1", Type: "data"}, "data", "t1/data/0"},
+		{KeyRef{Tenant: "t1"}, "", "t1//0"},
+		{KeyRef{Tenant: "t1", Type: "data", Version: 4294967295}, "data/4294967295", "t1/data/4294967295"},
+	} {
+		if got := c.ref.Name(); got != c.name {
+			t.Errorf("%#v.Name() = %q, want %q", c.ref, got, c.name)
+		}
+		if got := c.ref.String(); got != c.string {
+			t.Errorf("%#v.String() = %q, want %q", c.ref, got, c.string)
+		}
+	}
+}

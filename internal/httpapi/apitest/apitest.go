@@ -19,8 +19,6 @@ import (
 	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/internal/auth"
 	"github.com/strongroom-kms/strongroom/internal/config"
-	"github.com/strongroom-kms/strongroom/internal/enroll"
-	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/httpapi"
 	"github.com/strongroom-kms/strongroom/internal/node/nodetest"
 	"github.com/strongroom-kms/strongroom/internal/store"
@@ -38,13 +36,9 @@ var (
 	T0       = nodetest.T0
 )
 
-// Site is the test binary's world (nodetest): a primary and one enrolled
-// region, with release bundles for it.
+// Site is what the test binary's world (nodetest) gives the servers: the
+// region's release bundles.
 type Site struct {
-	Primary hsm.HSM
-	Region  hsm.HSM
-	Pub     *enroll.Primary
-	Cert    *enroll.Certificate
 	// Bundles are Region's bundles (PEM), by release id.
 	Bundles map[string][]byte
 }
@@ -59,9 +53,7 @@ var (
 func Shared(tb testing.TB) *Site {
 	tb.Helper()
 	sharedOnce.Do(func() {
-		w := nodetest.World(tb)
-		shared = &Site{Primary: w.Primary.HSM, Region: w.Regions[Region].HSM, Pub: w.Primary.Public,
-			Cert: w.Regions[Region].Cert, Bundles: map[string][]byte{}}
+		shared = &Site{Bundles: map[string][]byte{}}
 		for _, r := range []nodetest.Release{nodetest.Release1, nodetest.Release2} {
 			shared.Bundles[r.ID] = nodetest.Bundle(tb, r)
 		}
@@ -74,29 +66,6 @@ func Shared(tb testing.TB) *Site {
 
 // Cleanup closes the shared site's HSMs and removes its files.
 func Cleanup() { nodetest.Cleanup() }
-
-// Clock is a settable clock.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// NewClock starts a clock at t.
-func NewClock(t time.Time) *Clock { return &Clock{t: t} }
-
-// Now is the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock on by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // Options change a Server.
 type Options struct {
