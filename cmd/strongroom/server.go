@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -105,9 +104,10 @@ func cliEntry(now time.Time, action audit.Action, detail string) audit.Entry {
 // regional is a started regional node: what the server serves from.
 type regional struct {
 	*node.Node
-	h        hsm.HSM
-	st       *store.Store
-	auditKey hsm.SigningKey
+	h  hsm.HSM
+	st *store.Store
+	// checkpoints signs the audit log's checkpoints, its witness loaded.
+	checkpoints *auditlog.Checkpointer
 }
 
 func (r *regional) Close() {
@@ -174,28 +174,23 @@ func startRegional(ctx context.Context, e *env, cfg *config.Config, logger *slog
 		st.Close()
 		return fail(err)
 	}
+	// A witness that cannot be used (damaged, altered, another node's, or
+	// in a directory this node cannot write) would stop every checkpoint:
+	// refuse to start instead. A missing one is a first start.
 	ak, err := auditlog.SigningKey(ctx, h)
+	var cp *auditlog.Checkpointer
 	if err == nil {
-		err = checkWitness(n.Audit, cfg.Audit.WitnessFile, ak)
+		cp = auditlog.NewCheckpointer(n.Audit, ak, cfg.Audit.WitnessFile, n.Aggregate, logger)
+		if err = cp.Load(); err != nil {
+			err = fmt.Errorf("refusing to start: %w (audit.witness_file; see \"The witness\" in docs/audit.md)", err)
+		}
 	}
 	if err != nil {
 		n.Close()
 		st.Close()
 		return fail(err)
 	}
-	return &regional{Node: n, h: h, st: st, auditKey: ak}, nil
-}
-
-// checkWitness refuses to start with a witness file that cannot be used
-// (damaged, altered, or another node's): the checkpointer would refuse to
-// sign anything. A missing one is the node's first start, or its first with
-// a witness; the checkpointer then writes it.
-func checkWitness(l *auditlog.Log, path string, key hsm.SigningKey) error {
-	_, err := l.ReadWitness(path, key.ECDSAPublicKey())
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("refusing to start: %w (audit.witness_file; see \"The witness\" in docs/audit.md)", err)
-	}
-	return nil
+	return &regional{Node: n, h: h, st: st, checkpoints: cp}, nil
 }
 
 // readRoster reads the pinned officers; nil if none are configured (the
@@ -261,8 +256,7 @@ func runServer(ctx context.Context, e *env, cfg *config.Config, ready chan<- str
 	// extending the node's witness.
 	cpCtx, stopCheckpoints := context.WithCancel(context.WithoutCancel(ctx))
 	cpDone := make(chan struct{})
-	cp := auditlog.NewCheckpointer(rn.Audit, rn.auditKey, cfg.Audit.WitnessFile, rn.Aggregate, logger)
-	go func() { defer close(cpDone); cp.Run(cpCtx, time.Duration(cfg.Audit.CheckpointInterval)) }()
+	go func() { defer close(cpDone); rn.checkpoints.Run(cpCtx, time.Duration(cfg.Audit.CheckpointInterval)) }()
 	defer func() { stopCheckpoints(); <-cpDone }()
 	srv := &http.Server{
 		Handler:           handler,

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -32,7 +34,10 @@ type Checkpointer struct {
 	witness string
 	agg     *Aggregate
 	logger  *slog.Logger
-	w       *Witness // the witness as last read or written; nil until then
+	w       *Witness // the witness as last read or signed; nil until then
+	// unwritten: w was signed and stored in the database, but writing it
+	// to the file failed; every round tries again.
+	unwritten bool
 }
 
 // NewCheckpointer returns a Checkpointer of l that signs with key, keeps its
@@ -153,7 +158,7 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) error {
 		return refused("the database's audit state (%s) is not that of %s: the log was rewritten, or its state altered", diff, what)
 	}
 	if st.Size() == 0 || c.w != nil && st.Size() == c.w.Checkpoint.Size {
-		return nil
+		return c.flushWitness()
 	}
 	signed, err := audit.SignCheckpoint(ctx, c.key, st.Checkpoint(c.log.origin, time.Now()))
 	if err != nil {
@@ -168,10 +173,41 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) error {
 	if err := c.log.st.AddCheckpoint(ctx, st.Size(), signed); err != nil {
 		return err
 	}
-	if err := writeWitness(c.witness, w); err != nil {
-		return fmt.Errorf("%w (the checkpoint of %d entries is signed and stored; the next one rewrites the witness)", err, st.Size())
+	// From here the process goes on from what it signed, file or not.
+	c.w, c.unwritten = &Witness{Path: c.witness, Witness: w}, true
+	return c.flushWitness()
+}
+
+// flushWitness writes the witness signed last, if writing it failed before.
+func (c *Checkpointer) flushWitness() error {
+	if !c.unwritten {
+		return nil
 	}
-	c.w = &Witness{Path: c.witness, Witness: w}
+	if err := writeWitness(c.witness, c.w.Witness); err != nil {
+		return fmt.Errorf("%w (the checkpoint of %d entries is signed and stored; writing the witness is tried again every interval)",
+			err, c.w.Checkpoint.Size)
+	}
+	c.unwritten = false
+	return nil
+}
+
+// Load reads the witness file, if there is one, before the first round:
+// it refuses one that cannot be used (damaged, altered, another node's,
+// or of another log), and a witness file that could not be written (its
+// directory missing, or not writable), which would leave every checkpoint
+// without its witness. A missing file is a first start.
+func (c *Checkpointer) Load() error {
+	w, err := c.log.ReadWitness(c.witness, c.pub())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	probe, perr := os.CreateTemp(filepath.Dir(c.witness), "."+filepath.Base(c.witness)+".probe*")
+	if perr != nil {
+		return fmt.Errorf("auditlog: the witness file %s cannot be written: %w", c.witness, perr)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	c.w = w
 	return nil
 }
 

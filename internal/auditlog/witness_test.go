@@ -453,3 +453,51 @@ func TestWitnessTwoNodes(t *testing.T) {
 		}
 	})
 }
+
+// TestWitnessUnwritable: a witness file that cannot be written is refused
+// before the first round (Load), and a write that fails later is retried
+// every round, from the checkpoint this process signed: the log is not
+// verified from entry 1 again, nor a checkpoint of the same size signed
+// again, while the file cannot be written.
+func TestWitnessUnwritable(t *testing.T) {
+	db := engines["sqlite"](t)
+	n := newNode(t, db, "eu1")
+	missing := auditlog.NewCheckpointer(n.log, n.key, filepath.Join(t.TempDir(), "no-such-dir", "audit-witness"), nil, nil)
+	if err := missing.Load(); err == nil || !strings.Contains(err.Error(), "cannot be written") {
+		t.Errorf("Load(witness in a missing directory) error = %v", err)
+	}
+
+	dir := filepath.Join(t.TempDir(), "witness")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	n.witness = filepath.Join(dir, "audit-witness")
+	n.restart(t)
+	if err := n.cp.Load(); err != nil {
+		t.Fatalf("Load(first start) error = %v", err)
+	}
+	n.append(t, 5)
+	if err := os.Remove(dir); err != nil { // the volume went away
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		if err := n.cp.Checkpoint(ctx); err == nil || !strings.Contains(err.Error(), "tried again every interval") {
+			t.Fatalf("round %d: Checkpoint(witness unwritable) error = %v", round, err)
+		}
+		if got := n.checkpoints(t); got != 1 {
+			t.Fatalf("round %d: %d checkpoints stored, want 1", round, got)
+		}
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	n.checkpoint(t)
+	if got := n.witnessSize(t); got != 5 {
+		t.Errorf("the witness, written once it could be, is of %d entries, want 5", got)
+	}
+	n.append(t, 2)
+	n.checkpoint(t)
+	if got, w := n.checkpoints(t), n.witnessSize(t); got != 2 || w != 7 {
+		t.Errorf("after two more entries: %d checkpoints, witness of %d entries; want 2 and 7", got, w)
+	}
+}
