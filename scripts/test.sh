@@ -5,7 +5,7 @@
 #   ./scripts/test.sh              # everything
 #   ./scripts/test.sh ./internal/hsm/...   # only some packages
 #
-# It installs SoftHSM2 and OpenSC (pkcs11-tool) with apt-get when they are
+# It installs openssl, SoftHSM2 and OpenSC (pkcs11-tool) with apt-get when they are
 # missing and it may (root, or CI). Without them outside CI the PKCS#11 tests
 # skip, loudly; under CI=true they never skip.
 set -euo pipefail
@@ -47,6 +47,15 @@ cleanup() {
 	fi
 	if [ -n "$work" ]; then rm -rf "$work"; fi
 }
+
+log "openssl"
+# The BYOK tests sign a tenant's CA certificate with it (and fail in CI
+# without it).
+if ! command -v openssl >/dev/null; then
+	echo "installing openssl with apt-get"
+	apt_install openssl || true
+fi
+openssl version || echo "!! openssl is not installed: the BYOK tests that use it will SKIP (FAIL under CI=true)"
 
 log "SoftHSM2"
 if ! find_softhsm || ! command -v softhsm2-util >/dev/null || ! command -v pkcs11-tool >/dev/null; then

@@ -139,9 +139,7 @@ func (s *server) readiness(ctx context.Context) api.Status {
 	for _, m := range s.Ring.Releases() {
 		st.Releases = append(st.Releases, releaseOf(m, release.Installation{}))
 	}
-	if err := s.Ring.Ready(); err != nil {
-		st.Problems = append(st.Problems, err.Error())
-	}
+	st.Problems = append(st.Problems, s.Ring.Problems()...)
 	if err := s.Health.Ping(ctx); err != nil {
 		// The store's error may name its host: only in the log.
 		s.Logger.Error("readiness: the store does not answer", "err", err)

@@ -44,7 +44,7 @@ type Releases interface {
 type Ring interface {
 	Releases() []release.Meta
 	Meta(id string) (release.Meta, error)
-	Ready() error
+	Problems() []string
 }
 
 // Keys is the key lifecycle (*lifecycle.Service).

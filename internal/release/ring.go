@@ -187,24 +187,37 @@ func (r *Ring) Releases() []Meta {
 	return out
 }
 
+// Problems lists what keeps the node from being ready: one line per
+// installed bundle that failed to validate ("NAME: why"), by name, or that
+// no release is installed. It is empty when the node is ready.
+func (r *Ring) Problems() []string {
+	failed, none := r.problems()
+	if none {
+		return append(failed, "no release is installed")
+	}
+	return failed
+}
+
+// problems returns the failed bundles' lines, by name, and whether no
+// release is loaded, read at one moment.
+func (r *Ring) problems() (failed []string, none bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for n, why := range r.failed {
+		failed = append(failed, n+": "+why)
+	}
+	sort.Strings(failed)
+	return failed, len(r.meta) == 0
+}
+
 // Ready is nil when at least one release is loaded and no installed bundle
 // failed; otherwise it says which bundles failed and why.
 func (r *Ring) Ready() error {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if len(r.failed) > 0 {
-		names := make([]string, 0, len(r.failed))
-		for n := range r.failed {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		var parts []string
-		for _, n := range names {
-			parts = append(parts, n+": "+r.failed[n])
-		}
-		return fmt.Errorf("release: %d bundle(s) failed to validate: %s", len(names), strings.Join(parts, "; "))
-	}
-	if len(r.meta) == 0 {
+	failed, none := r.problems()
+	switch {
+	case len(failed) > 0:
+		return fmt.Errorf("release: %d bundle(s) failed to validate: %s", len(failed), strings.Join(failed, "; "))
+	case none:
 		return errors.New("release: no release is installed")
 	}
 	return nil

@@ -109,6 +109,17 @@ func TestRingNotReadyNamesBadBundle(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "2026-9.eu1.bundle") {
 		t.Errorf("Ready() = %v, want it to name the corrupted bundle", err)
 	}
+	if _, err := ring.Load(ctx, "2026-8.eu1.bundle", []byte("not a bundle")); err == nil {
+		t.Fatal("Load(not a bundle) error = nil")
+	}
+	// One problem per failed bundle, by name.
+	if p := ring.Problems(); len(p) != 2 || !strings.HasPrefix(p[0], "2026-8.eu1.bundle: ") || !strings.HasPrefix(p[1], "2026-9.eu1.bundle: ") {
+		t.Errorf("Problems() = %q, want one line for each failed bundle", p)
+	}
+	empty := release.NewRing(w.Regions["eu1"].HSM, w.Trust("eu1"), cache)
+	if p := empty.Problems(); len(p) != 1 || p[0] != "no release is installed" {
+		t.Errorf("Problems() of an empty ring = %q", p)
+	}
 }
 
 // TestOfficerRoster: a region that pins its officers refuses a bundle whose
