@@ -209,7 +209,7 @@ func devCeremony(ctx context.Context, e *env, dir string, pass []byte, now time.
 	path := func(n string) string { return filepath.Join(dir, n) }
 	w, err := world.New(ctx, world.Options{
 		Regions: []string{devRegion}, Officers: []string{"alice", "bob", "carol"}, Quorum: 2,
-		Iterations: iterations, Now: now, Clock: e.now, Validity: 10 * 365 * 24 * time.Hour, Passphrase: pass,
+		Iterations: iterations, Now: now, Clock: e.now, Validity: 10 * 365 * 24 * time.Hour, Passphrase: pass, Dir: dir,
 		OpenHSM: func(ctx context.Context, region string) (hsm.HSM, error) {
 			file := "region.hsm"
 			if region == "" {
