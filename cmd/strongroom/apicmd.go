@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,35 +10,36 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/client"
 )
 
 // apiFlags are the flags of every command that talks to a server.
 type apiFlags struct {
-	addr, token, ca string
+	addr, token, ca, tokenFile string
 }
 
-func (f *apiFlags) register(fs *flag.FlagSet, e *env) {
+func (f *apiFlags) register(fs *pflag.FlagSet, e *env) {
 	fs.StringVar(&f.addr, "addr", e.getenv("STRONGROOM_ADDR"), "the server, e.g. https://127.0.0.1:8443 (default $STRONGROOM_ADDR)")
 	fs.StringVar(&f.ca, "ca", e.getenv("STRONGROOM_CA"), "the server's CA certificate file (default $STRONGROOM_CA)")
-	f.token = e.getenv("STRONGROOM_TOKEN")
-	fs.Func("token-file", "a file holding the API token (default $STRONGROOM_TOKEN)", func(p string) error {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		f.token = strings.TrimSpace(string(b))
-		return nil
-	})
+	fs.StringVar(&f.token, "token", e.getenv("STRONGROOM_TOKEN"), "the API token (default $STRONGROOM_TOKEN; others on this machine may see command lines: prefer the variable or --token-file)")
+	fs.StringVar(&f.tokenFile, "token-file", "", "a `file` holding the API token")
 }
 
-func (f *apiFlags) client() (*client.Client, error) {
+// server returns the client for commands that may run without a token.
+func (f *apiFlags) server() (*client.Client, error) {
+	if f.tokenFile != "" {
+		b, err := os.ReadFile(f.tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		f.token = string(b)
+	}
+	f.token = strings.TrimSpace(f.token)
 	if f.addr == "" {
 		return nil, usageErrorf("no server: set STRONGROOM_ADDR or pass --addr (run 'strongroom dev' for a local one)")
-	}
-	if f.token == "" {
-		return nil, usageErrorf("no API token: set STRONGROOM_TOKEN or pass --token-file")
 	}
 	var opts []client.Option
 	if f.ca != "" {
@@ -48,11 +48,19 @@ func (f *apiFlags) client() (*client.Client, error) {
 	return client.New(f.addr, f.token, opts...)
 }
 
+func (f *apiFlags) client() (*client.Client, error) {
+	c, err := f.server()
+	if err == nil && f.token == "" {
+		return nil, usageErrorf("no API token: set STRONGROOM_TOKEN, or pass --token-file or --token")
+	}
+	return c, err
+}
+
 // apiCommand builds a command that calls the API.
-func apiCommand(name, summary, usage string, setup func(fs *flag.FlagSet, e *env) func(ctx context.Context, c *client.Client, args []string) error) *command {
+func apiCommand(name, summary, usage string, setup func(fs *pflag.FlagSet, e *env) func(ctx context.Context, c *client.Client, args []string) error) *command {
 	return &command{
 		name: name, summary: summary, usage: usage,
-		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
 			var af apiFlags
 			af.register(fs, e)
 			run := setup(fs, e)
@@ -91,7 +99,7 @@ func tenantCommand() *command {
 		name:    "tenant",
 		summary: "create, list and configure tenants (operator)",
 		subs: []*command{
-			apiCommand("create", "create a tenant", "NAME", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+			apiCommand("create", "create a tenant", "NAME", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				envName := fs.String("env", "production", "production, developer or sandbox")
 				return func(ctx context.Context, c *client.Client, args []string) error {
 					name, err := requireOne(args, "tenant name")
@@ -106,7 +114,7 @@ func tenantCommand() *command {
 					return nil
 				}
 			}),
-			apiCommand("list", "list tenants", "", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+			apiCommand("list", "list tenants", "", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				return func(ctx context.Context, c *client.Client, args []string) error {
 					ts, err := c.Tenants(ctx)
 					if err != nil {
@@ -130,7 +138,7 @@ func tokenCommand() *command {
 		name:    "token",
 		summary: "create and revoke API tokens",
 		subs: []*command{
-			apiCommand("revoke", "revoke a token at once, by the id 'token create' printed, and every token it made (operator)", "ID", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+			apiCommand("revoke", "revoke a token at once, by the id 'token create' printed, and every token it made (operator)", "ID", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				return func(ctx context.Context, c *client.Client, args []string) error {
 					id, err := requireOne(args, "token id")
 					if err != nil {
@@ -143,7 +151,7 @@ func tokenCommand() *command {
 					return nil
 				}
 			}),
-			apiCommand("create", "create a token (its secret is shown once)", "", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+			apiCommand("create", "create a token (its secret is shown once)", "", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				role := fs.String("role", "", "operator, tenant-admin, app or auditor (required)")
 				tenant := fs.String("tenant", "", "the tenant, for tenant-admin and app tokens")
 				name := fs.String("name", "", "a label for humans")
@@ -178,7 +186,7 @@ func keyCommand() *command {
 		name:    "key",
 		summary: "generate, upload, list, export, import and destroy tenant key material",
 		subs: append([]*command{
-			apiCommand("generate", "make a new active key (the previous one is archived)", "", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+			apiCommand("generate", "make a new active key (the previous one is archived)", "", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				tenant := fs.String("tenant", "", "the tenant (required)")
 				typ := fs.String("type", "data", "the key type")
 				return func(ctx context.Context, c *client.Client, args []string) error {
@@ -193,7 +201,7 @@ func keyCommand() *command {
 					return nil
 				}
 			}),
-			apiCommand("list", "list a tenant's keys", "", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+			apiCommand("list", "list a tenant's keys", "", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				tenant := fs.String("tenant", "", "the tenant (required)")
 				typ := fs.String("type", "", "only this key type")
 				return func(ctx context.Context, c *client.Client, args []string) error {
@@ -212,7 +220,7 @@ func keyCommand() *command {
 					return w.Flush()
 				}
 			}),
-			apiCommand("destroy", "destroy a key version for good: data under it can no longer be decrypted", "", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+			apiCommand("destroy", "destroy a key version for good: data under it can no longer be decrypted", "", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				tenant := fs.String("tenant", "", "the tenant (required)")
 				typ := fs.String("type", "data", "the key type")
 				version := fs.Uint("version", 0, "the version (required)")
@@ -241,10 +249,14 @@ func keyCommand() *command {
 type contextFlags map[string]string
 
 func (c contextFlags) String() string { return fmt.Sprint(map[string]string(c)) }
+func (c contextFlags) Type() string   { return "KEY=VALUE" }
 func (c contextFlags) Set(v string) error {
 	k, val, ok := strings.Cut(v, "=")
 	if !ok || k == "" {
 		return fmt.Errorf("context must be KEY=VALUE, got %q", v)
+	}
+	if _, dup := c[k]; dup {
+		return fmt.Errorf("context key %q given twice: each key names one value", k)
 	}
 	c[k] = val
 	return nil
@@ -255,7 +267,7 @@ func dataCommand(name string) *command {
 	if name == "decrypt" {
 		summary = "decrypt standard input to standard output (app)"
 	}
-	return apiCommand(name, summary, "", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+	return apiCommand(name, summary, "", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 		tenant := fs.String("tenant", "", "the tenant (required)")
 		typ := fs.String("type", "data", "the key type (encrypt)")
 		ctxf := contextFlags{}
@@ -300,7 +312,7 @@ func releaseCommand() *command {
 		name:    "release",
 		summary: "install release bundles into a regional server and list them (operator)",
 		subs: []*command{
-			apiCommand("install", "verify and install release bundle files", "BUNDLE...", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+			apiCommand("install", "verify and install release bundle files", "BUNDLE...", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				return func(ctx context.Context, c *client.Client, args []string) error {
 					if len(args) == 0 {
 						return usageErrorf("give at least one bundle file")
@@ -319,7 +331,7 @@ func releaseCommand() *command {
 					return nil
 				}
 			}),
-			apiCommand("list", "list installed releases", "", func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+			apiCommand("list", "list installed releases", "", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				return func(ctx context.Context, c *client.Client, args []string) error {
 					rs, err := c.Releases(ctx)
 					if err != nil {

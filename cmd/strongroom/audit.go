@@ -8,13 +8,14 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/strongroom-kms/strongroom/client"
 	"github.com/strongroom-kms/strongroom/internal/audit"
@@ -86,7 +87,7 @@ func auditCommand() *command {
 		summary: "list and verify the audit log",
 		subs: []*command{
 			apiCommand("list", "list audit entries (operator, auditor; a tenant-admin with --tenant)", "",
-				func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+				func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 					tenant := fs.String("tenant", "", "only this tenant's entries (by name)")
 					key := fs.String("key", "", "only this key (data/3) or key type (data)")
 					since := fs.String("since", "", "only entries at or after this RFC 3339 time")
@@ -138,10 +139,10 @@ func auditCommand() *command {
 			{
 				name: "verify", summary: "verify the whole audit log, its signed checkpoints and the node's witness (on a node: reads its store, HSM and witness file)",
 				usage: "--config FILE [--trust PUB.pem]... [--witness FILE | --no-witness]",
-				flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+				flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
 					var o verifyOptions
 					fs.StringVar(&o.config, "config", defaultConfig(e), "the node's configuration (default $STRONGROOM_CONFIG, else the dev environment's)")
-					fs.Var(&o.trust, "trust", "another node's audit public key (PEM, from 'strongroom audit key'); repeat")
+					fs.StringArrayVar(&o.trust, "trust", nil, "another node's audit public key (PEM, from 'strongroom audit key'); repeat")
 					fs.StringVar(&o.witness, "witness", "", "the node's witness file (default: the configuration's audit.witness_file)")
 					fs.BoolVar(&o.noWitness, "no-witness", false, "verify the database alone, without the node's witness (it then cannot catch a rewrite whose checkpoints were deleted too)")
 					return func(ctx context.Context, args []string) error {
@@ -158,13 +159,14 @@ func auditCommand() *command {
 			{
 				name: "key", summary: "write the node's audit checkpoint public key (PEM), for auditors' 'audit verify --trust'",
 				usage: "--config FILE --out FILE",
-				flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+				flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
 					cfgPath := fs.String("config", defaultConfig(e), "the node's configuration (default $STRONGROOM_CONFIG, else the dev environment's)")
 					out := fs.String("out", "", "the public key file to write (required; must not exist)")
 					return func(ctx context.Context, args []string) error {
 						if *cfgPath == "" || *out == "" || len(args) > 0 {
 							return usageErrorf("--config and --out are required")
 						}
+						e.outputTo(*out)
 						if err := refuseExisting(*out); err != nil {
 							return err
 						}
@@ -177,7 +179,7 @@ func auditCommand() *command {
 							if err != nil {
 								return err
 							}
-							return writeNewFile(*out, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+							return e.writeNew(0o644, *out, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 						})
 					}
 				},
@@ -189,7 +191,7 @@ func auditCommand() *command {
 // verifyOptions are the flags of 'audit verify'.
 type verifyOptions struct {
 	config    string
-	trust     repeatedFlag
+	trust     []string
 	witness   string // "" = the configuration's
 	noWitness bool
 }

@@ -3,9 +3,10 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/strongroom-kms/strongroom/client"
 	"github.com/strongroom-kms/strongroom/internal/enroll"
@@ -20,7 +21,7 @@ func brokerCommand() *command {
 	return &command{
 		name:    "broker",
 		summary: "pull the region's release bundles from the key escrow and install them into the regional server",
-		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
 			var hf hsmFlags
 			hf.register(fs, "the regional")
 			var af apiFlags

@@ -3,13 +3,14 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"flag"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/client"
@@ -20,7 +21,7 @@ import (
 
 func tenantSetCommand() *command {
 	return apiCommand("set", "change a tenant's operator settings (operator)", "NAME",
-		func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+		func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 			optOut := fs.String("derivation-opt-out", "", "allow (true) or forbid (false) uploads in derivation mode none")
 			return func(ctx context.Context, c *client.Client, args []string) error {
 				name, err := requireOne(args, "tenant name")
@@ -47,7 +48,7 @@ func tenantSetCommand() *command {
 func byokCommands() []*command {
 	return []*command{
 		apiCommand("upload-cert", "make an upload certificate: self-signed (--out), or a request for your CA (--csr)", "",
-			func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+			func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				tenant := fs.String("tenant", "", "the tenant (required)")
 				out := fs.String("out", "", "write the self-signed certificate (PEM) here")
 				csr := fs.String("csr", "", "write a certificate request (PEM) for your CA here instead; then run 'key complete-cert'")
@@ -60,6 +61,7 @@ func byokCommands() []*command {
 					if *csr != "" {
 						path = *csr
 					}
+					e.outputTo(path)
 					if err := refuseExisting(path); err != nil {
 						return err
 					}
@@ -68,14 +70,14 @@ func byokCommands() []*command {
 						return err
 					}
 					if *csr != "" {
-						if err := writeNewFile(path, []byte(uc.CSR)); err != nil {
+						if err := e.writeNew(0o644, path, []byte(uc.CSR)); err != nil {
 							return err
 						}
 						fmt.Fprintf(e.stdout, "upload certificate %s is pending: have your CA sign %s, then run\n"+
 							"  strongroom key complete-cert --tenant %s --id %s --cert SIGNED.pem\n", uc.ID, path, *tenant, uc.ID)
 						return nil
 					}
-					if err := writeNewFile(path, []byte(uc.Certificate)); err != nil {
+					if err := e.writeNew(0o644, path, []byte(uc.Certificate)); err != nil {
 						return err
 					}
 					fmt.Fprintf(e.stdout, "upload certificate %s, valid until %s, written to %s\nSHA-256 fingerprint %s\n",
@@ -84,7 +86,7 @@ func byokCommands() []*command {
 				}
 			}),
 		apiCommand("complete-cert", "upload the certificate your CA signed for a pending upload certificate", "",
-			func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+			func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				tenant := fs.String("tenant", "", "the tenant (required)")
 				id := fs.String("id", "", "the upload certificate's id (required)")
 				cert := fs.String("cert", "", "the signed certificate, PEM (required)")
@@ -105,7 +107,7 @@ func byokCommands() []*command {
 				}
 			}),
 		apiCommand("upload-certs", "list a tenant's upload certificates", "",
-			func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+			func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				tenant := fs.String("tenant", "", "the tenant (required)")
 				return func(ctx context.Context, c *client.Client, args []string) error {
 					if *tenant == "" || len(args) > 0 {
@@ -128,7 +130,7 @@ func byokCommands() []*command {
 				}
 			}),
 		apiCommand("retire-cert", "retire an upload certificate: uploads to it are refused from now on", "",
-			func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+			func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				tenant := fs.String("tenant", "", "the tenant (required)")
 				id := fs.String("id", "", "the upload certificate's id (required)")
 				return func(ctx context.Context, c *client.Client, args []string) error {
@@ -144,7 +146,7 @@ func byokCommands() []*command {
 				}
 			}),
 		apiCommand("upload", "upload your own key material, encrypted with RSA-OAEP to an upload certificate (see docs/byok.md)", "",
-			func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+			func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				tenant := fs.String("tenant", "", "the tenant (required)")
 				typ := fs.String("type", "data", "the key type")
 				wrapped := fs.String("wrapped", "", "the RSA-OAEP ciphertext of the 32 bytes: a binary file, as openssl pkeyutl writes it, or base64 (required)")
@@ -171,7 +173,7 @@ func byokCommands() []*command {
 				}
 			}),
 		apiCommand("export", "write an encrypted backup file of a key version", "",
-			func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+			func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				tenant := fs.String("tenant", "", "the tenant (required)")
 				typ := fs.String("type", "data", "the key type")
 				version := fs.Uint("version", 0, "the version (required)")
@@ -180,6 +182,7 @@ func byokCommands() []*command {
 					if *tenant == "" || *version == 0 || *out == "" || len(args) > 0 {
 						return usageErrorf("--tenant, --version and --out are required")
 					}
+					e.outputTo(*out)
 					if err := refuseExisting(*out); err != nil {
 						return err
 					}
@@ -187,7 +190,7 @@ func byokCommands() []*command {
 					if err != nil {
 						return err
 					}
-					if err := writeNewFileMode(0o600, *out, []byte(b.Backup)); err != nil {
+					if err := e.writeNew(0o600, *out, []byte(b.Backup)); err != nil {
 						return err
 					}
 					fmt.Fprintf(e.stdout, "backup of %s/%s/%d written to %s\n", *tenant, b.Key.Type, b.Key.Version, *out)
@@ -195,7 +198,7 @@ func byokCommands() []*command {
 				}
 			}),
 		apiCommand("import", "bring a destroyed key version back, archived, from its backup file", "[--file] FILE",
-			func(fs *flag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+			func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				tenant := fs.String("tenant", "", "the tenant (required)")
 				file := fs.String("file", "", "the backup file (or give it as the argument)")
 				return func(ctx context.Context, c *client.Client, args []string) error {

@@ -3,12 +3,13 @@ package main
 import (
 	"context"
 	"encoding/pem"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/officer"
@@ -31,26 +32,16 @@ func ceremonyCommand() *command {
 	}
 }
 
-// repeatedFlag collects the values of a flag given several times.
-type repeatedFlag []string
-
-func (r *repeatedFlag) String() string { return strings.Join(*r, ",") }
-
-func (r *repeatedFlag) Set(v string) error {
-	*r = append(*r, v)
-	return nil
-}
-
 func ceremonyPlanCommand() *command {
 	return &command{
 		name:    "plan",
 		summary: "write the plan of a release (or export) ceremony for the crypto officers to approve",
-		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
-			var regions, officers repeatedFlag
+		flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
+			var regions, officers []string
 			release := fs.String("release", "", "the release id, e.g. 2026-1 (required)")
 			primaryFile := fs.String("primary", "", "the primary's public keys, primary.pub (required)")
-			fs.Var(&regions, "region", "a region certificate `FILE`; repeat for each region (at least one)")
-			fs.Var(&officers, "officer", "a crypto officer's public key `FILE`; repeat for each officer (at least one)")
+			fs.StringArrayVar(&regions, "region", nil, "a region certificate `FILE`; repeat for each region (at least one)")
+			fs.StringArrayVar(&officers, "officer", nil, "a crypto officer's public key `FILE`; repeat for each officer (at least one)")
 			quorum := fs.Int("quorum", 0, "how many distinct officers must approve (required)")
 			iterations := fs.Uint("iterations", plan.DefaultIterations, fmt.Sprintf("PBKDF2 iteration count (%d to %d)", plan.MinIterations, plan.MaxIterations))
 			export := fs.Bool("export", false, "an export ceremony: give the already issued release to the regions listed (enrolled since)")
@@ -73,6 +64,7 @@ func ceremonyPlanCommand() *command {
 				if err := plan.ValidRelease(*release); err != nil {
 					return err
 				}
+				e.outputTo(*out)
 				if err := refuseExisting(*out); err != nil {
 					return err
 				}
@@ -116,7 +108,7 @@ func ceremonyPlanCommand() *command {
 				if err := made.VerifyRegions(primary, now); err != nil {
 					return err
 				}
-				if err := writeNewFile(*out, made.Marshal()); err != nil {
+				if err := e.writeNew(0o644, *out, made.Marshal()); err != nil {
 					return err
 				}
 				printPlan(e.stdout, made)
@@ -132,7 +124,7 @@ func ceremonyApproveCommand() *command {
 	return &command{
 		name:    "approve",
 		summary: "show a ceremony plan and approve it with your officer key",
-		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
 			planFile := fs.String("plan", "", "the ceremony plan (required)")
 			keyFile := fs.String("key", "", "your officer key file, e.g. alice.key (required)")
 			out := fs.String("out", "", "where to write your approval, e.g. alice.approval (required)")
@@ -142,6 +134,7 @@ func ceremonyApproveCommand() *command {
 				if *planFile == "" || *keyFile == "" || *out == "" {
 					return usageErrorf("--plan, --key and --out are required")
 				}
+				e.outputTo(*out)
 				if err := refuseExisting(*out); err != nil {
 					return err
 				}
@@ -183,7 +176,7 @@ func ceremonyApproveCommand() *command {
 				if o == nil {
 					return fmt.Errorf("the key of officer %s (id %s) is not among the officers of this plan; nothing was signed", me.Name, me.ShortID())
 				}
-				if err := writeNewFile(*out, plan.Approve(s, p, now)); err != nil {
+				if err := e.writeNew(0o644, *out, plan.Approve(s, p, now)); err != nil {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "approved by %s (id %s): %s %s, plan digest %x\n", o.Name, o.ShortID(), p.Kind, p.Release, p.Digest())
@@ -199,7 +192,7 @@ func ceremonyShowCommand() *command {
 		name:    "show",
 		summary: "print a ceremony plan, an approval or an officer public key",
 		usage:   "FILE",
-		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
 			return func(ctx context.Context, args []string) error {
 				if len(args) != 1 {
 					return usageErrorf("give exactly one file")

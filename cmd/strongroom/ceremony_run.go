@@ -2,11 +2,12 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/spf13/pflag"
 
 	"github.com/strongroom-kms/strongroom/internal/ceremony"
 	"github.com/strongroom-kms/strongroom/internal/enroll"
@@ -30,12 +31,12 @@ func ceremonyExecCommand(name, summary string, export bool) *command {
 	return &command{
 		name:    name,
 		summary: summary,
-		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
 			var hf hsmFlags
 			hf.register(fs, "the primary")
 			planFile := fs.String("plan", "", "the ceremony plan (required)")
-			var approvals repeatedFlag
-			fs.Var(&approvals, "approval", "an officer's approval file (repeat for each)")
+			var approvals []string
+			fs.StringArrayVar(&approvals, "approval", nil, "an officer's approval file (repeat for each)")
 			out := fs.String("out", "", "directory for the bundles and the transcript (required)")
 			var from *string
 			if export {
@@ -97,7 +98,7 @@ func ceremonyVerifyCommand() *command {
 		name:    "verify",
 		summary: "check bundles and transcripts offline against primary.pub",
 		usage:   "FILE...",
-		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
 			primaryFile := fs.String("primary", "", "the primary's public keys, primary.pub (required)")
 			show := fs.Bool("transcript", false, "also print every transcript entry")
 			return func(ctx context.Context, args []string) error {

@@ -5,13 +5,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/ceremony"
@@ -34,7 +35,7 @@ func devCommand() *command {
 	return &command{
 		name:    "dev",
 		summary: "run the whole system on this machine with no set-up (soft HSMs, a dev ceremony, SQLite, TLS on loopback)",
-		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
 			dir := fs.String("dir", defaultDevDir(e), "the dev directory (created on first start, reused after)")
 			listen := fs.String("listen", "127.0.0.1:8443", "HTTPS address to listen on (loopback)")
 			return noArgs(func(ctx context.Context) error {

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -18,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/escrow"
@@ -36,7 +37,7 @@ func escrowInitCommand() *command {
 	return &command{
 		name:    "init",
 		summary: "create the escrow's signing key in its HSM and write its enrollment request",
-		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
 			var hf hsmFlags
 			hf.register(fs, "the escrow's")
 			name := fs.String("name", "", "the escrow's name, e.g. escrow1 (required)")
@@ -48,6 +49,7 @@ func escrowInitCommand() *command {
 				if err := escrow.ValidName(*name); err != nil {
 					return err
 				}
+				e.outputTo(*out)
 				if err := refuseExisting(*out); err != nil {
 					return err
 				}
@@ -60,7 +62,7 @@ func escrowInitCommand() *command {
 				if err != nil {
 					return err
 				}
-				if err := writeNewFile(*out, data); err != nil {
+				if err := e.writeNew(0o644, *out, data); err != nil {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "created the escrow signing key of %s (%s); enrollment request written to %s\n", *name, h.Info().Backend, *out)
@@ -75,7 +77,7 @@ func escrowEnrollCommand() *command {
 	return &command{
 		name:    "enroll",
 		summary: "check an escrow's enrollment request and sign its certificate with the primary HSM",
-		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
 			var hf hsmFlags
 			hf.register(fs, "the primary")
 			reqFile := fs.String("request", "", "the escrow's enrollment request (required)")
@@ -85,6 +87,7 @@ func escrowEnrollCommand() *command {
 				if *reqFile == "" || *out == "" {
 					return usageErrorf("--request and --out are required")
 				}
+				e.outputTo(*out)
 				if err := refuseExisting(*out); err != nil {
 					return err
 				}
@@ -101,7 +104,7 @@ func escrowEnrollCommand() *command {
 				if err != nil {
 					return err
 				}
-				if err := writeNewFile(*out, certPEM); err != nil {
+				if err := e.writeNew(0o644, *out, certPEM); err != nil {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "certified escrow %s: key %s, valid until %s; written to %s\n",
@@ -127,7 +130,7 @@ func escrowServeCommand() *command {
 	return &command{
 		name:    "serve",
 		summary: "serve a directory of release bundles to the regions over HTTPS, signing each answer",
-		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
 			var hf hsmFlags
 			hf.register(fs, "the escrow's")
 			dir := fs.String("dir", "", "directory of bundle files (*.bundle), read on each request (required)")
@@ -258,7 +261,7 @@ func escrowFetchCommand() *command {
 	return &command{
 		name:    "fetch",
 		summary: "fetch a region's release bundles from the key escrow, checking its signed answer",
-		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
 			var hf hsmFlags
 			hf.register(fs, "the regional")
 			url := fs.String("escrow", "", "the escrow's URL, https://HOST:PORT (required)")

@@ -3,10 +3,11 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/spf13/pflag"
 
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
@@ -20,7 +21,7 @@ type hsmFlags struct {
 	passphraseFile string
 }
 
-func (f *hsmFlags) register(fs *flag.FlagSet, what string) {
+func (f *hsmFlags) register(fs *pflag.FlagSet, what string) {
 	fs.StringVar(&f.uri, "hsm", "", what+" HSM: soft:PATH or an RFC 7512 pkcs11: URI (required)")
 	fs.StringVar(&f.passphraseFile, "passphrase-file", "", "file holding the soft HSM passphrase (default: $STRONGROOM_HSM_PASSPHRASE)")
 }
@@ -88,7 +89,7 @@ func hsmInitCommand() *command {
 	return &command{
 		name:    "init",
 		summary: "create the primary's key pairs (writes primary.pub) or a region's (writes an enrollment request)",
-		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
 			var hf hsmFlags
 			hf.register(fs, "the")
 			role := fs.String("role", "", "primary or regional (required)")
@@ -110,6 +111,7 @@ func hsmInitCommand() *command {
 						return err
 					}
 				}
+				e.outputTo(*out)
 				if err := refuseExisting(*out); err != nil {
 					return err
 				}
@@ -127,7 +129,7 @@ func hsmInitCommand() *command {
 				if err != nil {
 					return err
 				}
-				if err := writeNewFile(*out, data); err != nil {
+				if err := e.writeNew(0o644, *out, data); err != nil {
 					return err
 				}
 				if *role == "primary" {
@@ -146,7 +148,7 @@ func hsmInfoCommand() *command {
 	return &command{
 		name:    "info",
 		summary: "show the HSM, its Strongroom keys and their ids; optionally re-export primary.pub or a request",
-		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
 			var hf hsmFlags
 			hf.register(fs, "the")
 			out := fs.String("out", "", "re-export primary.pub (primary) or an enrollment request (regional) to this file")
@@ -165,6 +167,7 @@ func hsmInfoCommand() *command {
 				if *out == "" {
 					return nil
 				}
+				e.outputTo(*out)
 				if err := refuseExisting(*out); err != nil {
 					return err
 				}
@@ -183,7 +186,7 @@ func hsmInfoCommand() *command {
 				if err != nil {
 					return err
 				}
-				if err := writeNewFile(*out, data); err != nil {
+				if err := e.writeNew(0o644, *out, data); err != nil {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "written to %s\n", *out)

@@ -1,19 +1,27 @@
 // Command strongroom is the one binary of Strongroom, an HSM-rooted,
 // multi-tenant key management service. Run 'strongroom help' for the commands.
+//
+// The command tree is declared as data (command, below) and run by
+// spf13/cobra: cobra parses the flags (GNU style, with pflag), prints help on
+// standard output, suggests commands ("did you mean"), and generates shell
+// completion. What is Strongroom's own is only the convention every command
+// shares: errors in one line with a hint, exit status 2 for a usage error
+// and 1 for a failure, and --output for commands that print data.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // command is one node of the command tree.
@@ -23,7 +31,7 @@ type command struct {
 	usage   string // arguments after the command path
 	// flags declares the command's flags and returns the function that runs
 	// it once they are parsed.
-	flags func(fs *flag.FlagSet, e *env) func(ctx context.Context, args []string) error
+	flags func(fs *pflag.FlagSet, e *env) func(ctx context.Context, args []string) error
 	subs  []*command
 }
 
@@ -33,6 +41,10 @@ type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	now            func() time.Time
+	// output is the --output format: "text" or "json".
+	output string
+	// data is where an output file named "-" goes (outputTo).
+	data io.Writer
 }
 
 // errUsage marks an error in how the command was called (exit status 2).
@@ -54,6 +66,7 @@ func root() *command {
 			escrowCommand(),
 			serverCommand(),
 			devCommand(),
+			statusCommand(),
 			tenantCommand(),
 			tokenCommand(),
 			keyCommand(),
@@ -77,85 +90,70 @@ func main() {
 
 // run executes args and returns the exit status.
 func run(ctx context.Context, e *env, args []string) int {
-	cmd, path, rest := root(), "strongroom", args
-	for len(cmd.subs) > 0 {
-		if len(rest) == 0 || rest[0] == "help" || rest[0] == "-h" || rest[0] == "--help" {
-			printHelp(e.stdout, path, cmd)
-			if len(rest) == 0 {
-				return 2
-			}
-			return 0
+	cli := cobraCommand(root(), e)
+	cli.Version = version
+	cli.SetVersionTemplate(versionLine() + "\n")
+	cli.SilenceErrors, cli.SilenceUsage = true, true
+	cli.SetIn(e.stdin)
+	cli.SetOut(e.stdout)
+	cli.SetErr(e.stderr)
+	cli.SetArgs(args)
+	cli.PersistentFlags().StringVarP(&e.output, "output", "o", "text", "how commands that print data print it: text or json")
+	cli.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErrorf("%v", err) })
+	cli.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if e.output != "text" && e.output != "json" {
+			return usageErrorf("--output must be text or json, not %q", e.output)
 		}
-		next := find(cmd, rest[0])
-		if next == nil {
-			fmt.Fprintf(e.stderr, "strongroom: unknown command %q; run '%s help'\n", strings.TrimSpace(path+" "+rest[0]), path)
-			return 2
-		}
-		cmd, path, rest = next, path+" "+next.name, rest[1:]
+		return nil
 	}
-	fs := flag.NewFlagSet(path, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fn := cmd.flags(fs, e)
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: %s [flags] %s\n\n%s\n\nFlags:\n", path, cmd.usage, cmd.summary)
-		fs.PrintDefaults()
+	cmd, err := cli.ExecuteContextC(ctx)
+	if err == nil {
+		return 0
 	}
-	positional, err := parseInterspersed(fs, rest)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
+	path := "strongroom"
+	if cmd != nil {
+		path = cmd.CommandPath()
+	}
+	fmt.Fprintf(e.stderr, "%s: %v\n", path, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+	if errors.Is(err, errUsage) {
+		fmt.Fprintf(e.stderr, "Run '%s --help' for usage.\n", path)
 		return 2
 	}
-	if err := fn(ctx, positional); err != nil {
-		fmt.Fprintf(e.stderr, "%s: %v\n", path, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
-		if errors.Is(err, errUsage) {
-			fmt.Fprintf(e.stderr, "Run '%s --help' for usage.\n", path)
-			return 2
-		}
-		return 1
-	}
-	return 0
+	return 1
 }
 
-// parseInterspersed parses flags that may come before, between or after
-// positional arguments ("tenant create acme --env production"); "--" ends
-// the flags.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return positional, nil
-		}
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			return append(positional, rest...), nil
-		}
-		positional = append(positional, rest[0])
-		args = rest[1:]
+// cobraCommand turns c and its subcommands into cobra commands.
+func cobraCommand(c *command, e *env) *cobra.Command {
+	cc := &cobra.Command{
+		Use:   strings.TrimSpace(c.name + " " + c.usage),
+		Short: c.summary,
+		// Commands say when they take no arguments themselves, with a
+		// message that tells what they do take.
+		Args:                  cobra.ArbitraryArgs,
+		DisableFlagsInUseLine: true,
 	}
-}
-
-func find(c *command, name string) *command {
+	if c.flags != nil {
+		fn := c.flags(cc.Flags(), e)
+		cc.RunE = func(cmd *cobra.Command, args []string) error { return fn(cmd.Context(), args) }
+		return cc
+	}
 	for _, s := range c.subs {
-		if s.name == name {
-			return s
+		cc.AddCommand(cobraCommand(s, e))
+	}
+	cc.SuggestionsMinimumDistance = 2
+	// A group run alone prints its help; with an unknown word it says so,
+	// with cobra's suggestions.
+	cc.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
 		}
+		msg := fmt.Sprintf("unknown command %q", cmd.CommandPath()+" "+args[0])
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf("; did you mean %q?", cmd.CommandPath()+" "+s[0])
+		}
+		return usageErrorf("%s", msg)
 	}
-	return nil
-}
-
-func printHelp(w io.Writer, path string, c *command) {
-	fmt.Fprintf(w, "%s: %s\n\nUsage: %s <command> [flags]\n\nCommands:\n", path, c.summary, path)
-	subs := append([]*command(nil), c.subs...)
-	sort.Slice(subs, func(i, j int) bool { return subs[i].name < subs[j].name })
-	for _, s := range subs {
-		fmt.Fprintf(w, "  %-10s %s\n", s.name, s.summary)
-	}
-	fmt.Fprintf(w, "\nRun '%s <command> --help' for details.\n", path)
+	return cc
 }
 
 // noArgs wraps a command body that takes no positional arguments.
@@ -171,14 +169,23 @@ func noArgs(fn func(ctx context.Context) error) func(context.Context, []string) 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "devel"
 
+func versionLine() string {
+	return fmt.Sprintf("strongroom %s (PKCS#11 support: %s)", version, pkcs11Support)
+}
+
 func versionCommand() *command {
 	return &command{
 		name:    "version",
 		summary: "print the version and what is built in",
-		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
 			return noArgs(func(context.Context) error {
-				fmt.Fprintf(e.stdout, "strongroom %s (PKCS#11 support: %s)\n", version, pkcs11Support)
-				return nil
+				return e.print(struct {
+					Version string `json:"version"`
+					PKCS11  string `json:"pkcs11"`
+				}{version, pkcs11Support}, func(w io.Writer) error {
+					_, err := fmt.Fprintln(w, versionLine())
+					return err
+				})
 			})
 		},
 	}

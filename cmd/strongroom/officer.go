@@ -2,10 +2,11 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/spf13/pflag"
 
 	"github.com/strongroom-kms/strongroom/internal/officer"
 )
@@ -22,13 +23,16 @@ func officerNewCommand() *command {
 	return &command{
 		name:    "new",
 		summary: "make a crypto officer's Ed25519 key pair: a passphrase-sealed key file and a public key file",
-		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
 			name := fs.String("name", "", "the officer's name, e.g. alice (required)")
 			out := fs.String("out", "", "the private key file to write, e.g. alice.key; the public key goes next to it as alice.pub (required)")
 			passFile := fs.String("passphrase-file", "", "file holding the passphrase that seals the key (default: $STRONGROOM_OFFICER_PASSPHRASE)")
 			return noArgs(func(ctx context.Context) error {
 				if *name == "" || *out == "" {
 					return usageErrorf("--name and --out are required")
+				}
+				if *out == "-" {
+					return usageErrorf("--out names the private key file (the public key goes next to it): it cannot be standard output")
 				}
 				if err := officer.ValidName(*name); err != nil {
 					return err

@@ -3,13 +3,14 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 )
@@ -26,7 +27,7 @@ func regionEnrollCommand() *command {
 	return &command{
 		name:    "enroll",
 		summary: "check a region's enrollment request and sign its certificate with the primary HSM",
-		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
 			var hf hsmFlags
 			hf.register(fs, "the primary")
 			reqFile := fs.String("request", "", "the region's enrollment request (required)")
@@ -37,6 +38,7 @@ func regionEnrollCommand() *command {
 				if *reqFile == "" || *out == "" {
 					return usageErrorf("--request and --out are required")
 				}
+				e.outputTo(*out)
 				if err := refuseExisting(*out); err != nil {
 					return err
 				}
@@ -55,7 +57,7 @@ func regionEnrollCommand() *command {
 				if err != nil {
 					return err
 				}
-				if err := writeNewFile(*out, certPEM); err != nil {
+				if err := e.writeNew(0o644, *out, certPEM); err != nil {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "certified region %s: key %s, OAEP %s, valid until %s; written to %s\n",
@@ -71,7 +73,7 @@ func regionVerifyCommand() *command {
 		name:    "verify",
 		summary: "check region certificates against primary.pub",
 		usage:   "CERT...",
-		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
 			primaryFile := fs.String("primary", "", "the primary's public keys, primary.pub (required)")
 			return func(ctx context.Context, args []string) error {
 				if *primaryFile == "" || len(args) == 0 {
@@ -119,8 +121,12 @@ func hashNames(c *enroll.Certificate) string {
 	return strings.Join(s, ",")
 }
 
-// refuseExisting refuses to overwrite an output file.
+// refuseExisting refuses to overwrite an output file ("-" is standard
+// output, never refused).
 func refuseExisting(path string) error {
+	if path == "-" {
+		return nil
+	}
 	if _, err := os.Lstat(path); err == nil {
 		return fmt.Errorf("%s already exists; refusing to overwrite it (move it away first)", path)
 	} else if !errors.Is(err, fs.ErrNotExist) {

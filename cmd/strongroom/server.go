@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/auditlog"
@@ -32,7 +33,7 @@ func serverCommand() *command {
 	return &command{
 		name:    "server",
 		summary: "run a regional key server (or, with --init, create its database and first operator token)",
-		flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
 			cfgFile := fs.String("config", "", "the configuration file (required)")
 			initOut := fs.String("init", "", "initialize instead of serving: create the schema and write the first operator token to this file (mode 0600)")
 			return noArgs(func(ctx context.Context) error {
@@ -46,6 +47,7 @@ func serverCommand() *command {
 				if *initOut == "" {
 					return runServer(ctx, e, cfg, nil)
 				}
+				e.outputTo(*initOut)
 				if err := refuseExisting(*initOut); err != nil {
 					return err
 				}
@@ -58,7 +60,7 @@ func serverCommand() *command {
 				if err != nil {
 					return err
 				}
-				if err := writeNewFileMode(0o600, *initOut, []byte(secret+"\n")); err != nil {
+				if err := e.writeNew(0o600, *initOut, []byte(secret+"\n")); err != nil {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "database ready; the first operator token is in %s (keep it secret)\n", *initOut)
