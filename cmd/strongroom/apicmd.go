@@ -110,8 +110,10 @@ func tenantCommand() *command {
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(e.stdout, "created tenant %s (%s), id %s\n", t.Name, t.Env, t.ID)
-					return nil
+					return e.print(t, func(w io.Writer) error {
+						_, err := fmt.Fprintf(w, "created tenant %s (%s), id %s\n", t.Name, t.Env, t.ID)
+						return err
+					})
 				}
 			}),
 			apiCommand("list", "list tenants", "", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
@@ -120,12 +122,14 @@ func tenantCommand() *command {
 					if err != nil {
 						return err
 					}
-					w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(w, "NAME\tENV\tID\tCREATED")
-					for _, t := range ts {
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", t.Name, t.Env, t.ID, t.Created.Format(time.RFC3339))
-					}
-					return w.Flush()
+					return e.print(api.TenantList{Tenants: ts}, func(out io.Writer) error {
+						w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+						fmt.Fprintln(w, "NAME\tENV\tID\tCREATED")
+						for _, t := range ts {
+							fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", t.Name, t.Env, t.ID, t.Created.Format(time.RFC3339))
+						}
+						return w.Flush()
+					})
 				}
 			}),
 			tenantSetCommand(),
@@ -169,12 +173,14 @@ func tokenCommand() *command {
 						fmt.Fprintln(e.stdout, tok.Secret)
 						return nil
 					}
-					scope := "all tenants"
-					if tok.Tenant != "" {
-						scope = "tenant " + tok.Tenant
-					}
-					fmt.Fprintf(e.stdout, "created %s token %s for %s; it is shown only now:\n%s\n", tok.Role, tok.ID, scope, tok.Secret)
-					return nil
+					return e.print(tok, func(w io.Writer) error {
+						scope := "all tenants"
+						if tok.Tenant != "" {
+							scope = "tenant " + tok.Tenant
+						}
+						_, err := fmt.Fprintf(w, "created %s token %s for %s; it is shown only now:\n%s\n", tok.Role, tok.ID, scope, tok.Secret)
+						return err
+					})
 				}
 			}),
 		},
@@ -197,8 +203,10 @@ func keyCommand() *command {
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(e.stdout, "%s/%s/%d %s (release %s)\n", *tenant, k.Type, k.Version, k.State, k.Release)
-					return nil
+					return e.print(k, func(w io.Writer) error {
+						_, err := fmt.Fprintf(w, "%s/%s/%d %s (release %s)\n", *tenant, k.Type, k.Version, k.State, k.Release)
+						return err
+					})
 				}
 			}),
 			apiCommand("list", "list a tenant's keys", "", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
@@ -212,12 +220,14 @@ func keyCommand() *command {
 					if err != nil {
 						return err
 					}
-					w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(w, "TYPE\tVERSION\tSTATE\tSOURCE\tDERIVATION\tRELEASE\tCREATED")
-					for _, k := range keys {
-						fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", k.Type, k.Version, k.State, k.Source, k.Derivation, k.Release, k.Created.Format(time.RFC3339))
-					}
-					return w.Flush()
+					return e.print(api.KeyList{Keys: keys}, func(out io.Writer) error {
+						w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+						fmt.Fprintln(w, "TYPE\tVERSION\tSTATE\tSOURCE\tDERIVATION\tRELEASE\tCREATED")
+						for _, k := range keys {
+							fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", k.Type, k.Version, k.State, k.Source, k.Derivation, k.Release, k.Created.Format(time.RFC3339))
+						}
+						return w.Flush()
+					})
 				}
 			}),
 			apiCommand("destroy", "destroy a key version for good: data under it can no longer be decrypted", "", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
@@ -237,8 +247,10 @@ func keyCommand() *command {
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(e.stdout, "destroyed %s/%s/%d\n", *tenant, k.Type, k.Version)
-					return nil
+					return e.print(k, func(w io.Writer) error {
+						_, err := fmt.Fprintf(w, "destroyed %s/%s/%d\n", *tenant, k.Type, k.Version)
+						return err
+					})
 				}
 			}),
 		}, byokCommands()...),
@@ -337,10 +349,12 @@ func releaseCommand() *command {
 					if err != nil {
 						return err
 					}
-					for _, r := range rs {
-						fmt.Fprintf(e.stdout, "%s\t%d iterations\tcreated %s\n", r.ID, r.Iterations, r.Created.Format(time.RFC3339))
-					}
-					return nil
+					return e.print(api.ReleaseList{Releases: rs}, func(w io.Writer) error {
+						for _, r := range rs {
+							fmt.Fprintf(w, "%s\t%d iterations\tcreated %s\n", r.ID, r.Iterations, r.Created.Format(time.RFC3339))
+						}
+						return nil
+					})
 				}
 			}),
 		},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -102,8 +103,10 @@ func byokCommands() []*command {
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(e.stdout, "upload certificate %s is %s until %s\n", uc.ID, uc.State, uc.NotAfter.Format(time.RFC3339))
-					return nil
+					return e.print(uc, func(w io.Writer) error {
+						_, err := fmt.Fprintf(w, "upload certificate %s is %s until %s\n", uc.ID, uc.State, uc.NotAfter.Format(time.RFC3339))
+						return err
+					})
 				}
 			}),
 		apiCommand("upload-certs", "list a tenant's upload certificates", "",
@@ -117,16 +120,18 @@ func byokCommands() []*command {
 					if err != nil {
 						return err
 					}
-					w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(w, "ID\tSTATE\tNOT AFTER\tCREATED\tSHA-256 FINGERPRINT")
-					for _, uc := range cs {
-						na := "-"
-						if uc.NotAfter != nil {
-							na = uc.NotAfter.Format(time.RFC3339)
+					return e.print(api.UploadCertList{Certificates: cs}, func(out io.Writer) error {
+						w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+						fmt.Fprintln(w, "ID\tSTATE\tNOT AFTER\tCREATED\tSHA-256 FINGERPRINT")
+						for _, uc := range cs {
+							na := "-"
+							if uc.NotAfter != nil {
+								na = uc.NotAfter.Format(time.RFC3339)
+							}
+							fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", uc.ID, uc.State, na, uc.Created.Format(time.RFC3339), dash(uc.Fingerprint))
 						}
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", uc.ID, uc.State, na, uc.Created.Format(time.RFC3339), dash(uc.Fingerprint))
-					}
-					return w.Flush()
+						return w.Flush()
+					})
 				}
 			}),
 		apiCommand("retire-cert", "retire an upload certificate: uploads to it are refused from now on", "",
@@ -141,8 +146,10 @@ func byokCommands() []*command {
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(e.stdout, "upload certificate %s is %s\n", uc.ID, uc.State)
-					return nil
+					return e.print(uc, func(w io.Writer) error {
+						_, err := fmt.Fprintf(w, "upload certificate %s is %s\n", uc.ID, uc.State)
+						return err
+					})
 				}
 			}),
 		apiCommand("upload", "upload your own key material, encrypted with RSA-OAEP to an upload certificate (see docs/byok.md)", "",
@@ -167,9 +174,11 @@ func byokCommands() []*command {
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(e.stdout, "%s/%s/%d %s (source %s, derivation %s, release %s)\n",
-						*tenant, k.Type, k.Version, k.State, k.Source, k.Derivation, k.Release)
-					return nil
+					return e.print(k, func(w io.Writer) error {
+						_, err := fmt.Fprintf(w, "%s/%s/%d %s (source %s, derivation %s, release %s)\n",
+							*tenant, k.Type, k.Version, k.State, k.Source, k.Derivation, k.Release)
+						return err
+					})
 				}
 			}),
 		apiCommand("export", "write an encrypted backup file of a key version", "",
@@ -222,8 +231,10 @@ func byokCommands() []*command {
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(e.stdout, "imported %s/%s/%d: %s\n", *tenant, k.Type, k.Version, k.State)
-					return nil
+					return e.print(k, func(w io.Writer) error {
+						_, err := fmt.Fprintf(w, "imported %s/%s/%d: %s\n", *tenant, k.Type, k.Version, k.State)
+						return err
+					})
 				}
 			}),
 	}

@@ -37,9 +37,15 @@ func devCommand() *command {
 		summary: "run the whole system on this machine with no set-up (soft HSMs, a dev ceremony, SQLite, TLS on loopback)",
 		flags: func(fs *pflag.FlagSet, e *env) func(context.Context, []string) error {
 			dir := fs.String("dir", defaultDevDir(e), "the dev directory (created on first start, reused after)")
-			listen := fs.String("listen", "127.0.0.1:8443", "HTTPS address to listen on (loopback)")
+			listen := fs.String("listen", "127.0.0.1:8443", "HTTPS address to listen on (loopback only)")
+			realLimits := fs.Bool("real-limits", false, "keep the production rotation limits (a new key per type every 24 h, 4 h for sandboxes) instead of dev's 10 s")
 			return noArgs(func(ctx context.Context) error {
-				return runDev(ctx, e, *dir, *listen, nil)
+				if err := checkLoopback(*listen); err != nil {
+					return err
+				}
+				ctx, stop := stopWhenOrphaned(ctx)
+				defer stop()
+				return runDev(ctx, e, devOptions{dir: *dir, listen: *listen, realLimits: *realLimits}, nil)
 			})
 		},
 	}
@@ -52,8 +58,28 @@ func defaultDevDir(e *env) string {
 	return "strongroom-dev"
 }
 
+// devRotation is the dev environment's minimum interval between new keys of
+// a type, for every environment and type (unless --real-limits), so that
+// rotation can be tried at once.
+const devRotation = 10 * time.Second
+
+// devOptions are the flags of 'strongroom dev'.
+type devOptions struct {
+	dir, listen string
+	realLimits  bool
+}
+
 // runDev sets the dev directory up if needed, then serves until ctx ends.
-func runDev(ctx context.Context, e *env, dir, listen string, ready chan<- string) error {
+func runDev(ctx context.Context, e *env, o devOptions, ready chan<- string) error {
+	dir := o.dir
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return err
+	}
+	unlock, err := lockDev(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	cfgPath := filepath.Join(dir, "strongroom.yaml")
 	fresh := false
 	if _, err := os.Stat(cfgPath); errors.Is(err, fs.ErrNotExist) {
@@ -71,7 +97,14 @@ func runDev(ctx context.Context, e *env, dir, listen string, ready chan<- string
 	if err != nil {
 		return err
 	}
-	cfg.Listen = listen
+	cfg.Listen = o.listen
+	if !o.realLimits {
+		devLimits(cfg)
+	}
+	tenants, err := devTenants(ctx, cfg)
+	if err != nil {
+		return err
+	}
 	tokenFile := filepath.Join(dir, "operator.token")
 	tok, err := os.ReadFile(tokenFile)
 	if err != nil {
@@ -94,11 +127,12 @@ func runDev(ctx context.Context, e *env, dir, listen string, ready chan<- string
 	case addr := <-started:
 		ca := filepath.Join(dir, "ca.pem")
 		envFile := filepath.Join(dir, "env")
-		exports := fmt.Sprintf("export STRONGROOM_ADDR=https://%s\nexport STRONGROOM_TOKEN=%s\nexport STRONGROOM_CA=%s\n", addr, token, ca)
+		exports := fmt.Sprintf("export STRONGROOM_ADDR=https://%s\nexport STRONGROOM_TOKEN=%s\nexport STRONGROOM_CA=%s\nexport STRONGROOM_CONFIG=%s\n",
+			addr, token, ca, cfgPath)
 		if err := os.WriteFile(envFile, []byte(exports), 0o600); err != nil {
 			return err
 		}
-		printTour(e, addr, token, ca, envFile, fresh)
+		printTour(e, tour{addr: addr, token: token, ca: ca, envFile: envFile, fresh: fresh, realLimits: o.realLimits, tenants: tenants})
 		if ready != nil {
 			ready <- addr
 		}
@@ -106,23 +140,72 @@ func runDev(ctx context.Context, e *env, dir, listen string, ready chan<- string
 	return <-errc
 }
 
-func printTour(e *env, addr, token, ca, envFile string, fresh bool) {
+// devLimits shortens every rotation limit to devRotation.
+func devLimits(cfg *config.Config) {
+	short := map[string]config.Duration{}
+	for _, t := range config.KeyTypes {
+		short[t] = config.Duration(devRotation)
+	}
+	cfg.Rotation.Production, cfg.Rotation.Developer, cfg.Rotation.Sandbox = short, short, short
+}
+
+// devTenants names the tenants the dev environment already has.
+func devTenants(ctx context.Context, cfg *config.Config) ([]string, error) {
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	ts, err := st.Tenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, t := range ts {
+		names = append(names, t.Name)
+	}
+	return names, nil
+}
+
+// tour is what the dev banner tells.
+type tour struct {
+	addr, token, ca, envFile string
+	fresh, realLimits        bool
+	tenants                  []string // the tenants there already are
+}
+
+func printTour(e *env, t tour) {
 	w := e.stdout
-	fmt.Fprintf(w, "\nStrongroom dev is running at https://%s (region %s, release %s)\n", addr, devRegion, devRelease)
-	fmt.Fprintf(w, "  operator token: %s\n", token)
-	fmt.Fprintf(w, "  CA certificate: %s\n", ca)
+	fmt.Fprintf(w, "\nStrongroom dev is running at https://%s (region %s, release %s)\n", t.addr, devRegion, devRelease)
+	fmt.Fprintf(w, "  operator token: %s\n", t.token)
+	fmt.Fprintf(w, "  CA certificate: %s\n", t.ca)
+	if t.realLimits {
+		fmt.Fprintf(w, "  rotation:       production limits (a new key per type every 24 h; 4 h for sandboxes)\n")
+	} else {
+		fmt.Fprintf(w, "  rotation:       a new key per type every %s (dev only; production: every 24 h, 4 h for sandboxes; --real-limits keeps those)\n", devRotation)
+	}
 	fmt.Fprintf(w, "\nIn another shell:\n\n")
-	fmt.Fprintf(w, "  . %s                                      # STRONGROOM_ADDR, STRONGROOM_TOKEN, STRONGROOM_CA\n", envFile)
-	fmt.Fprintf(w, "  strongroom tenant create acme --env production\n")
-	fmt.Fprintf(w, "  strongroom key generate --tenant acme --type data\n")
-	fmt.Fprintf(w, "  strongroom key list --tenant acme\n")
-	fmt.Fprintf(w, "  export STRONGROOM_TOKEN=$(strongroom token create --role app --tenant acme --quiet)\n")
-	fmt.Fprintf(w, "  echo 'card 4111 1111 1111 1111' | strongroom encrypt --tenant acme --context field=card > card.enc\n")
-	fmt.Fprintf(w, "  strongroom decrypt --tenant acme --context field=card < card.enc\n")
-	fmt.Fprintf(w, "\nBring your own key: docs/byok.md. The audit log: strongroom audit verify --config %s\n",
-		filepath.Join(filepath.Dir(envFile), "strongroom.yaml"))
-	if fresh {
-		fmt.Fprintf(w, "\nThe dev ceremony's files (plan, approvals, bundles, transcript) are in %s.\n", filepath.Dir(envFile))
+	fmt.Fprintf(w, "  . %s    # STRONGROOM_ADDR, STRONGROOM_TOKEN, STRONGROOM_CA, STRONGROOM_CONFIG\n", t.envFile)
+	fmt.Fprintf(w, "  strongroom status\n")
+	name := "acme"
+	if len(t.tenants) > 0 {
+		name = t.tenants[0]
+		fmt.Fprintf(w, "  strongroom tenant list\n")
+	} else {
+		fmt.Fprintf(w, "  strongroom tenant create acme --env production\n")
+	}
+	// On a restart under production limits, a new key may not be allowed
+	// yet: the tour then starts with what always works.
+	if len(t.tenants) == 0 || !t.realLimits {
+		fmt.Fprintf(w, "  strongroom key generate --tenant %s --type data\n", name)
+	}
+	fmt.Fprintf(w, "  strongroom key list --tenant %s\n", name)
+	fmt.Fprintf(w, "  export STRONGROOM_TOKEN=$(strongroom token create --role app --tenant %s --quiet)\n", name)
+	fmt.Fprintf(w, "  echo 'card 4111 1111 1111 1111' | strongroom encrypt --tenant %s --context field=card > card.enc\n", name)
+	fmt.Fprintf(w, "  strongroom decrypt --tenant %s --context field=card < card.enc\n", name)
+	fmt.Fprintf(w, "\nBring your own key: docs/byok.md. The audit log: strongroom audit verify\n")
+	if t.fresh {
+		fmt.Fprintf(w, "\nThe dev ceremony's files (plan, approvals, bundles, transcript) are in %s.\n", filepath.Dir(t.envFile))
 	}
 	fmt.Fprintf(w, "Stop with Ctrl-C; 'strongroom dev' again reuses everything.\n")
 }

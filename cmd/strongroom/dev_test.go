@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -46,4 +47,34 @@ func cmdSetenvFile(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: setenv-file VAR FILE")
 	}
 	ts.Setenv(args[0], strings.TrimSpace(ts.ReadFile(args[1])))
+}
+
+// waitgone ADDR waits up to 30 seconds until nothing listens at ADDR (TCP)
+// any more.
+func cmdWaitGone(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitgone ADDR")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", args[0], time.Second)
+		if err != nil {
+			return
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			ts.Fatalf("something still listens at %s after 30s", args[0])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// sleep DURATION waits that long (a Go duration, e.g. 10s).
+func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sleep DURATION")
+	}
+	d, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	time.Sleep(d)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -163,11 +164,10 @@ func hsmInfoCommand() *command {
 				if err != nil {
 					return err
 				}
-				printInfo(e, h.Info(), st)
-				if *out == "" {
-					return nil
-				}
 				e.outputTo(*out)
+				if err := printInfo(e, h.Info(), st); err != nil || *out == "" {
+					return err
+				}
 				if err := refuseExisting(*out); err != nil {
 					return err
 				}
@@ -196,34 +196,59 @@ func hsmInfoCommand() *command {
 	}
 }
 
-func printInfo(e *env, info hsm.Info, st enroll.State) {
-	w := e.stdout
-	fmt.Fprintf(w, "backend:      %s\n", info.Backend)
-	fmt.Fprintf(w, "token:        %s\n", info.Token)
-	fmt.Fprintf(w, "description:  %s\n", info.Description)
-	var hs []string
+// hsmInfo is what 'strongroom hsm info' shows.
+type hsmInfo struct {
+	Backend     string       `json:"backend"`
+	Token       string       `json:"token"`
+	Description string       `json:"description"`
+	OAEPHashes  []string     `json:"oaep_hashes"`
+	Role        string       `json:"role"` // "primary", "regional" or "" (not initialized)
+	Keys        []hsmKeyInfo `json:"keys"`
+}
+
+type hsmKeyInfo struct {
+	Label string `json:"label"`
+	ID    string `json:"id"`
+	Use   string `json:"use,omitempty"`
+}
+
+func printInfo(e *env, info hsm.Info, st enroll.State) error {
+	out := hsmInfo{Backend: info.Backend, Token: info.Token, Description: info.Description, Role: st.Role(),
+		OAEPHashes: []string{}, Keys: []hsmKeyInfo{}}
 	for _, h := range info.OAEPHashes {
-		hs = append(hs, h.String())
+		out.OAEPHashes = append(out.OAEPHashes, h.String())
 	}
-	fmt.Fprintf(w, "RSA-OAEP:     %s\n", strings.Join(hs, ", "))
-	role := st.Role()
-	if role == "" {
-		role = "not initialized (run 'strongroom hsm init')"
-	}
-	fmt.Fprintf(w, "role:         %s\n", role)
-	key := func(label string, pub any, note string) {
-		id, err := sign.KeyIDOf(pub)
-		if err == nil {
-			fmt.Fprintf(w, "key:          %s  id %s%s\n", label, id, note)
+	key := func(label string, pub any, use string) {
+		if id, err := sign.KeyIDOf(pub); err == nil {
+			out.Keys = append(out.Keys, hsmKeyInfo{Label: label, ID: id.String(), Use: use})
 		}
 	}
 	if st.PrimaryEncryption != nil {
-		key(enroll.LabelPrimaryEncryption, st.PrimaryEncryption.Public(), "  "+st.PrimaryEncryption.Use().String())
+		key(enroll.LabelPrimaryEncryption, st.PrimaryEncryption.Public(), st.PrimaryEncryption.Use().String())
 	}
 	if st.PrimarySigning != nil {
 		key(enroll.LabelPrimarySigning, st.PrimarySigning.Public(), "")
 	}
 	if st.RegionEncryption != nil {
-		key(enroll.LabelRegionEncryption, st.RegionEncryption.Public(), "  "+st.RegionEncryption.Use().String())
+		key(enroll.LabelRegionEncryption, st.RegionEncryption.Public(), st.RegionEncryption.Use().String())
 	}
+	return e.print(out, func(w io.Writer) error {
+		fmt.Fprintf(w, "backend:      %s\n", out.Backend)
+		fmt.Fprintf(w, "token:        %s\n", out.Token)
+		fmt.Fprintf(w, "description:  %s\n", out.Description)
+		fmt.Fprintf(w, "RSA-OAEP:     %s\n", strings.Join(out.OAEPHashes, ", "))
+		role := out.Role
+		if role == "" {
+			role = "not initialized (run 'strongroom hsm init')"
+		}
+		fmt.Fprintf(w, "role:         %s\n", role)
+		for _, k := range out.Keys {
+			note := ""
+			if k.Use != "" {
+				note = "  " + k.Use
+			}
+			fmt.Fprintf(w, "key:          %s  id %s%s\n", k.Label, k.ID, note)
+		}
+		return nil
+	})
 }

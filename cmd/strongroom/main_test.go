@@ -50,7 +50,7 @@ func TestScripts(t *testing.T) {
 			"corrupt":  cmdCorrupt,
 			"tlscert":  cmdTLSCert,
 			"freeport": cmdFreePort, "waitfor": cmdWaitFor, "fakebundle": cmdFakeBundle,
-			"devenv": cmdDevEnv, "setenv-file": cmdSetenvFile,
+			"devenv": cmdDevEnv, "setenv-file": cmdSetenvFile, "waitgone": cmdWaitGone, "sleep": cmdSleep,
 			"sha256": cmdSHA256, "opendata": cmdOpenData,
 		},
 	})
