@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -75,17 +79,67 @@ func apiCommand(name, summary, usage string, setup func(fs *pflag.FlagSet, e *en
 	}
 }
 
-// explain adds what to do to the API errors people meet most.
+// explain makes an API error read as the command line's: the answer's code
+// and message without the HTTP framing, and what to do for the errors people
+// meet most. The *client.Error stays reachable with errors.As.
 func explain(err error) error {
 	var ae *client.Error
-	if !errors.As(err, &ae) {
-		return err
-	}
-	if ae.Code == api.CodeUnauthenticated {
-		return fmt.Errorf("%w (check STRONGROOM_TOKEN)", err)
+	var ua x509.UnknownAuthorityError
+	var cv *tls.CertificateVerificationError
+	var dns *net.DNSError
+	var ne net.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ae):
+		return &apiError{ae: ae, hint: hintFor(ae.Code)}
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return errors.New("cannot reach the server: connection refused (is it running? check STRONGROOM_ADDR or --addr)")
+	case errors.As(err, &dns):
+		return fmt.Errorf("cannot reach the server: no address for %s (check STRONGROOM_ADDR or --addr)", dns.Name)
+	case errors.As(err, &ua), errors.As(err, &cv):
+		return errors.New("the server's TLS certificate is not trusted: set STRONGROOM_CA or --ca to its CA certificate")
+	case errors.As(err, &ne) && ne.Timeout():
+		return errors.New("the server did not answer in time")
 	}
 	return err
 }
+
+// hintFor is what to do about an error code, or "".
+func hintFor(code string) string {
+	switch code {
+	case api.CodeUnauthenticated:
+		return "check STRONGROOM_TOKEN, --token or --token-file"
+	case api.CodeDecrypt:
+		return "decrypt needs exactly the --context the data was encrypted with, and the same tenant"
+	}
+	return ""
+}
+
+// apiError is an API error as the command line prints it.
+type apiError struct {
+	ae   *client.Error
+	hint string
+}
+
+func (e *apiError) Error() string {
+	s := e.ae.Message
+	if s == "" {
+		s = fmt.Sprintf("the server answered HTTP %d", e.ae.Status)
+	}
+	if e.ae.Code != "" {
+		s = e.ae.Code + ": " + s
+	}
+	if e.ae.NextAllowed != nil {
+		s += " (next allowed at " + e.ae.NextAllowed.UTC().Format(time.RFC3339) + ")"
+	}
+	if e.hint != "" {
+		s += "; " + e.hint
+	}
+	return s
+}
+
+func (e *apiError) Unwrap() error { return e.ae }
 
 func requireOne(args []string, what string) (string, error) {
 	if len(args) != 1 {
@@ -311,7 +365,7 @@ func dataCommand(name string) *command {
 				out, itemErr = res[0].Plaintext, res[0].Error
 			}
 			if itemErr != nil {
-				return fmt.Errorf("%s: %s", itemErr.Code, itemErr.Message)
+				return explain(&client.Error{Status: 200, Code: itemErr.Code, Message: itemErr.Message})
 			}
 			_, err = e.stdout.Write(out)
 			return err
