@@ -17,11 +17,16 @@ package docs
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"encoding/hex"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/strongroom-kms/strongroom/internal/secret"
 )
 
 // Example is one known-answer example of a document.
@@ -153,4 +158,29 @@ func (e *Example) Uint(name string) uint64 {
 		e.t.Fatalf("docs: %s: field %s: %v", e.where, name, err)
 	}
 	return n
+}
+
+// Key returns a field written in hex as a 32-byte key.
+func (e *Example) Key(name string) secret.Key {
+	e.t.Helper()
+	k, err := secret.New(e.Hex(name))
+	if err != nil {
+		e.t.Fatalf("docs: %s: field %s: %v", e.where, name, err)
+	}
+	return k
+}
+
+// GCM is AES-256-GCM with a given nonce, as the examples of formats with
+// random nonces are made: nonce || ciphertext || tag.
+func GCM(t testing.TB, key, nonce, plaintext, aad []byte) []byte {
+	t.Helper()
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := cipher.NewGCM(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g.Seal(bytes.Clone(nonce), nonce, plaintext, aad)
 }

@@ -2,15 +2,12 @@ package envelope
 
 import (
 	"bytes"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ecdh"
 	"crypto/hpke"
 	"encoding/json"
 	"testing"
 
 	"github.com/strongroom-kms/strongroom/internal/docs"
-	"github.com/strongroom-kms/strongroom/internal/secret"
 )
 
 const dataplaneDoc = "../../docs/dataplane.md"
@@ -20,7 +17,7 @@ const dataplaneDoc = "../../docs/dataplane.md"
 // inputs (its nonce given), and opens the page's ciphertext with Open.
 func TestDocEnvelope(t *testing.T) {
 	ex := docs.KAT(t, dataplaneDoc, "envelope")
-	dek := docKey(t, ex.Hex("dek"))
+	dek := ex.Key("dek")
 	h := Header{Tenant: ex.Text("tenant"), Type: ex.Text("type"), Version: uint32(ex.Uint("version"))}
 	var context map[string]string
 	if err := json.Unmarshal([]byte(ex.Raw("context")), &context); err != nil {
@@ -44,7 +41,7 @@ func TestDocEnvelope(t *testing.T) {
 	}
 	nonce := ex.Hex("nonce")
 	want := ex.Hex("ciphertext")
-	if got := append(bytes.Clone(hb), gcmSeal(t, dek.Bytes(), nonce, plaintext, a)...); !bytes.Equal(got, want) {
+	if got := append(bytes.Clone(hb), docs.GCM(t, dek.Bytes(), nonce, plaintext, a)...); !bytes.Equal(got, want) {
 		t.Errorf("ciphertext = %x, want %x", got, want)
 	}
 	if got := h.Overhead(); got != len(want)-len(plaintext) {
@@ -85,26 +82,4 @@ func TestDocDelivery(t *testing.T) {
 	if want := ex.Hex("dek"); !bytes.Equal(dek.Bytes(), want) {
 		t.Errorf("OpenDEK() = %x, want %x", dek.Bytes(), want)
 	}
-}
-
-func gcmSeal(t *testing.T, key, nonce, plaintext, aad []byte) []byte {
-	t.Helper()
-	b, err := aes.NewCipher(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := cipher.NewGCM(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append(bytes.Clone(nonce), g.Seal(nil, nonce, plaintext, aad)...)
-}
-
-func docKey(t *testing.T, b []byte) secret.Key {
-	t.Helper()
-	k, err := secret.New(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
 }
