@@ -18,8 +18,12 @@ package docs
 import (
 	"bufio"
 	"bytes"
+	"crypto"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"io"
 	"encoding/hex"
 	"os"
 	"strconv"
@@ -183,4 +187,24 @@ func GCM(t testing.TB, key, nonce, plaintext, aad []byte) []byte {
 		t.Fatal(err)
 	}
 	return g.Seal(bytes.Clone(nonce), nonce, plaintext, aad)
+}
+
+// P384 returns the ECDSA P-384 key whose private scalar a field gives in
+// hex, as a signer that signs deterministically (RFC 6979), so that an
+// example's signatures can be made again byte for byte.
+func (e *Example) P384(name string) crypto.Signer {
+	e.t.Helper()
+	k, err := ecdsa.ParseRawPrivateKey(elliptic.P384(), e.Hex(name))
+	if err != nil {
+		e.t.Fatalf("docs: %s: field %s: %v", e.where, name, err)
+	}
+	return deterministic{k}
+}
+
+type deterministic struct{ k *ecdsa.PrivateKey }
+
+func (d deterministic) Public() crypto.PublicKey { return d.k.Public() }
+
+func (d deterministic) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	return d.k.Sign(nil, digest, opts)
 }
