@@ -22,7 +22,7 @@ const LabelSigning = "strongroom-audit-signing"
 // Checkpoint is a signed statement of a log's state: the Merkle root and the
 // chain head of its first Size entries.
 type Checkpoint struct {
-	// Origin names the log, e.g. "strongroom/eu1/audit": printable ASCII
+	// Origin names the log, e.g. "strongroom/eu1" (auditlog.Origin): printable ASCII
 	// without spaces, 1 to 128 bytes.
 	Origin string
 	Size   uint64
@@ -64,7 +64,7 @@ var originRE = regexp.MustCompile(`^[\x21-\x7e]{1,128}$`)
 
 func validOrigin(o string) error {
 	if !originRE.MatchString(o) {
-		return fmt.Errorf("audit: log origin %.40q is not 1 to 128 bytes of printable ASCII without spaces (e.g. strongroom/eu1/audit)", o)
+		return fmt.Errorf("audit: log origin %.40q is not 1 to 128 bytes of printable ASCII without spaces (e.g. strongroom/eu1)", o)
 	}
 	return nil
 }

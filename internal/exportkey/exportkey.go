@@ -152,6 +152,11 @@ func (s *Service) Fingerprint(ctx context.Context, rec *audit.Entry, tenantID st
 		return nil, err
 	}
 	defer ek.Destroy()
+	return fingerprint(ek, tenantID, ts)
+}
+
+// fingerprint is Fingerprint under the export key ek.
+func fingerprint(ek secret.Key, tenantID string, ts secret.Key) ([]byte, error) {
 	fk, err := primitive.HKDF(ek.Bytes(), []byte(tenantID), []byte(fingerprintInfo), 32)
 	if err != nil {
 		return nil, fmt.Errorf("exportkey: the fingerprint key: %w", err)

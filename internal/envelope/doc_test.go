@@ -1,0 +1,85 @@
+package envelope
+
+import (
+	"bytes"
+	"crypto/ecdh"
+	"crypto/hpke"
+	"encoding/json"
+	"testing"
+
+	"github.com/strongroom-kms/strongroom/internal/docs"
+)
+
+const dataplaneDoc = "../../docs/dataplane.md"
+
+// TestDocEnvelope recomputes the worked example of docs/dataplane.md: the
+// header, the associated data and the whole ciphertext from the page's
+// inputs (its nonce given), and opens the page's ciphertext with Open.
+func TestDocEnvelope(t *testing.T) {
+	ex := docs.KAT(t, dataplaneDoc, "envelope")
+	dek := ex.Key("dek")
+	h := Header{Tenant: ex.Text("tenant"), Type: ex.Text("type"), Version: uint32(ex.Uint("version"))}
+	var context map[string]string
+	if err := json.Unmarshal([]byte(ex.Raw("context")), &context); err != nil {
+		t.Fatalf("context: %v", err)
+	}
+	plaintext := []byte(ex.Text("plaintext"))
+	hb, err := h.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := ex.Hex("header"); !bytes.Equal(hb, want) {
+		t.Errorf("Header.Marshal() = %x, want %x", hb, want)
+	}
+	c, err := canonical(context)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := aad(hb, c)
+	if want := ex.Hex("aad"); !bytes.Equal(a, want) {
+		t.Errorf("aad = %x, want %x", a, want)
+	}
+	nonce := ex.Hex("nonce")
+	want := ex.Hex("ciphertext")
+	if got := append(bytes.Clone(hb), docs.GCM(t, dek.Bytes(), nonce, plaintext, a)...); !bytes.Equal(got, want) {
+		t.Errorf("ciphertext = %x, want %x", got, want)
+	}
+	if got := h.Overhead(); got != len(want)-len(plaintext) {
+		t.Errorf("Overhead() = %d, want %d", got, len(want)-len(plaintext))
+	}
+	if pt, err := Open(dek, want, context); err != nil || !bytes.Equal(pt, plaintext) {
+		t.Errorf("Open(the page's ciphertext) = %q, %v, want %q", pt, err, plaintext)
+	}
+}
+
+// TestDocDelivery checks the DEK delivery example of docs/dataplane.md: its
+// HPKE info, and that its sealed DEK opens with OpenDEK to its DEK.
+func TestDocDelivery(t *testing.T) {
+	ex := docs.KAT(t, dataplaneDoc, "deliver")
+	h := Header{Tenant: ex.Text("tenant"), Type: ex.Text("type"), Version: uint32(ex.Uint("version"))}
+	in, err := info(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := ex.Hex("info"); !bytes.Equal(in, want) {
+		t.Errorf("info = %x, want %x", in, want)
+	}
+	kemID := uint16(ex.Uint("kem"))
+	if kemID != KEMX25519 {
+		t.Fatalf("kem = %#04x, want X25519 %#04x", kemID, KEMX25519)
+	}
+	priv, err := hpke.DHKEM(ecdh.X25519()).NewPrivateKey(ex.Hex("private-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub, want := priv.PublicKey().Bytes(), ex.Hex("public-key"); !bytes.Equal(pub, want) {
+		t.Errorf("public key = %x, want %x", pub, want)
+	}
+	dek, err := OpenDEK(priv, kemID, h, ex.Hex("sealed"))
+	if err != nil {
+		t.Fatalf("OpenDEK(the page's sealed DEK) = %v", err)
+	}
+	if want := ex.Hex("dek"); !bytes.Equal(dek.Bytes(), want) {
+		t.Errorf("OpenDEK() = %x, want %x", dek.Bytes(), want)
+	}
+}
