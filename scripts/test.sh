@@ -48,14 +48,20 @@ cleanup() {
 	if [ -n "$work" ]; then rm -rf "$work"; fi
 }
 
-log "openssl"
-# The BYOK tests sign a tenant's CA certificate with it (and fail in CI
-# without it).
-if ! command -v openssl >/dev/null; then
-	echo "installing openssl with apt-get"
-	apt_install openssl || true
+log "openssl, curl, jq"
+# The BYOK tests sign a tenant's CA certificate with openssl; docs/curl.md's
+# examples run with curl and jq. Each fails in CI without them.
+missing=()
+for tool in openssl curl jq; do
+	command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "installing ${missing[*]} with apt-get"
+	apt_install "${missing[@]}" || true
 fi
 openssl version || echo "!! openssl is not installed: the BYOK tests that use it will SKIP (FAIL under CI=true)"
+curl --version | head -1 || echo "!! curl is not installed: TestCurlExamples will SKIP (FAIL under CI=true)"
+jq --version || echo "!! jq is not installed: TestCurlExamples will SKIP (FAIL under CI=true)"
 
 log "SoftHSM2"
 if ! find_softhsm || ! command -v softhsm2-util >/dev/null || ! command -v pkcs11-tool >/dev/null; then
