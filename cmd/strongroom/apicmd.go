@@ -154,7 +154,7 @@ func tenantCommand() *command {
 		summary: "create, list and configure tenants (operator)",
 		subs: []*command{
 			apiCommand("create", "create a tenant", "NAME", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
-				envName := fs.String("env", "production", "production, developer or sandbox")
+				envName := choiceFlag(fs, "env", "production", "production, developer or sandbox", "production", "developer", "sandbox")
 				return func(ctx context.Context, c *client.Client, args []string) error {
 					name, err := requireOne(args, "tenant name")
 					if err != nil {
@@ -210,7 +210,7 @@ func tokenCommand() *command {
 				}
 			}),
 			apiCommand("create", "create a token (its secret is shown once)", "", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
-				role := fs.String("role", "", "operator, tenant-admin, app or auditor (required)")
+				role := choiceFlag(fs, "role", "", "operator, tenant-admin, app or auditor (required)", "operator", "tenant-admin", "app", "auditor")
 				tenant := fs.String("tenant", "", "the tenant, for tenant-admin and app tokens")
 				name := fs.String("name", "", "a label for humans")
 				ttl := fs.String("ttl", "", "lifetime, e.g. 720h (default: no expiry)")
@@ -248,7 +248,7 @@ func keyCommand() *command {
 		subs: append([]*command{
 			apiCommand("generate", "make a new active key (the previous one is archived)", "", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				tenant := fs.String("tenant", "", "the tenant (required)")
-				typ := fs.String("type", "data", "the key type")
+				typ := keyTypeFlag(fs, "data", "the key type")
 				return func(ctx context.Context, c *client.Client, args []string) error {
 					if *tenant == "" || len(args) > 0 {
 						return usageErrorf("--tenant is required and no arguments are taken")
@@ -265,7 +265,7 @@ func keyCommand() *command {
 			}),
 			apiCommand("list", "list a tenant's keys", "", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				tenant := fs.String("tenant", "", "the tenant (required)")
-				typ := fs.String("type", "", "only this key type")
+				typ := keyTypeFlag(fs, "", "only this key type")
 				return func(ctx context.Context, c *client.Client, args []string) error {
 					if *tenant == "" || len(args) > 0 {
 						return usageErrorf("--tenant is required and no arguments are taken")
@@ -286,7 +286,7 @@ func keyCommand() *command {
 			}),
 			apiCommand("destroy", "destroy a key version for good: data under it can no longer be decrypted", "", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				tenant := fs.String("tenant", "", "the tenant (required)")
-				typ := fs.String("type", "data", "the key type")
+				typ := keyTypeFlag(fs, "data", "the key type")
 				version := fs.Uint("version", 0, "the version (required)")
 				confirm := fs.String("confirm", "", "must be TENANT/TYPE/VERSION (required)")
 				return func(ctx context.Context, c *client.Client, args []string) error {
@@ -335,7 +335,7 @@ func dataCommand(name string) *command {
 	}
 	return apiCommand(name, summary, "", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 		tenant := fs.String("tenant", "", "the tenant (required)")
-		typ := fs.String("type", "data", "the key type (encrypt)")
+		typ := keyTypeFlag(fs, "data", "the key type (encrypt)")
 		ctxf := contextFlags{}
 		fs.Var(ctxf, "context", "KEY=VALUE bound to the ciphertext; repeat; decrypt needs the same")
 		return func(ctx context.Context, c *client.Client, args []string) error {

@@ -155,11 +155,11 @@ func byokCommands() []*command {
 		apiCommand("upload", "upload your own key material, encrypted with RSA-OAEP to an upload certificate (see docs/byok.md)", "",
 			func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				tenant := fs.String("tenant", "", "the tenant (required)")
-				typ := fs.String("type", "data", "the key type")
+				typ := keyTypeFlag(fs, "data", "the key type")
 				wrapped := fs.String("wrapped", "", "the RSA-OAEP ciphertext of the 32 bytes: a binary file, as openssl pkeyutl writes it, or base64 (required)")
 				sum := fs.String("sha256", "", "the SHA-256 of the 32 plaintext bytes, in hex (required)")
-				derivation := fs.String("derivation", "pbkdf2", "pbkdf2 (the DEK is derived from it) or none (it is the DEK: back it up yourself)")
-				hash := fs.String("oaep-hash", "sha256", "the OAEP and MGF1 hash: sha256, sha512 or sha1")
+				derivation := choiceFlag(fs, "derivation", "pbkdf2", "pbkdf2 (the DEK is derived from it) or none (it is the DEK: back it up yourself)", "pbkdf2", "none")
+				hash := choiceFlag(fs, "oaep-hash", "sha256", "the OAEP and MGF1 hash: sha256, sha512 or sha1", "sha256", "sha512", "sha1")
 				cert := fs.String("cert", "", "the upload certificate's id (default: the newest active one)")
 				return func(ctx context.Context, c *client.Client, args []string) error {
 					if *tenant == "" || *wrapped == "" || *sum == "" || len(args) > 0 {
@@ -184,7 +184,7 @@ func byokCommands() []*command {
 		apiCommand("export", "write an encrypted backup file of a key version", "",
 			func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				tenant := fs.String("tenant", "", "the tenant (required)")
-				typ := fs.String("type", "data", "the key type")
+				typ := keyTypeFlag(fs, "data", "the key type")
 				version := fs.Uint("version", 0, "the version (required)")
 				out := fs.String("out", "", "the backup file to write (required; must not exist)")
 				return func(ctx context.Context, c *client.Client, args []string) error {

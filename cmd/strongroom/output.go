@@ -2,8 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
 // print prints what a command found: v as JSON with --output json, else
@@ -39,4 +45,40 @@ func (e *env) writeNew(mode os.FileMode, path string, data []byte) error {
 		return err
 	}
 	return writeNewFileMode(mode, path, data)
+}
+
+// choice is a string flag that takes one of a fixed set of values: anything
+// else is a usage error naming the flag and the values.
+type choice struct {
+	v       *string
+	allowed []string
+}
+
+func (c choice) String() string {
+	if c.v == nil {
+		return ""
+	}
+	return *c.v
+}
+
+func (c choice) Type() string { return "string" }
+
+func (c choice) Set(s string) error {
+	if !slices.Contains(c.allowed, s) {
+		return fmt.Errorf("use one of %s", strings.Join(c.allowed, ", "))
+	}
+	*c.v = s
+	return nil
+}
+
+// choiceFlag defines a choice flag with a default value.
+func choiceFlag(fs *pflag.FlagSet, name, value, usage string, allowed ...string) *string {
+	v := value
+	fs.Var(choice{v: &v, allowed: allowed}, name, usage)
+	return &v
+}
+
+// keyTypeFlag is --type: one of the product's key types.
+func keyTypeFlag(fs *pflag.FlagSet, value, usage string) *string {
+	return choiceFlag(fs, "type", value, usage+" ("+strings.Join(tenant.KeyTypes(), ", ")+")", tenant.KeyTypes()...)
 }
