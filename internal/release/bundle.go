@@ -269,7 +269,7 @@ func Parse(der []byte) (*Bundle, error) {
 // VerifySignature checks that the primary p signed the bundle.
 func (b *Bundle) VerifySignature(p *enroll.Primary) error {
 	if b.Primary != p.SigningKeyID() {
-		return reason.New(ErrInvalidBundle, "bundle %s is signed by primary key %s, not by the pinned %s", b.Name(), b.Primary.Short(), p.SigningKeyID().Short())
+		return reason.New(ErrInvalidBundle, "bundle %s is signed by primary key %s, not the pinned %s", b.Name(), b.Primary.Short(), p.SigningKeyID().Short())
 	}
 	if !sign.Verify(p.Signing, bundleDomain, b.body, b.sig) {
 		return reason.New(ErrInvalidBundle, "bundle %s was altered or corrupted, or signed by another primary: its signature does not verify", b.Name())
