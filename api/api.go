@@ -329,20 +329,26 @@ type DEKResponse struct {
 
 // AuditEntry is one entry of the audit log (docs/audit.md).
 type AuditEntry struct {
-	Seq     uint64    `json:"seq"`
-	Time    time.Time `json:"time"`
-	Actor   string    `json:"actor"` // a token id, system, cli or anonymous
-	Role    string    `json:"role,omitempty"`
-	Tenant  string    `json:"tenant,omitempty"` // the tenant's id
-	Action  string    `json:"action"`
-	Key     string    `json:"key,omitempty"` // type/version
-	Outcome string    `json:"outcome"`       // ok, refused, error
-	Reason  string    `json:"reason,omitempty"`
-	Remote  string    `json:"remote,omitempty"`
-	Request string    `json:"request,omitempty"`
-	Detail  string    `json:"detail,omitempty"`
-	Count   uint64    `json:"count,omitempty"` // an aggregate of this many operations
-	Hash    string    `json:"hash"`            // the entry's chain hash, hex
+	Seq   uint64    `json:"seq"`
+	Time  time.Time `json:"time"`
+	Actor string    `json:"actor"` // a token id, system, cli or anonymous
+	// ActorName is the name of the actor's token, when it has one and
+	// still exists (resolved at listing; not part of the entry's hash).
+	ActorName string `json:"actor_name,omitempty"`
+	Role      string `json:"role,omitempty"`
+	Tenant    string `json:"tenant,omitempty"` // the tenant's id
+	// TenantName is the tenant's name (resolved at listing; not part of
+	// the entry's hash).
+	TenantName string `json:"tenant_name,omitempty"`
+	Action     string `json:"action"`
+	Key        string `json:"key,omitempty"` // type/version
+	Outcome    string `json:"outcome"`       // ok, refused, error
+	Reason     string `json:"reason,omitempty"`
+	Remote     string `json:"remote,omitempty"`
+	Request    string `json:"request,omitempty"`
+	Detail     string `json:"detail,omitempty"`
+	Count      uint64 `json:"count,omitempty"` // an aggregate of this many operations
+	Hash       string `json:"hash"`            // the entry's chain hash, hex
 }
 
 // AuditList is GET /v1/audit and GET /v1/tenants/{tenant}/audit: entries in

@@ -23,7 +23,17 @@ type aggKey struct {
 // work (CountEntry) per minute, address, route and reason, until Flush
 // appends them as aggregate entries (audit.Entry.Count). It is safe for
 // concurrent use.
+//
+// An aggregate entry's time is when Flush appended it, so that the log's
+// times never run backwards: it is at or after the time of every entry
+// appended before it, and at or after the end of its minute unless the
+// node flushed within that minute (at shutdown). Its detail names the
+// minute, start and end ("aggregate of 12:00:00Z to 12:01:00Z").
 type Aggregate struct {
+	// Now is the clock that stamps the entries Flush appends; nil means
+	// time.Now.
+	Now func() time.Time
+
 	mu     sync.Mutex
 	counts map[aggKey]uint64
 }
@@ -67,7 +77,8 @@ func (a *Aggregate) CountEntry(e audit.Entry) {
 }
 
 // Flush appends the aggregate entries of the operations counted so far to
-// l. On failure the counts are kept for the next flush.
+// l, stamped with the current time (see Aggregate). On failure the counts
+// are kept for the next flush.
 func (a *Aggregate) Flush(ctx context.Context, l *Log) error {
 	a.mu.Lock()
 	counts := a.counts
@@ -76,6 +87,13 @@ func (a *Aggregate) Flush(ctx context.Context, l *Log) error {
 	if len(counts) == 0 {
 		return nil
 	}
+	now := time.Now
+	if a.Now != nil {
+		now = a.Now
+	}
+	// Taken after the counts: every entry appended before this flush was
+	// stamped before it.
+	at := now().UTC()
 	keys := make([]aggKey, 0, len(counts))
 	for k := range counts {
 		keys = append(keys, k)
@@ -89,12 +107,13 @@ func (a *Aggregate) Flush(ctx context.Context, l *Log) error {
 	})
 	entries := make([]audit.Entry, 0, len(keys))
 	for _, k := range keys {
-		detail := "aggregate of the minute starting at this time"
+		start := time.Unix(k.minute*60, 0).UTC()
+		detail := "aggregate of " + start.Format(time.RFC3339) + " to " + start.Add(time.Minute).Format(time.RFC3339)
 		if k.detail != "" {
 			detail += ": " + k.detail
 		}
 		entries = append(entries, audit.Entry{
-			Time: time.Unix(k.minute*60, 0).UTC(), Actor: k.actor, Role: k.role, Tenant: k.tenant,
+			Time: at, Actor: k.actor, Role: k.role, Tenant: k.tenant,
 			Action: k.action, Key: k.key, Outcome: audit.Outcome(k.outcome), Reason: k.why, Count: counts[k],
 			Remote: k.remote, Detail: detail,
 		})

@@ -49,7 +49,8 @@ func request(actor string, at time.Time) audit.Entry {
 // one entry with their count; other minutes, callers and outcomes their own.
 func TestAggregate(t *testing.T) {
 	l := auditlog.New(openStore(t), "eu1")
-	var a auditlog.Aggregate
+	flushed := t0.Add(2 * time.Minute)
+	a := auditlog.Aggregate{Now: func() time.Time { return flushed }}
 	for range 3 {
 		a.Count(request("alice", t0), "data/1", audit.OutcomeOK, "")
 	}
@@ -61,12 +62,13 @@ func TestAggregate(t *testing.T) {
 	}
 	got := map[string]uint64{}
 	for _, e := range entries(t, l) {
-		if e.Time.Second() != 0 || e.Request != "" || e.Action != audit.ActionEncrypt {
-			t.Errorf("aggregate entry %+v: want a whole minute, no request, action %s", e, audit.ActionEncrypt)
+		if !e.Time.Equal(flushed) || e.Request != "" || e.Action != audit.ActionEncrypt {
+			t.Errorf("aggregate entry %+v: want the flush's time %s, no request, action %s", e, flushed, audit.ActionEncrypt)
 		}
-		got[e.Actor+" "+e.Time.Format("15:04")+" "+string(e.Outcome)+" "+e.Reason] += e.Count
+		got[e.Actor+" "+e.Detail+" "+string(e.Outcome)+" "+e.Reason] += e.Count
 	}
-	want := map[string]uint64{"alice 12:00 ok ": 3, "alice 12:01 ok ": 1, "bob 12:00 ok ": 1, "alice 12:00 refused decryption_failed": 1}
+	const m0, m1 = "aggregate of 2026-11-27T12:00:00Z to 2026-11-27T12:01:00Z", "aggregate of 2026-11-27T12:01:00Z to 2026-11-27T12:02:00Z"
+	want := map[string]uint64{"alice " + m0 + " ok ": 3, "alice " + m1 + " ok ": 1, "bob " + m0 + " ok ": 1, "alice " + m0 + " refused decryption_failed": 1}
 	if len(got) != len(want) {
 		t.Errorf("aggregate entries = %v, want %v", got, want)
 	}
@@ -78,6 +80,41 @@ func TestAggregate(t *testing.T) {
 	// Nothing more to flush.
 	if err := a.Flush(ctx, l); err != nil || len(entries(t, l)) != 4 {
 		t.Errorf("a second Flush() = %v, %d entries, want nil and still 4", err, len(entries(t, l)))
+	}
+}
+
+// TestAggregateTimeNeverRunsBack: an aggregate appended after entries of
+// its own minute carries a time at or after theirs (the flush's), while
+// its detail keeps the minute it counts; the next entry's time is at or
+// after the aggregate's.
+func TestAggregateTimeNeverRunsBack(t *testing.T) {
+	l := auditlog.New(openStore(t), "eu1")
+	now := t0 // 12:00:30
+	a := auditlog.Aggregate{Now: func() time.Time { return now }}
+	a.Count(request("alice", now), "data/1", audit.OutcomeOK, "")
+	now = now.Add(10 * time.Second)
+	if err := l.Append(ctx, request("bob", now)); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(5 * time.Second) // flushed at shutdown, within the minute
+	if err := a.Flush(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Second)
+	if err := l.Append(ctx, request("carol", now)); err != nil {
+		t.Fatal(err)
+	}
+	es := entries(t, l)
+	if len(es) != 3 || es[1].Count != 1 {
+		t.Fatalf("the log = %+v, want bob's entry, the aggregate, carol's entry", es)
+	}
+	for i := 1; i < len(es); i++ {
+		if es[i].Time.Before(es[i-1].Time) {
+			t.Errorf("entry %d at %s is before entry %d at %s", es[i].Seq, es[i].Time, es[i-1].Seq, es[i-1].Time)
+		}
+	}
+	if want := "aggregate of 2026-11-27T12:00:00Z to 2026-11-27T12:01:00Z"; es[1].Detail != want || !es[1].Time.Equal(t0.Add(15*time.Second)) {
+		t.Errorf("the aggregate = %s %q, want the flush's time and detail %q", es[1].Time, es[1].Detail, want)
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/strongroom-kms/strongroom/internal/reason"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
@@ -61,16 +62,16 @@ func New(role, tenantID, name string, expires time.Time) (secretString string, t
 	r := Role(role)
 	switch {
 	case !r.Valid():
-		return "", Token{}, fmt.Errorf("%w: unknown role %q: use %s, %s, %s or %s",
-			ErrInvalid, role, RoleOperator, RoleAuditor, RoleTenantAdmin, RoleApp)
+		return "", Token{}, reason.New(ErrInvalid, "unknown role %q: use %s, %s, %s or %s",
+			role, RoleOperator, RoleAuditor, RoleTenantAdmin, RoleApp)
 	case r.Global() && tenantID != "":
-		return "", Token{}, fmt.Errorf("%w: a %s token covers every tenant: it cannot name one", ErrInvalid, role)
+		return "", Token{}, reason.New(ErrInvalid, "%s token covers every tenant: it cannot name one", r.A())
 	case !r.Global() && tenantID == "":
-		return "", Token{}, fmt.Errorf("%w: a %s token must name its tenant", ErrInvalid, role)
+		return "", Token{}, reason.New(ErrInvalid, "%s token must name its tenant", r.A())
 	case tenantID != "" && !tenant.ValidID(tenantID):
 		return "", Token{}, fmt.Errorf("%w: invalid tenant ID %q", ErrInvalid, tenantID)
 	case !ValidName(name):
-		return "", Token{}, fmt.Errorf("%w: its name must be at most %d bytes of UTF-8 without control characters", ErrInvalid, MaxName)
+		return "", Token{}, reason.New(ErrInvalid, "a token's name must be at most %d bytes of UTF-8 without control characters", MaxName)
 	}
 	var b [secretBytes]byte
 	rand.Read(b[:]) // never fails (crypto/rand)

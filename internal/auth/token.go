@@ -1,6 +1,9 @@
 package auth
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Role is what a token may do.
 type Role string
@@ -21,6 +24,15 @@ func (r Role) Valid() bool {
 // Global reports whether a token of role r may be unscoped (Tenant "", all
 // tenants): operators and auditors only.
 func (r Role) Global() bool { return r == RoleOperator || r == RoleAuditor }
+
+// A is the role with its indefinite article, for messages: "an app", "a
+// tenant-admin".
+func (r Role) A() string {
+	if r != "" && strings.ContainsRune("aeiou", rune(r[0])) {
+		return "an " + string(r)
+	}
+	return "a " + string(r)
+}
 
 // Token is an API token as the region keeps it: only the SHA-256 of its
 // secret, never the secret.

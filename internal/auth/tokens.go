@@ -13,6 +13,7 @@ type Store interface {
 	TokenFinder
 	CreateToken(ctx context.Context, tok Token, maxLive int, rec audit.Entry) (Token, error)
 	DeleteToken(ctx context.Context, id string, rec audit.Entry) error
+	TokenNames(ctx context.Context, ids []string) (map[string]string, error)
 }
 
 // Tokens is a region's API tokens: making, revoking and authenticating

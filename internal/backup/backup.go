@@ -10,6 +10,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/strongroom-kms/strongroom/internal/primitive"
+	"github.com/strongroom-kms/strongroom/internal/reason"
 	"github.com/strongroom-kms/strongroom/internal/secret"
 )
 
@@ -44,6 +45,13 @@ var (
 	// deliberately opaque.
 	ErrOpen = errors.New("backup: the backup does not open: it was altered or damaged")
 )
+
+// altered starts the reasons of a file whose bytes changed since it was
+// written.
+const altered = "the backup file was altered or corrupted"
+
+// errOpen is ErrOpen with its reason.
+var errOpen = reason.New(ErrOpen, altered+": it does not decrypt")
 
 // KeyID identifies an export key without revealing anything about it: the
 // first 8 bytes of HKDF-SHA-256 of the key, with an empty salt and the info
@@ -116,24 +124,25 @@ func Open(exportKey secret.Key, f File) (secret.Key, error) {
 	}
 	h, err := f.Header.Check()
 	if err != nil {
-		return secret.Key{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+		return secret.Key{}, reason.Wrap(ErrMalformed, err, altered+": its header is invalid")
 	}
 	if len(f.Sealed) != sealedSize {
-		return secret.Key{}, fmt.Errorf("%w: the sealed secret is %d bytes, not %d", ErrMalformed, len(f.Sealed), sealedSize)
+		return secret.Key{}, reason.New(ErrMalformed, altered+": the sealed secret is %d bytes, not %d", len(f.Sealed), sealedSize)
 	}
 	if id := KeyID(exportKey); id != h.KeyID {
-		return secret.Key{}, fmt.Errorf("%w (the file names export key %x, the key given is %x)", ErrOtherKey, h.KeyID, id)
+		return secret.Key{}, reason.Wrap(ErrOtherKey, fmt.Errorf("the file names export key %x, the key given is %x", h.KeyID, id),
+			"the backup was made under another export key: it belongs to another tenant, region or database")
 	}
 	kf := fileKey(exportKey)
 	defer kf.Destroy()
 	pt, err := primitive.Open(kf, f.Sealed, aad(h))
 	if err != nil {
-		return secret.Key{}, ErrOpen
+		return secret.Key{}, errOpen
 	}
 	defer clear(pt)
 	s, err := secret.New(pt)
 	if err != nil {
-		return secret.Key{}, ErrOpen // unreachable: the length was checked
+		return secret.Key{}, errOpen // unreachable: the length was checked
 	}
 	return s, nil
 }
@@ -176,38 +185,38 @@ func (f File) Encode() ([]byte, error) {
 // error wraps ErrMalformed. Parse does not decrypt: see Open.
 func Parse(data []byte) (File, error) {
 	if len(data) > MaxSize {
-		return File{}, fmt.Errorf("%w: larger than %d bytes", ErrMalformed, MaxSize)
+		return File{}, reason.New(ErrMalformed, "this is not a key backup file: it is larger than %d bytes", MaxSize)
 	}
 	text := bytes.Trim(bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n")), " \t\r\n")
 	switch n := bytes.Count(text, []byte("-----BEGIN")); {
 	case n == 0:
-		return File{}, fmt.Errorf("%w: not a PEM file (expected %q)", ErrMalformed, "-----BEGIN "+PEMType+"-----")
+		return File{}, reason.New(ErrMalformed, "this is not a key backup file: not a PEM file (expected %q)", "-----BEGIN "+PEMType+"-----")
 	case n > 1:
-		return File{}, fmt.Errorf("%w: more than one PEM block: a backup file holds exactly one", ErrMalformed)
+		return File{}, reason.New(ErrMalformed, "the backup file holds more than one PEM block: a backup file holds exactly one")
 	}
 	if !bytes.HasPrefix(text, []byte("-----BEGIN ")) {
-		return File{}, fmt.Errorf("%w: data before the PEM block", ErrMalformed)
+		return File{}, reason.New(ErrMalformed, "the backup file has data before its PEM block")
 	}
 	block, rest := pem.Decode(text)
 	if block == nil {
-		return File{}, fmt.Errorf("%w: the PEM block is damaged", ErrMalformed)
+		return File{}, reason.New(ErrMalformed, altered+": its PEM block is damaged")
 	}
 	if block.Type != PEMType {
-		return File{}, fmt.Errorf("%w: a %q PEM block, not a %q", ErrMalformed, block.Type, PEMType)
+		return File{}, reason.New(ErrMalformed, "this is not a key backup file: a %q PEM block, not a %q", block.Type, PEMType)
 	}
 	if len(rest) != 0 {
-		return File{}, fmt.Errorf("%w: data after the PEM block", ErrMalformed)
+		return File{}, reason.New(ErrMalformed, "the backup file has data after its PEM block")
 	}
 	f, err := parseBody(block.Bytes)
 	if err != nil {
 		return File{}, err
 	}
 	if !maps.Equal(block.Headers, f.Header.pemHeaders()) {
-		return File{}, fmt.Errorf("%w: the PEM headers disagree with the file's authenticated header (they are informational and must not be edited)", ErrMalformed)
+		return File{}, reason.New(ErrMalformed, altered+": its PEM headers disagree with its authenticated header (they are informational and must not be edited)")
 	}
 	canon, err := f.Encode()
 	if err != nil || !bytes.Equal(bytes.TrimRight(canon, "\n"), text) {
-		return File{}, fmt.Errorf("%w: the PEM block is not in canonical form (re-wrapped or re-encoded)", ErrMalformed)
+		return File{}, reason.New(ErrMalformed, altered+": its PEM block is not in the canonical form that key export writes (re-wrapped or re-encoded)")
 	}
 	return f, nil
 }
@@ -217,10 +226,13 @@ func parseBody(body []byte) (File, error) {
 	s := cryptobyte.String(body)
 	h, err := readHeader(&s)
 	if err != nil {
-		return File{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+		if _, ok := reason.Of(err); ok {
+			return File{}, err
+		}
+		return File{}, reason.Wrap(ErrMalformed, err, altered+": its header does not read")
 	}
 	if len(s) != sealedSize {
-		return File{}, fmt.Errorf("%w: the sealed secret is %d bytes, not %d", ErrMalformed, len(s), sealedSize)
+		return File{}, reason.New(ErrMalformed, altered+": the sealed secret is %d bytes, not %d", len(s), sealedSize)
 	}
 	return File{Header: h, Sealed: bytes.Clone(s)}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/strongroom-kms/strongroom/internal/enroll"
+	"github.com/strongroom-kms/strongroom/internal/reason"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
@@ -172,7 +173,7 @@ func readHeader(s *cryptobyte.String) (Header, error) {
 		return Header{}, errTruncated
 	}
 	if version != formatVersion {
-		return Header{}, fmt.Errorf("version %d is not supported (this build reads version %d)", version, formatVersion)
+		return Header{}, reason.New(ErrMalformed, "the backup file's format version %d is not supported (this build reads version %d)", version, formatVersion)
 	}
 	if !readString(s, &h.Tenant) || !readString(s, &h.TenantName) || !readString(s, &h.Type) ||
 		!s.ReadUint32(&h.Version) || !s.ReadUint8(&src) || !s.ReadUint8(&der) ||

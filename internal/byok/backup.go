@@ -8,6 +8,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/backup"
 	"github.com/strongroom-kms/strongroom/internal/exportkey"
+	"github.com/strongroom-kms/strongroom/internal/reason"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
@@ -35,6 +36,9 @@ func (s *Service) Export(ctx context.Context, rec *audit.Entry, r tenant.KeyRef)
 		return nil, tenant.Key{}, fmt.Errorf("byok: %w", err)
 	}
 	k, err := s.st.Key(ctx, r)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, tenant.Key{}, reason.Wrap(store.ErrNotFound, err, "tenant %q has no %s key version %d", t.Name, r.Type, r.Version)
+	}
 	if err != nil {
 		return nil, tenant.Key{}, fmt.Errorf("byok: reading a key: %w", err)
 	}
@@ -93,17 +97,19 @@ func (s *Service) Import(ctx context.Context, rec *audit.Entry, tenantID string,
 	h := f.Header
 	rec.Key = tenant.KeyRef{Type: h.Type, Version: h.Version}.Name()
 	if h.Tenant != tenantID {
-		return tenant.Key{}, fmt.Errorf("%w: it belongs to tenant %s (%s), not to this tenant", ErrImportRefused, h.Tenant, h.TenantName)
+		return tenant.Key{}, reason.Wrap(ErrImportRefused, fmt.Errorf("the backup names tenant %s", h.Tenant),
+			"the backup was refused: it belongs to tenant %q, not to this tenant", h.TenantName)
 	}
-	if _, err := s.st.TenantByID(ctx, tenantID); err != nil {
+	t, err := s.st.TenantByID(ctx, tenantID)
+	if err != nil {
 		return tenant.Key{}, fmt.Errorf("byok: %w", err)
 	}
 	// Without an export key the tenant never exported anything here: do
 	// not make one just to fail to open the file.
 	ek, err := s.ek.Existing(ctx, tenantID)
 	if errors.Is(err, exportkey.ErrNone) {
-		return tenant.Key{}, fmt.Errorf("%w: this tenant has no export key in this region's database, so the backup was not made here",
-			ErrImportRefused)
+		return tenant.Key{}, reason.New(ErrImportRefused,
+			"the backup was refused: tenant %q has no export key in this region's database, so the backup was not made here", t.Name)
 	}
 	if err != nil {
 		return tenant.Key{}, err
@@ -117,17 +123,19 @@ func (s *Service) Import(ctx context.Context, rec *audit.Entry, tenantID string,
 
 	k, err := s.st.Key(ctx, tenant.KeyRef{Tenant: tenantID, Type: h.Type, Version: h.Version})
 	if errors.Is(err, store.ErrNotFound) {
-		return tenant.Key{}, fmt.Errorf("%w: the tenant has no %s key version %d", ErrImportRefused, h.Type, h.Version)
+		return tenant.Key{}, reason.Wrap(ErrImportRefused, err, "the backup was refused: tenant %q has no %s key version %d", t.Name, h.Type, h.Version)
 	}
 	if err != nil {
 		return tenant.Key{}, fmt.Errorf("byok: reading a key: %w", err)
 	}
 	if k.State != tenant.StateDestroyed {
-		return tenant.Key{}, fmt.Errorf("%w: %s key version %d still exists (%s): a backup can be imported only after the original was destroyed",
-			ErrImportRefused, k.Type, k.Version, k.State)
+		return tenant.Key{}, reason.New(ErrImportRefused,
+			"the backup was refused: %s key version %d still exists (%s): a backup can be imported only after the original was destroyed",
+			k.Type, k.Version, k.State)
 	}
 	if err := h.Matches(k); err != nil {
-		return tenant.Key{}, fmt.Errorf("%w: the backup does not describe the destroyed %s key version %d: %w", ErrImportRefused, k.Type, k.Version, err)
+		return tenant.Key{}, reason.Wrap(ErrImportRefused, err, "the backup was refused: it does not describe the destroyed %s key version %d",
+			k.Type, k.Version)
 	}
 	fp, err := s.ek.Fingerprint(ctx, rec, tenantID, ts)
 	if err != nil {
@@ -148,7 +156,8 @@ func (s *Service) Import(ctx context.Context, rec *audit.Entry, tenantID string,
 		MaxKeys: s.pol.MaxKeys(), Now: s.now(),
 	}, *rec)
 	if errors.Is(err, store.ErrConflict) {
-		return tenant.Key{}, fmt.Errorf("%w: %w", ErrImportRefused, err)
+		return tenant.Key{}, reason.Wrap(ErrImportRefused, err,
+			"the backup was refused: it is not the backup of the destroyed %s key version %d, or that version is destroyed no more", k.Type, k.Version)
 	}
 	if err != nil {
 		return tenant.Key{}, fmt.Errorf("byok: importing %s key version %d: %w", k.Type, k.Version, err)

@@ -7,11 +7,13 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/lifecycle"
+	"github.com/strongroom-kms/strongroom/internal/reason"
 	"github.com/strongroom-kms/strongroom/internal/secret"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
@@ -96,8 +98,8 @@ func (s *Service) NewCert(ctx context.Context, rec *audit.Entry, req CertRequest
 		validity = DefaultCertValidity
 	}
 	if validity < time.Hour || validity > MaxCertValidity {
-		return uploadcert.Cert{}, fmt.Errorf("byok: %w: an upload certificate is valid for 1 hour to %d days, not %v",
-			store.ErrInvalid, int(MaxCertValidity/(24*time.Hour)), validity)
+		return uploadcert.Cert{}, reason.New(store.ErrInvalid, "an upload certificate is valid for 1 hour to %d days, not %v",
+			int(MaxCertValidity/(24*time.Hour)), validity)
 	}
 	t, err := s.st.TenantByID(ctx, req.Tenant)
 	if err != nil {
@@ -144,8 +146,8 @@ func (s *Service) checkLiveCerts(ctx context.Context, tenantID string) error {
 		}
 	}
 	if live >= MaxLiveCerts {
-		return fmt.Errorf("byok: %w: the tenant holds %d pending or active upload certificates, the most allowed; retire one first",
-			store.ErrTooManyCerts, live)
+		return reason.New(store.ErrTooManyCerts, "the tenant holds %d pending or active upload certificates, the most allowed: retire one first",
+			live)
 	}
 	return nil
 }
@@ -187,8 +189,8 @@ func (s *Service) CompleteCert(ctx context.Context, rec *audit.Entry, tenantID, 
 		return uploadcert.Cert{}, err
 	}
 	if c.State != uploadcert.StatePending {
-		return uploadcert.Cert{}, fmt.Errorf("%w: certificate %s is %s, and only a pending one (made with a CSR) takes a CA-signed certificate",
-			ErrCertState, c.ID, c.State)
+		return uploadcert.Cert{}, reason.New(ErrCertState, "upload certificate %s is %s, and only a pending one (made with a CSR) takes a CA-signed certificate",
+			c.ID, c.State)
 	}
 	key, err := s.certKey(ctx, c)
 	if err != nil {
@@ -200,7 +202,7 @@ func (s *Service) CompleteCert(ctx context.Context, rec *audit.Entry, tenantID, 
 	}
 	c, err = s.st.ActivateUploadCert(ctx, tenantID, certID, parsed.DER, parsed.NotBefore, parsed.NotAfter, *rec)
 	if errors.Is(err, store.ErrConflict) {
-		return uploadcert.Cert{}, fmt.Errorf("%w: %w", ErrCertState, err)
+		return uploadcert.Cert{}, reason.Wrap(ErrCertState, err, "upload certificate %s is no longer pending", certID)
 	}
 	if err != nil {
 		return uploadcert.Cert{}, fmt.Errorf("byok: activating upload certificate %s: %w", certID, err)
@@ -240,7 +242,7 @@ func (s *Service) retireAgain(ctx context.Context, rec *audit.Entry, tenantID, c
 		return uploadcert.Cert{}, err
 	}
 	if !deleted {
-		return uploadcert.Cert{}, fmt.Errorf("%w: certificate %s is retired already", ErrCertState, certID)
+		return uploadcert.Cert{}, reason.New(ErrCertState, "upload certificate %s is retired already", certID)
 	}
 	e := *rec
 	e.Outcome = audit.OutcomeOK
@@ -307,6 +309,9 @@ func (s *Service) cert(ctx context.Context, tenantID, certID string) (uploadcert
 		return uploadcert.Cert{}, fmt.Errorf("byok: %w", err)
 	}
 	c, err := s.st.UploadCert(ctx, tenantID, certID)
+	if errors.Is(err, store.ErrNotFound) {
+		return uploadcert.Cert{}, reason.Wrap(store.ErrNotFound, err, "the tenant has no upload certificate %s", certID)
+	}
 	if err != nil {
 		return uploadcert.Cert{}, fmt.Errorf("byok: upload certificate %s: %w", certID, err)
 	}
@@ -320,18 +325,18 @@ func (s *Service) usableCert(ctx context.Context, tenantID, certID string) (uplo
 	usable := func(c uploadcert.Cert) error {
 		switch {
 		case c.State != uploadcert.StateActive:
-			return fmt.Errorf("%w: certificate %s is %s", ErrNoUploadCert, c.ID, c.State)
+			return reason.New(ErrNoUploadCert, "upload certificate %s is %s: uploads go to an active one", c.ID, c.State)
 		case now.Before(c.NotBefore):
-			return fmt.Errorf("%w: certificate %s is not valid before %s", ErrNoUploadCert, c.ID, c.NotBefore.Format(time.RFC3339))
+			return reason.New(ErrNoUploadCert, "upload certificate %s is not valid before %s", c.ID, c.NotBefore.Format(time.RFC3339))
 		case !now.Before(c.NotAfter):
-			return fmt.Errorf("%w: certificate %s expired at %s: make a new one", ErrNoUploadCert, c.ID, c.NotAfter.Format(time.RFC3339))
+			return reason.New(ErrNoUploadCert, "upload certificate %s expired at %s: make a new one", c.ID, c.NotAfter.Format(time.RFC3339))
 		}
 		return nil
 	}
 	if certID != "" {
 		c, err := s.cert(ctx, tenantID, certID)
 		if errors.Is(err, store.ErrNotFound) {
-			return uploadcert.Cert{}, fmt.Errorf("%w: the tenant has no certificate %s", ErrNoUploadCert, certID)
+			return uploadcert.Cert{}, reason.Wrap(ErrNoUploadCert, err, "the tenant has no upload certificate %s", certID)
 		}
 		if err != nil {
 			return uploadcert.Cert{}, err
@@ -347,7 +352,7 @@ func (s *Service) usableCert(ctx context.Context, tenantID, certID string) (uplo
 			return c, nil
 		}
 	}
-	return uploadcert.Cert{}, fmt.Errorf("%w: the tenant has no active, unexpired upload certificate: make one first", ErrNoUploadCert)
+	return uploadcert.Cert{}, reason.New(ErrNoUploadCert, "the tenant has no active, unexpired upload certificate: make one first")
 }
 
 // Upload is a tenant's own key material, encrypted to an upload
@@ -376,17 +381,17 @@ type Upload struct {
 // changes nothing.
 func (s *Service) Upload(ctx context.Context, rec *audit.Entry, u Upload) (tenant.Key, error) {
 	if !u.Derivation.Valid() {
-		return tenant.Key{}, fmt.Errorf("byok: %w: derivation must be pbkdf2 or none, not %q", store.ErrInvalid, u.Derivation)
+		return tenant.Key{}, reason.New(store.ErrInvalid, "derivation must be pbkdf2 or none, not %q", u.Derivation)
 	}
 	if len(u.SHA256) != sha256.Size {
-		return tenant.Key{}, fmt.Errorf("byok: %w: the SHA-256 of the key material is %d bytes, not %d", store.ErrInvalid, len(u.SHA256), sha256.Size)
+		return tenant.Key{}, reason.New(store.ErrInvalid, "the SHA-256 of the key material is %d bytes, not %d", len(u.SHA256), sha256.Size)
 	}
 	if !u.Hash.Valid() {
-		return tenant.Key{}, fmt.Errorf("byok: %w: unknown RSA-OAEP hash", store.ErrInvalid)
+		return tenant.Key{}, reason.New(store.ErrInvalid, "unknown RSA-OAEP hash: use sha256, sha512 or sha1")
 	}
 	if len(u.Wrapped) != hsm.RSABits/8 {
-		return tenant.Key{}, fmt.Errorf("%w: the encrypted key material is %d bytes; RSA-4096 ciphertexts are %d bytes",
-			ErrUploadRefused, len(u.Wrapped), hsm.RSABits/8)
+		return tenant.Key{}, reason.New(ErrUploadRefused, "the uploaded key material was refused: it is %d bytes; RSA-4096 ciphertexts are %d bytes",
+			len(u.Wrapped), hsm.RSABits/8)
 	}
 	// The rotation limit, before the HSM's private-key operation (the
 	// store decides again, under its lock).
@@ -395,16 +400,16 @@ func (s *Service) Upload(ctx context.Context, rec *audit.Entry, u Upload) (tenan
 		return tenant.Key{}, err
 	}
 	if u.Derivation == tenant.DerivationNone && !t.DerivationOptOut {
-		return tenant.Key{}, ErrOptOutDisabled
+		return tenant.Key{}, reason.New(ErrOptOutDisabled, "derivation mode none is disabled for this tenant by an operator: upload with derivation pbkdf2")
 	}
 	info := s.h.Info()
 	switch {
 	case !info.SupportsOAEP(u.Hash):
-		return tenant.Key{}, fmt.Errorf("byok: %w: this region's HSM cannot decrypt RSA-OAEP with %s; it supports %v",
-			hsm.ErrUnsupported, u.Hash, info.OAEPHashes)
+		return tenant.Key{}, reason.New(hsm.ErrUnsupported, "this region's HSM cannot decrypt RSA-OAEP with %s; it supports %s",
+			u.Hash, hashList(info.OAEPHashes))
 	case u.Hash == hsm.OAEPSHA1 && (info.SupportsOAEP(hsm.OAEPSHA256) || info.SupportsOAEP(hsm.OAEPSHA512)):
-		return tenant.Key{}, fmt.Errorf("byok: %w: RSA-OAEP with SHA-1 is accepted only where the HSM has nothing better; this one supports %v",
-			hsm.ErrUnsupported, info.OAEPHashes)
+		return tenant.Key{}, reason.New(hsm.ErrUnsupported, "RSA-OAEP with SHA-1 is accepted only where the HSM has nothing better; this one supports %s",
+			hashList(info.OAEPHashes))
 	}
 	c, err := s.usableCert(ctx, u.Tenant, u.Cert)
 	if err != nil {
@@ -428,7 +433,7 @@ func (s *Service) Upload(ctx context.Context, rec *audit.Entry, u Upload) (tenan
 	k, err := s.keys.Install(ctx, rec, lifecycle.Material{Tenant: u.Tenant, Type: u.Type, Secret: ts,
 		Source: tenant.SourceUploaded, Derivation: u.Derivation})
 	if errors.Is(err, store.ErrDuplicate) {
-		return tenant.Key{}, ErrDuplicateUpload
+		return tenant.Key{}, reason.Wrap(ErrDuplicateUpload, err, "this key material was uploaded to this tenant before: the same value is never accepted twice")
 	}
 	if err != nil {
 		return tenant.Key{}, err
@@ -446,17 +451,26 @@ func (s *Service) Upload(ctx context.Context, rec *audit.Entry, u Upload) (tenan
 func decryptUpload(key hsm.EncryptionKey, u Upload, certID string) (secret.Key, error) {
 	pt, err := key.Decrypt(nil, u.Wrapped, &rsa.OAEPOptions{Hash: u.Hash.Hash(), MGFHash: u.Hash.Hash()})
 	if err != nil {
-		return secret.Key{}, fmt.Errorf("%w: it does not decrypt with RSA-OAEP (%s, MGF1-%s) under upload certificate %s: "+
-			"check the certificate, the hash, and that the padding is OAEP (PKCS#1 v1.5 is refused)", ErrUploadRefused, u.Hash, u.Hash, certID)
+		return secret.Key{}, reason.New(ErrUploadRefused, "the uploaded key material was refused: it does not decrypt with RSA-OAEP (%s, MGF1-%s) under upload certificate %s: "+
+			"check the certificate, the hash, and that the padding is OAEP (PKCS#1 v1.5 is refused)", u.Hash, u.Hash, certID)
 	}
 	defer clear(pt)
 	if len(pt) != secret.Size {
-		return secret.Key{}, fmt.Errorf("%w: it decrypts to %d bytes; it must be exactly %d", ErrUploadRefused, len(pt), secret.Size)
+		return secret.Key{}, reason.New(ErrUploadRefused, "the uploaded key material was refused: it decrypts to %d bytes; it must be exactly %d", len(pt), secret.Size)
 	}
 	sum := sha256.Sum256(pt)
 	defer clear(sum[:])
 	if subtle.ConstantTimeCompare(sum[:], u.SHA256) != 1 {
-		return secret.Key{}, fmt.Errorf("%w: its SHA-256 is not the one given with it", ErrUploadRefused)
+		return secret.Key{}, reason.New(ErrUploadRefused, "the uploaded key material was refused: its SHA-256 is not the one given with it")
 	}
 	return secret.New(pt)
+}
+
+// hashList names OAEP hashes for a message: "sha256, sha512".
+func hashList(hs []hsm.OAEPHash) string {
+	names := make([]string, len(hs))
+	for i, h := range hs {
+		names[i] = h.String()
+	}
+	return strings.Join(names, ", ")
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/keycache"
+	"github.com/strongroom-kms/strongroom/internal/reason"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/secret"
 	"github.com/strongroom-kms/strongroom/internal/store"
@@ -83,7 +84,7 @@ func (s *Service) key(ctx context.Context, r tenant.KeyRef) (tenant.Key, error) 
 			if _, terr := s.st.TenantByID(ctx, r.Tenant); terr != nil {
 				return tenant.Key{}, fmt.Errorf("dataplane: %w", terr)
 			}
-			return tenant.Key{}, fmt.Errorf("%w (tenant %s, type %s)", tenant.ErrNoActiveKey, r.Tenant, r.Type)
+			return tenant.Key{}, tenant.NoActiveKeyError(r.Tenant, r.Type)
 		}
 		if err != nil {
 			return tenant.Key{}, fmt.Errorf("dataplane: reading the active key: %w", err)
@@ -91,6 +92,9 @@ func (s *Service) key(ctx context.Context, r tenant.KeyRef) (tenant.Key, error) 
 		return k, nil
 	}
 	k, err := s.st.Key(ctx, r)
+	if errors.Is(err, store.ErrNotFound) {
+		return tenant.Key{}, reason.Wrap(store.ErrNotFound, err, "the tenant has no %s key version %d", r.Type, r.Version)
+	}
 	if err != nil {
 		return tenant.Key{}, fmt.Errorf("dataplane: reading a key: %w", err)
 	}

@@ -5,10 +5,12 @@ package directory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
+	"github.com/strongroom-kms/strongroom/internal/reason"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
@@ -39,14 +41,28 @@ func New(st Store, now func() time.Time) *Directory {
 // Create makes a tenant named name in environment env, with the default
 // settings, and records rec (naming the new tenant in it) with it. A name
 // in use is store.ErrExists; an invalid name or environment
-// store.ErrInvalid.
+// store.ErrInvalid. rec names the new tenant only once it exists: a
+// refusal stays with the caller's entry as it came.
 func (d *Directory) Create(ctx context.Context, rec *audit.Entry, name string, env tenant.Environment) (tenant.Tenant, error) {
+	switch {
+	case !tenant.ValidName(name):
+		return tenant.Tenant{}, reason.New(store.ErrInvalid, "invalid tenant name %q: use a lowercase letter or digit "+
+			"followed by up to 62 lowercase letters, digits or '-' (e.g. acme-prod)", name)
+	case !env.Valid():
+		return tenant.Tenant{}, reason.New(store.ErrInvalid, "invalid environment %q: use %q, %q or %q",
+			env, tenant.EnvProduction, tenant.EnvDeveloper, tenant.EnvSandbox)
+	}
 	t := tenant.New(name, env, d.now())
-	rec.Tenant = t.ID
-	t, err := d.st.CreateTenant(ctx, t, *rec)
+	e := *rec
+	e.Tenant = t.ID
+	t, err := d.st.CreateTenant(ctx, t, e)
+	if errors.Is(err, store.ErrExists) {
+		return tenant.Tenant{}, reason.Wrap(store.ErrExists, err, "a tenant named %q exists", name)
+	}
 	if err != nil {
 		return tenant.Tenant{}, fmt.Errorf("directory: %w", err)
 	}
+	rec.Tenant = t.ID
 	return t, nil
 }
 

@@ -2,10 +2,10 @@ package envelope
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 	"unicode/utf8"
 
+	"github.com/strongroom-kms/strongroom/internal/reason"
 	"golang.org/x/crypto/cryptobyte"
 )
 
@@ -35,16 +35,16 @@ func CheckContext(context map[string]string) error {
 // key (never a value), quoted, or only its length when it is itself invalid.
 func canonical(context map[string]string) ([]byte, error) {
 	if len(context) > MaxContextPairs {
-		return nil, fmt.Errorf("%w: %d pairs (at most %d)", ErrContext, len(context), MaxContextPairs)
+		return nil, reason.New(ErrContext, "invalid context: %d pairs (at most %d)", len(context), MaxContextPairs)
 	}
 	keys := make([]string, 0, len(context))
 	size := 2
 	for k, v := range context {
 		if len(k) == 0 || len(k) > MaxContextKey || !utf8.ValidString(k) {
-			return nil, fmt.Errorf("%w: a key of %d bytes (1 to %d bytes of UTF-8)", ErrContext, len(k), MaxContextKey)
+			return nil, reason.New(ErrContext, "invalid context: a key of %d bytes (1 to %d bytes of UTF-8)", len(k), MaxContextKey)
 		}
 		if len(v) > MaxContextValue || !utf8.ValidString(v) {
-			return nil, fmt.Errorf("%w: the value of %q must be at most %d bytes of UTF-8", ErrContext, k, MaxContextValue)
+			return nil, reason.New(ErrContext, "invalid context: the value of %q must be at most %d bytes of UTF-8", k, MaxContextValue)
 		}
 		keys = append(keys, k)
 		size += 1 + len(k) + 2 + len(v)

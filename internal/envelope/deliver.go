@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/strongroom-kms/strongroom/internal/reason"
 	"github.com/strongroom-kms/strongroom/internal/secret"
 )
 
@@ -32,8 +33,8 @@ var ErrPublicKey = errors.New("envelope: invalid HPKE public key")
 // KEMs that crypto/hpke supports included).
 func CheckKEM(id uint16) error {
 	if id != KEMX25519 && id != KEMMLKEM768X25519 {
-		return fmt.Errorf("%w %#04x: use %#04x (DHKEM X25519) or %#04x (ML-KEM-768+X25519)",
-			ErrKEM, id, KEMX25519, KEMMLKEM768X25519)
+		return reason.New(ErrKEM, "unsupported HPKE KEM %#04x: use %#04x (DHKEM X25519) or %#04x (ML-KEM-768+X25519)",
+			id, KEMX25519, KEMMLKEM768X25519)
 	}
 	return nil
 }
@@ -79,13 +80,13 @@ func SealDEK(kemID uint16, publicKey []byte, h Header, dek secret.Key) ([]byte, 
 	}
 	pub, err := k.NewPublicKey(publicKey)
 	if err != nil {
-		return nil, fmt.Errorf("%w for KEM %#04x (%d bytes)", ErrPublicKey, kemID, len(publicKey))
+		return nil, reason.New(ErrPublicKey, "the public key is not a valid key of KEM %#04x (%d bytes)", kemID, len(publicKey))
 	}
 	sealed, err := hpke.Seal(pub, hpke.HKDFSHA256(), hpke.AES256GCM(), in, dek.Bytes())
 	if err != nil {
 		// Encapsulation is all that can fail here: e.g. an X25519 share
 		// that is a low-order point, which NewPublicKey accepts.
-		return nil, fmt.Errorf("%w for KEM %#04x: %v", ErrPublicKey, kemID, err)
+		return nil, reason.Wrap(ErrPublicKey, err, "the public key is not a valid key of KEM %#04x", kemID)
 	}
 	return sealed, nil
 }
@@ -100,10 +101,10 @@ func CheckPublicKey(kemID uint16, publicKey []byte) error {
 	}
 	pub, err := k.NewPublicKey(publicKey)
 	if err != nil {
-		return fmt.Errorf("%w for KEM %#04x (%d bytes)", ErrPublicKey, kemID, len(publicKey))
+		return reason.New(ErrPublicKey, "the public key is not a valid key of KEM %#04x (%d bytes)", kemID, len(publicKey))
 	}
 	if _, err := hpke.Seal(pub, hpke.HKDFSHA256(), hpke.AES256GCM(), nil, nil); err != nil {
-		return fmt.Errorf("%w for KEM %#04x: %v", ErrPublicKey, kemID, err)
+		return reason.Wrap(ErrPublicKey, err, "the public key is not a valid key of KEM %#04x", kemID)
 	}
 	return nil
 }

@@ -86,3 +86,68 @@ func TestUnauthenticatedRequestsAggregated(t *testing.T) {
 		t.Errorf("the aggregate entry = %+v, want token.use refused unauthenticated, count %d, from 127.0.0.1, naming GET /v1/tenants", a, n)
 	}
 }
+
+// TestAuditNames: listed entries name their tenant and actor by name
+// (tenant_name, actor_name) beside the ids; a refused tenant.create (a bad
+// name, a name taken) is recorded under the caller, never under a tenant
+// id that never came to exist.
+func TestAuditNames(t *testing.T) {
+	e := newEnv(t, apitest.Options{})
+	var op api.Token
+	e.call("POST", "/v1/tokens", e.Operator, api.CreateTokenRequest{Role: api.RoleOperator, Name: "ops on-call"}).want(t, 201, &op)
+	var acme api.Tenant
+	e.call("POST", "/v1/tenants", op.Secret, api.CreateTenantRequest{Name: "acme", Env: "sandbox"}).want(t, 201, &acme)
+	e.call("POST", "/v1/tenants", op.Secret, api.CreateTenantRequest{Name: "Acme!", Env: "sandbox"}).wantError(t, 400, api.CodeBadRequest)
+	e.call("POST", "/v1/tenants", op.Secret, api.CreateTenantRequest{Name: "acme", Env: "sandbox"}).wantError(t, 409, api.CodeExists)
+	var admin api.Token
+	e.call("POST", "/v1/tokens", op.Secret, api.CreateTokenRequest{Role: api.RoleTenantAdmin, Tenant: "acme", Name: "acme admin"}).want(t, 201, &admin)
+	e.call("POST", "/v1/tenants/acme/keys", admin.Secret, api.GenerateKeyRequest{}).want(t, 201, nil)
+
+	var log api.AuditList
+	e.call("GET", "/v1/audit?limit=10000", e.Token(t, api.RoleAuditor, ""), nil).want(t, 200, &log)
+	var creates []api.AuditEntry
+	generated := false
+	for _, a := range log.Entries {
+		if a.Tenant != "" && a.Tenant != acme.ID {
+			t.Errorf("entry %d names tenant %q, which does not exist", a.Seq, a.Tenant)
+		}
+		if a.Tenant == acme.ID && a.TenantName != "acme" {
+			t.Errorf("entry %d: tenant_name %q, want acme", a.Seq, a.TenantName)
+		}
+		if a.Action == "tenant.create" {
+			creates = append(creates, a)
+		}
+		if a.Action == "key.generate" && a.Outcome == "ok" {
+			generated = true
+			if a.Actor != admin.ID || a.ActorName != "acme admin" || a.TenantName != "acme" {
+				t.Errorf("the generate entry = %+v, want actor %s named \"acme admin\", tenant acme", a, admin.ID)
+			}
+		}
+	}
+	if !generated || len(creates) != 3 {
+		t.Fatalf("%d tenant.create entries (want 3), a generate: %v", len(creates), generated)
+	}
+	for _, a := range creates {
+		if a.Actor != op.ID || a.ActorName != "ops on-call" {
+			t.Errorf("tenant.create entry %d: actor %q named %q, want %s named \"ops on-call\"", a.Seq, a.Actor, a.ActorName, op.ID)
+		}
+		switch a.Outcome {
+		case "ok":
+			if a.Tenant != acme.ID {
+				t.Errorf("the creation is recorded under tenant %q, want %q", a.Tenant, acme.ID)
+			}
+		default:
+			if a.Tenant != "" || a.TenantName != "" {
+				t.Errorf("a refused creation (%s) is recorded under tenant %q (%q), want the caller's (none)", a.Reason, a.Tenant, a.TenantName)
+			}
+		}
+	}
+	// The tenant's own view names it too.
+	var mine api.AuditList
+	e.call("GET", "/v1/tenants/acme/audit", admin.Secret, nil).want(t, 200, &mine)
+	for _, a := range mine.Entries {
+		if a.TenantName != "acme" {
+			t.Errorf("acme's view: entry %d has tenant_name %q", a.Seq, a.TenantName)
+		}
+	}
+}

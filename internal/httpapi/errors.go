@@ -17,6 +17,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/byok"
 	"github.com/strongroom-kms/strongroom/internal/envelope"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/reason"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
@@ -54,42 +55,57 @@ func tooLargef(format string, args ...any) error {
 }
 
 // keyErrors are the domain errors of tenant keys and ciphertexts, checked
-// in order, with their status and code. The message is the error's own:
-// the store, envelope and tenant packages never put key material in one.
+// in order, with their status, code and message. The message is the
+// error's reason (internal/reason) if it has one, else the one here: never
+// the error's own text, whose chain of package prefixes and internal ids
+// is for the server's log.
 var keyErrors = []struct {
 	err    error
 	status int
 	code   string
+	msg    string
 }{
-	{tenant.ErrNoActiveKey, http.StatusConflict, api.CodeNoActiveKey},
-	{tenant.ErrKeyDestroyed, http.StatusConflict, api.CodeKeyDestroyed},
-	{tenant.ErrKeyArchived, http.StatusConflict, api.CodeKeyArchived},
-	{byok.ErrUploadRefused, http.StatusBadRequest, api.CodeUploadRefused},
-	{byok.ErrDuplicateUpload, http.StatusConflict, api.CodeDuplicateKey},
-	{byok.ErrOptOutDisabled, http.StatusForbidden, api.CodeOptOutDisabled},
-	{byok.ErrNoUploadCert, http.StatusConflict, api.CodeNoUploadCert},
-	{byok.ErrCertState, http.StatusConflict, api.CodeCertState},
-	{byok.ErrImportRefused, http.StatusConflict, api.CodeImportRefused},
-	{release.ErrInvalidBundle, http.StatusBadRequest, api.CodeInvalidBundle},
-	{release.ErrInstalledOther, http.StatusConflict, api.CodeConflict},
-	{auth.ErrInvalid, http.StatusBadRequest, api.CodeBadRequest},
-	{hsm.ErrUnsupported, http.StatusBadRequest, api.CodeUnsupported},
-	{store.ErrNotFound, http.StatusNotFound, api.CodeNotFound},
-	{store.ErrExists, http.StatusConflict, api.CodeExists},
-	{store.ErrConflict, http.StatusConflict, api.CodeConflict},
-	{store.ErrTooManyKeys, http.StatusConflict, api.CodeTooManyKeys},
-	{store.ErrTooManyCerts, http.StatusConflict, api.CodeTooManyCerts},
-	{store.ErrTooManyTokens, http.StatusConflict, api.CodeTooManyTokens},
-	{store.ErrDuplicate, http.StatusConflict, api.CodeExists},
-	{store.ErrDestroyed, http.StatusConflict, api.CodeKeyDestroyed},
-	{store.ErrInvalid, http.StatusBadRequest, api.CodeBadRequest},
-	{envelope.ErrDecrypt, http.StatusBadRequest, api.CodeDecrypt},
-	{envelope.ErrMalformed, http.StatusBadRequest, api.CodeDecrypt},
-	{envelope.ErrContext, http.StatusBadRequest, api.CodeBadRequest},
-	{envelope.ErrKEM, http.StatusBadRequest, api.CodeBadRequest},
-	{envelope.ErrPublicKey, http.StatusBadRequest, api.CodeBadRequest},
-	{envelope.ErrHeader, http.StatusBadRequest, api.CodeBadRequest},
+	{tenant.ErrNoActiveKey, http.StatusConflict, api.CodeNoActiveKey, "there is no active key of this type: generate or upload one first"},
+	{tenant.ErrKeyDestroyed, http.StatusConflict, api.CodeKeyDestroyed, "the key was destroyed: data under it can no longer be decrypted"},
+	{tenant.ErrKeyArchived, http.StatusConflict, api.CodeKeyArchived, "the key is archived: it decrypts only; encrypt with the active key"},
+	{byok.ErrUploadRefused, http.StatusBadRequest, api.CodeUploadRefused, "the uploaded key material was refused"},
+	{byok.ErrDuplicateUpload, http.StatusConflict, api.CodeDuplicateKey,
+		"this key material was uploaded before: the same value is never accepted twice for a tenant"},
+	{byok.ErrOptOutDisabled, http.StatusForbidden, api.CodeOptOutDisabled,
+		"derivation opt-out (mode none) is disabled for this tenant by an operator"},
+	{byok.ErrNoUploadCert, http.StatusConflict, api.CodeNoUploadCert,
+		"the tenant has no active, unexpired upload certificate: make one first"},
+	{byok.ErrCertState, http.StatusConflict, api.CodeCertState, "the upload certificate is not in a state that allows this"},
+	{byok.ErrImportRefused, http.StatusConflict, api.CodeImportRefused, "the backup was refused"},
+	{release.ErrInvalidBundle, http.StatusBadRequest, api.CodeInvalidBundle, "the bundle failed verification and was not installed"},
+	{release.ErrInstalledOther, http.StatusConflict, api.CodeConflict,
+		"another bundle of this release is installed: this one was not"},
+	{auth.ErrInvalid, http.StatusBadRequest, api.CodeBadRequest, "the token cannot be made as asked"},
+	{hsm.ErrUnsupported, http.StatusBadRequest, api.CodeUnsupported, "this region's HSM cannot do what was asked"},
+	{store.ErrNotFound, http.StatusNotFound, api.CodeNotFound, "not found"},
+	{store.ErrExists, http.StatusConflict, api.CodeExists, "it exists already"},
+	{store.ErrConflict, http.StatusConflict, api.CodeConflict, "it conflicts with what is stored"},
+	{store.ErrTooManyKeys, http.StatusConflict, api.CodeTooManyKeys,
+		"the tenant has the most active and archived keys of this type allowed: destroy one first"},
+	{store.ErrTooManyCerts, http.StatusConflict, api.CodeTooManyCerts,
+		"the tenant holds the most pending or active upload certificates allowed: retire one first"},
+	{store.ErrTooManyTokens, http.StatusConflict, api.CodeTooManyTokens,
+		"the tenant has the most live app tokens that its tenant-admins may make: revoke one first, or let one expire"},
+	{store.ErrDuplicate, http.StatusConflict, api.CodeExists, "the tenant has a key of the same value"},
+	{store.ErrDestroyed, http.StatusConflict, api.CodeKeyDestroyed, "the key was destroyed already"},
+	{store.ErrInvalid, http.StatusBadRequest, api.CodeBadRequest, "the request is invalid"},
+	{envelope.ErrDecrypt, http.StatusBadRequest, api.CodeDecrypt, msgDecrypt},
+	{envelope.ErrMalformed, http.StatusBadRequest, api.CodeDecrypt, msgDecrypt},
+	{envelope.ErrContext, http.StatusBadRequest, api.CodeBadRequest, "the context is invalid"},
+	{envelope.ErrKEM, http.StatusBadRequest, api.CodeBadRequest, "unsupported HPKE KEM"},
+	{envelope.ErrPublicKey, http.StatusBadRequest, api.CodeBadRequest, "the public key is not a valid key of its KEM"},
+	{envelope.ErrHeader, http.StatusBadRequest, api.CodeBadRequest, "the key named is invalid"},
 }
+
+// msgDecrypt is the message of every decryption failure: deliberately the
+// same whatever the cause, which the service does not tell apart.
+const msgDecrypt = "decryption failed: the ciphertext was altered, or the context given differs from the one it was " +
+	"encrypted with, or it belongs to another tenant or key"
 
 // problem maps an error to its status and API error. Errors it does not
 // know are server faults: 500, with a message that points to the log.
@@ -105,12 +121,15 @@ func problem(err error, requestID string) (int, api.Error) {
 			Message: "a valid API token is required: Authorization: Bearer srt_…"}
 	case errors.As(err, &rl):
 		next := rl.Next.UTC()
-		return http.StatusTooManyRequests, api.Error{Code: api.CodeRateLimited, Message: err.Error(), NextAllowed: &next}
+		return http.StatusTooManyRequests, api.Error{Code: api.CodeRateLimited, NextAllowed: &next,
+			Message: "too soon: the next key of this type may be made at " + next.Format(time.RFC3339Nano)}
 	case errors.As(err, &ul):
 		next := ul.Next.UTC()
-		return http.StatusTooManyRequests, api.Error{Code: api.CodeRateLimited, Message: err.Error(), NextAllowed: &next}
+		return http.StatusTooManyRequests, api.Error{Code: api.CodeRateLimited, NextAllowed: &next,
+			Message: fmt.Sprintf("%d uploads of this tenant failed within %d minutes, the most allowed: the next may start at %s",
+				ul.Failures, int(byok.FailedUploadWindow/time.Minute), next.Format(time.RFC3339Nano))}
 	case errors.Is(err, store.ErrRateLimited):
-		return http.StatusTooManyRequests, api.Error{Code: api.CodeRateLimited, Message: err.Error()}
+		return http.StatusTooManyRequests, api.Error{Code: api.CodeRateLimited, Message: "too soon: try again later"}
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, api.Error{Code: api.CodeTimeout,
 			Message: fmt.Sprintf("the request ran out of time (request %s)", requestID)}
@@ -120,7 +139,11 @@ func problem(err error, requestID string) (int, api.Error) {
 	}
 	for _, ke := range keyErrors {
 		if errors.Is(err, ke.err) {
-			return ke.status, api.Error{Code: ke.code, Message: err.Error()}
+			msg, ok := reason.Of(err)
+			if !ok {
+				msg = ke.msg
+			}
+			return ke.status, api.Error{Code: ke.code, Message: msg}
 		}
 	}
 	return http.StatusInternalServerError, api.Error{Code: api.CodeInternal,
@@ -128,11 +151,17 @@ func problem(err error, requestID string) (int, api.Error) {
 }
 
 // writeError answers err. Server faults are logged with the error (never
-// the request body); client errors only in the access log, by code.
+// the request body); client errors in the access log, by code, and with
+// the error's own text (its chain, for the operator) when the answer's
+// message is not it.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	info := infoFrom(r.Context())
 	status, e := problem(err, info.id)
 	info.setCode(e.Code)
+	var ae *apiError
+	if status < 500 && !errors.As(err, &ae) {
+		info.setErr(err.Error())
+	}
 	if status >= 500 && !errors.Is(err, context.Canceled) {
 		route, token, tenant, _ := info.get()
 		s.Logger.LogAttrs(r.Context(), slog.LevelError, "request failed",

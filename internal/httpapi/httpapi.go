@@ -10,7 +10,10 @@
 //
 // Request bodies are never logged: they can hold plaintext and key material.
 // The access log (log/slog) records the route, status, duration, error code,
-// token id (never the secret) and tenant of each request.
+// token id (never the secret) and tenant of each request, and for a client
+// error the internal error behind its answer (err): the answer's message
+// says what is wrong in the API's terms (errors.go), the log keeps the
+// chain of package prefixes and internal ids.
 package httpapi
 
 import (
@@ -219,6 +222,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.TimeoutHandler(http.HandlerFunc(s.route), s.timeout, string(timeoutBody)).ServeHTTP(lw, r)
 
 	route, token, tenant, code := info.get()
+	detail := info.getErr()
 	status := lw.status
 	switch {
 	case status == http.StatusServiceUnavailable && code == "":
@@ -230,7 +234,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status >= 500 {
 		level = slog.LevelError
 	}
-	s.Logger.LogAttrs(r.Context(), level, "request",
+	attrs := []slog.Attr{
 		slog.String("request_id", info.id),
 		slog.String("method", r.Method),
 		slog.String("route", route),
@@ -240,7 +244,11 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.Int64("bytes", lw.bytes),
 		slog.String("token_id", token),
 		slog.String("tenant", tenant),
-	)
+	}
+	if detail != "" {
+		attrs = append(attrs, slog.String("err", detail))
+	}
+	s.Logger.LogAttrs(r.Context(), level, "request", attrs...)
 }
 
 // route dispatches to the mux, answering unknown routes and methods in JSON.
@@ -458,6 +466,9 @@ type requestInfo struct {
 	mu                   sync.Mutex
 	route, token, tenant string
 	code                 string
+	// err is the internal text of a client error whose answer says it in
+	// other words.
+	err string
 }
 
 type infoKey struct{}
@@ -485,6 +496,18 @@ func (i *requestInfo) setCode(code string) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	i.code = code
+}
+
+func (i *requestInfo) setErr(err string) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.err = err
+}
+
+func (i *requestInfo) getErr() string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.err
 }
 
 func (i *requestInfo) get() (route, token, tenant, code string) {

@@ -267,15 +267,16 @@ func (s *server) tenantAdminMintsOwnApps(c *Call) error {
 	// Tokens minted by a tenant-admin expire: they must not outlive the
 	// admin's own access indefinitely.
 	if ttl, err := time.ParseDuration(req.TTL); err != nil || ttl <= 0 || ttl > maxDelegatedTTL {
-		return badRequestf("a tenant-admin's app tokens need a ttl of at most %s (e.g. \"720h\")", maxDelegatedTTL)
+		return badRequestf("a tenant-admin's app tokens need a ttl of at most %d days (%dh), e.g. \"720h\"",
+			int(maxDelegatedTTL/(24*time.Hour)), int(maxDelegatedTTL/time.Hour))
 	}
 	return nil
 }
 
 func (s *server) revokeToken(c *Call) (any, error) {
 	id := c.Request.PathValue("id")
-	if err := store.ValidID("token", id); err != nil {
-		return nil, badRequestf("%v", err)
+	if err := validID("token", id); err != nil {
+		return nil, err
 	}
 	if err := s.Tokens.Revoke(c.Context(), c.Audit, id); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -284,6 +285,14 @@ func (s *server) revokeToken(c *Call) (any, error) {
 		return nil, err
 	}
 	return api.Token{ID: id}, nil
+}
+
+// validID checks the id of a token or certificate that a request names.
+func validID(what, id string) error {
+	if !tenant.ValidID(id) {
+		return badRequestf("invalid %s id %q: use the id the API gave it (32 lowercase hex digits, or a UUID)", what, id)
+	}
+	return nil
 }
 
 func (s *server) createToken(c *Call) (any, error) {
@@ -295,9 +304,9 @@ func (s *server) createToken(c *Call) (any, error) {
 	case !role.Valid():
 		return nil, badRequestf("role %q: use %s, %s, %s or %s", req.Role, operator, auditor, tenantAdmin, app)
 	case role.Global() && req.Tenant != "":
-		return nil, badRequestf("a %s token covers every tenant: leave tenant out", role)
+		return nil, badRequestf("%s token covers every tenant: leave tenant out", role.A())
 	case !role.Global() && req.Tenant == "":
-		return nil, badRequestf("a %s token needs its tenant's name", role)
+		return nil, badRequestf("%s token needs its tenant's name", role.A())
 	case !role.Global():
 		var err error
 		if t, err = s.Tenants.ByName(ctx, req.Tenant); err != nil {

@@ -3,12 +3,14 @@ package httpapi
 import (
 	"encoding/hex"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
 // Audit listing: operators and auditors see every entry; a tenant's
@@ -78,7 +80,47 @@ func (s *server) listAudit(c *Call, f store.AuditFilter) (any, error) {
 	if err != nil && !errors.Is(err, errAuditPageFull) {
 		return nil, err
 	}
+	if err := s.nameAudit(c, out.Entries); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// nameAudit fills in the names of the entries' tenants and actors: the
+// tenant's name (tenants are never deleted), and the name of the actor's
+// token while it exists.
+func (s *server) nameAudit(c *Call, entries []api.AuditEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	tenants := map[string]string{}
+	if c.Tenant.ID != "" {
+		tenants[c.Tenant.ID] = c.Tenant.Name
+	} else {
+		ts, err := s.Tenants.List(c.Context())
+		if err != nil {
+			return err
+		}
+		for _, t := range ts {
+			tenants[t.ID] = t.Name
+		}
+	}
+	var actors []string
+	for _, e := range entries {
+		if tenant.ValidID(e.Actor) {
+			actors = append(actors, e.Actor)
+		}
+	}
+	slices.Sort(actors)
+	names, err := s.Tokens.Names(c.Context(), slices.Compact(actors))
+	if err != nil {
+		return err
+	}
+	for i := range entries {
+		entries[i].TenantName = tenants[entries[i].Tenant]
+		entries[i].ActorName = names[entries[i].Actor]
+	}
+	return nil
 }
 
 func (s *server) audit(c *Call) (any, error) {

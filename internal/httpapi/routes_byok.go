@@ -9,7 +9,6 @@ import (
 	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/internal/byok"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
-	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
 	"github.com/strongroom-kms/strongroom/internal/uploadcert"
 )
@@ -82,8 +81,8 @@ func (s *server) uploadCerts(c *Call) (any, error) {
 // certID is the {id} of a certificate route.
 func certID(c *Call) (string, error) {
 	id := c.Request.PathValue("id")
-	if err := store.ValidID("certificate", id); err != nil {
-		return "", badRequestf("%v", err)
+	if err := validID("certificate", id); err != nil {
+		return "", err
 	}
 	return id, nil
 }
@@ -167,8 +166,8 @@ func (s *server) uploadKey(c *Call) (any, error) {
 		}
 	}
 	if req.Certificate != "" {
-		if err := store.ValidID("certificate", req.Certificate); err != nil {
-			return nil, badRequestf("%v", err)
+		if err := validID("certificate", req.Certificate); err != nil {
+			return nil, err
 		}
 	}
 	if len(req.Wrapped) == 0 {

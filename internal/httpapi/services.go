@@ -31,6 +31,7 @@ type Tokens interface {
 	Authenticate(ctx context.Context, header string) (auth.Identity, error)
 	Create(ctx context.Context, rec *audit.Entry, by auth.Identity, role, tenantID, name string, expires time.Time) (string, auth.Token, error)
 	Revoke(ctx context.Context, rec *audit.Entry, id string) error
+	Names(ctx context.Context, ids []string) (map[string]string, error)
 }
 
 // Releases is the node's opened releases and the region's installed ones

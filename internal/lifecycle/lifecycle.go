@@ -20,6 +20,7 @@ import (
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/reason"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/secret"
 	"github.com/strongroom-kms/strongroom/internal/store"
@@ -114,7 +115,10 @@ func (s *Service) Destroy(ctx context.Context, rec *audit.Entry, ref tenant.KeyR
 		s.evict.Evict(ref)
 	}
 	if errors.Is(err, store.ErrDestroyed) {
-		return tenant.Key{}, fmt.Errorf("%w: %w", tenant.ErrKeyDestroyed, err)
+		return tenant.Key{}, reason.Wrap(tenant.ErrKeyDestroyed, err, "%s key version %d was destroyed already", ref.Type, ref.Version)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return tenant.Key{}, reason.Wrap(store.ErrNotFound, err, "the tenant has no %s key version %d", ref.Type, ref.Version)
 	}
 	if err != nil {
 		return tenant.Key{}, fmt.Errorf("lifecycle: destroying a key: %w", err)

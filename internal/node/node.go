@@ -109,7 +109,7 @@ func New(o Options) *Node {
 	n.Keys = lifecycle.New(o.Store, n.Ring, o.HSM, n.ExportKeys, n.Data, o.Policy, o.Now)
 	n.BYOK = byok.New(o.Store, n.Ring, o.HSM, n.Keys, n.ExportKeys, o.Policy, o.Now)
 	n.Audit = auditlog.New(o.Store, o.Trust.Region)
-	n.Aggregate = &auditlog.Aggregate{}
+	n.Aggregate = &auditlog.Aggregate{Now: o.Now}
 	return n
 }
 

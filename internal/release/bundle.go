@@ -22,6 +22,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/plan"
+	"github.com/strongroom-kms/strongroom/internal/reason"
 	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
@@ -268,10 +269,10 @@ func Parse(der []byte) (*Bundle, error) {
 // VerifySignature checks that the primary p signed the bundle.
 func (b *Bundle) VerifySignature(p *enroll.Primary) error {
 	if b.Primary != p.SigningKeyID() {
-		return fmt.Errorf("release: bundle %s is signed by primary key %s, not the pinned %s", b.Name(), b.Primary.Short(), p.SigningKeyID().Short())
+		return reason.New(ErrInvalidBundle, "bundle %s is signed by primary key %s, not the pinned %s", b.Name(), b.Primary.Short(), p.SigningKeyID().Short())
 	}
 	if !sign.Verify(p.Signing, bundleDomain, b.body, b.sig) {
-		return fmt.Errorf("release: bundle %s: the primary's signature does not verify (altered, or signed by another primary)", b.Name())
+		return reason.New(ErrInvalidBundle, "bundle %s was altered or corrupted, or signed by another primary: its signature does not verify", b.Name())
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/plan"
+	"github.com/strongroom-kms/strongroom/internal/reason"
 )
 
 // The errors of installing a bundle, for errors.Is.
@@ -96,14 +97,14 @@ func (in *Installer) Install(ctx context.Context, rec *audit.Entry, bundle []byt
 	// one name.
 	der, err := Decode(bundle)
 	if err != nil {
-		return Meta{}, Installation{}, &BundleError{err}
+		return Meta{}, Installation{}, &BundleError{reason.Wrap(ErrInvalidBundle, err, "this is not a release bundle file (PEM)")}
 	}
 	claimed, err := Parse(der)
-	if err != nil {
-		return Meta{}, Installation{}, &BundleError{err}
+	if err == nil {
+		err = plan.ValidRelease(claimed.Release)
 	}
-	if err := plan.ValidRelease(claimed.Release); err != nil {
-		return Meta{}, Installation{}, &BundleError{err}
+	if err != nil {
+		return Meta{}, Installation{}, &BundleError{reason.Wrap(ErrInvalidBundle, err, "the bundle is not one a ceremony wrote: it was altered or corrupted, or is not a bundle")}
 	}
 	// A different bundle under an installed id is refused before it can
 	// mark the loaded release as failed.

@@ -14,6 +14,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/keywrap"
 	"github.com/strongroom-kms/strongroom/internal/plan"
+	"github.com/strongroom-kms/strongroom/internal/reason"
 	"github.com/strongroom-kms/strongroom/internal/secret"
 	"github.com/strongroom-kms/strongroom/internal/sign"
 )
@@ -152,10 +153,10 @@ func Open(ctx context.Context, h hsm.HSM, data []byte, trust Trust) (*Release, e
 		return nil, err
 	}
 	if b.Region == PrimaryCopy {
-		return nil, fmt.Errorf("release: %s is the primary's own copy of release %s: it is never opened outside the primary HSM; install a region's bundle", b.Name(), b.Release)
+		return nil, reason.New(ErrInvalidBundle, "%s is the primary's own copy of release %s: it is never opened outside the primary HSM; install a region's bundle", b.Name(), b.Release)
 	}
 	if b.Region != trust.Region {
-		return nil, fmt.Errorf("release: bundle %s is for region %q, this node serves %q", b.Name(), b.Region, trust.Region)
+		return nil, reason.New(ErrInvalidBundle, "bundle %s is for region %q; this node serves %q", b.Name(), b.Region, trust.Region)
 	}
 	if trust.Officers != nil {
 		if err := trust.Officers.check(pl); err != nil {

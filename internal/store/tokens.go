@@ -225,7 +225,7 @@ func checkToken(tok auth.Token) (auth.Token, error) {
 	}
 	if tok.Tenant == "" {
 		if !tok.Role.Global() {
-			return auth.Token{}, invalidf("a %s token must name its tenant: only operator and auditor tokens may cover all tenants", tok.Role)
+			return auth.Token{}, invalidf("%s token must name its tenant: only operator and auditor tokens may cover all tenants", tok.Role.A())
 		}
 	} else if err := ValidID("tenant", tok.Tenant); err != nil {
 		return auth.Token{}, err

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/strongroom-kms/strongroom/internal/reason"
 )
 
 // The errors of tenant keys that every service returns, for errors.Is.
@@ -22,9 +24,17 @@ var (
 	ErrKeyArchived = errors.New("tenant: the key is archived: it decrypts only; encrypt with the active key")
 )
 
-// DestroyedError is ErrKeyDestroyed naming the key and when it was
-// destroyed.
+// DestroyedError is ErrKeyDestroyed naming the key (its type and version:
+// the tenant's id is the log's, in its cause) and when it was destroyed.
 func DestroyedError(k Key) error {
-	return fmt.Errorf("%w (tenant %s, type %s, version %d, at %s)", ErrKeyDestroyed,
-		k.Tenant, k.Type, k.Version, k.Destroyed.UTC().Format(time.RFC3339))
+	return reason.Wrap(ErrKeyDestroyed, fmt.Errorf("tenant %s", k.Tenant),
+		"%s key version %d was destroyed at %s: data under it can no longer be decrypted",
+		k.Type, k.Version, k.Destroyed.UTC().Format(time.RFC3339))
+}
+
+// NoActiveKeyError is ErrNoActiveKey naming the type (and, for the log,
+// the tenant's id in its cause).
+func NoActiveKeyError(tenantID, typ string) error {
+	return reason.Wrap(ErrNoActiveKey, fmt.Errorf("tenant %s", tenantID),
+		"there is no active %s key: generate or upload one first", typ)
 }

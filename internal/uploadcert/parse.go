@@ -2,14 +2,23 @@ package uploadcert
 
 import (
 	"bytes"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/reason"
 )
+
+// ErrInvalid: a certificate or certificate request that the parsers
+// refuse. Each error of theirs has a reason (internal/reason) that says why.
+var ErrInvalid = errors.New("uploadcert: invalid certificate or certificate request")
 
 // Size limits of the parsers' inputs, in bytes.
 const (
@@ -61,25 +70,25 @@ func ParseSigned(data []byte, want *rsa.PublicKey, now time.Time) (Signed, error
 	}
 	leaf, err := x509.ParseCertificate(ders[0])
 	if err != nil {
-		return Signed{}, fmt.Errorf("uploadcert: not a valid X.509 certificate: %w", err)
+		return Signed{}, reason.Wrap(ErrInvalid, err, "not a valid X.509 certificate")
 	}
 	if !samePublicKey(leaf.PublicKey, want) {
 		for i, der := range ders[1:] {
 			if c, err := x509.ParseCertificate(der); err == nil && samePublicKey(c.PublicKey, want) {
-				return Signed{}, fmt.Errorf("uploadcert: the certificate for this upload request's key is certificate %d of %d in the PEM text; "+
+				return Signed{}, reason.New(ErrInvalid, "the certificate for this upload request's key is certificate %d of %d in the PEM text; "+
 					"it must come first, followed by its chain (if any)", i+2, len(ders))
 			}
 		}
-		return Signed{}, fmt.Errorf("uploadcert: the certificate's public key is not this upload request's key")
+		return Signed{}, reason.New(ErrInvalid, "the certificate's public key is not this upload request's key")
 	}
 	if leaf.BasicConstraintsValid && leaf.IsCA {
-		return Signed{}, fmt.Errorf("uploadcert: the certificate is a CA certificate (basic constraints cA true); an upload certificate must not be a CA")
+		return Signed{}, reason.New(ErrInvalid, "the certificate is a CA certificate (basic constraints cA true); an upload certificate must not be a CA")
 	}
 	if leaf.KeyUsage != 0 && leaf.KeyUsage&x509.KeyUsageKeyEncipherment == 0 {
-		return Signed{}, fmt.Errorf("uploadcert: the certificate's key usage does not allow keyEncipherment, which RSA-OAEP key uploads need")
+		return Signed{}, reason.New(ErrInvalid, "the certificate's key usage does not allow keyEncipherment, which RSA-OAEP key uploads need")
 	}
 	if len(leaf.UnhandledCriticalExtensions) > 0 {
-		return Signed{}, fmt.Errorf("uploadcert: the certificate has a critical extension that the KMS does not understand (%v)", leaf.UnhandledCriticalExtensions[0])
+		return Signed{}, reason.New(ErrInvalid, "the certificate has a critical extension that the KMS does not understand (%v)", leaf.UnhandledCriticalExtensions[0])
 	}
 	if err := checkValidity(leaf, now); err != nil {
 		return Signed{}, err
@@ -91,13 +100,13 @@ func checkValidity(c *x509.Certificate, now time.Time) error {
 	const layout = time.RFC3339
 	switch {
 	case !c.NotAfter.After(c.NotBefore):
-		return fmt.Errorf("uploadcert: the certificate's validity ends (%s) before it begins (%s)",
+		return reason.New(ErrInvalid, "the certificate's validity ends (%s) before it begins (%s)",
 			c.NotAfter.Format(layout), c.NotBefore.Format(layout))
 	case now.Before(c.NotBefore):
-		return fmt.Errorf("uploadcert: the certificate is not valid until %s (it is now %s)",
+		return reason.New(ErrInvalid, "the certificate is not valid until %s (it is now %s)",
 			c.NotBefore.Format(layout), now.UTC().Format(layout))
 	case now.After(c.NotAfter):
-		return fmt.Errorf("uploadcert: the certificate expired on %s", c.NotAfter.Format(layout))
+		return reason.New(ErrInvalid, "the certificate expired on %s", c.NotAfter.Format(layout))
 	}
 	return nil
 }
@@ -119,7 +128,7 @@ func ParseCertificate(data []byte) (*x509.Certificate, error) {
 	}
 	c, err := x509.ParseCertificate(ders[0])
 	if err != nil {
-		return nil, fmt.Errorf("uploadcert: not a valid X.509 certificate: %w", err)
+		return nil, reason.Wrap(ErrInvalid, err, "not a valid X.509 certificate")
 	}
 	if err := checkPublicKey("certificate", c.PublicKey); err != nil {
 		return nil, err
@@ -137,16 +146,16 @@ func ParseCSR(data []byte) (*x509.CertificateRequest, error) {
 	}
 	csr, err := x509.ParseCertificateRequest(ders[0])
 	if err != nil {
-		return nil, fmt.Errorf("uploadcert: not a valid PKCS#10 certificate request: %w", err)
+		return nil, reason.Wrap(ErrInvalid, err, "not a valid PKCS#10 certificate request")
 	}
 	if csr.SignatureAlgorithm != x509.SHA256WithRSAPSS {
-		return nil, fmt.Errorf("uploadcert: the certificate request is signed with %v, not %v", csr.SignatureAlgorithm, x509.SHA256WithRSAPSS)
+		return nil, reason.New(ErrInvalid, "the certificate request is signed with %v, not %v", csr.SignatureAlgorithm, x509.SHA256WithRSAPSS)
 	}
 	if err := checkPublicKey("certificate request", csr.PublicKey); err != nil {
 		return nil, err
 	}
 	if err := csr.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("uploadcert: the certificate request's signature does not verify: %w", err)
+		return nil, reason.Wrap(ErrInvalid, err, "the certificate request's signature does not verify")
 	}
 	return csr, nil
 }
@@ -154,10 +163,10 @@ func ParseCSR(data []byte) (*x509.CertificateRequest, error) {
 func checkPublicKey(what string, pub any) error {
 	k, ok := pub.(*rsa.PublicKey)
 	if !ok {
-		return fmt.Errorf("uploadcert: the %s's key is %T, not RSA-%d", what, pub, hsm.RSABits)
+		return reason.New(ErrInvalid, "the %s's key is %s, not RSA-%d", what, keyKind(pub), hsm.RSABits)
 	}
 	if bits := rsaBits(k); bits != hsm.RSABits {
-		return fmt.Errorf("uploadcert: the %s's key is RSA-%d, not RSA-%d", what, bits, hsm.RSABits)
+		return reason.New(ErrInvalid, "the %s's key is RSA-%d, not RSA-%d", what, bits, hsm.RSABits)
 	}
 	return nil
 }
@@ -169,9 +178,9 @@ func checkPublicKey(what string, pub any) error {
 func decode(data []byte, typ, what string, max int, many bool) ([][]byte, error) {
 	switch {
 	case len(data) == 0:
-		return nil, fmt.Errorf("uploadcert: the %s is empty", what)
+		return nil, reason.New(ErrInvalid, "the %s is empty", what)
 	case len(data) > max:
-		return nil, fmt.Errorf("uploadcert: the %s is %d bytes, more than the %d allowed", what, len(data), max)
+		return nil, reason.New(ErrInvalid, "the %s is %d bytes, more than the %d allowed", what, len(data), max)
 	case data[0] == 0x30: // DER SEQUENCE
 		return [][]byte{data}, nil
 	}
@@ -184,23 +193,36 @@ func decode(data []byte, typ, what string, max int, many bool) ([][]byte, error)
 			break
 		}
 		if b.Type != typ {
-			return nil, fmt.Errorf("uploadcert: found a PEM %q block where a %q block (the %s) was expected", b.Type, typ, what)
+			return nil, reason.New(ErrInvalid, "found a PEM %q block where a %q block (the %s) was expected", b.Type, typ, what)
 		}
 		if len(b.Headers) != 0 {
-			return nil, fmt.Errorf("uploadcert: the PEM %q block has headers; it must have none", typ)
+			return nil, reason.New(ErrInvalid, "the PEM %q block has headers; it must have none", typ)
 		}
 		ders = append(ders, b.Bytes)
 	}
 	switch {
 	case len(ders) == 0:
-		return nil, fmt.Errorf("uploadcert: not a %s: no PEM %q block, and not DER", what, typ)
+		return nil, reason.New(ErrInvalid, "not a %s: no PEM %q block, and not DER", what, typ)
 	case bytes.Count(data, []byte("-----BEGIN")) != len(ders):
 		// pem.Decode skips malformed blocks as if they were text.
-		return nil, fmt.Errorf("uploadcert: the %s has a malformed PEM block", what)
+		return nil, reason.New(ErrInvalid, "the %s has a malformed PEM block", what)
 	case len(bytes.TrimSpace(rest)) != 0:
-		return nil, fmt.Errorf("uploadcert: unexpected data after the PEM %q block", typ)
+		return nil, reason.New(ErrInvalid, "unexpected data after the PEM %q block", typ)
 	case len(ders) > 1 && !many:
-		return nil, fmt.Errorf("uploadcert: found %d PEM %q blocks; want exactly one", len(ders), typ)
+		return nil, reason.New(ErrInvalid, "found %d PEM %q blocks; want exactly one", len(ders), typ)
 	}
 	return ders, nil
+}
+
+// keyKind names the kind of a public key, for messages.
+func keyKind(pub any) string {
+	switch pub.(type) {
+	case *ecdsa.PublicKey:
+		return "ECDSA"
+	case ed25519.PublicKey:
+		return "Ed25519"
+	case *ecdh.PublicKey:
+		return "ECDH"
+	}
+	return "of an unknown kind"
 }

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"TokenParents", testTokenParents},
 		{"TokenParentsMany", testTokenParentsMany},
 		{"TokenLimit", testTokenLimit},
+		{"TokenNames", testTokenNames},
 		{"ConcurrentTokenLimit", testConcurrentTokenLimit},
 		{"Releases", testReleases},
 		{"ReleaseValidation", testReleaseValidation},
