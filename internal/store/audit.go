@@ -36,7 +36,9 @@ const (
 	// qAuditStateLock is qAuditState with the dialect's ForUpdate.
 	qAuditStateLock = qAuditState
 	qAuditStateSet  = `UPDATE audit_state SET state = $1 WHERE id = 1`
-	qAuditInsert    = `INSERT INTO audit_log (` + auditCols + `)
+	// qAuditLastTime is the time of the log's last entry.
+	qAuditLastTime = `SELECT time FROM audit_log ORDER BY seq DESC LIMIT 1`
+	qAuditInsert   = `INSERT INTO audit_log (` + auditCols + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
 	// qAuditEntries is the start of a batch of AuditEntries: auditQuery
 	// adds the filter's conditions and the order and limit.
@@ -184,7 +186,21 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, entries ...audit.En
 	if err != nil {
 		return nil, err
 	}
-	// Under the lock: this read has every append committed before.
+	// Under the lock: this read has every append committed before. Time
+	// never runs backwards in the log: an entry stamped before its
+	// predecessor (a request that started earlier and committed later)
+	// takes its predecessor's time.
+	var last time.Time
+	if err := tx.QueryRowContext(ctx, qAuditLastTime).Scan(timeValue{&last}); err != nil && !noRows(err) {
+		return nil, err
+	}
+	entries = slices.Clone(entries)
+	for i := range entries {
+		if !entries[i].Time.IsZero() && entries[i].Time.Before(last) {
+			entries[i].Time = last
+		}
+		last = entries[i].Time.Truncate(time.Microsecond)
+	}
 	state, chained, err := chainAudit(stored, entries)
 	if err != nil {
 		return nil, err
@@ -207,7 +223,8 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, entries ...audit.En
 }
 
 // AppendAudit chains entries after the log's head (setting Seq, Prev and
-// Hash; Time is truncated to the microsecond, in UTC) and stores them in one
+// Hash; Time is truncated to the microsecond, in UTC, and raised to the
+// last entry's if it is earlier) and stores them in one
 // transaction of their own. An invalid entry (audit.Entry.Validate, or a
 // Count above MaxAuditCount) → ErrInvalid, naming the entry's position and
 // the field but not its content, and nothing is stored. It returns the

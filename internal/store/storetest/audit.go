@@ -158,6 +158,33 @@ func testAuditAppend(t *testing.T, s *store.Store) {
 	}
 }
 
+// testAuditTimeOrder: time never runs backwards in the log: an entry
+// stamped before the last one (a request that began earlier but commits
+// later) is stored with the last one's time, alone or in a batch.
+func testAuditTimeOrder(t *testing.T, s *store.Store) {
+	late := auditEntry("late", t0.Add(time.Hour))
+	early := auditEntry("early", t0)
+	earlier := auditEntry("earlier", t0.Add(-time.Minute))
+	if _, err := s.AppendAudit(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.AppendAudit(ctx, early, earlier, auditEntry("later", t0.Add(2*time.Hour)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []time.Time{t0.Add(time.Hour), t0.Add(time.Hour), t0.Add(2 * time.Hour)} {
+		if !got[i].Time.Equal(want) {
+			t.Errorf("AppendAudit(...)[%d].Time = %s, want %s (never before the entry before it)", i, got[i].Time, want)
+		}
+	}
+	stored := checkLog(t, s, 4)
+	for i := 1; i < len(stored); i++ {
+		if stored[i].Time.Before(stored[i-1].Time) {
+			t.Errorf("entry %d (%s) is stored before entry %d (%s) in time", stored[i].Seq, stored[i].Time, stored[i-1].Seq, stored[i-1].Time)
+		}
+	}
+}
+
 // testAuditInvalid: an invalid entry stores nothing, not even the valid
 // entries of the same call, and the error does not quote it.
 func testAuditInvalid(t *testing.T, s *store.Store) {

@@ -74,6 +74,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"WatchDestroyed", testWatchDestroyed},
 		{"BYOKErrorsNeverHoldKeyMaterial", testBYOKErrorMessages},
 		{"AuditAppend", testAuditAppend},
+		{"AuditTimeOrder", testAuditTimeOrder},
 		{"AuditInvalid", testAuditInvalid},
 		{"AuditFilters", testAuditFilters},
 		{"AuditMany", testAuditMany},
