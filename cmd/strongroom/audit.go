@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/client"
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/auditlog"
@@ -93,6 +94,7 @@ func auditCommand() *command {
 					since := fs.String("since", "", "only entries at or after this RFC 3339 time")
 					until := fs.String("until", "", "only entries before this RFC 3339 time")
 					limit := fs.Int("limit", 0, "at most this many entries (default: all, in pages)")
+					ids := fs.Bool("ids", false, "show tenants and actors by id instead of by name")
 					return func(ctx context.Context, c *client.Client, args []string) error {
 						if len(args) > 0 {
 							return usageErrorf("no arguments are taken")
@@ -100,20 +102,23 @@ func auditCommand() *command {
 						var q client.AuditQuery
 						q.Key = *key
 						for _, p := range []struct {
-							v   string
-							dst *time.Time
-						}{{*since, &q.Since}, {*until, &q.Until}} {
+							flag, v string
+							dst     *time.Time
+						}{{"since", *since, &q.Since}, {"until", *until, &q.Until}} {
 							if p.v == "" {
 								continue
 							}
 							t, err := time.Parse(time.RFC3339Nano, p.v)
 							if err != nil {
-								return usageErrorf("%q: use an RFC 3339 time such as 2026-11-27T12:00:00Z", p.v)
+								return usageErrorf("--%s %q: use an RFC 3339 time such as 2026-11-27T12:00:00Z", p.flag, p.v)
 							}
 							*p.dst = t
 						}
+						var all []api.AuditEntry // for --output json
 						w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-						fmt.Fprintln(w, "SEQ\tTIME\tACTOR\tROLE\tTENANT\tACTION\tKEY\tOUTCOME\tREASON\tCOUNT")
+						if e.output != "json" {
+							fmt.Fprintln(w, "SEQ\tTIME\tACTOR\tROLE\tTENANT\tACTION\tKEY\tOUTCOME\tREASON\tCOUNT")
+						}
 						n := 0
 						for {
 							if *limit > 0 {
@@ -124,14 +129,22 @@ func auditCommand() *command {
 								return err
 							}
 							for _, a := range page.Entries {
+								if e.output == "json" {
+									all = append(all, a)
+									continue
+								}
+								actor, tn := auditNames(a, *ids)
 								fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", a.Seq, a.Time.Format(time.RFC3339),
-									a.Actor, dash(a.Role), dash(a.Tenant), a.Action, dash(a.Key), a.Outcome, dash(a.Reason), max(a.Count, 1))
+									actor, dash(a.Role), tn, a.Action, dash(a.Key), a.Outcome, dash(a.Reason), max(a.Count, 1))
 							}
 							n += len(page.Entries)
 							if page.Next == 0 || (*limit > 0 && n >= *limit) {
 								break
 							}
 							q.After = page.Next
+						}
+						if e.output == "json" {
+							return e.print(api.AuditList{Entries: append([]api.AuditEntry{}, all...)}, nil)
 						}
 						return w.Flush()
 					}
@@ -272,4 +285,21 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// auditNames is how 'audit list' shows an entry's actor and tenant: by
+// name where the server resolved one (an actor without a name, such as a
+// revoked token, stays its id), or by id with --ids.
+func auditNames(a api.AuditEntry, ids bool) (actor, tenant string) {
+	actor, tenant = a.Actor, dash(a.Tenant)
+	if ids {
+		return actor, tenant
+	}
+	if a.ActorName != "" {
+		actor = a.ActorName
+	}
+	if a.TenantName != "" {
+		tenant = a.TenantName
+	}
+	return actor, tenant
 }
