@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/strongroom-kms/strongroom/api"
@@ -80,6 +81,7 @@ var keyErrors = []struct {
 	{store.ErrTooManyKeys, http.StatusConflict, api.CodeTooManyKeys},
 	{store.ErrTooManyCerts, http.StatusConflict, api.CodeTooManyCerts},
 	{store.ErrTooManyTokens, http.StatusConflict, api.CodeTooManyTokens},
+	{store.ErrRevoked, http.StatusConflict, api.CodeAlreadyRevoked},
 	{store.ErrDuplicate, http.StatusConflict, api.CodeExists},
 	{store.ErrDestroyed, http.StatusConflict, api.CodeKeyDestroyed},
 	{store.ErrInvalid, http.StatusBadRequest, api.CodeBadRequest},
@@ -100,6 +102,10 @@ func problem(err error, requestID string) (int, api.Error) {
 	switch {
 	case errors.As(err, &ae):
 		return ae.status, api.Error{Code: ae.code, Message: ae.msg, NextAllowed: ae.next}
+	case errors.Is(err, auth.ErrRevoked):
+		return http.StatusUnauthorized, api.Error{Code: api.CodeTokenRevoked, Message: strings.TrimPrefix(err.Error(), "auth: ") + ": use another token"}
+	case errors.Is(err, auth.ErrExpired):
+		return http.StatusUnauthorized, api.Error{Code: api.CodeTokenExpired, Message: strings.TrimPrefix(err.Error(), "auth: ") + ": use another token"}
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return http.StatusUnauthorized, api.Error{Code: api.CodeUnauthenticated,
 			Message: "a valid API token is required: Authorization: Bearer srt_…"}
