@@ -38,7 +38,9 @@ func (e *apiError) Error() string { return e.code + ": " + e.msg }
 
 // errForbidden is every refusal of an authenticated caller: the same answer
 // whether the role is wrong, the tenant is another's, or the tenant does not
-// exist, so that a scoped token learns nothing about other tenants.
+// exist, so that a scoped token learns nothing about other tenants. The
+// route wrapper answers it with the route's own wording (forbidden.go),
+// which depends on the route and the tenant its path names only.
 var errForbidden = &apiError{status: http.StatusForbidden, code: api.CodeForbidden,
 	msg: "this token is not allowed to do that"}
 

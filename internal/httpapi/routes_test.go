@@ -593,23 +593,48 @@ func TestUnknownRouteAndMethod(t *testing.T) {
 }
 
 func TestErrorMessagesAreStable(t *testing.T) {
-	// Refusals do not depend on why (role, other tenant, unknown tenant).
+	// Refusals do not depend on why (role, other tenant, unknown tenant):
+	// they name what the route needs, and the tenant of the path.
 	e := newEnv(t, apitest.Options{})
 	e.Tenant(t, "acme")
 	e.Tenant(t, "beta")
 	app := e.Token(t, api.RoleApp, "acme")
-	var bodies []string
-	for _, path := range []string{"/v1/tenants/beta/encrypt", "/v1/tenants/nope/encrypt", "/v1/tenants/NOPE!/encrypt"} {
-		r := e.call("POST", path, app, api.EncryptRequest{Items: []api.EncryptItem{{}}})
-		r.wantError(t, 403, api.CodeForbidden)
-		bodies = append(bodies, string(r.body))
+	admin := e.Token(t, api.RoleTenantAdmin, "acme")
+	for _, c := range []struct {
+		token, path, want string
+	}{
+		{admin, "/v1/tenants/acme/encrypt", "key encrypt needs an app token for beta"},
+		{app, "/v1/tenants/beta/encrypt", "key encrypt needs an app token for beta"},
+		{app, "/v1/tenants/nope/encrypt", "key encrypt needs an app token for nope"},
+		{admin, "/v1/tenants/nope/encrypt", "key encrypt needs an app token for nope"},
+		{app, "/v1/tenants/NOPE!/encrypt", "key encrypt needs an app token for that tenant"},
+	} {
+		if c.token == admin && strings.Contains(c.path, "/acme/") {
+			c.want = "key encrypt needs an app token for acme"
+		}
+		r := e.call("POST", c.path, c.token, api.EncryptRequest{Items: []api.EncryptItem{{}}})
+		if got := r.wantError(t, 403, api.CodeForbidden).Message; got != c.want {
+			t.Errorf("POST %s: refusal %q, want %q", c.path, got, c.want)
+		}
 	}
-	r := e.call("GET", "/v1/tenants", app, nil)
-	r.wantError(t, 403, api.CodeForbidden)
-	bodies = append(bodies, string(r.body))
-	for _, b := range bodies[1:] {
-		if b != bodies[0] {
-			t.Errorf("refusals differ: %s and %s", bodies[0], b)
+	for _, c := range []struct {
+		token, method, path string
+		body                any
+		want                string
+	}{
+		{app, "GET", "/v1/tenants", nil, "tenant list needs an auditor or operator token"},
+		{admin, "GET", "/v1/status", nil, "node status needs an auditor or operator token"},
+		{app, "GET", "/v1/tenants/acme/keys", nil, "key list needs an auditor, operator or tenant-admin token for acme"},
+		{app, "POST", "/v1/tenants/acme/keys/data/upload", api.UploadKeyRequest{}, "key upload needs a tenant-admin token for acme"},
+		{admin, "POST", "/v1/tenants/acme/settings", api.SetTenantRequest{}, "tenant settings needs an operator token for acme"},
+		{admin, "POST", "/v1/tokens", api.CreateTokenRequest{Role: "operator"}, "token create needs an operator or tenant-admin token " +
+			"(a tenant-admin may create only app tokens, only for its own tenant, with a ttl of at most 90 days)"},
+		{app, "GET", "/v1/tokens", nil, "token list needs an auditor, operator or tenant-admin token " +
+			"(a tenant-admin sees only its own tenant's app tokens, and itself)"},
+	} {
+		r := e.call(c.method, c.path, c.token, c.body)
+		if got := r.wantError(t, 403, api.CodeForbidden).Message; got != c.want {
+			t.Errorf("%s %s: refusal %q, want %q", c.method, c.path, got, c.want)
 		}
 	}
 	// Global callers learn that a tenant does not exist.

@@ -65,9 +65,9 @@ func (s *server) createToken(c *Call) (any, error) {
 	case !role.Valid():
 		return nil, badRequestf("role %q: use %s, %s, %s or %s", req.Role, operator, auditor, tenantAdmin, app)
 	case role.Global() && req.Tenant != "":
-		return nil, badRequestf("a %s token covers every tenant: leave tenant out", role)
+		return nil, badRequestf("%s %s token covers every tenant: leave tenant out", article(string(role)), role)
 	case !role.Global() && req.Tenant == "":
-		return nil, badRequestf("a %s token needs its tenant's name", role)
+		return nil, badRequestf("%s %s token needs its tenant's name", article(string(role)), role)
 	case !role.Global():
 		var err error
 		if t, err = s.Tenants.ByName(ctx, req.Tenant); err != nil {

@@ -209,6 +209,9 @@ func TestTokenRevoke(t *testing.T) {
 			t.Errorf("revoking %s as a tenant-admin: %q, want %q", id, r.Message, refusal.Message)
 		}
 	}
+	if !strings.Contains(refusal.Message, "token revoke needs an operator or tenant-admin token") {
+		t.Errorf("refusal %q does not say what revoking needs", refusal.Message)
+	}
 	e.call("POST", "/v1/tokens/"+w.app2.ID+"/revoke", w.app1.Secret, nil).wantError(t, 403, api.CodeForbidden)
 	e.call("POST", "/v1/tokens/"+w.app2.ID+"/revoke", w.auditor, nil).wantError(t, 403, api.CodeForbidden)
 	e.call("GET", "/v1/tenants/beta/keys", w.betaApp.Secret, nil).wantError(t, 403, api.CodeForbidden) // still live
