@@ -20,7 +20,9 @@ type Error struct {
 // Error codes.
 const (
 	CodeBadRequest       = "bad_request"       // malformed JSON, unknown field, bad value
-	CodeUnauthenticated  = "unauthenticated"   // no or unknown token
+	CodeUnauthenticated  = "unauthenticated"   // no, malformed or unknown token
+	CodeTokenRevoked     = "token_revoked"     // the token was revoked (HTTP 401; the message says when)
+	CodeTokenExpired     = "token_expired"     // the token has expired (HTTP 401; the message says when)
 	CodeForbidden        = "forbidden"         // the token's role or tenant scope does not allow it
 	CodeNotFound         = "not_found"         // no such tenant, key or route
 	CodeExists           = "exists"            // the name is taken
@@ -45,6 +47,7 @@ const (
 	CodeCertState        = "certificate_state"           // the upload certificate's state does not allow this
 	CodeTooManyCerts     = "too_many_certificates"       // the tenant holds the most pending or active upload certificates
 	CodeTooManyTokens    = "too_many_tokens"             // the tenant has the most live app tokens its tenant-admins may make
+	CodeAlreadyRevoked   = "already_revoked"             // the token to revoke was revoked before (HTTP 409; the message says when)
 	CodeImportRefused    = "import_refused"              // a backup file was refused; the reason says why
 	CodeUnsupported      = "unsupported"                 // this region's HSM cannot do what was asked (e.g. an OAEP hash)
 )
@@ -129,7 +132,7 @@ type CreateTokenRequest struct {
 	Role   string `json:"role"`
 	Tenant string `json:"tenant,omitempty"` // tenant name; required for tenant-admin and app
 	Name   string `json:"name,omitempty"`   // a label for humans
-	TTL    string `json:"ttl,omitempty"`    // e.g. "720h"; empty = no expiry
+	TTL    string `json:"ttl,omitempty"`    // whole days ("30d") or a Go duration ("720h"); empty = no expiry
 }
 
 // Token is a created token. Secret is shown once and never stored.
@@ -140,6 +143,50 @@ type Token struct {
 	Name    string     `json:"name,omitempty"`
 	Expires *time.Time `json:"expires,omitempty"`
 	Secret  string     `json:"secret,omitempty"`
+}
+
+// The states of a token (TokenInfo.State).
+const (
+	TokenLive    = "live"    // it authenticates
+	TokenExpired = "expired" // its expiry has passed
+	TokenRevoked = "revoked" // it was revoked
+)
+
+// TokenInfo is what the server keeps of a token: never its secret, nor
+// anything derived from it.
+type TokenInfo struct {
+	ID      string     `json:"id"`
+	Name    string     `json:"name,omitempty"`
+	Role    string     `json:"role"`
+	Tenant  string     `json:"tenant,omitempty"` // tenant name; "" for operator and auditor tokens
+	Created time.Time  `json:"created"`
+	Expires *time.Time `json:"expires,omitempty"`
+	// Parent is the id of the token that made this one; "" if none did
+	// (strongroom server --init, strongroom dev).
+	Parent string `json:"parent,omitempty"`
+	// LastUsed is the minute in which the token last authenticated a
+	// request (recorded at most once a minute, best effort); absent if
+	// never.
+	LastUsed *time.Time `json:"last_used,omitempty"`
+	State    string     `json:"state"` // live, expired or revoked
+	// Revoked and RevokedBy say when the token was revoked, and the id of
+	// the token that revoked it (absent if none did).
+	Revoked   *time.Time `json:"revoked,omitempty"`
+	RevokedBy string     `json:"revoked_by,omitempty"`
+}
+
+// TokenList is GET /v1/tokens (?tenant= a tenant's name, ?state= live,
+// expired or revoked), oldest first.
+type TokenList struct {
+	Tokens []TokenInfo `json:"tokens"`
+}
+
+// Revocation is the answer of POST /v1/tokens/{id}/revoke and POST
+// /v1/tokens/self/revoke: the token as revoked, and the ids of the tokens
+// revoked with it (those it made, and theirs, that were live).
+type Revocation struct {
+	Token    TokenInfo `json:"token"`
+	Cascaded []string  `json:"cascaded"`
 }
 
 // Key is one version of a tenant's key, without material.
@@ -332,8 +379,9 @@ type AuditEntry struct {
 	Seq   uint64    `json:"seq"`
 	Time  time.Time `json:"time"`
 	Actor string    `json:"actor"` // a token id, system, cli or anonymous
-	// ActorName is the name of the actor's token, when it has one and
-	// still exists (resolved at listing; not part of the entry's hash).
+	// ActorName is the name of the actor's token, if it was given one
+	// (revoked tokens keep theirs; resolved at listing, not part of the
+	// entry's hash).
 	ActorName string `json:"actor_name,omitempty"`
 	Role      string `json:"role,omitempty"`
 	Tenant    string `json:"tenant,omitempty"` // the tenant's id

@@ -353,11 +353,48 @@ func (c *Client) CreateToken(ctx context.Context, req api.CreateTokenRequest) (a
 	return t, err
 }
 
-// RevokeToken revokes an API token by id (POST /v1/tokens/{id}/revoke,
-// operator): it is refused from then on, and so is every token it made
-// (and theirs).
+// Tokens lists the API tokens the client's token may see (GET /v1/tokens),
+// oldest first, never their secrets: operators and auditors every token, or
+// the tenant's if tenant is not ""; a tenant-admin its tenant's app tokens
+// and itself. state, if not "", keeps the tokens in that state
+// (api.TokenLive, api.TokenExpired, api.TokenRevoked).
+func (c *Client) Tokens(ctx context.Context, tenant, state string) ([]api.TokenInfo, error) {
+	q := url.Values{}
+	if tenant != "" {
+		q.Set("tenant", tenant)
+	}
+	if state != "" {
+		q.Set("state", state)
+	}
+	var l api.TokenList
+	err := c.do(ctx, "GET", "/v1/tokens", q, nil, &l)
+	return l.Tokens, err
+}
+
+// RevokeToken revokes an API token by id (POST /v1/tokens/{id}/revoke;
+// operators any token, a tenant-admin its tenant's app tokens and itself):
+// it is refused from then on (api.CodeTokenRevoked), and so is every token
+// it made (and theirs). A token revoked already is an *Error with Code
+// api.CodeAlreadyRevoked, whose message says when. To revoke the client's
+// own token, use RevokeSelf.
 func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	if err := seg("token id", id); err != nil {
+		return err
+	}
+	if id == "self" {
+		return errors.New(`client: "self" is not a token id: use RevokeSelf to revoke the client's own token`)
+	}
 	return c.do(ctx, "POST", "/v1/tokens/"+url.PathEscape(id)+"/revoke", nil, nil, nil)
+}
+
+// RevokeSelf revokes the client's own token, and every token it made (and
+// theirs) (POST /v1/tokens/self/revoke, any token). It returns the token as
+// revoked and the ids of those revoked with it; the client authenticates
+// nobody from then on.
+func (c *Client) RevokeSelf(ctx context.Context) (api.Revocation, error) {
+	var r api.Revocation
+	err := c.do(ctx, "POST", "/v1/tokens/self/revoke", nil, nil, &r)
+	return r, err
 }
 
 // GenerateKey makes a new active key of type typ ("" = data) for a tenant

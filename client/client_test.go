@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,7 +133,36 @@ func TestEveryMethod(t *testing.T) {
 		t.Errorf("RevokeToken = %v", err)
 	}
 	_, err = s.client(t, spare.Secret).Keys(ctx, "acme", "")
-	apiErr(t, err, 401, api.CodeUnauthenticated)
+	apiErr(t, err, 401, api.CodeTokenRevoked)
+	if e := apiErr(t, admin.RevokeToken(ctx, spare.ID), 409, api.CodeAlreadyRevoked); !strings.Contains(e.Message, "revoked already, at ") {
+		t.Errorf("RevokeToken(revoked) = %v, want when", e)
+	}
+	if err := op.RevokeToken(ctx, "self"); err == nil || !strings.Contains(err.Error(), "RevokeSelf") {
+		t.Errorf(`RevokeToken("self") error = %v, want it refused, pointing to RevokeSelf`, err)
+	}
+	if err := op.RevokeToken(ctx, "../tenants"); err == nil {
+		t.Error("RevokeToken(../tenants) error = nil")
+	}
+	toks, err := admin.Tokens(ctx, "", "")
+	if err != nil || len(toks) != 3 || !slices.ContainsFunc(toks, func(x api.TokenInfo) bool { return x.ID == adminTok.ID && x.Tenant == "acme" }) {
+		t.Errorf("Tokens(tenant-admin) = %+v, %v, want itself and its two app tokens", toks, err)
+	}
+	if toks, err := op.Tokens(ctx, "acme", api.TokenRevoked); err != nil || len(toks) != 1 || toks[0].ID != spare.ID ||
+		toks[0].State != api.TokenRevoked || toks[0].Revoked == nil {
+		t.Errorf("Tokens(acme, revoked) = %+v, %v, want the spare", toks, err)
+	}
+	_, err = admin.Tokens(ctx, "nope", "")
+	apiErr(t, err, 403, api.CodeForbidden)
+	selfish, err := admin.CreateToken(ctx, api.CreateTokenRequest{Role: api.RoleApp, Tenant: "acme", TTL: "30d"})
+	if err != nil || selfish.Expires == nil || !selfish.Expires.Equal(s.Clock.Now().Add(30*24*time.Hour)) {
+		t.Fatalf("CreateToken(ttl 30d) = %+v, %v", selfish, err)
+	}
+	selfC := s.client(t, selfish.Secret)
+	if r, err := selfC.RevokeSelf(ctx); err != nil || r.Token.ID != selfish.ID || r.Token.State != api.TokenRevoked || r.Cascaded == nil {
+		t.Errorf("RevokeSelf = %+v, %v", r, err)
+	}
+	_, err = selfC.RevokeSelf(ctx)
+	apiErr(t, err, 401, api.CodeTokenRevoked)
 	app := s.client(t, appTok.Secret)
 
 	k1, err := admin.GenerateKey(ctx, "acme", "")

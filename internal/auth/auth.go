@@ -43,9 +43,24 @@ const secretBytes = 32
 // unpadded base64url.
 var secretLen = len(Prefix) + base64.RawURLEncoding.EncodedLen(secretBytes)
 
-// ErrUnauthenticated is the one error for a missing, malformed, unknown or
-// expired token: callers cannot tell which.
-var ErrUnauthenticated = errors.New("auth: missing, unknown or expired API token")
+// ErrUnauthenticated is the error for a missing, malformed or unknown
+// token: callers cannot tell which. A token that was revoked or has expired
+// is ErrRevoked or ErrExpired, which wrap it: only the holder of a token's
+// secret can present it, so telling them why it no longer works tells
+// nobody else anything.
+var ErrUnauthenticated = errors.New("auth: missing, malformed or unknown API token")
+
+// ErrRevoked: the token was revoked (errors.Is(err, ErrUnauthenticated) too).
+var ErrRevoked error = &unauthenticated{"auth: the API token was revoked"}
+
+// ErrExpired: the token has expired (errors.Is(err, ErrUnauthenticated) too).
+var ErrExpired error = &unauthenticated{"auth: the API token expired"}
+
+// unauthenticated is a reason why a token authenticates nobody.
+type unauthenticated struct{ msg string }
+
+func (e *unauthenticated) Error() string { return e.msg }
+func (e *unauthenticated) Unwrap() error { return ErrUnauthenticated }
 
 // ErrInvalid: a token cannot be made as asked (role, tenant or name).
 var ErrInvalid = errors.New("auth: invalid token")
@@ -179,6 +194,31 @@ func (id Identity) Allows(p Policy, tenantID string) bool {
 	return id.Tenant != "" && subtle.ConstantTimeCompare([]byte(id.Tenant), []byte(tenantID)) == 1
 }
 
+// MaySee reports whether the identity may see a token's record (not its
+// secret, which nobody sees again): a global operator or auditor every
+// token; any token itself; a tenant-admin also its own tenant's app tokens.
+func (id Identity) MaySee(tok Token) bool {
+	return id.Global() || id.mayManage(tok)
+}
+
+// MayRevoke reports whether the identity may revoke a token: a global
+// operator any token; any token itself; a tenant-admin also its own
+// tenant's app tokens (never another tenant's, nor a token of another
+// role).
+func (id Identity) MayRevoke(tok Token) bool {
+	return (id.Global() && id.Role == string(RoleOperator)) || id.mayManage(tok)
+}
+
+// mayManage: the token is the identity's own, or one of the app tokens of
+// a tenant-admin's tenant.
+func (id Identity) mayManage(tok Token) bool {
+	if id.TokenID != "" && id.TokenID == tok.ID {
+		return true
+	}
+	return id.Role == string(RoleTenantAdmin) && id.Tenant != "" && tok.Role == RoleApp &&
+		subtle.ConstantTimeCompare([]byte(id.Tenant), []byte(tok.Tenant)) == 1
+}
+
 // TokenFinder finds a token by the SHA-256 of its secret: found is false,
 // with a nil error, when no token has it.
 type TokenFinder interface {
@@ -186,34 +226,50 @@ type TokenFinder interface {
 }
 
 // Authenticate finds the token that an Authorization header carries
-// ("Bearer srt_…") and returns who it is. A missing, malformed, unknown or
-// expired token is ErrUnauthenticated, whichever it is; any other error is
-// the store's (the caller answers it as a server fault). The header value is
+// ("Bearer srt_…") and returns who it is. A missing, malformed or unknown
+// token is ErrUnauthenticated, whichever it is; a revoked one ErrRevoked
+// and an expired one ErrExpired, each saying when; any other error is the
+// store's (the caller answers it as a server fault). The header value is
 // never logged nor put in an error.
 func Authenticate(ctx context.Context, st TokenFinder, header string, now time.Time) (Identity, error) {
+	tok, err := authenticate(ctx, st, header, now)
+	if err != nil {
+		return Identity{}, err
+	}
+	return Identity{TokenID: tok.ID, Role: string(tok.Role), Tenant: tok.Tenant}, nil
+}
+
+// authenticate is Authenticate, returning the token found.
+func authenticate(ctx context.Context, st TokenFinder, header string, now time.Time) (Token, error) {
 	scheme, secretString, ok := strings.Cut(header, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return Identity{}, ErrUnauthenticated
+		return Token{}, ErrUnauthenticated
 	}
 	secretString = strings.TrimLeft(secretString, " ")
 	if !wellFormed(secretString) {
-		return Identity{}, ErrUnauthenticated
+		return Token{}, ErrUnauthenticated
 	}
 	h := Hash(secretString)
 	tok, found, err := st.TokenByHash(ctx, h)
 	if err != nil {
-		return Identity{}, fmt.Errorf("auth: looking up the token: %w", err)
+		return Token{}, fmt.Errorf("auth: looking up the token: %w", err)
 	}
 	if !found {
-		return Identity{}, ErrUnauthenticated
+		return Token{}, ErrUnauthenticated
 	}
 	// The store found it by hash; compare again, in constant time, so that a
 	// driver that matched loosely can never let another token in.
 	if subtle.ConstantTimeCompare(tok.Hash[:], h[:]) != 1 {
-		return Identity{}, ErrUnauthenticated
+		return Token{}, ErrUnauthenticated
 	}
-	if tok.Expired(now) || !tok.Role.Valid() || (tok.Tenant == "" && !tok.Role.Global()) {
-		return Identity{}, ErrUnauthenticated
+	if !tok.Role.Valid() || (tok.Tenant == "" && !tok.Role.Global()) {
+		return Token{}, ErrUnauthenticated
 	}
-	return Identity{TokenID: tok.ID, Role: string(tok.Role), Tenant: tok.Tenant}, nil
+	switch tok.State(now) {
+	case StateRevoked:
+		return Token{}, fmt.Errorf("%w at %s", ErrRevoked, tok.Revoked.UTC().Format(time.RFC3339))
+	case StateExpired:
+		return Token{}, fmt.Errorf("%w at %s", ErrExpired, tok.Expires.UTC().Format(time.RFC3339))
+	}
+	return tok, nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -266,5 +267,209 @@ func TestTokenExpired(t *testing.T) {
 	now := time.Now()
 	if (auth.Token{}).Expired(now) || !(auth.Token{Expires: now}).Expired(now) || (auth.Token{Expires: now.Add(1)}).Expired(now) {
 		t.Error("Token.Expired is wrong")
+	}
+}
+
+// TestAuthenticateWhy: a revoked token and an expired one are told apart
+// from an unknown one, and each says when; all are ErrUnauthenticated.
+func TestAuthenticateWhy(t *testing.T) {
+	st := &tokens{byHash: map[[32]byte]auth.Token{}}
+	tenantID := tenant.NewID()
+	add := func(mod func(*auth.Token)) string {
+		sec, tok, err := auth.New("app", tenantID, "", time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok.Created = now.Add(-time.Hour)
+		mod(&tok)
+		st.add(tok)
+		return sec
+	}
+	revokedAt, expiresAt := now.Add(-time.Minute), now.Add(-time.Second)
+	revoked := add(func(tok *auth.Token) { tok.Revoked = revokedAt })
+	expired := add(func(tok *auth.Token) { tok.Expires = expiresAt })
+	both := add(func(tok *auth.Token) { tok.Revoked, tok.Expires = revokedAt, expiresAt })
+	unknown, _, _ := auth.New("app", tenantID, "", time.Time{})
+	for _, c := range []struct {
+		name, secret string
+		want         error
+		when         time.Time
+	}{
+		{"revoked", revoked, auth.ErrRevoked, revokedAt},
+		{"expired", expired, auth.ErrExpired, expiresAt},
+		{"revoked and expired", both, auth.ErrRevoked, revokedAt},
+		{"unknown", unknown, auth.ErrUnauthenticated, time.Time{}},
+	} {
+		_, err := auth.Authenticate(ctx, st, "Bearer "+c.secret, now)
+		if !errors.Is(err, c.want) || !errors.Is(err, auth.ErrUnauthenticated) {
+			t.Errorf("Authenticate(%s) error = %v, want %v", c.name, err, c.want)
+			continue
+		}
+		if !c.when.IsZero() && !strings.Contains(err.Error(), c.when.Format(time.RFC3339)) {
+			t.Errorf("Authenticate(%s) error %q does not say when (%s)", c.name, err, c.when.Format(time.RFC3339))
+		}
+		if c.want == auth.ErrUnauthenticated && (errors.Is(err, auth.ErrRevoked) || errors.Is(err, auth.ErrExpired)) {
+			t.Errorf("Authenticate(unknown) error = %v, want neither revoked nor expired", err)
+		}
+		if strings.Contains(err.Error(), c.secret[4:12]) {
+			t.Errorf("Authenticate(%s) error %q echoes the token", c.name, err)
+		}
+	}
+	if (auth.Token{}).State(now) != auth.StateLive || (auth.Token{Expires: now}).State(now) != auth.StateExpired ||
+		(auth.Token{Expires: now, Revoked: now}).State(now) != auth.StateRevoked {
+		t.Error("Token.State is wrong")
+	}
+}
+
+// useStore is an auth.Store that counts the uses recorded.
+type useStore struct {
+	auth.Store // nil: only TokenByHash and TouchToken are called
+	tokens
+	touches []time.Time
+	fail    error
+}
+
+func (s *useStore) TokenByHash(ctx context.Context, h [32]byte) (auth.Token, bool, error) {
+	return s.tokens.TokenByHash(ctx, h)
+}
+
+func (s *useStore) TouchToken(_ context.Context, id string, at time.Time) error {
+	s.touches = append(s.touches, at)
+	if s.fail != nil {
+		return s.fail
+	}
+	for h, tok := range s.byHash {
+		if tok.ID == id && tok.LastUsed.Before(at) {
+			tok.LastUsed = at
+			s.byHash[h] = tok
+		}
+	}
+	return s.fail
+}
+
+// TestLastUse: a token's use is recorded at most once per minute, as the
+// minute it falls in, and a failure to record it fails nothing.
+func TestLastUse(t *testing.T) {
+	st := &useStore{tokens: tokens{byHash: map[[32]byte]auth.Token{}}}
+	sec, tok, err := auth.New("operator", "", "", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.add(tok)
+	clock := now.Add(10 * time.Second) // 12:00:10
+	ts := auth.NewTokens(st, func() time.Time { return clock })
+	use := func() {
+		t.Helper()
+		if _, err := ts.Authenticate(ctx, "Bearer "+sec); err != nil {
+			t.Fatalf("Authenticate() error = %v", err)
+		}
+	}
+	for range 50 {
+		use()
+	}
+	clock = now.Add(59 * time.Second)
+	use()
+	if len(st.touches) != 1 || !st.touches[0].Equal(now) {
+		t.Fatalf("51 requests within a minute recorded uses %v, want one, at %v", st.touches, now)
+	}
+	clock = now.Add(time.Minute + time.Second) // the next minute
+	use()
+	use()
+	if len(st.touches) != 2 || !st.touches[1].Equal(now.Add(time.Minute)) {
+		t.Fatalf("uses %v, want a second one at %v", st.touches, now.Add(time.Minute))
+	}
+	// Best effort: the request still authenticates, and is tried again
+	// next time.
+	st.fail = errors.New("store: database is locked")
+	clock = now.Add(5 * time.Minute)
+	before := len(st.touches)
+	use()
+	use()
+	if len(st.touches) != before+2 {
+		t.Errorf("two requests after a failed record of use tried %d, want each to try", len(st.touches)-before)
+	}
+	// A revoked token is not recorded.
+	st.fail = nil
+	rev := tok
+	rev.Revoked = now
+	st.tokens.byHash[tok.Hash] = rev
+	before = len(st.touches)
+	clock = now.Add(time.Hour)
+	if _, err := ts.Authenticate(ctx, "Bearer "+sec); !errors.Is(err, auth.ErrRevoked) || len(st.touches) != before {
+		t.Errorf("Authenticate(revoked) = %v and %d uses recorded, want ErrRevoked and none", err, len(st.touches)-before)
+	}
+}
+
+// TestMayRevoke: operators revoke anything; every token itself; a
+// tenant-admin its own tenant's app tokens, nothing else. Seeing is the
+// same, and auditors see everything.
+func TestMayRevoke(t *testing.T) {
+	acme, beta := tenant.NewID(), tenant.NewID()
+	tok := func(id string, role auth.Role, tn string) auth.Token {
+		return auth.Token{ID: id, Role: role, Tenant: tn}
+	}
+	toks := map[string]auth.Token{
+		"operator":          tok("op", auth.RoleOperator, ""),
+		"auditor":           tok("aud", auth.RoleAuditor, ""),
+		"acme admin":        tok("adm", auth.RoleTenantAdmin, acme),
+		"other acme admin":  tok("adm2", auth.RoleTenantAdmin, acme),
+		"acme app":          tok("app", auth.RoleApp, acme),
+		"beta app":          tok("bapp", auth.RoleApp, beta),
+		"beta admin":        tok("badm", auth.RoleTenantAdmin, beta),
+		"scoped operator":   tok("sop", auth.RoleOperator, acme),
+		"acme app, no name": tok("app2", auth.RoleApp, acme),
+	}
+	id := func(name string) auth.Identity {
+		tk := toks[name]
+		return auth.Identity{TokenID: tk.ID, Role: string(tk.Role), Tenant: tk.Tenant}
+	}
+	revoke := map[string][]string{
+		"operator":        {"operator", "auditor", "acme admin", "other acme admin", "acme app", "beta app", "beta admin", "scoped operator", "acme app, no name"},
+		"auditor":         {"auditor"},
+		"acme admin":      {"acme admin", "acme app", "acme app, no name"},
+		"acme app":        {"acme app"},
+		"beta admin":      {"beta admin", "beta app"},
+		"scoped operator": {"scoped operator"},
+	}
+	for who, may := range revoke {
+		for name, target := range toks {
+			want := slices.Contains(may, name)
+			if got := id(who).MayRevoke(target); got != want {
+				t.Errorf("%s.MayRevoke(%s) = %v, want %v", who, name, got, want)
+			}
+			wantSee := want || who == "auditor"
+			if got := id(who).MaySee(target); got != wantSee {
+				t.Errorf("%s.MaySee(%s) = %v, want %v", who, name, got, wantSee)
+			}
+		}
+	}
+	if (auth.Identity{}).MayRevoke(auth.Token{}) || (auth.Identity{}).MaySee(auth.Token{}) {
+		t.Error("a zero identity may revoke or see a zero token")
+	}
+}
+
+func TestParseTTL(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"30d": 30 * auth.Day, "1d": auth.Day, "36500d": auth.MaxTTL, "090d": 90 * auth.Day,
+		"720h": 720 * time.Hour, "90m": 90 * time.Minute, "1h30m": 90 * time.Minute, "1.5h": 90 * time.Minute,
+	} {
+		if got, err := auth.ParseTTL(in); err != nil || got != want {
+			t.Errorf("ParseTTL(%q) = %v, %v, want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "d", "0d", "-1d", "+1d", "1.5d", "1 d", " 1d", "1D", "1d12h", "30days", "36501d",
+		"99999999999999999999d", "0", "0h", "-1h", "soon", "1y", "876001h"} {
+		_, err := auth.ParseTTL(in)
+		if !errors.Is(err, auth.ErrInvalid) || !strings.Contains(err.Error(), "30d") || !strings.Contains(err.Error(), "720h") {
+			t.Errorf("ParseTTL(%q) error = %v, want ErrInvalid naming the forms", in, err)
+		}
+	}
+	for d, want := range map[time.Duration]string{30 * auth.Day: "30d", 90 * time.Minute: "1h30m0s", 36 * time.Hour: "36h0m0s"} {
+		if got := auth.FormatTTL(d); got != want {
+			t.Errorf("FormatTTL(%v) = %q, want %q", d, got, want)
+		}
+		if got, err := auth.ParseTTL(auth.FormatTTL(d)); err != nil || got != d {
+			t.Errorf("ParseTTL(FormatTTL(%v)) = %v, %v", d, got, err)
+		}
 	}
 }

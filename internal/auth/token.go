@@ -51,9 +51,41 @@ type Token struct {
 	// was made otherwise (the command line). Revoking a token revokes the
 	// tokens it made.
 	Parent string
+	// Revoked is when the token was revoked (zero: it was not); a revoked
+	// token keeps its record and authenticates nobody. RevokedBy is the ID
+	// of the token whose holder revoked it (for the tokens revoked with
+	// the one named, that same holder); "" if no token did.
+	Revoked   time.Time
+	RevokedBy string
+	// LastUsed is when the token last authenticated a request, to the
+	// minute (UseGranularity); zero if never. It is recorded at most once
+	// per token and minute, best effort.
+	LastUsed time.Time
 }
 
 // Expired reports whether the token has expired at now.
 func (t Token) Expired(now time.Time) bool {
 	return !t.Expires.IsZero() && !now.Before(t.Expires)
 }
+
+// State is a token's state at now: StateRevoked once revoked (whether or
+// not it has expired since), StateExpired once expired, else StateLive.
+func (t Token) State(now time.Time) State {
+	switch {
+	case !t.Revoked.IsZero():
+		return StateRevoked
+	case t.Expired(now):
+		return StateExpired
+	}
+	return StateLive
+}
+
+// State is what a token can do now.
+type State string
+
+// The states of a token.
+const (
+	StateLive    State = "live"    // it authenticates
+	StateExpired State = "expired" // its expiry has passed
+	StateRevoked State = "revoked" // it was revoked
+)

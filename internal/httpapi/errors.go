@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/strongroom-kms/strongroom/api"
@@ -38,7 +39,9 @@ func (e *apiError) Error() string { return e.code + ": " + e.msg }
 
 // errForbidden is every refusal of an authenticated caller: the same answer
 // whether the role is wrong, the tenant is another's, or the tenant does not
-// exist, so that a scoped token learns nothing about other tenants.
+// exist, so that a scoped token learns nothing about other tenants. The
+// route wrapper answers it with the route's own wording (forbidden.go),
+// which depends on the route and the tenant its path names only.
 var errForbidden = &apiError{status: http.StatusForbidden, code: api.CodeForbidden,
 	msg: "this token is not allowed to do that"}
 
@@ -91,6 +94,7 @@ var keyErrors = []struct {
 		"the tenant holds the most pending or active upload certificates allowed: retire one first"},
 	{store.ErrTooManyTokens, http.StatusConflict, api.CodeTooManyTokens,
 		"the tenant has the most live app tokens that its tenant-admins may make: revoke one first, or let one expire"},
+	{store.ErrRevoked, http.StatusConflict, api.CodeAlreadyRevoked, "the token was revoked already"},
 	{store.ErrDuplicate, http.StatusConflict, api.CodeExists, "the tenant has a key of the same value"},
 	{store.ErrDestroyed, http.StatusConflict, api.CodeKeyDestroyed, "the key was destroyed already"},
 	{store.ErrInvalid, http.StatusBadRequest, api.CodeBadRequest, "the request is invalid"},
@@ -113,9 +117,14 @@ func problem(err error, requestID string) (int, api.Error) {
 	var ae *apiError
 	var rl *store.RateLimitedError
 	var ul *store.UploadLimitedError
+	var rv *store.RevokedError
 	switch {
 	case errors.As(err, &ae):
 		return ae.status, api.Error{Code: ae.code, Message: ae.msg, NextAllowed: ae.next}
+	case errors.Is(err, auth.ErrRevoked):
+		return http.StatusUnauthorized, api.Error{Code: api.CodeTokenRevoked, Message: strings.TrimPrefix(err.Error(), "auth: ") + ": use another token"}
+	case errors.Is(err, auth.ErrExpired):
+		return http.StatusUnauthorized, api.Error{Code: api.CodeTokenExpired, Message: strings.TrimPrefix(err.Error(), "auth: ") + ": use another token"}
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return http.StatusUnauthorized, api.Error{Code: api.CodeUnauthenticated,
 			Message: "a valid API token is required: Authorization: Bearer srt_…"}
@@ -128,6 +137,12 @@ func problem(err error, requestID string) (int, api.Error) {
 		return http.StatusTooManyRequests, api.Error{Code: api.CodeRateLimited, NextAllowed: &next,
 			Message: fmt.Sprintf("%d uploads of this tenant failed within %d minutes, the most allowed: the next may start at %s",
 				ul.Failures, int(byok.FailedUploadWindow/time.Minute), next.Format(time.RFC3339Nano))}
+	case errors.As(err, &rv) && !rv.Maker:
+		return http.StatusConflict, api.Error{Code: api.CodeAlreadyRevoked,
+			Message: fmt.Sprintf("token %s was revoked already, at %s", rv.ID, rv.At.UTC().Format(time.RFC3339))}
+	case errors.As(err, &rv):
+		return http.StatusConflict, api.Error{Code: api.CodeAlreadyRevoked,
+			Message: fmt.Sprintf("token %s, which would make the new token, was revoked at %s", rv.ID, rv.At.UTC().Format(time.RFC3339))}
 	case errors.Is(err, store.ErrRateLimited):
 		return http.StatusTooManyRequests, api.Error{Code: api.CodeRateLimited, Message: "too soon: try again later"}
 	case errors.Is(err, context.DeadlineExceeded):

@@ -145,6 +145,8 @@ type snapshot struct {
 	Tenants  []tenant.Tenant
 	Keys     map[string][]tenant.Key
 	Releases []string
+	// Tokens are the IDs of the tokens, each with its state.
+	Tokens []string
 }
 
 func (e *env) snapshot() snapshot {
@@ -168,12 +170,19 @@ func (e *env) snapshot() snapshot {
 	for _, r := range rs {
 		s.Releases = append(s.Releases, r.ID)
 	}
+	toks, err := e.Store.Tokens(ctx, "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, tok := range toks {
+		s.Tokens = append(s.Tokens, tok.ID+" "+string(tok.State(e.Clock.Now())))
+	}
 	return s
 }
 
 func (a snapshot) equal(b snapshot) bool {
 	if !slices.EqualFunc(a.Tenants, b.Tenants, func(x, y tenant.Tenant) bool { return x.ID == y.ID && x.Name == y.Name }) ||
-		!slices.Equal(a.Releases, b.Releases) || len(a.Keys) != len(b.Keys) {
+		!slices.Equal(a.Releases, b.Releases) || !slices.Equal(a.Tokens, b.Tokens) || len(a.Keys) != len(b.Keys) {
 		return false
 	}
 	for n, ks := range a.Keys {

@@ -106,6 +106,7 @@ func newServer(d Deps) *server {
 		if err := rt.check(); err != nil {
 			panic("httpapi: " + err.Error())
 		}
+		rt.deniedMsg = deniedWording(rt)
 		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
 	}
 	doc, err := json.Marshal(OpenAPI(s.routes))
@@ -151,6 +152,8 @@ type Route struct {
 	// answer) or aggregate (its items counted into per-minute aggregate
 	// entries); a GET's not at all.
 	deliver, aggregate bool
+	// deniedMsg is the route's refusal of a caller (deniedWording).
+	deniedMsg string
 }
 
 func (rt *Route) check() error {
@@ -309,6 +312,9 @@ func (s *server) wrap(rt *Route) http.Handler {
 		var resp any
 		if err == nil {
 			resp, err = rt.Handler(c)
+		}
+		if err == errForbidden {
+			err = rt.denied(c)
 		}
 		if aerr := s.recordAudit(rt, c, err); aerr != nil {
 			err = aerr

@@ -31,6 +31,18 @@ func validBodies(e *env) map[string]any {
 	}
 }
 
+// validQueries aim routes that are not about one tenant by their path, but
+// may be by their query, at the tenant "victim".
+var validQueries = map[string]string{
+	"GET /v1/tokens": "?tenant=victim",
+}
+
+// selfRoutes act on the caller's own token only: every role may call them,
+// and another tenant's token calling them acts on itself.
+var selfRoutes = map[string]bool{
+	"POST /v1/tokens/self/revoke": true,
+}
+
 // fill replaces the path parameters of a pattern.
 func fill(pattern, tenant string) string {
 	return strings.NewReplacer("{tenant}", tenant, "{type}", "data", "{version}", "1", "{id}", "0123456789abcdef0123456789abcdef").Replace(pattern)
@@ -78,15 +90,15 @@ func TestRouteTablePolicies(t *testing.T) {
 
 // TestIsolation calls every route of the table as everyone who must be
 // refused: no token, a token of another tenant (of every scoped role), and a
-// token of every role the route does not admit. All are 401 or 403, with
-// the same body, and nothing changes.
+// token of every role the route does not admit. All are 401 or 403, a
+// route's 403 the same body whoever asks (naming what the route needs), and
+// nothing changes.
 func TestIsolation(t *testing.T) {
 	e := newEnv(t, apitest.Options{})
 	e.Tenant(t, "victim")
 	e.Tenant(t, "intruder-co")
 	e.call("POST", "/v1/tenants/victim/keys", e.Operator, api.GenerateKeyRequest{}).want(t, 201, nil)
 	bodies := validBodies(e)
-	before := e.snapshot()
 
 	// Tokens by role, as the attacker holds them: scoped roles of the
 	// victim (for the wrong-role checks) and of another tenant.
@@ -100,7 +112,8 @@ func TestIsolation(t *testing.T) {
 		api.RoleTenantAdmin: e.Token(t, api.RoleTenantAdmin, "intruder-co"),
 		api.RoleApp:         e.Token(t, api.RoleApp, "intruder-co"),
 	}
-	var forbidden string
+	before := e.snapshot()
+	forbidden := map[string]string{} // by route
 	refuse := func(rt httpapi.Route, who, token string, want int) {
 		t.Helper()
 		name := rt.Method + " " + rt.Pattern
@@ -108,17 +121,17 @@ func TestIsolation(t *testing.T) {
 		if rt.Request != nil && body == nil {
 			t.Fatalf("no valid body for %s: add one to validBodies", name)
 		}
-		r := e.call(rt.Method, fill(rt.Pattern, "victim"), token, body)
+		r := e.call(rt.Method, fill(rt.Pattern, "victim")+validQueries[name], token, body)
 		code := map[int]string{401: api.CodeUnauthenticated, 403: api.CodeForbidden}[want]
 		if r.status != want || r.apiError(t).Code != code {
 			t.Errorf("%s as %s: %d %s, want %d", name, who, r.status, r.body, want)
 			return
 		}
 		if want == 403 {
-			if forbidden == "" {
-				forbidden = string(r.body)
-			} else if string(r.body) != forbidden {
-				t.Errorf("%s as %s: refusal %s differs from %s", name, who, r.body, forbidden)
+			if forbidden[name] == "" {
+				forbidden[name] = string(r.body)
+			} else if string(r.body) != forbidden[name] {
+				t.Errorf("%s as %s: refusal %s differs from %s", name, who, r.body, forbidden[name])
 			}
 		}
 	}
@@ -129,8 +142,15 @@ func TestIsolation(t *testing.T) {
 			continue
 		}
 		checked++
+		name := rt.Method + " " + rt.Pattern
 		refuse(rt, "nobody", "", 401)
 		refuse(rt, "an unknown token", "srt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", 401)
+		if selfRoutes[name] {
+			if len(rt.Policy.Roles) != 4 || rt.Policy.TenantScoped {
+				t.Errorf("%s acts on the caller only: it must admit every role, and no tenant", name)
+			}
+			continue
+		}
 		for role, tok := range other {
 			if slices.Contains(rt.Policy.Roles, role) || !rt.Policy.TenantScoped {
 				// Admitted by role: it must be refused for the tenant (or,
@@ -143,6 +163,17 @@ func TestIsolation(t *testing.T) {
 				refuse(rt, "the wrong role "+role, tok, 403)
 			}
 		}
+		// The refusal is the same for a tenant that does not exist.
+		if f := forbidden[name]; f != "" && rt.Policy.TenantScoped {
+			tok := other[api.RoleApp]
+			if slices.Contains(rt.Policy.Roles, api.RoleApp) {
+				tok = other[api.RoleTenantAdmin]
+			}
+			r := e.call(rt.Method, fill(rt.Pattern, "no-such-tenant"), tok, bodies[name])
+			if r.status != 403 || strings.ReplaceAll(string(r.body), "no-such-tenant", "victim") != f {
+				t.Errorf("%s, of a tenant that does not exist: %d %s, want %s with its name", name, r.status, r.body, f)
+			}
+		}
 	}
 	if checked < 10 {
 		t.Errorf("only %d routes checked", checked)
@@ -151,14 +182,20 @@ func TestIsolation(t *testing.T) {
 		t.Errorf("refused requests changed the store:\nbefore %+v\nafter  %+v", before, after)
 	}
 	// Each policy admits someone: the victim's own tokens of an admitted
-	// role get past access control (no 401/403).
+	// role get past access control (no 401/403). A self route is called
+	// with a token of its own.
 	for _, rt := range routes {
 		if rt.Public {
 			continue
 		}
-		r := e.call(rt.Method, fill(rt.Pattern, "victim"), own[rt.Policy.Roles[0]], bodies[rt.Method+" "+rt.Pattern])
+		name := rt.Method + " " + rt.Pattern
+		tok := own[rt.Policy.Roles[0]]
+		if selfRoutes[name] {
+			tok = e.Token(t, rt.Policy.Roles[0], "")
+		}
+		r := e.call(rt.Method, fill(rt.Pattern, "victim")+validQueries[name], tok, bodies[name])
 		if r.status == 401 || r.status == 403 {
-			t.Errorf("%s %s as %s: %d %s", rt.Method, rt.Pattern, rt.Policy.Roles[0], r.status, r.body)
+			t.Errorf("%s as %s: %d %s", name, rt.Policy.Roles[0], r.status, r.body)
 		}
 	}
 }

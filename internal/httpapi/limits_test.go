@@ -54,7 +54,8 @@ func TestBYOKLimits(t *testing.T) {
 
 // TestAppTokensGoWithTheirTenantAdmin: a tenant-admin's app tokens are
 // bounded per tenant (auth.MaxDelegated live ones, then 409
-// too_many_tokens), and revoking the tenant-admin revokes them all at once,
+// too_many_tokens; revoked and expired ones do not count), and revoking the
+// tenant-admin revokes them all at once,
 // in one audit entry that names them; the operator's own tokens stay.
 func TestAppTokensGoWithTheirTenantAdmin(t *testing.T) {
 	e := newEnv(t, apitest.Options{})
@@ -69,6 +70,13 @@ func TestAppTokensGoWithTheirTenantAdmin(t *testing.T) {
 			Name: fmt.Sprint("app ", i)}).want(t, 201, &app)
 		apps = append(apps, app)
 	}
+	e.call("POST", "/v1/tokens", admin.Secret, api.CreateTokenRequest{Role: api.RoleApp, Tenant: "acme", TTL: "24h"}).
+		wantError(t, 409, api.CodeTooManyTokens)
+	// Revoked tokens do not count: one revoked, one more may be made.
+	e.call("POST", "/v1/tokens/"+apps[0].ID+"/revoke", admin.Secret, nil).want(t, 200, nil)
+	var again api.Token
+	e.call("POST", "/v1/tokens", admin.Secret, api.CreateTokenRequest{Role: api.RoleApp, Tenant: "acme", TTL: "24h"}).want(t, 201, &again)
+	apps[0] = again // revoked with the tenant-admin below, unlike the one revoked already
 	e.call("POST", "/v1/tokens", admin.Secret, api.CreateTokenRequest{Role: api.RoleApp, Tenant: "acme", TTL: "24h"}).
 		wantError(t, 409, api.CodeTooManyTokens)
 	// Expired tokens do not count.

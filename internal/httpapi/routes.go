@@ -2,15 +2,12 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/internal/auth"
 	"github.com/strongroom-kms/strongroom/internal/release"
-	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
@@ -71,8 +68,17 @@ func (s *server) table() []Route {
 			Summary:  "Create an API token; its secret is in this answer only (a tenant-admin's: 409 too_many_tokens once its tenant has 100 live app tokens)",
 			Request:  api.CreateTokenRequest{}, Response: api.Token{}},
 
-		{Method: "POST", Pattern: "/v1/tokens/{id}/revoke", Audit: "token.revoke", Policy: global(operator), Handler: s.revokeToken,
-			Summary: "Revoke an API token at once (by its id, as token create printed it), and every token it made, and theirs", Response: api.Token{}},
+		{Method: "GET", Pattern: "/v1/tokens", Audit: "token.list", Policy: global(operator, auditor, tenantAdmin), Handler: s.tokens,
+			Restrict: &Rule{Doc: "a tenant-admin sees only its own tenant's app tokens, and itself", Check: s.tenantAdminListsOwn},
+			Summary:  "List API tokens, oldest first, revoked and expired ones too, never their secrets (filters: tenant name, state)",
+			Response: api.TokenList{}, Query: []string{"tenant", "state"}},
+		{Method: "POST", Pattern: "/v1/tokens/self/revoke", Audit: "token.revoke", Policy: global(operator, auditor, tenantAdmin, app), Handler: s.revokeSelf,
+			Summary:  "Revoke the token that makes this request, and every token it made, and theirs",
+			Response: api.Revocation{}},
+		{Method: "POST", Pattern: "/v1/tokens/{id}/revoke", Audit: "token.revoke", Policy: global(operator, tenantAdmin), Handler: s.revokeToken,
+			Restrict: &Rule{Doc: "a tenant-admin may revoke only its own tenant's app tokens, and itself", Check: s.tenantAdminRevokesOwn},
+			Summary:  "Revoke an API token at once (by its id, as token create printed it), and every token it made, and theirs (409 already_revoked the second time)",
+			Response: api.Revocation{}},
 
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys", Audit: "key.generate", Policy: scoped(tenantAdmin, operator), Handler: s.generateKey, Status: http.StatusCreated,
 			Summary: "Generate a new active key of a type (rate limited per tenant and type: 429 with next_allowed)",
@@ -238,102 +244,12 @@ func (s *server) tenants(c *Call) (any, error) {
 
 func (s *server) tenant(c *Call) (any, error) { return tenantOf(c.Tenant), nil }
 
-// ---- tokens ----
-
-// maxDelegatedTTL bounds the life of tokens a tenant-admin creates.
-const maxDelegatedTTL = 90 * 24 * time.Hour
-
-// tenantAdminMintsOwnApps is POST /v1/tokens's rule: operators may create
-// any token; a tenant-admin only app tokens of its own tenant, with a ttl of
-// at most 90 days.
-func (s *server) tenantAdminMintsOwnApps(c *Call) error {
-	if c.Identity.Role != tenantAdmin {
-		return nil
-	}
-	req := c.Body.(*api.CreateTokenRequest)
-	if req.Role != app {
-		return errForbidden
-	}
-	t, err := s.Tenants.ByName(c.Context(), req.Tenant)
-	if errors.Is(err, store.ErrNotFound) {
-		return errForbidden
-	}
-	if err != nil {
-		return err
-	}
-	if !c.Identity.Allows(scoped(tenantAdmin), t.ID) {
-		return errForbidden
-	}
-	// Tokens minted by a tenant-admin expire: they must not outlive the
-	// admin's own access indefinitely.
-	if ttl, err := time.ParseDuration(req.TTL); err != nil || ttl <= 0 || ttl > maxDelegatedTTL {
-		return badRequestf("a tenant-admin's app tokens need a ttl of at most %d days (%dh), e.g. \"720h\"",
-			int(maxDelegatedTTL/(24*time.Hour)), int(maxDelegatedTTL/time.Hour))
-	}
-	return nil
-}
-
-func (s *server) revokeToken(c *Call) (any, error) {
-	id := c.Request.PathValue("id")
-	if err := validID("token", id); err != nil {
-		return nil, err
-	}
-	if err := s.Tokens.Revoke(c.Context(), c.Audit, id); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, notFoundf("no token has id %s", id)
-		}
-		return nil, err
-	}
-	return api.Token{ID: id}, nil
-}
-
 // validID checks the id of a token or certificate that a request names.
 func validID(what, id string) error {
 	if !tenant.ValidID(id) {
 		return badRequestf("invalid %s id %q: use the id the API gave it (32 lowercase hex digits, or a UUID)", what, id)
 	}
 	return nil
-}
-
-func (s *server) createToken(c *Call) (any, error) {
-	ctx := c.Context()
-	req := c.Body.(*api.CreateTokenRequest)
-	role := auth.Role(req.Role)
-	var t tenant.Tenant
-	switch {
-	case !role.Valid():
-		return nil, badRequestf("role %q: use %s, %s, %s or %s", req.Role, operator, auditor, tenantAdmin, app)
-	case role.Global() && req.Tenant != "":
-		return nil, badRequestf("%s token covers every tenant: leave tenant out", role.A())
-	case !role.Global() && req.Tenant == "":
-		return nil, badRequestf("%s token needs its tenant's name", role.A())
-	case !role.Global():
-		var err error
-		if t, err = s.Tenants.ByName(ctx, req.Tenant); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return nil, notFoundf("no tenant is named %q", req.Tenant)
-			}
-			return nil, err
-		}
-	}
-	now := s.Now()
-	var expires time.Time
-	if req.TTL != "" {
-		d, err := time.ParseDuration(req.TTL)
-		if err != nil || d <= 0 {
-			return nil, badRequestf("ttl %q: use a positive duration such as 720h, or leave it out for no expiry", req.TTL)
-		}
-		expires = now.Add(d)
-	}
-	secret, tok, err := s.Tokens.Create(ctx, c.Audit, c.Identity, req.Role, t.ID, req.Name, expires)
-	if err != nil {
-		return nil, err
-	}
-	out := api.Token{ID: tok.ID, Role: string(tok.Role), Tenant: t.Name, Name: tok.Name, Secret: secret}
-	if !tok.Expires.IsZero() {
-		out.Expires = &tok.Expires
-	}
-	return out, nil
 }
 
 // ---- keys ----

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdh"
 	"crypto/hpke"
 	"encoding/pem"
+	"maps"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,13 +101,35 @@ func TestEveryRoute(t *testing.T) {
 		t.Errorf("app token = %+v", appTok)
 	}
 	appSecret := appTok.Secret
-	// A token revoked is refused at once; revoking twice is 404.
-	var spare api.Token
+	// A token revoked is refused at once, as revoked; revoking twice is
+	// 409 already_revoked; the list shows it revoked.
+	var spare, selfish api.Token
 	call("POST", "/v1/tokens", "/v1/tokens", admin, api.CreateTokenRequest{Role: "app", Tenant: "acme", TTL: "1h"}).want(t, 201, &spare)
-	call("POST", "/v1/tokens/{id}/revoke", "/v1/tokens/"+spare.ID+"/revoke", op, nil).want(t, 200, nil)
-	e.call("GET", "/v1/tenants/acme/keys", spare.Secret, nil).wantError(t, 401, api.CodeUnauthenticated)
-	e.call("POST", "/v1/tokens/"+spare.ID+"/revoke", op, nil).wantError(t, 404, api.CodeNotFound)
+	var rev api.Revocation
+	call("POST", "/v1/tokens/{id}/revoke", "/v1/tokens/"+spare.ID+"/revoke", op, nil).want(t, 200, &rev)
+	if rev.Token.ID != spare.ID || rev.Token.State != api.TokenRevoked || rev.Token.Revoked == nil ||
+		!rev.Token.Revoked.Equal(e.Clock.Now().Truncate(time.Microsecond)) || rev.Token.RevokedBy == "" || len(rev.Cascaded) != 0 {
+		t.Errorf("revocation = %+v", rev)
+	}
+	e.call("GET", "/v1/tenants/acme/keys", spare.Secret, nil).wantError(t, 401, api.CodeTokenRevoked)
+	e.call("POST", "/v1/tokens/"+spare.ID+"/revoke", op, nil).wantError(t, 409, api.CodeAlreadyRevoked)
+	e.call("POST", "/v1/tokens/"+strings.Repeat("0", 32)+"/revoke", op, nil).wantError(t, 404, api.CodeNotFound)
 	e.call("POST", "/v1/tokens/not-an-id/revoke", op, nil).wantError(t, 400, api.CodeBadRequest)
+	call("POST", "/v1/tokens", "/v1/tokens", admin, api.CreateTokenRequest{Role: "app", Tenant: "acme", TTL: "30d"}).want(t, 201, &selfish)
+	call("POST", "/v1/tokens/self/revoke", "/v1/tokens/self/revoke", selfish.Secret, nil).want(t, 200, &rev)
+	if rev.Token.ID != selfish.ID || rev.Token.State != api.TokenRevoked || rev.Token.RevokedBy != selfish.ID {
+		t.Errorf("self revocation = %+v", rev)
+	}
+	e.call("POST", "/v1/tokens/self/revoke", selfish.Secret, nil).wantError(t, 401, api.CodeTokenRevoked)
+	var toks api.TokenList
+	call("GET", "/v1/tokens", "/v1/tokens?tenant=acme", auditor, nil).want(t, 200, &toks)
+	states := map[string]string{}
+	for _, tok := range toks.Tokens {
+		states[tok.ID] = tok.State + " " + tok.Tenant
+	}
+	if want := map[string]string{adminTok.ID: "live acme", appTok.ID: "live acme", spare.ID: "revoked acme", selfish.ID: "revoked acme"}; !maps.Equal(states, want) {
+		t.Errorf("tokens of acme = %v, want %v", states, want)
+	}
 	var got api.Tenant
 	call("GET", "/v1/tenants/{tenant}", "/v1/tenants/acme", admin, nil).want(t, 200, &got)
 	if got != acme {
@@ -447,11 +470,17 @@ func TestTokens(t *testing.T) {
 		{op, api.CreateTokenRequest{Role: "app", Tenant: "nope"}, 404, api.CodeNotFound},
 		{op, api.CreateTokenRequest{Role: "app", Tenant: "acme", TTL: "soon"}, 400, api.CodeBadRequest},
 		{op, api.CreateTokenRequest{Role: "app", Tenant: "acme", TTL: "-1h"}, 400, api.CodeBadRequest},
+		{op, api.CreateTokenRequest{Role: "app", Tenant: "acme", TTL: "0d"}, 400, api.CodeBadRequest},
+		{op, api.CreateTokenRequest{Role: "app", Tenant: "acme", TTL: "1.5d"}, 400, api.CodeBadRequest},
+		{op, api.CreateTokenRequest{Role: "app", Tenant: "acme", TTL: "30d"}, 201, ""},
+		{op, api.CreateTokenRequest{Role: "app", Tenant: "acme", TTL: "720h"}, 201, ""},
 		{op, api.CreateTokenRequest{Role: "app", Tenant: "acme", Name: "bad\x00name"}, 400, api.CodeBadRequest},
 		// A tenant-admin: app tokens of its own tenant only.
 		{admin, api.CreateTokenRequest{Role: "app", Tenant: "acme", TTL: "1h"}, 201, ""},
 		{admin, api.CreateTokenRequest{Role: "app", Tenant: "acme"}, 400, api.CodeBadRequest},
 		{admin, api.CreateTokenRequest{Role: "app", Tenant: "acme", TTL: "2161h"}, 400, api.CodeBadRequest},
+		{admin, api.CreateTokenRequest{Role: "app", Tenant: "acme", TTL: "91d"}, 400, api.CodeBadRequest},
+		{admin, api.CreateTokenRequest{Role: "app", Tenant: "acme", TTL: "90d"}, 201, ""},
 		{admin, api.CreateTokenRequest{Role: "app", Tenant: "beta"}, 403, api.CodeForbidden},
 		{admin, api.CreateTokenRequest{Role: "app", Tenant: "nope"}, 403, api.CodeForbidden},
 		{admin, api.CreateTokenRequest{Role: "tenant-admin", Tenant: "acme"}, 403, api.CodeForbidden},
@@ -474,16 +503,30 @@ func TestTokens(t *testing.T) {
 		if r.status != c.status || r.apiError(t).Code != c.code {
 			t.Errorf("%+v: %d %s, want %d %s", c.req, r.status, r.body, c.status, c.code)
 		}
+		if msg := r.apiError(t).Message; c.req.TTL != "" && c.status == 400 && (!strings.Contains(msg, "30d") || !strings.Contains(msg, "720h")) {
+			t.Errorf("%+v: the message %q does not name the forms of a ttl", c.req, msg)
+		}
 	}
-	if !before.equal(e.snapshot()) {
+	after := e.snapshot()
+	before.Tokens, after.Tokens = nil, nil
+	if !before.equal(after) {
 		t.Error("creating tokens changed tenants or keys")
 	}
-	// An expired token is refused.
+	// A ttl in days.
+	var days api.Token
+	e.call("POST", "/v1/tokens", op, api.CreateTokenRequest{Role: "auditor", TTL: "30d"}).want(t, 201, &days)
+	if days.Expires == nil || !days.Expires.Equal(e.Clock.Now().Add(30*24*time.Hour)) {
+		t.Errorf("a token with a ttl of 30d expires at %v, want %v", days.Expires, e.Clock.Now().Add(30*24*time.Hour))
+	}
+	// An expired token is refused, as expired.
 	var tok api.Token
 	e.call("POST", "/v1/tokens", op, api.CreateTokenRequest{Role: "auditor", TTL: "1h"}).want(t, 201, &tok)
 	e.call("GET", "/v1/tenants", tok.Secret, nil).want(t, 200, nil)
+	expiry := e.Clock.Now().Add(time.Hour)
 	e.Clock.Add(time.Hour)
-	e.call("GET", "/v1/tenants", tok.Secret, nil).wantError(t, 401, api.CodeUnauthenticated)
+	if m := e.call("GET", "/v1/tenants", tok.Secret, nil).wantError(t, 401, api.CodeTokenExpired).Message; !strings.Contains(m, expiry.Format(time.RFC3339)) {
+		t.Errorf("an expired token's refusal %q does not say when it expired (%s)", m, expiry.Format(time.RFC3339))
+	}
 }
 
 // TestBatchLimits: batches over limits.max_batch are refused whole.
@@ -550,23 +593,48 @@ func TestUnknownRouteAndMethod(t *testing.T) {
 }
 
 func TestErrorMessagesAreStable(t *testing.T) {
-	// Refusals do not depend on why (role, other tenant, unknown tenant).
+	// Refusals do not depend on why (role, other tenant, unknown tenant):
+	// they name what the route needs, and the tenant of the path.
 	e := newEnv(t, apitest.Options{})
 	e.Tenant(t, "acme")
 	e.Tenant(t, "beta")
 	app := e.Token(t, api.RoleApp, "acme")
-	var bodies []string
-	for _, path := range []string{"/v1/tenants/beta/encrypt", "/v1/tenants/nope/encrypt", "/v1/tenants/NOPE!/encrypt"} {
-		r := e.call("POST", path, app, api.EncryptRequest{Items: []api.EncryptItem{{}}})
-		r.wantError(t, 403, api.CodeForbidden)
-		bodies = append(bodies, string(r.body))
+	admin := e.Token(t, api.RoleTenantAdmin, "acme")
+	for _, c := range []struct {
+		token, path, want string
+	}{
+		{admin, "/v1/tenants/acme/encrypt", "key encrypt needs an app token for beta"},
+		{app, "/v1/tenants/beta/encrypt", "key encrypt needs an app token for beta"},
+		{app, "/v1/tenants/nope/encrypt", "key encrypt needs an app token for nope"},
+		{admin, "/v1/tenants/nope/encrypt", "key encrypt needs an app token for nope"},
+		{app, "/v1/tenants/NOPE!/encrypt", "key encrypt needs an app token for that tenant"},
+	} {
+		if c.token == admin && strings.Contains(c.path, "/acme/") {
+			c.want = "key encrypt needs an app token for acme"
+		}
+		r := e.call("POST", c.path, c.token, api.EncryptRequest{Items: []api.EncryptItem{{}}})
+		if got := r.wantError(t, 403, api.CodeForbidden).Message; got != c.want {
+			t.Errorf("POST %s: refusal %q, want %q", c.path, got, c.want)
+		}
 	}
-	r := e.call("GET", "/v1/tenants", app, nil)
-	r.wantError(t, 403, api.CodeForbidden)
-	bodies = append(bodies, string(r.body))
-	for _, b := range bodies[1:] {
-		if b != bodies[0] {
-			t.Errorf("refusals differ: %s and %s", bodies[0], b)
+	for _, c := range []struct {
+		token, method, path string
+		body                any
+		want                string
+	}{
+		{app, "GET", "/v1/tenants", nil, "tenant list needs an auditor or operator token"},
+		{admin, "GET", "/v1/status", nil, "node status needs an auditor or operator token"},
+		{app, "GET", "/v1/tenants/acme/keys", nil, "key list needs an auditor, operator or tenant-admin token for acme"},
+		{app, "POST", "/v1/tenants/acme/keys/data/upload", api.UploadKeyRequest{}, "key upload needs a tenant-admin token for acme"},
+		{admin, "POST", "/v1/tenants/acme/settings", api.SetTenantRequest{}, "tenant settings needs an operator token for acme"},
+		{admin, "POST", "/v1/tokens", api.CreateTokenRequest{Role: "operator"}, "token create needs an operator or tenant-admin token " +
+			"(a tenant-admin may create only app tokens, only for its own tenant, with a ttl of at most 90 days)"},
+		{app, "GET", "/v1/tokens", nil, "token list needs an auditor, operator or tenant-admin token " +
+			"(a tenant-admin sees only its own tenant's app tokens, and itself)"},
+	} {
+		r := e.call(c.method, c.path, c.token, c.body)
+		if got := r.wantError(t, 403, api.CodeForbidden).Message; got != c.want {
+			t.Errorf("%s %s: refusal %q, want %q", c.method, c.path, got, c.want)
 		}
 	}
 	// Global callers learn that a tenant does not exist.

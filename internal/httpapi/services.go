@@ -30,7 +30,9 @@ type Tenants interface {
 type Tokens interface {
 	Authenticate(ctx context.Context, header string) (auth.Identity, error)
 	Create(ctx context.Context, rec *audit.Entry, by auth.Identity, role, tenantID, name string, expires time.Time) (string, auth.Token, error)
-	Revoke(ctx context.Context, rec *audit.Entry, id string) error
+	Revoke(ctx context.Context, rec *audit.Entry, by auth.Identity, id string) (auth.Token, []string, error)
+	Token(ctx context.Context, id string) (auth.Token, error)
+	List(ctx context.Context, tenantID string) ([]auth.Token, error)
 	Names(ctx context.Context, ids []string) (map[string]string, error)
 }
 

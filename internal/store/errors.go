@@ -35,6 +35,9 @@ var (
 	// ErrDuplicate: a key of the tenant (any type, any state) has the same
 	// fingerprint.
 	ErrDuplicate = errors.New("store: duplicate key")
+	// ErrRevoked: the token is revoked already. The error is a
+	// *RevokedError, which says when.
+	ErrRevoked = errors.New("store: token revoked")
 	// ErrDestroyed: the key is destroyed already.
 	ErrDestroyed = errors.New("store: key destroyed")
 	// ErrInvalid: an argument breaks the rules (name, type, role…).
@@ -72,6 +75,25 @@ func (e *UploadLimitedError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrTooManyFailures) true.
 func (e *UploadLimitedError) Unwrap() error { return ErrTooManyFailures }
+
+// RevokedError says that a token was revoked already, and when.
+type RevokedError struct {
+	ID string // the token's ID
+	At time.Time
+	// Maker is set when the token revoked is the one that would have made a
+	// new token (CreateToken).
+	Maker bool
+}
+
+func (e *RevokedError) Error() string {
+	if e.Maker {
+		return fmt.Sprintf("store: token %s, which would make the new token, was revoked at %s", e.ID, e.At.UTC().Format(time.RFC3339))
+	}
+	return fmt.Sprintf("store: token %s was revoked already, at %s", e.ID, e.At.UTC().Format(time.RFC3339))
+}
+
+// Unwrap makes errors.Is(err, ErrRevoked) true.
+func (e *RevokedError) Unwrap() error { return ErrRevoked }
 
 // kindError is an error of one of the kinds above with its own message.
 type kindError struct {

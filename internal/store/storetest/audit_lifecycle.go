@@ -58,7 +58,7 @@ func lifecycleCases(t *testing.T, s *store.Store) (tenantID string, cases []life
 	pc := mustCert(t, s, pendingCert(tn.ID, "strongroom/acme/upload-1", t0))
 	ac := mustCert(t, s, activeCert(tn.ID, "strongroom/acme/upload-2", t0))
 	tok := auth.Token{Hash: hashOf("secret-1"), Role: auth.RoleApp, Tenant: tn.ID, Created: t0}
-	var tokID string
+	var tokID, otherID string
 	unknown := tenant.NewID()
 	return tn.ID, []lifecycleCase{
 		{"CreateTenant", "tenant.create", "", map[string]func(audit.Entry) error{
@@ -103,13 +103,31 @@ func lifecycleCases(t *testing.T, s *store.Store) (tenantID string, cases []life
 		}, func(rec audit.Entry) error {
 			other := tok
 			other.Hash = hashOf("secret-2")
-			_, err := s.CreateToken(ctx, other, 0, rec)
+			got, err := s.CreateToken(ctx, other, 0, rec)
+			otherID = got.ID
 			return err
 		}, nil},
-		{"DeleteToken", "token.delete", "", map[string]func(audit.Entry) error{
-			"missing": func(rec audit.Entry) error { return s.DeleteToken(ctx, unknown, rec) },
-		}, func(rec audit.Entry) error { return s.DeleteToken(ctx, tokID, rec) },
-			func() string { return "token " + tokID }},
+		{"RevokeToken", "token.revoke", "", map[string]func(audit.Entry) error{
+			"missing": func(rec audit.Entry) error {
+				_, _, err := s.RevokeToken(ctx, unknown, "", t0, rec)
+				return err
+			},
+		}, func(rec audit.Entry) error {
+			_, _, err := s.RevokeToken(ctx, tokID, "", t0, rec)
+			return err
+		}, func() string { return "token " + tokID }},
+		{"RevokeToken again", "token.revoke", "", map[string]func(audit.Entry) error{
+			"revoked already": func(rec audit.Entry) error {
+				_, _, err := s.RevokeToken(ctx, tokID, "", t0, rec)
+				return err
+			},
+		}, func(rec audit.Entry) error {
+			got, _, err := s.RevokeToken(ctx, otherID, "", t0, rec)
+			if err == nil && got.ID != otherID {
+				return errors.New("RevokeToken returned another token")
+			}
+			return err
+		}, func() string { return "token " + otherID }},
 		{"InstallRelease", audit.ActionReleaseInstall, "", map[string]func(audit.Entry) error{
 			"other bundle": func(rec audit.Entry) error {
 				_, err := s.InstallRelease(ctx, release.Installation{ID: "r1", Bundle: bundle("else"), Installed: t0}, rec)

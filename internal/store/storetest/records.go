@@ -111,7 +111,8 @@ func hashOf(secret string) [32]byte { return sha256.Sum256([]byte(secret)) }
 
 func equalToken(a, b auth.Token) bool {
 	return a.ID == b.ID && a.Hash == b.Hash && a.Role == b.Role && a.Tenant == b.Tenant &&
-		a.Created.Equal(b.Created) && a.Expires.Equal(b.Expires) && a.Name == b.Name && a.Parent == b.Parent
+		a.Created.Equal(b.Created) && a.Expires.Equal(b.Expires) && a.Name == b.Name && a.Parent == b.Parent &&
+		a.Revoked.Equal(b.Revoked) && a.RevokedBy == b.RevokedBy && a.LastUsed.Equal(b.LastUsed)
 }
 
 func testTokens(t *testing.T, s *store.Store) {
@@ -160,20 +161,38 @@ func testTokens(t *testing.T, s *store.Store) {
 	_, err = s.CreateToken(ctx, noTenant, 0, rec)
 	wantErr(t, "CreateToken(unknown tenant)", err, store.ErrNotFound)
 
-	if err := s.DeleteToken(ctx, app.ID, rec); err != nil {
-		t.Fatalf("DeleteToken() error = %v", err)
+	// Revoked, the token keeps its record, with when and by whom.
+	revokedAt := t0.Add(day)
+	got, made, err := s.RevokeToken(ctx, app.ID, op.ID, revokedAt, rec)
+	want := app
+	want.Revoked, want.RevokedBy = revokedAt, op.ID
+	if err != nil || len(made) != 0 || !equalToken(got, want) {
+		t.Fatalf("RevokeToken() = %+v, %v, %v, want %+v and none made by it", got, made, err, want)
 	}
-	_, err = tokenByHash(s, app.Hash)
-	wantErr(t, "TokenByHash(deleted)", err, store.ErrNotFound)
-	wantErr(t, "DeleteToken(deleted)", s.DeleteToken(ctx, app.ID, rec), store.ErrNotFound)
-	wantErr(t, "DeleteToken(invalid ID)", s.DeleteToken(ctx, "x", rec), store.ErrInvalid)
+	if got, err := tokenByHash(s, app.Hash); err != nil || !equalToken(got, want) || got.State(revokedAt) != auth.StateRevoked {
+		t.Errorf("TokenByHash(revoked) = %+v, %v, want %+v", got, err, want)
+	}
+	_, _, err = s.RevokeToken(ctx, app.ID, op.ID, revokedAt.Add(time.Hour), rec)
+	wantErr(t, "RevokeToken(revoked)", err, store.ErrRevoked)
+	var re *store.RevokedError
+	if !errors.As(err, &re) || re.ID != app.ID || !re.At.Equal(revokedAt) ||
+		!strings.Contains(err.Error(), revokedAt.Format(time.RFC3339)) {
+		t.Errorf("RevokeToken(revoked) error = %#v, want a *RevokedError saying %s", err, revokedAt.Format(time.RFC3339))
+	}
+	_, _, err = s.RevokeToken(ctx, tenant.NewID(), "", revokedAt, rec)
+	wantErr(t, "RevokeToken(unknown)", err, store.ErrNotFound)
+	for name, args := range map[string][2]string{"invalid ID": {"x", ""}, "invalid revoker": {op.ID, "x"}} {
+		_, _, err = s.RevokeToken(ctx, args[0], args[1], revokedAt, rec)
+		wantErr(t, "RevokeToken("+name+")", err, store.ErrInvalid)
+	}
+	_, _, err = s.RevokeToken(ctx, op.ID, "", time.Time{}, rec)
+	wantErr(t, "RevokeToken(zero time)", err, store.ErrInvalid)
 	if got, err := tokenByHash(s, op.Hash); err != nil || !equalToken(got, op) {
-		t.Errorf("other tokens after DeleteToken: TokenByHash = %+v, %v", got, err)
+		t.Errorf("other tokens after RevokeToken: TokenByHash = %+v, %v", got, err)
 	}
-	// The hash of a deleted token is free again.
-	if _, err := s.CreateToken(ctx, auth.Token{Hash: app.Hash, Role: auth.RoleApp, Tenant: tn.ID, Created: t0}, 0, rec); err != nil {
-		t.Errorf("CreateToken(hash of a deleted token) error = %v", err)
-	}
+	// The hash of a revoked token stays taken: its record is kept.
+	_, err = s.CreateToken(ctx, auth.Token{Hash: app.Hash, Role: auth.RoleApp, Tenant: tn.ID, Created: t0}, 0, rec)
+	wantErr(t, "CreateToken(hash of a revoked token)", err, store.ErrExists)
 }
 
 func testTokenValidation(t *testing.T, s *store.Store) {
@@ -195,6 +214,9 @@ func testTokenValidation(t *testing.T, s *store.Store) {
 		"name not UTF-8":          func(x *auth.Token) { x.Name = "\xff" },
 		"invalid parent ID":       func(x *auth.Token) { x.Parent = "token-0" },
 		"its own parent":          func(x *auth.Token) { x.ID = tenant.NewID(); x.Parent = x.ID },
+		"revoked":                 func(x *auth.Token) { x.Revoked = t0 },
+		"revoked by":              func(x *auth.Token) { x.RevokedBy = tenant.NewID() },
+		"used":                    func(x *auth.Token) { x.LastUsed = t0 },
 	} {
 		bad := ok
 		mod(&bad)
