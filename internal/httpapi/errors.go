@@ -118,6 +118,7 @@ func problem(err error, requestID string) (int, api.Error) {
 	var rl *store.RateLimitedError
 	var ul *store.UploadLimitedError
 	var rv *store.RevokedError
+	var io *release.InstalledOtherError
 	switch {
 	case errors.As(err, &ae):
 		return ae.status, api.Error{Code: ae.code, Message: ae.msg, NextAllowed: ae.next}
@@ -143,6 +144,8 @@ func problem(err error, requestID string) (int, api.Error) {
 	case errors.As(err, &rv):
 		return http.StatusConflict, api.Error{Code: api.CodeAlreadyRevoked,
 			Message: fmt.Sprintf("token %s, which would make the new token, was revoked at %s", rv.ID, rv.At.UTC().Format(time.RFC3339))}
+	case errors.As(err, &io):
+		return http.StatusConflict, api.Error{Code: api.CodeConflict, Message: io.Error() + ": this one was not installed"}
 	case errors.Is(err, store.ErrRateLimited):
 		return http.StatusTooManyRequests, api.Error{Code: api.CodeRateLimited, Message: "too soon: try again later"}
 	case errors.Is(err, context.DeadlineExceeded):
