@@ -377,14 +377,24 @@ func (c *Client) Tokens(ctx context.Context, tenant, state string) ([]api.TokenI
 // it made (and theirs). A token revoked already is an *Error with Code
 // api.CodeAlreadyRevoked, whose message says when. To revoke the client's
 // own token, use RevokeSelf.
-func (c *Client) RevokeToken(ctx context.Context, id string) error {
+func (c *Client) RevokeToken(ctx context.Context, id string) (api.Revocation, error) {
+	var r api.Revocation
 	if err := seg("token id", id); err != nil {
-		return err
+		return r, err
 	}
 	if id == "self" {
-		return errors.New(`client: "self" is not a token id: use RevokeSelf to revoke the client's own token`)
+		return r, errors.New(`client: "self" is not a token id: use RevokeSelf to revoke the client's own token`)
 	}
-	return c.do(ctx, "POST", "/v1/tokens/"+url.PathEscape(id)+"/revoke", nil, nil, nil)
+	err := c.do(ctx, "POST", "/v1/tokens/"+url.PathEscape(id)+"/revoke", nil, nil, &r)
+	return r, err
+}
+
+// Self returns the client's own token, without its secret (GET
+// /v1/tokens/self, any token): who the client is.
+func (c *Client) Self(ctx context.Context) (api.TokenInfo, error) {
+	var t api.TokenInfo
+	err := c.do(ctx, "GET", "/v1/tokens/self", nil, nil, &t)
+	return t, err
 }
 
 // RevokeSelf revokes the client's own token, and every token it made (and

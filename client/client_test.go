@@ -129,19 +129,23 @@ func TestEveryMethod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := op.RevokeToken(ctx, spare.ID); err != nil {
-		t.Errorf("RevokeToken = %v", err)
+	if r, err := op.RevokeToken(ctx, spare.ID); err != nil || r.Token.ID != spare.ID || r.Token.State != api.TokenRevoked {
+		t.Errorf("RevokeToken = %+v, %v, want the token, revoked", r, err)
 	}
 	_, err = s.client(t, spare.Secret).Keys(ctx, "acme", "")
 	apiErr(t, err, 401, api.CodeTokenRevoked)
-	if e := apiErr(t, admin.RevokeToken(ctx, spare.ID), 409, api.CodeAlreadyRevoked); !strings.Contains(e.Message, "revoked already, at ") {
+	_, err = admin.RevokeToken(ctx, spare.ID)
+	if e := apiErr(t, err, 409, api.CodeAlreadyRevoked); !strings.Contains(e.Message, "revoked already, at ") {
 		t.Errorf("RevokeToken(revoked) = %v, want when", e)
 	}
-	if err := op.RevokeToken(ctx, "self"); err == nil || !strings.Contains(err.Error(), "RevokeSelf") {
+	if _, err := op.RevokeToken(ctx, "self"); err == nil || !strings.Contains(err.Error(), "RevokeSelf") {
 		t.Errorf(`RevokeToken("self") error = %v, want it refused, pointing to RevokeSelf`, err)
 	}
-	if err := op.RevokeToken(ctx, "../tenants"); err == nil {
+	if _, err := op.RevokeToken(ctx, "../tenants"); err == nil {
 		t.Error("RevokeToken(../tenants) error = nil")
+	}
+	if me, err := s.client(t, appTok.Secret).Self(ctx); err != nil || me.ID != appTok.ID || me.Role != api.RoleApp || me.Tenant != "acme" || me.Expires == nil {
+		t.Errorf("Self(app) = %+v, %v, want the app token of acme, with its expiry", me, err)
 	}
 	toks, err := admin.Tokens(ctx, "", "")
 	if err != nil || len(toks) != 3 || !slices.ContainsFunc(toks, func(x api.TokenInfo) bool { return x.ID == adminTok.ID && x.Tenant == "acme" }) {

@@ -41,6 +41,7 @@ var validQueries = map[string]string{
 // and another tenant's token calling them acts on itself.
 var selfRoutes = map[string]bool{
 	"POST /v1/tokens/self/revoke": true,
+	"GET /v1/tokens/self":         true,
 }
 
 // fill replaces the path parameters of a pattern.

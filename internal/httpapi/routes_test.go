@@ -116,6 +116,11 @@ func TestEveryRoute(t *testing.T) {
 	e.call("POST", "/v1/tokens/"+strings.Repeat("0", 32)+"/revoke", op, nil).wantError(t, 404, api.CodeNotFound)
 	e.call("POST", "/v1/tokens/not-an-id/revoke", op, nil).wantError(t, 400, api.CodeBadRequest)
 	call("POST", "/v1/tokens", "/v1/tokens", admin, api.CreateTokenRequest{Role: "app", Tenant: "acme", TTL: "30d"}).want(t, 201, &selfish)
+	var me api.TokenInfo
+	call("GET", "/v1/tokens/self", "/v1/tokens/self", selfish.Secret, nil).want(t, 200, &me)
+	if me.ID != selfish.ID || me.Role != "app" || me.Tenant != "acme" || me.State != api.TokenLive || me.Expires == nil {
+		t.Errorf("GET /v1/tokens/self = %+v, want the app token of acme, live, with its expiry", me)
+	}
 	call("POST", "/v1/tokens/self/revoke", "/v1/tokens/self/revoke", selfish.Secret, nil).want(t, 200, &rev)
 	if rev.Token.ID != selfish.ID || rev.Token.State != api.TokenRevoked || rev.Token.RevokedBy != selfish.ID {
 		t.Errorf("self revocation = %+v", rev)

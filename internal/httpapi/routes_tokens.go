@@ -181,6 +181,20 @@ func (s *server) revokeToken(c *Call) (any, error) {
 	return s.revoke(c, id)
 }
 
+// selfToken shows the caller's own token: any token may.
+func (s *server) selfToken(c *Call) (any, error) {
+	ctx := c.Context()
+	tok, err := s.Tokens.Token(ctx, c.Identity.TokenID)
+	if err != nil {
+		return nil, err
+	}
+	names, err := s.tenantNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return tokenInfo(tok, names, s.Now()), nil
+}
+
 // revokeSelf revokes the caller's own token: any token may.
 func (s *server) revokeSelf(c *Call) (any, error) { return s.revoke(c, c.Identity.TokenID) }
 
