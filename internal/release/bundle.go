@@ -225,7 +225,7 @@ func Parse(der []byte) (*Bundle, error) {
 		return nil, errMalformed
 	}
 	if int(n) != len(SecretNames) {
-		return nil, fmt.Errorf("release: a bundle carries %d secrets, not %d", len(SecretNames), n)
+		return nil, fmt.Errorf("release: the bundle carries %d secrets, not %d", n, len(SecretNames))
 	}
 	for i := range int(n) {
 		var name, wrapped cryptobyte.String

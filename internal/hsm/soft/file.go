@@ -39,7 +39,7 @@ import (
 //	  kind    u8 (1 RSA encryption key, 2 ECDSA signing key, 3 AES secret key)
 //	  flags   u8 (bit 0: exportable, kind 3; bit 1: unwrap-only, kind 1;
 //	               bit 2: derivable, kind 3)
-//	  label   u16-length-prefixed UTF-8, 1..255 bytes
+//	  label   u16-length-prefixed, 1..255 bytes of printable ASCII (0x21..0x7e)
 //	  key     u24-length-prefixed: PKCS#8 DER (kinds 1, 2) or 32 raw bytes (kind 3)
 
 const (
