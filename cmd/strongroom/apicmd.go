@@ -18,6 +18,7 @@ import (
 
 	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/client"
+	"github.com/strongroom-kms/strongroom/internal/auth"
 )
 
 // apiFlags are the flags of every command that talks to a server.
@@ -194,26 +195,13 @@ func tenantCommand() *command {
 func tokenCommand() *command {
 	return &command{
 		name:    "token",
-		summary: "create and revoke API tokens",
+		summary: "create, list, show and revoke API tokens",
 		subs: []*command{
-			apiCommand("revoke", "revoke a token at once, by the id 'token create' printed, and every token it made (operator)", "ID", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
-				return func(ctx context.Context, c *client.Client, args []string) error {
-					id, err := requireOne(args, "token id")
-					if err != nil {
-						return err
-					}
-					if err := c.RevokeToken(ctx, id); err != nil {
-						return err
-					}
-					fmt.Fprintf(e.stdout, "revoked token %s\n", id)
-					return nil
-				}
-			}),
 			apiCommand("create", "create a token (its secret is shown once)", "", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
 				role := choiceFlag(fs, "role", "", "operator, tenant-admin, app or auditor (required)", "operator", "tenant-admin", "app", "auditor")
 				tenant := fs.String("tenant", "", "the tenant, for tenant-admin and app tokens")
-				name := fs.String("name", "", "a label for humans")
-				ttl := fs.String("ttl", "", "lifetime, e.g. 720h (default: no expiry)")
+				name := fs.String("name", "", "a label for humans, shown by 'token list' and 'audit list'")
+				ttl := fs.String("ttl", "", "lifetime in days (30d) or as a duration (12h) (default: no expiry; a tenant-admin's app tokens: at most 90d)")
 				quiet := fs.Bool("quiet", false, "print only the token")
 				return func(ctx context.Context, c *client.Client, args []string) error {
 					if len(args) > 0 || *role == "" {
@@ -232,13 +220,106 @@ func tokenCommand() *command {
 						if tok.Tenant != "" {
 							scope = "tenant " + tok.Tenant
 						}
-						_, err := fmt.Fprintf(w, "created %s token %s for %s; it is shown only now:\n%s\n", tok.Role, tok.ID, scope, tok.Secret)
+						_, err := fmt.Fprintf(w, "created %s token %s for %s; it is shown only now:\n%s\n", auth.Role(tok.Role).A(), tok.ID, scope, tok.Secret)
+						return err
+					})
+				}
+			}),
+			apiCommand("list", "list tokens, never their secrets (operator, auditor: all; tenant-admin: its tenant's app tokens and itself)", "", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+				tenant := fs.String("tenant", "", "only this tenant's tokens")
+				state := choiceFlag(fs, "state", "", "only tokens in this state: live, expired or revoked", api.TokenLive, api.TokenExpired, api.TokenRevoked)
+				return func(ctx context.Context, c *client.Client, args []string) error {
+					if len(args) > 0 {
+						return usageErrorf("no arguments are taken")
+					}
+					toks, err := c.Tokens(ctx, *tenant, *state)
+					if err != nil {
+						return err
+					}
+					return e.print(api.TokenList{Tokens: toks}, func(out io.Writer) error {
+						w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+						fmt.Fprintln(w, "ID\tNAME\tROLE\tTENANT\tSTATE\tEXPIRES\tLAST USED")
+						for _, t := range toks {
+							fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, dash(t.Name), t.Role, dash(t.Tenant), t.State,
+								timeOrDash(t.Expires, "never"), timeOrDash(t.LastUsed, "never"))
+						}
+						return w.Flush()
+					})
+				}
+			}),
+			apiCommand("show", "show the token in use: who am I (any token)", "", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+				return func(ctx context.Context, c *client.Client, args []string) error {
+					if len(args) > 0 {
+						return usageErrorf("no arguments are taken")
+					}
+					me, err := c.Self(ctx)
+					if err != nil {
+						return err
+					}
+					return e.print(me, func(w io.Writer) error {
+						_, err := fmt.Fprintln(w, describeToken(me))
+						return err
+					})
+				}
+			}),
+			apiCommand("revoke", "revoke a token at once, and every token it made (operator: any; tenant-admin: its tenant's app tokens; --self: any token itself)", "[ID]", func(fs *pflag.FlagSet, e *env) func(context.Context, *client.Client, []string) error {
+				self := fs.Bool("self", false, "revoke the token in use (STRONGROOM_TOKEN, --token or --token-file)")
+				return func(ctx context.Context, c *client.Client, args []string) error {
+					var r api.Revocation
+					var err error
+					switch {
+					case *self && len(args) == 0:
+						r, err = c.RevokeSelf(ctx)
+					case *self:
+						return usageErrorf("give a token id or --self, not both")
+					default:
+						id, uerr := requireOne(args, "token id (as 'token create' or 'token list' print it), or --self")
+						if uerr != nil {
+							return uerr
+						}
+						r, err = c.RevokeToken(ctx, id)
+					}
+					if err != nil {
+						return err
+					}
+					return e.print(r, func(w io.Writer) error {
+						fmt.Fprintf(w, "revoked token %s", r.Token.ID)
+						if n := len(r.Cascaded); n > 0 {
+							fmt.Fprintf(w, " and the %d token(s) it made: %s", n, strings.Join(r.Cascaded, ", "))
+						}
+						_, err := fmt.Fprintln(w)
 						return err
 					})
 				}
 			}),
 		},
 	}
+}
+
+// describeToken says who a token is, in one line.
+func describeToken(t api.TokenInfo) string {
+	s := auth.Role(t.Role).A() + " token"
+	if t.Tenant != "" {
+		s += " for " + t.Tenant
+	}
+	s += ", id " + t.ID
+	if t.Name != "" {
+		s += fmt.Sprintf(" (%q)", t.Name)
+	}
+	if t.Expires != nil {
+		s += ", expires " + t.Expires.UTC().Format(time.RFC3339)
+	} else {
+		s += ", never expires"
+	}
+	return s
+}
+
+// timeOrDash formats an optional time, or says none.
+func timeOrDash(t *time.Time, none string) string {
+	if t == nil {
+		return none
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 func keyCommand() *command {

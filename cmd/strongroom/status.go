@@ -18,6 +18,8 @@ type statusReport struct {
 	Ready  api.Ready `json:"ready"`
 	// Status is the node's detail, for operator and auditor tokens.
 	Status *api.Status `json:"status,omitempty"`
+	// Token is the caller's own token, without its secret.
+	Token *api.TokenInfo `json:"token,omitempty"`
 	// TokenProblem says why the token was not accepted, if it was not.
 	TokenProblem string `json:"token_problem,omitempty"`
 }
@@ -52,12 +54,17 @@ func statusCommand() *command {
 
 // statusWithToken adds what the caller's token may see.
 func (r *statusReport) statusWithToken(ctx context.Context, c *client.Client) {
-	st, err := c.Status(ctx)
+	me, err := c.Self(ctx)
 	if err != nil {
 		r.TokenProblem = explain(err).Error()
 		return
 	}
-	r.Status = &st
+	r.Token = &me
+	if me.Role == api.RoleOperator || me.Role == api.RoleAuditor {
+		if st, err := c.Status(ctx); err == nil {
+			r.Status = &st
+		}
+	}
 }
 
 func (r statusReport) text(w io.Writer) error {
@@ -72,6 +79,8 @@ func (r statusReport) text(w io.Writer) error {
 		fmt.Fprintf(w, "ready:     no, %d problem(s)\n", r.Ready.Problems)
 	}
 	switch {
+	case r.Token != nil:
+		fmt.Fprintf(w, "token:     %s\n", describeToken(*r.Token))
 	case r.TokenProblem != "":
 		fmt.Fprintf(w, "token:     not accepted: %s\n", r.TokenProblem)
 	default:
@@ -84,6 +93,8 @@ func (r statusReport) text(w io.Writer) error {
 		for _, p := range r.Status.Problems {
 			fmt.Fprintf(w, "problem:   %s\n", p)
 		}
+	} else if r.Ready.Status != "ok" && r.Token != nil {
+		fmt.Fprintln(w, "           (an operator or auditor token lists the problems)")
 	}
 	return nil
 }
