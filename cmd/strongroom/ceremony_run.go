@@ -62,6 +62,11 @@ func ceremonyExecCommand(name, summary string, export bool) *command {
 						return err
 					}
 				}
+				// Before the primary HSM records the release id: an output
+				// that cannot be written must not cost it.
+				if err := ceremony.CheckOutput(*out); err != nil {
+					return err
+				}
 				h, err := hf.open(ctx, e, false)
 				if err != nil {
 					return err

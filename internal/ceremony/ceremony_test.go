@@ -511,3 +511,45 @@ func TestWriteNewDirectory(t *testing.T) {
 		t.Error("a second Write of the same files succeeded")
 	}
 }
+
+// TestWriteTrailingSlash: "out/" names the directory out, new or existing,
+// as a shell user types it.
+func TestWriteTrailingSlash(t *testing.T) {
+	w := getWorld(t)
+	out := runRelease(t, w, "write-slash", "eu1")
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "out") + "/"
+	if err := ceremony.CheckOutput(dir); err != nil {
+		t.Fatalf("CheckOutput(%q) = %v", dir, err)
+	}
+	if err := ceremony.Write(dir, out); err != nil {
+		t.Fatalf("Write(%q) = %v", dir, err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(parent, "out")); len(entries) != len(out.Files) {
+		t.Errorf("Write(%q) made %d files, want %d", dir, len(entries), len(out.Files))
+	}
+	if left, _ := os.ReadDir(parent); len(left) != 1 {
+		t.Errorf("the parent holds %d entries, want only the output directory", len(left))
+	}
+}
+
+// TestCheckOutput: what Write could not write is refused before a ceremony.
+func TestCheckOutput(t *testing.T) {
+	parent := t.TempDir()
+	file := filepath.Join(parent, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := ceremony.CheckOutput(file); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("CheckOutput(a file) = %v, want it refused", err)
+	}
+	if err := ceremony.CheckOutput(filepath.Join(file, "out")); err == nil {
+		t.Error("CheckOutput(under a file) = nil, want it refused")
+	}
+	if err := ceremony.CheckOutput(parent); err != nil {
+		t.Errorf("CheckOutput(an existing directory) = %v", err)
+	}
+	if left, _ := os.ReadDir(parent); len(left) != 1 {
+		t.Errorf("CheckOutput left %d entries, want none of its own", len(left))
+	}
+}

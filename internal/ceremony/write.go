@@ -18,6 +18,7 @@ import (
 // release), files are written to temporary names, synced, then linked into
 // place; on failure the ones already linked are removed again.
 func Write(dir string, out *Output) error {
+	dir = filepath.Clean(dir) // "out/" is the directory out
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return writeNewDir(dir, out)
 	} else if err != nil {
@@ -70,6 +71,38 @@ func Write(dir string, out *Output) error {
 		linked = append(linked, filepath.Join(dir, n))
 	}
 	return syncDir(dir)
+}
+
+// CheckOutput checks, before a ceremony runs, that Write will be able to
+// write into dir: an existing directory must take a new file, and a new
+// directory's parent must take a new directory. A ceremony records its
+// release id in the primary HSM before it writes anything, so an output
+// that cannot be written would cost the release id.
+func CheckOutput(dir string) error {
+	dir = filepath.Clean(dir)
+	fi, err := os.Stat(dir)
+	switch {
+	case err == nil && !fi.IsDir():
+		return fmt.Errorf("ceremony: %s exists and is not a directory", dir)
+	case err == nil:
+		f, err := os.CreateTemp(dir, ".strongroom-check.tmp*")
+		if err != nil {
+			return fmt.Errorf("ceremony: the output directory cannot be written: %w", err)
+		}
+		f.Close()
+		return os.Remove(f.Name())
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("ceremony: %w", err)
+	}
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("ceremony: the output directory cannot be made: %w", err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".check*")
+	if err != nil {
+		return fmt.Errorf("ceremony: the output directory cannot be made: %w", err)
+	}
+	return os.Remove(tmp)
 }
 
 // writeNewDir writes the files into a fresh sibling directory and renames
