@@ -207,6 +207,7 @@ func (c *Call) Context() context.Context { return c.Request.Context() }
 type reply struct {
 	status int
 	body   any
+	code   string // for the access log: the API code the answer stands for, if any
 }
 
 // ServeHTTP serves the API: access log, a request id, the request timeout,
@@ -326,6 +327,9 @@ func (s *server) wrap(rt *Route) http.Handler {
 		status := rt.status()
 		if rep, ok := resp.(reply); ok {
 			status, resp = rep.status, rep.body
+			if rep.code != "" {
+				infoFrom(r.Context()).setCode(rep.code)
+			}
 		}
 		writeJSON(w, status, resp)
 	})

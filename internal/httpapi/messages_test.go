@@ -239,3 +239,21 @@ func TestClientErrorLogged(t *testing.T) {
 		t.Errorf("access log err = %q, want the internal error", got)
 	}
 }
+
+// TestNotReadyLogged: a node that is not ready logs its 503s to /v1/ready
+// as not_ready, not as a timeout.
+func TestNotReadyLogged(t *testing.T) {
+	var buf logBuffer
+	e := newEnv(t, apitest.Options{Releases: []string{}, Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	e.call("GET", "/v1/ready", "", nil).want(t, 503, nil)
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var line map[string]any
+		if json.Unmarshal([]byte(l), &line) == nil && line["msg"] == "request" && line["route"] == "GET /v1/ready" {
+			if line["code"] != api.CodeNotReady {
+				t.Errorf("access log code = %v, want %s", line["code"], api.CodeNotReady)
+			}
+			return
+		}
+	}
+	t.Fatalf("no access log line for GET /v1/ready in:\n%s", buf.String())
+}

@@ -167,7 +167,7 @@ func (s *server) ready(c *Call) (any, error) {
 	st := s.readiness(c.Context())
 	r := api.Ready{Status: st.Status, Region: st.Region, Releases: len(st.Releases), Problems: len(st.Problems)}
 	if st.Status != "ok" {
-		return reply{status: http.StatusServiceUnavailable, body: r}, nil
+		return reply{status: http.StatusServiceUnavailable, body: r, code: api.CodeNotReady}, nil
 	}
 	return r, nil
 }
