@@ -114,7 +114,7 @@ func run(ctx context.Context, e *env, args []string) int {
 	if cmd != nil {
 		path = cmd.CommandPath()
 	}
-	fmt.Fprintf(e.stderr, "%s: %v\n", path, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+	fmt.Fprintf(e.stderr, "%s: %s\n", path, strings.TrimPrefix(userMessage(err), errUsage.Error()+": "))
 	if errors.Is(err, errUsage) {
 		fmt.Fprintf(e.stderr, "Run '%s --help' for usage.\n", path)
 		return 2
