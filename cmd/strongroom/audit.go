@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -242,20 +243,29 @@ func verifyAudit(ctx context.Context, e *env, o verifyOptions) error {
 		if err != nil {
 			return fmt.Errorf("the audit log does NOT verify: %w", err)
 		}
-		fmt.Fprintf(e.stdout, "audit log verified: %d entries, %d signed checkpoints", r.Entries, r.Checkpoints)
+		out := auditReport{Verified: true, Entries: r.Entries, Checkpoints: r.Checkpoints, Unchecked: r.Unchecked, WitnessChecked: w != nil}
 		if r.Latest != nil {
-			fmt.Fprintf(e.stdout, ", the latest at entry %d (%s)", r.Latest.Size, r.Latest.Time.Format(time.RFC3339))
-		}
-		fmt.Fprintln(e.stdout)
-		if r.Unchecked > 0 {
-			fmt.Fprintf(e.stdout, "%d entries after the latest checkpoint are chain-checked only; the next checkpoint covers them\n", r.Unchecked)
+			out.LatestSize, out.LatestTime = r.Latest.Size, &r.Latest.Time
 		}
 		if w != nil {
-			fmt.Fprintf(e.stdout, "the log extends this node's witness %s\n", w)
-		} else {
-			fmt.Fprintln(e.stdout, "the node's witness was NOT checked (--no-witness): a rewrite of the log whose checkpoints were deleted from the database too goes unnoticed")
+			out.Witness = w.String()
 		}
-		return nil
+		return e.print(out, func(wr io.Writer) error {
+			fmt.Fprintf(wr, "audit log verified: %d entries, %d signed checkpoints", r.Entries, r.Checkpoints)
+			if r.Latest != nil {
+				fmt.Fprintf(wr, ", the latest at entry %d (%s)", r.Latest.Size, r.Latest.Time.Format(time.RFC3339))
+			}
+			fmt.Fprintln(wr)
+			if r.Unchecked > 0 {
+				fmt.Fprintf(wr, "%d entries after the latest checkpoint are chain-checked only; the next checkpoint covers them\n", r.Unchecked)
+			}
+			if w != nil {
+				fmt.Fprintf(wr, "the log extends this node's witness %s\n", w)
+			} else {
+				fmt.Fprintln(wr, "the node's witness was NOT checked (--no-witness): a rewrite of the log whose checkpoints were deleted from the database too goes unnoticed")
+			}
+			return nil
+		})
 	})
 }
 
@@ -302,4 +312,16 @@ func auditNames(a api.AuditEntry, ids bool) (actor, tenant string) {
 		tenant = a.TenantName
 	}
 	return actor, tenant
+}
+
+// auditReport is what 'audit verify' found, for --output json.
+type auditReport struct {
+	Verified       bool       `json:"verified"`
+	Entries        uint64     `json:"entries"`
+	Checkpoints    int        `json:"checkpoints"`
+	LatestSize     uint64     `json:"latest_checkpoint_size,omitempty"`
+	LatestTime     *time.Time `json:"latest_checkpoint_time,omitempty"`
+	Unchecked      uint64     `json:"unchecked"`
+	WitnessChecked bool       `json:"witness_checked"`
+	Witness        string     `json:"witness,omitempty"`
 }

@@ -40,8 +40,10 @@ func tenantSetCommand() *command {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(e.stdout, "tenant %s: derivation opt-out %s\n", t.Name, map[bool]string{true: "allowed", false: "forbidden"}[t.DerivationOptOut])
-				return nil
+				return e.print(t, func(w io.Writer) error {
+					_, err := fmt.Fprintf(w, "tenant %s: derivation opt-out %s\n", t.Name, map[bool]string{true: "allowed", false: "forbidden"}[t.DerivationOptOut])
+					return err
+				})
 			}
 		})
 }
