@@ -42,7 +42,7 @@ func TestCurlExamples(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	var log bytes.Buffer
+	var log lockedBuffer
 	e := &env{stdin: strings.NewReader(""), stdout: &log, stderr: &log, now: time.Now,
 		getenv: func(k string) string {
 			if k == "HOME" {
@@ -63,7 +63,7 @@ func TestCurlExamples(t *testing.T) {
 	select {
 	case <-ready:
 	case err := <-done:
-		t.Fatalf("dev did not start: %v\n%s", err, log.String())
+		t.Fatalf("dev did not start: %v\n%s", err, log.Bytes())
 	case <-time.After(3 * time.Minute):
 		t.Fatal("dev did not start in 3 minutes")
 	}
