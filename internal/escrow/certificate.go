@@ -166,7 +166,11 @@ func (c *Certificate) Verify(p *enroll.Primary, now time.Time) error {
 		return errors.New("escrow: no primary public keys to verify the escrow certificate with")
 	}
 	if c.Issuer != p.SigningKeyID() {
-		return fmt.Errorf("escrow: certificate of escrow %s was issued by primary signing key %s, not by %s", c.Name, c.Issuer.Short(), p.SigningKeyID().Short())
+		issuer, want := c.Issuer.Short(), p.SigningKeyID().Short()
+		if issuer == want { // ids that differ after their first 8 bytes: show them whole
+			issuer, want = c.Issuer.String(), p.SigningKeyID().String()
+		}
+		return fmt.Errorf("escrow: certificate of escrow %s was issued by primary signing key %s, not by %s", c.Name, issuer, want)
 	}
 	if !sign.Verify(p.Signing, certificateDomain, c.body, c.sig) {
 		return fmt.Errorf("escrow: certificate of escrow %s: signature does not verify (altered, or not signed by this primary)", c.Name)

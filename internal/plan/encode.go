@@ -132,7 +132,11 @@ func readRegions(s *cryptobyte.String, primary sign.KeyID) ([]*enroll.Certificat
 			return nil, fmt.Errorf("plan: region certificate %d: %w", len(certs)+1, err)
 		}
 		if c.Issuer != primary {
-			return nil, fmt.Errorf("plan: the certificate of region %s was issued by primary signing key %s, not by the plan's primary %s", c.Region, c.Issuer.Short(), primary.Short())
+			issuer, want := c.Issuer.Short(), primary.Short()
+			if issuer == want { // ids that differ after their first 8 bytes: show them whole
+				issuer, want = c.Issuer.String(), primary.String()
+			}
+			return nil, fmt.Errorf("plan: the certificate of region %s was issued by primary signing key %s, not by the plan's primary %s", c.Region, issuer, want)
 		}
 		if n := len(certs); n > 0 && certs[n-1].Region >= c.Region {
 			if certs[n-1].Region == c.Region {

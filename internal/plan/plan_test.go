@@ -101,6 +101,10 @@ func TestNewRefuses(t *testing.T) {
 	}
 	otherPrimary := f.primary.SigningKeyID()
 	otherPrimary[0] ^= 1
+	// A primary whose id differs only after the 8 bytes a short id shows:
+	// the message names both in full, so that they differ to the reader.
+	latePrimary := f.primary.SigningKeyID()
+	latePrimary[31] ^= 1
 	for _, tc := range []struct {
 		name string
 		edit func(p *plan.Plan)
@@ -117,6 +121,7 @@ func TestNewRefuses(t *testing.T) {
 		{"region twice", func(p *plan.Plan) { p.Regions = append(p.Regions, f.certs["eu1"]) }, "region eu1 appears twice"},
 		{"shared key", func(p *plan.Plan) { p.Regions = append(p.Regions, f.certs["eu2"]) }, "regions eu1 and eu2 have the same encryption key"},
 		{"other primary", func(p *plan.Plan) { p.Primary = otherPrimary }, "the certificate of region eu1 was issued by primary signing key"},
+		{"late primary", func(p *plan.Plan) { p.Primary = latePrimary }, "not by the plan's primary " + latePrimary.String()},
 		{"unread certificate", func(p *plan.Plan) { p.Regions = append(p.Regions, &enroll.Certificate{Region: "x"}) }, "read from its file"},
 		{"nil certificate", func(p *plan.Plan) { p.Regions = append(p.Regions, nil) }, "read from its file"},
 		{"unread officer", func(p *plan.Plan) { p.Officers = append(p.Officers, &officer.Public{Name: "x"}) }, "read from a public key file"},
