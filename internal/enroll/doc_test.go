@@ -1,0 +1,134 @@
+package enroll
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/strongroom-kms/strongroom/internal/docs"
+	"github.com/strongroom-kms/strongroom/internal/hsm"
+)
+
+const (
+	formatsDoc = "../../docs/formats.md"
+)
+
+// The hashes of the soft backend, which the examples' primary and region
+// report.
+var softHashes = []hsm.OAEPHash{hsm.OAEPSHA256, hsm.OAEPSHA512, hsm.OAEPSHA1}
+
+// pageSigner is an example's primary signing key (deterministic, RFC 6979)
+// as an HSM's.
+type pageSigner struct{ crypto.Signer }
+
+func (pageSigner) Label() string                      { return LabelPrimarySigning }
+func (s pageSigner) ECDSAPublicKey() *ecdsa.PublicKey { return s.Public().(*ecdsa.PublicKey) }
+
+// pageRSA is an example's RSA-4096 key, whose private half was not kept:
+// its SignPSS answers with the page's signature, once that verifies over the
+// message the code signs. Nothing else of the key is used.
+type pageRSA struct {
+	hsm.EncryptionKey
+	pub *rsa.PublicKey
+	sig []byte
+}
+
+func (k pageRSA) RSAPublicKey() *rsa.PublicKey { return k.pub }
+
+func (k pageRSA) SignPSS(_ context.Context, msg []byte) ([]byte, error) {
+	if err := verifyPSS(k.pub, msg, k.sig); err != nil {
+		return nil, fmt.Errorf("the page's RSA-PSS signature does not verify over the message the code signs: %w", err)
+	}
+	return k.sig, nil
+}
+
+// join is the concatenation of an example's hex fields, in order.
+func join(ex *docs.Example, names ...string) []byte {
+	var out []byte
+	for _, n := range names {
+		out = append(out, ex.Hex(n)...)
+	}
+	return out
+}
+
+// unprefix returns what a u16<> field holds.
+func unprefix(t *testing.T, ex *docs.Example, name string) []byte {
+	t.Helper()
+	s := cryptobyte.String(ex.Hex(name))
+	var v cryptobyte.String
+	if !s.ReadUint16LengthPrefixed(&v) || !s.Empty() {
+		t.Fatalf("field %s is not one u16<...>", name)
+	}
+	return v
+}
+
+func pageRSAKey(t *testing.T, ex *docs.Example, name string) *rsa.PublicKey {
+	t.Helper()
+	pub, err := x509.ParsePKIXPublicKey(unprefix(t, ex, name))
+	if err != nil {
+		t.Fatalf("field %s: %v", name, err)
+	}
+	k, ok := pub.(*rsa.PublicKey)
+	if !ok || k.N.BitLen() != 4096 || k.E != 65537 {
+		t.Fatalf("field %s is not an RSA-4096 key with e = 65537", name)
+	}
+	return k
+}
+
+func pemBody(t *testing.T, data []byte, typ string) []byte {
+	t.Helper()
+	b, rest := pem.Decode(data)
+	if b == nil || b.Type != typ || len(rest) != 0 {
+		t.Fatalf("not one PEM block of type %s: %q", typ, data)
+	}
+	return b.Bytes
+}
+
+// docPrimary makes primary.pub of docs/formats.md again with signPrimary
+// and parses it.
+func docPrimary(t *testing.T) *Primary {
+	t.Helper()
+	ex := docs.KAT(t, formatsDoc, "primary-pub")
+	signer := ex.P384("primary-signing-key")
+	if got := ex.Text("domain"); got != primaryDomain {
+		t.Errorf("domain = %q, want %q", got, primaryDomain)
+	}
+	p := &Primary{
+		Encryption: pageRSAKey(t, ex, "encryption-key"),
+		Signing:    signer.Public().(*ecdsa.PublicKey),
+		OAEPHashes: softHashes,
+		Created:    time.Unix(int64(ex.Uint("created")), 0),
+	}
+	enc := pageRSA{pub: p.Encryption, sig: unprefix(t, ex, "pss-signature")}
+	file, err := signPrimary(context.Background(), p, enc, pageSigner{signer})
+	if err != nil {
+		t.Fatalf("signPrimary() = %v", err)
+	}
+	want := join(ex, "version", "encryption-key", "signing-key", "oaep-hashes", "time", "ecdsa-signature", "pss-signature")
+	if got := pemBody(t, file, PrimaryPEMType); !bytes.Equal(got, want) {
+		t.Errorf("signPrimary() = %x, want %x", got, want)
+	}
+	got, err := ParsePrimary(file)
+	if err != nil {
+		t.Fatalf("ParsePrimary() = %v", err)
+	}
+	sid, eid := got.SigningKeyID(), got.EncryptionKeyID()
+	if !bytes.Equal(sid[:], ex.Hex("signing-key-id")) || !bytes.Equal(eid[:], ex.Hex("encryption-key-id")) {
+		t.Errorf("key ids = %x, %x, want the page's", sid, eid)
+	}
+	if !got.Created.Equal(p.Created) || !got.Signing.Equal(p.Signing) || !got.Encryption.Equal(p.Encryption) {
+		t.Errorf("ParsePrimary() = %+v, want %+v", got, p)
+	}
+	return got
+}
+
+func TestDocPrimary(t *testing.T) { docPrimary(t) }
