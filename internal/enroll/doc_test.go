@@ -9,6 +9,8 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 
 	"github.com/strongroom-kms/strongroom/internal/docs"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/hsm/soft"
 )
 
 const (
@@ -132,3 +135,69 @@ func docPrimary(t *testing.T) *Primary {
 }
 
 func TestDocPrimary(t *testing.T) { docPrimary(t) }
+
+// docRequest makes the enrollment request of docs/formats.md again with
+// signRequest and parses it.
+func docRequest(t *testing.T) *Request {
+	t.Helper()
+	ex := docs.KAT(t, formatsDoc, "enrollment-request")
+	if got := ex.Text("domain"); got != requestDomain {
+		t.Errorf("domain = %q, want %q", got, requestDomain)
+	}
+	r := &Request{
+		Region:     ex.Text("region"),
+		Encryption: pageRSAKey(t, ex, "encryption-key"),
+		OAEPHashes: softHashes,
+		HSM:        ex.Text("hsm"),
+		Created:    time.Unix(int64(ex.Uint("created")), 0),
+	}
+	if n := ex.Hex("nonce"); len(n) != len(r.Nonce) {
+		t.Fatalf("nonce is %d bytes, want %d", len(n), len(r.Nonce))
+	} else {
+		copy(r.Nonce[:], n)
+	}
+	enc := pageRSA{pub: r.Encryption, sig: unprefix(t, ex, "signature")}
+	file, err := signRequest(context.Background(), r, enc)
+	if err != nil {
+		t.Fatalf("signRequest() = %v", err)
+	}
+	want := join(ex, "version", "region-name", "encryption-key", "oaep-hashes", "description", "time", "nonce", "signature")
+	if got := pemBody(t, file, RequestPEMType); !bytes.Equal(got, want) {
+		t.Errorf("signRequest() = %x, want %x", got, want)
+	}
+	got, err := ParseRequest(file)
+	if err != nil {
+		t.Fatalf("ParseRequest() = %v", err)
+	}
+	d, id := got.Digest(), got.KeyID()
+	if !bytes.Equal(d[:], ex.Hex("digest")) || !bytes.Equal(id[:], ex.Hex("key-id")) {
+		t.Errorf("Digest(), KeyID() = %x, %x, want the page's", d, id)
+	}
+	if got.Region != r.Region || got.HSM != r.HSM || !got.Created.Equal(r.Created) || got.Nonce != r.Nonce {
+		t.Errorf("ParseRequest() = %+v, want %+v", got, r)
+	}
+	// hsm is what ExportRequest writes for the soft backend.
+	h, err := soft.Open(context.Background(), filepath.Join(t.TempDir(), "soft"), []byte("test passphrase"), soft.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if info := h.Info(); r.HSM != strings.TrimSpace(info.Backend+" "+info.Description) || !equalHashes(info.OAEPHashes, softHashes) {
+		t.Errorf("the soft backend is %q %q with hashes %v, not the page's", info.Backend, info.Description, info.OAEPHashes)
+	}
+	return got
+}
+
+func equalHashes(a, b []hsm.OAEPHash) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestDocRequest(t *testing.T) { docRequest(t) }
