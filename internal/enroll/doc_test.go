@@ -19,10 +19,12 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/docs"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/hsm/soft"
+	"github.com/strongroom-kms/strongroom/internal/sign"
 )
 
 const (
-	formatsDoc = "../../docs/formats.md"
+	formatsDoc  = "../../docs/formats.md"
+	ceremonyDoc = "../../docs/ceremony-formats.md"
 )
 
 // The hashes of the soft backend, which the examples' primary and region
@@ -201,3 +203,63 @@ func equalHashes(a, b []hsm.OAEPHash) bool {
 }
 
 func TestDocRequest(t *testing.T) { docRequest(t) }
+
+// TestDocCertificate makes the region certificate of docs/formats.md again
+// with Certify (the random serial taken from the page) for the page's
+// request, signed by the page's primary; and checks that the plan example of
+// docs/ceremony-formats.md embeds it.
+func TestDocCertificate(t *testing.T) {
+	p, req := docPrimary(t), docRequest(t)
+	ex := docs.KAT(t, formatsDoc, "region-certificate")
+	signer := ex.P384("primary-signing-key")
+	if !p.Signing.Equal(signer.Public()) {
+		t.Fatal("primary-signing-key is not the signing key of primary-pub")
+	}
+	if got := ex.Text("domain"); got != certificateDomain {
+		t.Errorf("domain = %q, want %q", got, certificateDomain)
+	}
+	now := time.Unix(int64(ex.Uint("now")), 0)
+	_, c, err := Certify(context.Background(), pageSigner{signer}, req, CertifyOptions{
+		Now:      now,
+		Validity: time.Duration(ex.Uint("validity")) * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("Certify() = %v", err)
+	}
+	if n := ex.Hex("serial"); len(n) != len(c.Serial) {
+		t.Fatalf("serial is %d bytes, want %d", len(n), len(c.Serial))
+	} else {
+		copy(c.Serial[:], n)
+	}
+	body, err := c.marshalBody()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _, err := sign.Append(signer, certificateDomain, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := req.KeyID(); !bytes.Equal(id[:], ex.Hex("encryption-key-id")) {
+		t.Errorf("KeyID(the request's key) = %x, want the page's encryption-key-id", id)
+	}
+	var spki cryptobyte.Builder
+	addRSAKey(&spki, req.Encryption)
+	want := append(join(ex, "version", "serial", "region-name"), spki.BytesOrPanic()...)
+	want = append(want, join(ex, "oaep-hashes", "not-before", "not-after", "issuer", "request", "signature")...)
+	if !bytes.Equal(raw, want) {
+		t.Errorf("certificate = %x, want %x", raw, want)
+	}
+	got, err := ParseCertificateDER(want)
+	if err != nil {
+		t.Fatalf("ParseCertificateDER() = %v", err)
+	}
+	if err := got.Verify(p, now); err != nil {
+		t.Errorf("Verify(primary-pub, now) = %v", err)
+	}
+	if got.Request != req.Digest() || got.KeyID() != req.KeyID() || got.Region != req.Region {
+		t.Errorf("the certificate does not answer the request")
+	}
+	if plan := docs.Peek(t, ceremonyDoc, "plan").Hex("plan"); !bytes.Contains(plan, want) {
+		t.Errorf("the plan example of %s does not embed this certificate", ceremonyDoc)
+	}
+}
