@@ -25,3 +25,38 @@ func TestKAT(t *testing.T) {
 		t.Errorf("Uint(count) = %d, want 100000", got)
 	}
 }
+
+// recorder is a testing.TB that records Errorf and defers Cleanup until run.
+type recorder struct {
+	testing.TB
+	errors   []string
+	cleanups []func()
+}
+
+func (r *recorder) Errorf(format string, args ...any) { r.errors = append(r.errors, format) }
+func (r *recorder) Cleanup(f func())                  { r.cleanups = append(r.cleanups, f) }
+
+func (r *recorder) end() {
+	for _, f := range r.cleanups {
+		f()
+	}
+}
+
+func TestUnreadFields(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.md")
+	if err := os.WriteFile(path, []byte("<!-- kat: x -->\n```\na 00\nb 01\n```\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kat := &recorder{TB: t}
+	KAT(kat, path, "x").Hex("a")
+	kat.end()
+	if len(kat.errors) != 1 {
+		t.Errorf("KAT with field b unread: %d errors, want 1", len(kat.errors))
+	}
+	peek := &recorder{TB: t}
+	Peek(peek, path, "x").Hex("a")
+	peek.end()
+	if len(peek.errors) != 0 {
+		t.Errorf("Peek with field b unread: %d errors, want 0", len(peek.errors))
+	}
+}
