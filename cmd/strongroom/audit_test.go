@@ -178,7 +178,7 @@ func TestAuditVerifyTamper(t *testing.T) {
 	}
 	exec1(`UPDATE audit_log SET detail = 'nothing happened' WHERE seq = 123`)
 	out, err = exec.Command(strongroomBin(t), "audit", "verify", "--config", cfgPath).CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "the audit log does NOT verify: ") || !strings.Contains(string(out), ": audit: entry 123 (position 122) ") {
+	if err == nil || !strings.Contains(string(out), "the audit log does NOT verify: ") || !strings.Contains(string(out), ": entry 123 (position 122) ") {
 		t.Fatalf("audit verify on an altered log: %v\n%s", err, out)
 	}
 	t.Logf("%s", out)
@@ -315,7 +315,7 @@ func testAuditVerifyWitness(t *testing.T, dsn string) {
 	start, cancel := context.WithTimeout(ctx, time.Minute)
 	served, err := exec.CommandContext(start, strongroomBin(t), "server", "--config", cfgPath).CombinedOutput()
 	cancel()
-	want("server, witness truncated", string(served), err, true, "refusing to start: auditlog: the witness "+witness+" is damaged")
+	want("server, witness truncated", string(served), err, true, "refusing to start: the witness "+witness+" is damaged")
 	if err := os.WriteFile(witness, good, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +346,7 @@ func testAuditVerifyWitness(t *testing.T, dsn string) {
 	want("verifyAudit, forged", out, err, true, "the audit log does NOT verify: auditlog: the log "+mismatch,
 		"audit: entry 30 (position 29) does not match the checkpoint of size 30")
 	out, err = command()
-	want("audit verify, forged", out, err, true, "the audit log does NOT verify: auditlog: the log "+mismatch)
+	want("audit verify, forged", out, err, true, "the audit log does NOT verify: the log "+mismatch)
 	out, err = command("--no-witness") // what the witness is for
 	want("audit verify --no-witness, forged", out, err, false, "audit log verified: 30 entries, 0 signed checkpoints")
 
