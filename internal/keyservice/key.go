@@ -170,7 +170,9 @@ func (d *Dir) seal(k *key) ([]byte, error) {
 	return append(hdr, sealed...), nil
 }
 
-func damaged(kid, what string) error { return fmt.Errorf("%w: key file %s%s: %s", ErrDamaged, kid, keySuffix, what) }
+func damaged(kid, what string) error {
+	return fmt.Errorf("%w: key file %s%s: %s", ErrDamaged, kid, keySuffix, what)
+}
 
 // open reads and opens the key file of kid. No file is ErrNotFound.
 func (d *Dir) open(kid string) (*key, error) {
