@@ -50,6 +50,8 @@ const (
 	maxKidLen    = 64
 	minRSABits   = 2048
 	recipientPEM = "PUBLIC KEY"
+	// maxUnix is the last second of year 9999: times beyond are refused.
+	maxUnix = 253402300799
 )
 
 // State is a key's state.
@@ -147,6 +149,20 @@ func keyHeader(kid string) []byte {
 }
 
 func (d *Dir) seal(k *key) ([]byte, error) {
+	payload, err := k.marshalPayload()
+	if err != nil {
+		return nil, err
+	}
+	defer clear(payload)
+	hdr := keyHeader(k.Kid)
+	sealed, err := primitive.Seal(d.fileKey, payload, hdr)
+	if err != nil {
+		return nil, fmt.Errorf("keyservice: %w", err)
+	}
+	return append(hdr, sealed...), nil
+}
+
+func (k *key) marshalPayload() ([]byte, error) {
 	var b cryptobyte.Builder
 	b.AddBytes(k.material.Bytes())
 	b.AddUint8(uint8(k.State))
@@ -161,13 +177,7 @@ func (d *Dir) seal(k *key) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyservice: %w", err)
 	}
-	defer clear(payload)
-	hdr := keyHeader(k.Kid)
-	sealed, err := primitive.Seal(d.fileKey, payload, hdr)
-	if err != nil {
-		return nil, fmt.Errorf("keyservice: %w", err)
-	}
-	return append(hdr, sealed...), nil
+	return payload, nil
 }
 
 func damaged(kid, what string) error {
@@ -219,6 +229,11 @@ func (d *Dir) parse(kid string, data []byte) (*key, error) {
 		return nil, damaged(kid, "it does not authenticate")
 	}
 	defer clear(payload)
+	return parsePayload(kid, payload)
+}
+
+// parsePayload parses a key file's opened payload.
+func parsePayload(kid string, payload []byte) (*key, error) {
 	p := cryptobyte.String(payload)
 	var material []byte
 	var state uint8
@@ -230,6 +245,12 @@ func (d *Dir) parse(kid string, data []byte) (*key, error) {
 	}
 	if State(state) != Active && State(state) != Revoked {
 		return nil, damaged(kid, "unknown state")
+	}
+	if (State(state) == Revoked) != (revoked != 0) {
+		return nil, damaged(kid, "revocation time and state disagree")
+	}
+	if created > maxUnix || revoked > maxUnix {
+		return nil, damaged(kid, "time out of range")
 	}
 	pub, err := parseRecipientDER(der)
 	if err != nil {
