@@ -84,7 +84,11 @@ func (f *keyserviceFlags) open(e *env, create bool) (*keyservice.Dir, error) {
 			if err != nil {
 				return nil, err
 			}
-			fmt.Fprintf(e.stdout, "made the key service directory %s (keep its passphrase: nothing in it opens without)\n", *f.dir)
+			note := e.stdout
+			if e.output == "json" {
+				note = e.stderr // standard output is the JSON alone
+			}
+			fmt.Fprintf(note, "made the key service directory %s (keep its passphrase: nothing in it opens without)\n", *f.dir)
 			return d, nil
 		}
 	}
