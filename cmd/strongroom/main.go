@@ -75,6 +75,7 @@ func root() *command {
 			dataCommand("decrypt"),
 			releaseCommand(),
 			brokerCommand(),
+			keyserviceCommand(),
 			versionCommand(),
 		},
 	}
