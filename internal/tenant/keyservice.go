@@ -48,18 +48,27 @@ type KeyService struct {
 	Auth    string // AuthBearer or AuthMTLS
 	OAEP    string // OAEPSHA256 or OAEPSHA1
 	// Release and Bearer: the bearer secret wrapped under that release's
-	// TWK (WrapBearer); empty for mtls.
+	// TWK (WrapBearer); empty for mtls, whose client key pair is the
+	// tenant's (KeyServiceCredentials).
 	Release string
 	Bearer  []byte
-	// ClientKey and ClientCert: the label of the mTLS client key pair in
-	// the regional HSM and its self-signed certificate (DER); empty for
-	// bearer.
-	ClientKey  string
-	ClientCert []byte
-	Created    time.Time
+	Created time.Time
 	// Revoked is when the key service answered that it revoked the key
 	// (HTTP 410); zero if it did not, or the revocation was lifted.
 	Revoked time.Time
+}
+
+// KeyServiceCredentials are what a tenant's key services know Strongroom
+// by, one set per tenant, made on first need: the recipient key pair that
+// answers are encrypted to (RSA-4096, RSA-OAEP, in the regional HSM) and
+// the mTLS client key pair (ECDSA P-384, in the regional HSM) with its
+// self-signed certificate.
+type KeyServiceCredentials struct {
+	Tenant     string
+	Recipient  string // the recipient key pair's label in the regional HSM
+	ClientKey  string // the client key pair's label
+	ClientCert []byte // DER
+	Created    time.Time
 }
 
 // KeyRef returns the key version the registration is for.
@@ -95,13 +104,13 @@ func (ks KeyService) Check() error {
 	}
 	switch ks.Auth {
 	case AuthBearer:
-		if len(ks.Bearer) == 0 || ks.ClientKey != "" || len(ks.ClientCert) != 0 {
-			return errors.New("tenant: a bearer registration has a wrapped bearer secret and no client certificate")
+		if len(ks.Bearer) == 0 {
+			return errors.New("tenant: a bearer registration has a wrapped bearer secret")
 		}
 		return plan.ValidRelease(ks.Release)
 	case AuthMTLS:
-		if len(ks.Bearer) != 0 || ks.Release != "" || ks.ClientKey == "" || len(ks.ClientCert) == 0 {
-			return errors.New("tenant: an mtls registration has a client key and certificate and no bearer secret")
+		if len(ks.Bearer) != 0 || ks.Release != "" {
+			return errors.New("tenant: an mtls registration has no bearer secret")
 		}
 		return nil
 	}
