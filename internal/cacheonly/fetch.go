@@ -186,7 +186,12 @@ func (f *Fetcher) post(ctx context.Context, t Target, nonce string) ([]byte, err
 	if err != nil || u.Scheme != "https" {
 		return nil, &Error{Kind: ErrFailed, Reason: "bad_url", Msg: "the key service's URL is not https://"}
 	}
-	u = u.JoinPath("v1", "keys", t.KID, "fetch")
+	// The kid is one path segment, escaped: never a path of its own.
+	base := strings.TrimSuffix(u.EscapedPath(), "/")
+	u.RawPath = base + "/v1/keys/" + url.PathEscape(t.KID) + "/fetch"
+	if u.Path, err = url.PathUnescape(u.RawPath); err != nil {
+		return nil, &Error{Kind: ErrFailed, Reason: "bad_url", Msg: "the key service's URL has a malformed path"}
+	}
 	reqBody, _ := json.Marshal(fetchRequest{KID: t.KID, Nonce: nonce})
 
 	fctx, cancel := context.WithTimeout(ctx, timeout)

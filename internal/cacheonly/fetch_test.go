@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -272,5 +273,30 @@ func TestRFC7520(t *testing.T) {
 	var fe *cacheonly.Error
 	if !errors.As(err, &fe) || fe.Reason != "replayed_jti" {
 		t.Errorf("Open(RFC 7520 example) error = %v, want replayed_jti", err)
+	}
+}
+
+// TestFetchPath: the kid is one escaped path segment of the fetch URL,
+// after the registered URL's path.
+func TestFetchPath(t *testing.T) {
+	var got []string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.URL.EscapedPath())
+		w.WriteHeader(http.StatusGone)
+	}))
+	defer srv.Close()
+	p := x509.NewCertPool()
+	p.AddCert(srv.Certificate())
+	var f cacheonly.Fetcher
+	for _, tc := range []struct{ base, kid, want string }{
+		{srv.URL, "acme-data", "/v1/keys/acme-data/fetch"},
+		{srv.URL + "/ks/", "../../admin", "/ks/v1/keys/..%2F..%2Fadmin/fetch"},
+		{srv.URL + "/ks", "a b?c", "/ks/v1/keys/a%20b%3Fc/fetch"},
+	} {
+		got = nil
+		_, err := f.Fetch(t.Context(), cacheonly.Target{URL: tc.base, KID: tc.kid, Roots: p, OAEP: hsm.OAEPSHA256})
+		if !errors.Is(err, cacheonly.ErrRevoked) || len(got) != 1 || got[0] != tc.want {
+			t.Errorf("Fetch(%s, kid %q) asked %q (%v), want %q", tc.base, tc.kid, got, err, tc.want)
+		}
 	}
 }
