@@ -19,37 +19,40 @@ type Error struct {
 
 // Error codes.
 const (
-	CodeBadRequest       = "bad_request"       // malformed JSON, unknown field, bad value
-	CodeUnauthenticated  = "unauthenticated"   // no, malformed or unknown token
-	CodeTokenRevoked     = "token_revoked"     // the token was revoked (HTTP 401; the message says when)
-	CodeTokenExpired     = "token_expired"     // the token has expired (HTTP 401; the message says when)
-	CodeForbidden        = "forbidden"         // the token's role or tenant scope does not allow it
-	CodeNotFound         = "not_found"         // no such tenant, key or route
-	CodeExists           = "exists"            // the name is taken
-	CodeConflict         = "conflict"          // a different release bundle under an installed id
-	CodeRateLimited      = "rate_limited"      // rotation too soon, or too many failed uploads (HTTP 429)
-	CodeTooManyKeys      = "too_many_keys"     // the type's active+archived limit is reached
-	CodeKeyDestroyed     = "key_destroyed"     // the key was destroyed: its data is gone
-	CodeKeyArchived      = "key_archived"      // an archived key decrypts only
-	CodeNoActiveKey      = "no_active_key"     // generate or upload a key first
-	CodeDecrypt          = "decryption_failed" // altered ciphertext or wrong context
-	CodeInvalidBundle    = "invalid_bundle"    // a release bundle failed verification
-	CodeTooLarge         = "too_large"         // body or batch over the limit
-	CodeNotReady         = "not_ready"         // a release failed to validate
-	CodeInternal         = "internal"          // a server fault; details are in its log
-	CodeMethodNotAllowed = "method_not_allowed"
-	CodeUnsupportedMedia = "unsupported_media_type"      // a body that is not application/json (HTTP 415)
-	CodeTimeout          = "timeout"                     // the request took longer than limits.request_timeout (HTTP 503)
-	CodeUploadRefused    = "upload_refused"              // uploaded key material does not decrypt to 32 bytes with the given SHA-256
-	CodeDuplicateKey     = "duplicate_key"               // the tenant had this exact key material before
-	CodeOptOutDisabled   = "derivation_opt_out_disabled" // an operator disabled derivation mode none for this tenant
-	CodeNoUploadCert     = "no_upload_certificate"       // no active, unexpired upload certificate (or not the one named)
-	CodeCertState        = "certificate_state"           // the upload certificate's state does not allow this
-	CodeTooManyCerts     = "too_many_certificates"       // the tenant holds the most pending or active upload certificates
-	CodeTooManyTokens    = "too_many_tokens"             // the tenant has the most live app tokens its tenant-admins may make
-	CodeAlreadyRevoked   = "already_revoked"             // the token to revoke was revoked before (HTTP 409; the message says when)
-	CodeImportRefused    = "import_refused"              // a backup file was refused; the reason says why
-	CodeUnsupported      = "unsupported"                 // this region's HSM cannot do what was asked (e.g. an OAEP hash)
+	CodeBadRequest        = "bad_request"       // malformed JSON, unknown field, bad value
+	CodeUnauthenticated   = "unauthenticated"   // no, malformed or unknown token
+	CodeTokenRevoked      = "token_revoked"     // the token was revoked (HTTP 401; the message says when)
+	CodeTokenExpired      = "token_expired"     // the token has expired (HTTP 401; the message says when)
+	CodeForbidden         = "forbidden"         // the token's role or tenant scope does not allow it
+	CodeNotFound          = "not_found"         // no such tenant, key or route
+	CodeExists            = "exists"            // the name is taken
+	CodeConflict          = "conflict"          // a different release bundle under an installed id
+	CodeRateLimited       = "rate_limited"      // rotation too soon, or too many failed uploads (HTTP 429)
+	CodeTooManyKeys       = "too_many_keys"     // the type's active+archived limit is reached
+	CodeKeyDestroyed      = "key_destroyed"     // the key was destroyed: its data is gone
+	CodeKeyArchived       = "key_archived"      // an archived key decrypts only
+	CodeNoActiveKey       = "no_active_key"     // generate or upload a key first
+	CodeDecrypt           = "decryption_failed" // altered ciphertext or wrong context
+	CodeInvalidBundle     = "invalid_bundle"    // a release bundle failed verification
+	CodeTooLarge          = "too_large"         // body or batch over the limit
+	CodeNotReady          = "not_ready"         // a release failed to validate
+	CodeInternal          = "internal"          // a server fault; details are in its log
+	CodeMethodNotAllowed  = "method_not_allowed"
+	CodeUnsupportedMedia  = "unsupported_media_type"      // a body that is not application/json (HTTP 415)
+	CodeTimeout           = "timeout"                     // the request took longer than limits.request_timeout (HTTP 503)
+	CodeUploadRefused     = "upload_refused"              // uploaded key material does not decrypt to 32 bytes with the given SHA-256
+	CodeDuplicateKey      = "duplicate_key"               // the tenant had this exact key material before
+	CodeOptOutDisabled    = "derivation_opt_out_disabled" // an operator disabled derivation mode none for this tenant
+	CodeNoUploadCert      = "no_upload_certificate"       // no active, unexpired upload certificate (or not the one named)
+	CodeCertState         = "certificate_state"           // the upload certificate's state does not allow this
+	CodeTooManyCerts      = "too_many_certificates"       // the tenant holds the most pending or active upload certificates
+	CodeTooManyTokens     = "too_many_tokens"             // the tenant has the most live app tokens its tenant-admins may make
+	CodeAlreadyRevoked    = "already_revoked"             // the token to revoke was revoked before (HTTP 409; the message says when)
+	CodeImportRefused     = "import_refused"              // a backup file was refused; the reason says why
+	CodeUnsupported       = "unsupported"                 // this region's HSM cannot do what was asked (e.g. an OAEP hash)
+	CodeKeyUnavailable    = "key_unavailable"             // a cache-only key's service did not give the key (HTTP 503, or per item); retried on a schedule
+	CodeKeyRevoked        = "key_revoked"                 // a cache-only key was revoked by the tenant's key service
+	CodeKeyServiceRefused = "key_service_refused"         // a key service to register did not answer its test fetch correctly; the message says why
 )
 
 // Roles of API tokens.
@@ -195,11 +198,69 @@ type Key struct {
 	Type       string     `json:"type"`
 	Version    uint32     `json:"version"`
 	State      string     `json:"state"`      // active, archived, destroyed
-	Source     string     `json:"source"`     // hsm, uploaded
+	Source     string     `json:"source"`     // hsm, uploaded, cache-only
 	Derivation string     `json:"derivation"` // pbkdf2, none
 	Release    string     `json:"release"`
 	Created    time.Time  `json:"created"`
 	Destroyed  *time.Time `json:"destroyed,omitempty"`
+	// Availability is a cache-only key's, at the node that answered:
+	// available, unavailable (its last fetch failed) or revoked (GET
+	// /v1/tenants/{tenant}/keys only).
+	Availability string `json:"availability,omitempty"`
+}
+
+// RegisterKeyServiceRequest is POST /v1/tenants/{tenant}/key-services: a
+// tenant's key service for a new cache-only key version of Type
+// (docs/cache-only.md).
+type RegisterKeyServiceRequest struct {
+	Type string `json:"type,omitempty"` // default "data"
+	URL  string `json:"url"`            // https://host[:port][/path]
+	KID  string `json:"kid"`
+	CA   string `json:"ca"`   // the CA certificate (or the service's self-signed certificate), PEM
+	Auth string `json:"auth"` // bearer or mtls
+	// Bearer is the bearer secret (auth bearer only): kept wrapped, never
+	// shown again.
+	Bearer string `json:"bearer,omitempty"`
+	// OAEP is sha256 (the default: RSA-OAEP-256) or sha1 (RSA-OAEP).
+	OAEP string `json:"oaep,omitempty"`
+}
+
+// KeyService is a registration of a tenant's key service, without its
+// bearer secret.
+type KeyService struct {
+	ID           string     `json:"id"`
+	Tenant       string     `json:"tenant"` // the tenant's name
+	Type         string     `json:"type"`
+	Version      uint32     `json:"version"`
+	URL          string     `json:"url"`
+	KID          string     `json:"kid"`
+	Auth         string     `json:"auth"`
+	OAEP         string     `json:"oaep"`
+	Created      time.Time  `json:"created"`
+	Revoked      *time.Time `json:"revoked,omitempty"`
+	Availability string     `json:"availability"` // available, unavailable, revoked (at the node that answered)
+}
+
+// KeyServiceCredentials are what a tenant installs in its key services:
+// Strongroom's recipient public key (PEM, PUBLIC KEY), which every answer
+// is encrypted to, and its TLS client certificate (PEM), for auth mtls.
+type KeyServiceCredentials struct {
+	RecipientKey      string `json:"recipient_key"`
+	ClientCertificate string `json:"client_certificate"`
+}
+
+// KeyServiceRegistration answers POST /v1/tenants/{tenant}/key-services:
+// the new key version, its registration and the tenant's credentials.
+type KeyServiceRegistration struct {
+	Key         Key                   `json:"key"`
+	Service     KeyService            `json:"service"`
+	Credentials KeyServiceCredentials `json:"credentials"`
+}
+
+// KeyServiceList is GET /v1/tenants/{tenant}/key-services, by type and
+// version.
+type KeyServiceList struct {
+	Services []KeyService `json:"services"`
 }
 
 // KeyList is GET /v1/tenants/{tenant}/keys (?type= to list one type),

@@ -359,7 +359,11 @@ func keyCommand() *command {
 						w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 						fmt.Fprintln(w, "TYPE\tVERSION\tSTATE\tSOURCE\tDERIVATION\tRELEASE\tCREATED")
 						for _, k := range keys {
-							fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", k.Type, k.Version, k.State, k.Source, k.Derivation, k.Release, k.Created.Format(time.RFC3339))
+							source := k.Source
+							if k.Availability != "" {
+								source += " (" + k.Availability + ")" // a cache-only key's, at this node
+							}
+							fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", k.Type, k.Version, k.State, source, k.Derivation, k.Release, k.Created.Format(time.RFC3339))
 						}
 						return w.Flush()
 					})
@@ -388,7 +392,7 @@ func keyCommand() *command {
 					})
 				}
 			}),
-		}, byokCommands()...),
+		}, append(byokCommands(), cacheOnlyCommands()...)...),
 	}
 }
 

@@ -223,6 +223,7 @@ func TestNoKeyMaterialLeaks(t *testing.T) {
 	defer stop()
 	r.base, r.caFile = "https://"+addr, filepath.Join(dir, "ca.pem")
 	op := r.client(operatorToken)
+	r.op = op
 
 	// A second store handle, to read the wrapped tenant secrets and the
 	// wrapped export key.
@@ -277,6 +278,13 @@ func TestNoKeyMaterialLeaks(t *testing.T) {
 
 	// BYOK on acme: uploads, derivation, delivery, export, destroy, import.
 	uploaded := r.byok(op, app, acme)
+
+	// Tenant initech: a cache-only key, whose material and bearer secret
+	// its key service holds.
+	if _, err := op.CreateTenant(ctx, "initech", "production"); err != nil {
+		t.Fatalf("CreateTenant(initech) error = %v", err)
+	}
+	r.cacheOnly()
 
 	// globex has an export key too: its generated key has a fingerprint.
 	r.exportKeySecrets("globex", globex.ID)
@@ -348,7 +356,7 @@ func TestNoKeyMaterialLeaks(t *testing.T) {
 		len(r.secrets), len(r.controls), logLines, len(stdout.Bytes()), len(running), len(after), len(r.backups), rows, cells)
 	// The server logs at debug level here (nothing of it logs at DEBUG yet);
 	// it must at least have logged its requests (by route pattern).
-	for _, route := range []string{"/encrypt", "/keys/{type}/upload", "/keys/{type}/{version}/export", "/keys/import"} {
+	for _, route := range []string{"/encrypt", "/keys/{type}/upload", "/keys/{type}/{version}/export", "/keys/import", "/key-services"} {
 		if !bytes.Contains(stderr.Bytes(), []byte(route)) {
 			t.Errorf("the server logged %d lines, none of a %s request: the log search covers too little", logLines, route)
 		}
@@ -370,6 +378,7 @@ type leakRun struct {
 	base, caFile string // the server's URL and CA
 	rel          *release.Release
 	st           *store.Store
+	op           *client.Client // the operator
 
 	secrets []leakSecret
 	// controls are public values the search must find in the places named

@@ -17,6 +17,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/auditlog"
 	"github.com/strongroom-kms/strongroom/internal/auth"
+	"github.com/strongroom-kms/strongroom/internal/cacheonly"
 	"github.com/strongroom-kms/strongroom/internal/config"
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
@@ -163,7 +164,8 @@ func startRegional(ctx context.Context, e *env, cfg *config.Config, logger *slog
 		logger.Warn("officers.allow_any is set: no officer roster is pinned, and bundles are accepted with whatever officers the primary accepted")
 	}
 	n := node.New(node.Options{HSM: h, Store: st, Trust: release.Trust{Primary: p, Region: cfg.Region, Officers: roster},
-		Policy: policy{cfg}, Cache: keycache.Options{MaxEntries: cfg.Cache.MaxEntries, TTL: time.Duration(cfg.Cache.TTL)}})
+		Policy: policy{cfg}, Cache: keycache.Options{MaxEntries: cfg.Cache.MaxEntries, TTL: time.Duration(cfg.Cache.TTL)},
+		CacheOnly: cacheonly.Options{MaxAge: time.Duration(cfg.CacheOnly.MaxAge)}})
 	err = n.LoadReleases(ctx, func(id string, m release.Meta, err error) {
 		if err != nil {
 			logger.Error("release failed to validate", "release", id, "err", err)

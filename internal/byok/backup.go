@@ -42,6 +42,10 @@ func (s *Service) Export(ctx context.Context, rec *audit.Entry, r tenant.KeyRef)
 	if err != nil {
 		return nil, tenant.Key{}, fmt.Errorf("byok: reading a key: %w", err)
 	}
+	if k.Source == tenant.SourceCacheOnly && k.State != tenant.StateDestroyed {
+		return nil, tenant.Key{}, reason.New(store.ErrInvalid, "%s key version %d is cache-only: its material is in the tenant's key service, never here, and cannot be exported",
+			k.Type, k.Version)
+	}
 	if k.State == tenant.StateDestroyed || k.Wrapped == nil {
 		return nil, tenant.Key{}, tenant.DestroyedError(k)
 	}

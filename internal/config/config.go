@@ -37,8 +37,10 @@ type Config struct {
 	Log      Log      `yaml:"log"`
 	Rotation Rotation `yaml:"rotation"`
 	Cache    Cache    `yaml:"cache"`
-	Limits   Limits   `yaml:"limits"`
-	Audit    Audit    `yaml:"audit"`
+	// CacheOnly configures cache-only keys (docs/cache-only.md).
+	CacheOnly CacheOnly `yaml:"cache_only"`
+	Limits    Limits    `yaml:"limits"`
+	Audit     Audit     `yaml:"audit"`
 }
 
 // Audit configures the audit log (docs/audit.md).
@@ -110,6 +112,18 @@ type Cache struct {
 	MaxEntries int      `yaml:"max_entries"`
 	TTL        Duration `yaml:"ttl"`
 }
+
+// CacheOnly configures cache-only keys, whose material tenants' key
+// services hold.
+type CacheOnly struct {
+	// MaxAge is the longest a fetched key's DEK stays in memory before it
+	// is fetched again (never longer than the cache's TTL either). Default
+	// and most 72h.
+	MaxAge Duration `yaml:"max_age"`
+}
+
+// DefaultCacheOnlyMaxAge is cache_only.max_age's default, and its most.
+const DefaultCacheOnlyMaxAge = 72 * time.Hour
 
 // Limits bound what one request may ask.
 type Limits struct {
@@ -244,6 +258,9 @@ func (c *Config) defaults() {
 	if c.Cache.TTL == 0 {
 		c.Cache.TTL = Duration(DefaultCacheTTL)
 	}
+	if c.CacheOnly.MaxAge == 0 {
+		c.CacheOnly.MaxAge = Duration(DefaultCacheOnlyMaxAge)
+	}
 	if c.Limits.MaxBodyBytes == 0 {
 		c.Limits.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -299,6 +316,8 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("rotation.max_keys must be 1 to 1000"))
 	case c.Cache.MaxEntries < 1:
 		errs = append(errs, errors.New("cache.max_entries must be positive"))
+	case time.Duration(c.CacheOnly.MaxAge) < time.Minute || time.Duration(c.CacheOnly.MaxAge) > DefaultCacheOnlyMaxAge:
+		errs = append(errs, errors.New("cache_only.max_age must be 1m to 72h"))
 	case c.Limits.MaxBodyBytes < 1024 || c.Limits.MaxBodyBytes > 64<<20:
 		errs = append(errs, errors.New("limits.max_body_bytes must be 1 KiB to 64 MiB"))
 	case c.Limits.MaxBatch < 1 || c.Limits.MaxBatch > 10_000:

@@ -38,6 +38,20 @@ type Store interface {
 	AppendAudit(ctx context.Context, entries ...audit.Entry) ([]audit.Entry, error)
 	WatchDestroyed(ctx context.Context, fn func(tenant.KeyRef)) error
 	DestroyedSince(ctx context.Context, since time.Time) ([]tenant.Key, error)
+	RevokedSince(ctx context.Context, since time.Time) ([]tenant.KeyRef, error)
+}
+
+// CacheOnly gives the tenant secrets of cache-only keys, fetched from the
+// tenants' key services (*cacheonly.Service).
+type CacheOnly interface {
+	// Secret fetches the tenant secret of a cache-only key.
+	Secret(ctx context.Context, rec *audit.Entry, k tenant.Key) (secret.Key, error)
+	// MaxAge bounds how long a cache-only key's DEK stays cached.
+	MaxAge() time.Duration
+	// Pending lists the keys whose retry is due.
+	Pending() []tenant.KeyRef
+	// Forget drops what the node knows of a destroyed key.
+	Forget(ref tenant.KeyRef)
 }
 
 // Releases are the opened releases whose secrets unwrap tenant secrets and
@@ -54,6 +68,7 @@ type Service struct {
 	ring  Releases
 	cache *keycache.Cache
 	now   func() time.Time
+	cok   CacheOnly
 }
 
 // New returns a Service over the store, the opened releases and the node's
@@ -64,6 +79,10 @@ func New(st Store, ring Releases, cache *keycache.Cache, now func() time.Time) *
 	}
 	return &Service{st: st, ring: ring, cache: cache, now: now}
 }
+
+// SetCacheOnly gives the data plane the source of cache-only keys' tenant
+// secrets; without it, such keys are unavailable. Call it before serving.
+func (s *Service) SetCacheOnly(c CacheOnly) { s.cok = c }
 
 // cacheID is the key cache id of a key version's DEK.
 func cacheID(r tenant.KeyRef) string { return "dek/" + r.String() }
@@ -98,7 +117,7 @@ func (s *Service) key(ctx context.Context, r tenant.KeyRef) (tenant.Key, error) 
 	if err != nil {
 		return tenant.Key{}, fmt.Errorf("dataplane: reading a key: %w", err)
 	}
-	if k.State == tenant.StateDestroyed || k.Wrapped == nil {
+	if k.State == tenant.StateDestroyed || k.Wrapped == nil && k.Source != tenant.SourceCacheOnly {
 		return tenant.Key{}, tenant.DestroyedError(k)
 	}
 	return k, nil

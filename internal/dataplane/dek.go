@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/derive"
 	"github.com/strongroom-kms/strongroom/internal/keycache"
+	"github.com/strongroom-kms/strongroom/internal/reason"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/secret"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
@@ -53,9 +55,13 @@ const maxEvictedRetries = 2
 func (s *Service) dek(ctx context.Context, rec *audit.Entry, k tenant.Key) (secret.Key, error) {
 	ref := k.KeyRef()
 	id := cacheID(ref)
+	var maxAge time.Duration // 0: the cache's TTL
+	if k.Source == tenant.SourceCacheOnly && s.cok != nil {
+		maxAge = s.cok.MaxAge()
+	}
 	for attempt := 0; ; attempt++ {
 		loaded := false
-		d, err := s.cache.GetOrLoad(ctx, id, func(ctx context.Context) (secret.Key, error) {
+		d, err := s.cache.GetOrLoadFor(ctx, id, maxAge, func(ctx context.Context) (secret.Key, error) {
 			loaded = true
 			return s.load(ctx, rec, ref)
 		})
@@ -95,14 +101,9 @@ func (s *Service) load(ctx context.Context, rec *audit.Entry, ref tenant.KeyRef)
 	if err != nil {
 		return secret.Key{}, fmt.Errorf("dataplane: %w", err)
 	}
-	twk, err := s.ring.Secret(ctx, k.Release, release.SecretTWK)
+	ts, err := s.tenantSecret(ctx, rec, k)
 	if err != nil {
-		return secret.Key{}, fmt.Errorf("dataplane: key version %d names release %s: %w", k.Version, k.Release, err)
-	}
-	defer twk.Destroy()
-	ts, err := tenant.Unwrap(twk, k.Ref(), k.Wrapped)
-	if err != nil {
-		return secret.Key{}, fmt.Errorf("dataplane: %s key version %d: %w", k.Type, k.Version, err)
+		return secret.Key{}, err
 	}
 	defer ts.Destroy()
 
@@ -136,6 +137,27 @@ func (s *Service) load(ctx context.Context, rec *audit.Entry, ref tenant.KeyRef)
 	return dek, nil // the cache takes it
 }
 
+// tenantSecret is k's tenant secret: unwrapped under the TWK of the key's
+// release or, for a cache-only key, fetched from the tenant's key service.
+func (s *Service) tenantSecret(ctx context.Context, rec *audit.Entry, k tenant.Key) (secret.Key, error) {
+	if k.Source == tenant.SourceCacheOnly {
+		if s.cok == nil {
+			return secret.Key{}, reason.New(tenant.ErrKeyUnavailable, "%s key version %d is cache-only, and this node fetches no cache-only keys", k.Type, k.Version)
+		}
+		return s.cok.Secret(ctx, rec, k)
+	}
+	twk, err := s.ring.Secret(ctx, k.Release, release.SecretTWK)
+	if err != nil {
+		return secret.Key{}, fmt.Errorf("dataplane: key version %d names release %s: %w", k.Version, k.Release, err)
+	}
+	defer twk.Destroy()
+	ts, err := tenant.Unwrap(twk, k.Ref(), k.Wrapped)
+	if err != nil {
+		return secret.Key{}, fmt.Errorf("dataplane: %s key version %d: %w", k.Type, k.Version, err)
+	}
+	return ts, nil
+}
+
 // auditLoad records that a DEK was made from its wrapped tenant secret (a
 // cache miss): the tenant secret unwrapped under its release's TWK and, in
 // mode pbkdf2, the DEK derived. The entry names the request that caused it
@@ -151,6 +173,9 @@ func (s *Service) auditLoad(ctx context.Context, rec *audit.Entry, k tenant.Key)
 	if k.Derivation == tenant.DerivationNone {
 		e.Action = audit.ActionUnwrap
 		e.Detail = "tenant secret unwrapped under the TWK of release " + k.Release + " into the key cache as the DEK (derivation none)"
+	}
+	if k.Source == tenant.SourceCacheOnly {
+		e.Detail = "tenant secret fetched from the tenant's key service; DEK derived with PBKDF2 (release " + k.Release + ") into the key cache"
 	}
 	if _, err := s.st.AppendAudit(ctx, e); err != nil {
 		return fmt.Errorf("dataplane: recording the DEK load in the audit log: %w", err)

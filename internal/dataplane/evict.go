@@ -23,10 +23,33 @@ const (
 	recheckOverlap = 5 * time.Minute
 )
 
+// RetryUnavailable fetches again, at their retries, the cache-only keys
+// this node could not fetch (a success puts the DEK in the cache, so that
+// the key is available before a request needs it). EvictDestroyed calls it
+// at each re-check.
+func (s *Service) RetryUnavailable(ctx context.Context) {
+	if s.cok == nil {
+		return
+	}
+	for _, ref := range s.cok.Pending() {
+		k, err := s.key(ctx, ref)
+		if err != nil {
+			s.cok.Forget(ref) // destroyed, most likely
+			continue
+		}
+		if d, err := s.dek(ctx, nil, k); err == nil {
+			d.Destroy()
+		}
+	}
+}
+
 // EvictDestroyed keeps this node's key cache free of destroyed keys'
-// DEKs, however they were destroyed (on this node or another sharing the
-// store): it evicts on every destroy notification, and re-checks the recent
-// destructions every interval (0 = RecheckInterval). It returns once the
+// DEKs, and of cache-only keys' DEKs once their key service revoked them,
+// however that happened (on this node or another sharing the store): it
+// evicts on every destroy or revocation notification, and re-checks the
+// recent destructions and revocations every interval (0 =
+// RecheckInterval), when it also drops expired cache entries and retries
+// the unavailable cache-only keys that are due. It returns once the
 // watch has started; the work goes on until ctx is done. onError, if not
 // nil, hears of a failed re-check (the next one tries again).
 func (s *Service) EvictDestroyed(ctx context.Context, interval time.Duration, onError func(error)) error {
@@ -57,7 +80,19 @@ func (s *Service) EvictDestroyed(ctx context.Context, interval time.Duration, on
 			for _, k := range ks {
 				s.Evict(k.KeyRef())
 			}
+			revoked, err := s.st.RevokedSince(ctx, since)
+			if err != nil {
+				if onError != nil && ctx.Err() == nil {
+					onError(fmt.Errorf("dataplane: re-checking revoked keys: %w", err))
+				}
+				continue
+			}
+			for _, r := range revoked {
+				s.Evict(r)
+			}
 			since = start.Add(-recheckOverlap)
+			s.cache.Sweep()
+			s.RetryUnavailable(ctx)
 		}
 	}()
 	return nil

@@ -16,6 +16,7 @@ import (
 	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/internal/auth"
 	"github.com/strongroom-kms/strongroom/internal/byok"
+	"github.com/strongroom-kms/strongroom/internal/cacheonly"
 	"github.com/strongroom-kms/strongroom/internal/envelope"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/reason"
@@ -71,6 +72,11 @@ var keyErrors = []struct {
 	{tenant.ErrNoActiveKey, http.StatusConflict, api.CodeNoActiveKey, "there is no active key of this type: generate or upload one first"},
 	{tenant.ErrKeyDestroyed, http.StatusConflict, api.CodeKeyDestroyed, "the key was destroyed: data under it can no longer be decrypted"},
 	{tenant.ErrKeyArchived, http.StatusConflict, api.CodeKeyArchived, "the key is archived: it decrypts only; encrypt with the active key"},
+	{tenant.ErrKeyUnavailable, http.StatusServiceUnavailable, api.CodeKeyUnavailable,
+		"the key is unavailable: the tenant's key service did not give it; this node retries on its schedule"},
+	{tenant.ErrKeyRevoked, http.StatusConflict, api.CodeKeyRevoked, "the key was revoked by the tenant's key service"},
+	{cacheonly.ErrRegistrationRefused, http.StatusBadRequest, api.CodeKeyServiceRefused,
+		"the key service did not answer the test fetch correctly: nothing was registered"},
 	{byok.ErrUploadRefused, http.StatusBadRequest, api.CodeUploadRefused, "the uploaded key material was refused"},
 	{byok.ErrDuplicateUpload, http.StatusConflict, api.CodeDuplicateKey,
 		"this key material was uploaded before: the same value is never accepted twice for a tenant"},
@@ -194,9 +200,11 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 // itemError is the error of one batch item, or nil and false if err is not
 // about the item (a server fault, a timeout): then the whole request fails.
+// A cache-only key that is unavailable (503 for a whole request) is the
+// item's.
 func itemError(err error) (*api.Error, bool) {
 	status, e := problem(err, "")
-	if status >= 500 {
+	if status >= 500 && e.Code != api.CodeKeyUnavailable {
 		return nil, false
 	}
 	return &e, true

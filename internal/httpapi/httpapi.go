@@ -51,7 +51,9 @@ type Deps struct {
 	Keys     Keys
 	Data     DataPlane
 	BYOK     BYOK
-	Audit    AuditLog
+	// KeyServices is cache-only keys: tenants' key services.
+	KeyServices KeyServices
+	Audit       AuditLog
 	// Aggregate counts encryptions and decryptions into per-minute audit
 	// entries; the node's checkpointer flushes it.
 	Aggregate *auditlog.Aggregate
@@ -81,7 +83,7 @@ func NewHandler(d Deps) http.Handler { return newServer(d) }
 
 func newServer(d Deps) *server {
 	if d.Tenants == nil || d.Tokens == nil || d.Releases == nil || d.Ring == nil || d.Keys == nil || d.Data == nil ||
-		d.BYOK == nil || d.Audit == nil || d.Aggregate == nil || d.Health == nil {
+		d.BYOK == nil || d.KeyServices == nil || d.Audit == nil || d.Aggregate == nil || d.Health == nil {
 		panic("httpapi: NewHandler needs every service of Deps")
 	}
 	if d.Logger == nil {

@@ -27,6 +27,7 @@ func validBodies(e *env) map[string]any {
 		"POST /v1/tenants/{tenant}/upload-certificates":               api.CreateUploadCertRequest{},
 		"POST /v1/tenants/{tenant}/upload-certificates/{id}/complete": api.CompleteUploadCertRequest{Certificate: "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"},
 		"POST /v1/tenants/{tenant}/keys/{type}/upload":                api.UploadKeyRequest{Wrapped: make([]byte, 512), SHA256: strings.Repeat("ab", 32)},
+		"POST /v1/tenants/{tenant}/key-services":                      api.RegisterKeyServiceRequest{URL: "https://127.0.0.1:1", KID: "k", CA: "x", Auth: "mtls"},
 		"POST /v1/tenants/{tenant}/keys/import":                       api.ImportKeyRequest{Backup: "-----BEGIN STRONGROOM KEY BACKUP-----\n-----END STRONGROOM KEY BACKUP-----\n"},
 	}
 }

@@ -116,6 +116,17 @@ func (s *server) table() []Route {
 			Summary: "Import a backup of a destroyed key version of this tenant: it comes back archived",
 			Request: api.ImportKeyRequest{}, Response: api.Key{}},
 
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/key-services", Audit: "key.register", Policy: scoped(tenantAdmin), Handler: s.registerKeyService,
+			Status:  http.StatusCreated,
+			Summary: "Register the tenant's key service for a new cache-only key version of a type, active at once (rate limited like generate); it must answer a test fetch correctly, else 400 key_service_refused and nothing is registered",
+			Request: api.RegisterKeyServiceRequest{}, Response: api.KeyServiceRegistration{}},
+		{Method: "GET", Pattern: "/v1/tenants/{tenant}/key-services", Audit: "key-service.list", Policy: scoped(tenantAdmin, operator, auditor), Handler: s.keyServices,
+			Summary: "List the tenant's key-service registrations and their availability at this node, never their bearer secrets", Response: api.KeyServiceList{}},
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/key-services/credentials", Audit: "key-service.credentials", deliver: true, Policy: scoped(tenantAdmin),
+			Handler:  s.keyServiceCredentials,
+			Summary:  "Show the tenant's recipient public key and TLS client certificate, to install in its key services before registering them (made in the regional HSM on first use)",
+			Response: api.KeyServiceCredentials{}},
+
 		{Method: "GET", Pattern: "/v1/audit", Audit: "audit.list", Policy: global(operator, auditor), Handler: s.audit,
 			Summary:  "List audit entries in sequence order (filters: tenant name, key, since, until, after, limit)",
 			Response: api.AuditList{}, Query: []string{"tenant", "key", "since", "until", "after", "limit"}},
@@ -302,6 +313,9 @@ func (s *server) keys(c *Call) (any, error) {
 	out := api.KeyList{Keys: []api.Key{}}
 	for _, k := range ks {
 		out.Keys = append(out.Keys, keyOf(c.Tenant, k))
+	}
+	if err := s.availability(c, out.Keys); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

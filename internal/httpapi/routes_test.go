@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/strongroom-kms/strongroom/api"
+	"github.com/strongroom-kms/strongroom/internal/cacheonly/cacheonlytest"
 	"github.com/strongroom-kms/strongroom/internal/envelope"
 	"github.com/strongroom-kms/strongroom/internal/httpapi"
 	"github.com/strongroom-kms/strongroom/internal/httpapi/apitest"
@@ -342,6 +343,41 @@ func TestEveryRoute(t *testing.T) {
 		t.Errorf("imported key = %+v", imported)
 	}
 
+	// Cache-only keys: the tenant's credentials, a registration refused
+	// until the key service has the recipient key, then made; the list;
+	// encryption under the fetched key; the key list with its availability.
+	ks := cacheonlytest.New(t, "acme-analytics")
+	var creds api.KeyServiceCredentials
+	call("POST", "/v1/tenants/{tenant}/key-services/credentials", "/v1/tenants/acme/key-services/credentials", admin, nil).want(t, 200, &creds)
+	if !strings.HasPrefix(creds.RecipientKey, "-----BEGIN PUBLIC KEY-----") || !strings.HasPrefix(creds.ClientCertificate, "-----BEGIN CERTIFICATE-----") {
+		t.Errorf("credentials = %+v", creds)
+	}
+	regReq := api.RegisterKeyServiceRequest{Type: "analytics", URL: ks.URL, KID: ks.KID, CA: string(ks.CA()), Auth: "bearer", Bearer: ks.Bearer}
+	e.call("POST", "/v1/tenants/acme/key-services", admin, regReq).wantError(t, 400, api.CodeKeyServiceRefused)
+	ks.SetRecipient(t, []byte(creds.RecipientKey))
+	var reg api.KeyServiceRegistration
+	call("POST", "/v1/tenants/{tenant}/key-services", "/v1/tenants/acme/key-services", admin, regReq).want(t, 201, &reg)
+	if reg.Key.Source != "cache-only" || reg.Key.Version != 1 || reg.Key.State != "active" || reg.Service.Availability != "available" ||
+		reg.Service.KID != ks.KID || reg.Credentials != creds {
+		t.Errorf("registration = %+v", reg)
+	}
+	var kss api.KeyServiceList
+	call("GET", "/v1/tenants/{tenant}/key-services", "/v1/tenants/acme/key-services", auditor, nil).want(t, 200, &kss)
+	if len(kss.Services) != 1 || kss.Services[0].ID != reg.Service.ID || strings.Contains(string(e.call("GET", "/v1/tenants/acme/key-services", admin, nil).body), ks.Bearer) {
+		t.Errorf("key services = %+v", kss)
+	}
+	var cokEnc api.EncryptResponse
+	e.call("POST", "/v1/tenants/acme/encrypt", e.Token(t, api.RoleApp, "acme"), api.EncryptRequest{Type: "analytics",
+		Items: []api.EncryptItem{{Plaintext: []byte("cache-only")}}}).want(t, 200, &cokEnc)
+	if len(cokEnc.Items) != 1 || cokEnc.Items[0].Error != nil || cokEnc.Items[0].Version != 1 {
+		t.Errorf("encrypt under the cache-only key = %+v", cokEnc)
+	}
+	var cokKeys api.KeyList
+	e.call("GET", keysPath+"?type=analytics", admin, nil).want(t, 200, &cokKeys)
+	if len(cokKeys.Keys) != 1 || cokKeys.Keys[0].Source != "cache-only" || cokKeys.Keys[0].Availability != "available" {
+		t.Errorf("analytics keys = %+v", cokKeys)
+	}
+
 	// The audit log: every change above, in order, with who and which key;
 	// refusals too; the data plane as per-minute aggregates once flushed.
 	if err := e.Node.Aggregate.Flush(t.Context(), e.Node.Audit); err != nil {
@@ -369,6 +405,8 @@ func TestEveryRoute(t *testing.T) {
 		"key.destroy ok data/1", "key.destroy ok data/2", "tenant.settings ok ", "cert.create ok ", "cert.complete ok ",
 		"cert.retire ok ", "key.upload refused ", "key.upload ok data/3", "key.export ok data/3", "key.import refused data/3",
 		"key.import ok data/3", "token.use refused ", "key.derive ok data/1", "key.derive ok data/2",
+		"key.register refused ", "key.register ok analytics/1", "key.fetch error analytics", "key.fetch ok analytics",
+		"key.fetch ok analytics/1", "key-service.credentials ok ",
 	} {
 		if seen[want] == 0 {
 			t.Errorf("no audit entry %q", want)

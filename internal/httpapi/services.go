@@ -7,6 +7,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/auth"
 	"github.com/strongroom-kms/strongroom/internal/byok"
+	"github.com/strongroom-kms/strongroom/internal/cacheonly"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
@@ -75,6 +76,15 @@ type BYOK interface {
 	Upload(ctx context.Context, rec *audit.Entry, u byok.Upload) (tenant.Key, error)
 	Export(ctx context.Context, rec *audit.Entry, r tenant.KeyRef) ([]byte, tenant.Key, error)
 	Import(ctx context.Context, rec *audit.Entry, tenantID string, file []byte) (tenant.Key, error)
+}
+
+// KeyServices is tenants' key services for cache-only keys
+// (*cacheonly.Service).
+type KeyServices interface {
+	Credentials(ctx context.Context, tenantID string) (cacheonly.Credentials, error)
+	Register(ctx context.Context, rec *audit.Entry, req cacheonly.Request) (tenant.Key, tenant.KeyService, error)
+	List(ctx context.Context, tenantID string) ([]tenant.KeyService, error)
+	Availability(ks tenant.KeyService) string
 }
 
 // AuditLog is the region's audit log (*auditlog.Log).

@@ -100,6 +100,7 @@ type call struct {
 	err  error
 	refs int  // callers that have not yet taken their result; guarded by Cache.mu
 	gone bool // evicted (or the cache closed) while loading
+	ttl  time.Duration
 }
 
 // Cache is a concurrency-safe LRU cache of keys, sealed in memory.
@@ -172,10 +173,12 @@ func (c *Cache) Put(id string, k secret.Key) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.putLocked(id, k)
+	return c.putLocked(id, k, 0)
 }
 
-func (c *Cache) putLocked(id string, k secret.Key) error {
+// putLocked caches k under id for ttl, or for the cache's TTL if ttl is
+// zero or longer.
+func (c *Cache) putLocked(id string, k secret.Key, ttl time.Duration) error {
 	if c.closed {
 		return ErrClosed
 	}
@@ -187,7 +190,10 @@ func (c *Cache) putLocked(id string, k secret.Key) error {
 		return fmt.Errorf("keycache: %w", err)
 	}
 	c.seals++
-	expires := c.now().Add(c.ttl)
+	if ttl <= 0 || ttl > c.ttl {
+		ttl = c.ttl
+	}
+	expires := c.now().Add(ttl)
 	if el, ok := c.entries[id]; ok {
 		e := el.Value.(*entry)
 		clear(e.sealed)
@@ -271,6 +277,14 @@ func (c *Cache) getLocked(id string) (secret.Key, bool) {
 // load's key passes to the cache, which destroys it once it is sealed and
 // copied for the callers: load must not keep or reuse it.
 func (c *Cache) GetOrLoad(ctx context.Context, id string, load func(context.Context) (secret.Key, error)) (secret.Key, error) {
+	return c.GetOrLoadFor(ctx, id, 0, load)
+}
+
+// GetOrLoadFor is GetOrLoad whose loaded key lives at most maxAge in the
+// cache (or the cache's TTL, if that is shorter or maxAge is zero): for
+// keys that must be fetched again after a while however often they are
+// read. Waiters share the first caller's load and its maxAge.
+func (c *Cache) GetOrLoadFor(ctx context.Context, id string, maxAge time.Duration, load func(context.Context) (secret.Key, error)) (secret.Key, error) {
 	if err := checkID(id); err != nil {
 		return secret.Key{}, err
 	}
@@ -304,7 +318,7 @@ func (c *Cache) GetOrLoad(ctx context.Context, id string, load func(context.Cont
 			}
 			return k, err
 		}
-		cl := &call{done: make(chan struct{}), refs: 1}
+		cl := &call{done: make(chan struct{}), refs: 1, ttl: maxAge}
 		c.calls[id] = cl
 		c.stats.Loads++
 		c.mu.Unlock()
@@ -355,7 +369,7 @@ func (c *Cache) finish(id string, cl *call, k secret.Key, err error) {
 		case cl.gone:
 			err = ErrEvicted
 		default:
-			err = c.putLocked(id, k)
+			err = c.putLocked(id, k, cl.ttl)
 		}
 	}
 	if err != nil {

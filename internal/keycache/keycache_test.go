@@ -858,3 +858,35 @@ func BenchmarkMemoryPerEntry(b *testing.B) {
 	}
 	b.ReportMetric(per, "B/entry")
 }
+
+// TestGetOrLoadForMaxAge: a key loaded with GetOrLoadFor lives at most its
+// max age, or the cache's TTL when that is shorter.
+func TestGetOrLoadForMaxAge(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	c := New(Options{TTL: time.Hour, Now: clk.Now})
+	defer c.Close()
+	k := testKey(t, 0x33, 0)
+	loads := 0
+	load := func(context.Context) (secret.Key, error) { loads++; return testKey(t, 0x33, 0), nil }
+	for _, tc := range []struct {
+		id     string
+		maxAge time.Duration
+		lives  time.Duration
+	}{
+		{"short", 10 * time.Minute, 10 * time.Minute},
+		{"long", 3 * time.Hour, time.Hour}, // the cache's TTL is shorter
+		{"zero", 0, time.Hour},
+	} {
+		start := clk.Now()
+		loads = 0
+		if _, err := c.GetOrLoadFor(t.Context(), tc.id, tc.maxAge, load); err != nil || loads != 1 {
+			t.Fatalf("GetOrLoadFor(%s) = %v, %d loads", tc.id, err, loads)
+		}
+		clk.Advance(tc.lives - time.Nanosecond)
+		mustGet(t, c, tc.id, k)
+		clk.Advance(time.Nanosecond)
+		mustMiss(t, c, tc.id)
+		clk.Advance(start.Sub(clk.Now()))
+	}
+}

@@ -9,7 +9,7 @@
 // authenticates it (auth.Tokens), resolves its tenant (directory), decides
 // access from the route table and calls one service — lifecycle (keys),
 // dataplane (encrypt, decrypt, DEK delivery), byok (upload certificates,
-// uploads, backups), release.Installer or auditlog — which reads and
+// uploads, backups), cacheonly (tenants' key services), release.Installer or auditlog — which reads and
 // writes internal/store through the small interface it declares, and asks
 // the regional HSM (internal/hsm) or the release ring (internal/release)
 // for key material.
@@ -24,6 +24,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/auditlog"
 	"github.com/strongroom-kms/strongroom/internal/auth"
 	"github.com/strongroom-kms/strongroom/internal/byok"
+	"github.com/strongroom-kms/strongroom/internal/cacheonly"
 	"github.com/strongroom-kms/strongroom/internal/config"
 	"github.com/strongroom-kms/strongroom/internal/dataplane"
 	"github.com/strongroom-kms/strongroom/internal/directory"
@@ -47,6 +48,7 @@ type Store interface {
 	dataplane.Store
 	lifecycle.Store
 	byok.Store
+	cacheonly.Store
 	auditlog.Store
 	httpapi.Pinger
 }
@@ -65,6 +67,9 @@ type Options struct {
 	Policy lifecycle.Policy
 	// Cache sizes the key cache (zero fields: keycache's defaults).
 	Cache keycache.Options
+	// CacheOnly sets cache-only keys' max age and fetcher (zero fields:
+	// cacheonly's defaults; the node's clock).
+	CacheOnly cacheonly.Options
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -82,6 +87,7 @@ type Node struct {
 	Data       *dataplane.Service
 	Keys       *lifecycle.Service
 	BYOK       *byok.Service
+	CacheOnly  *cacheonly.Service
 	Audit      *auditlog.Log
 	// Aggregate counts the data plane for the audit log; the checkpointer
 	// flushes it.
@@ -108,6 +114,11 @@ func New(o Options) *Node {
 	n.Data = dataplane.New(o.Store, n.Ring, n.Cache, o.Now)
 	n.Keys = lifecycle.New(o.Store, n.Ring, o.HSM, n.ExportKeys, n.Data, o.Policy, o.Now)
 	n.BYOK = byok.New(o.Store, n.Ring, o.HSM, n.Keys, n.ExportKeys, o.Policy, o.Now)
+	if o.CacheOnly.Now == nil {
+		o.CacheOnly.Now = o.Now
+	}
+	n.CacheOnly = cacheonly.New(o.Store, o.HSM, n.Ring, n.Keys, o.Policy, o.CacheOnly)
+	n.Data.SetCacheOnly(n.CacheOnly)
 	n.Audit = auditlog.New(o.Store, o.Trust.Region)
 	n.Aggregate = &auditlog.Aggregate{Now: o.Now}
 	return n
@@ -124,7 +135,7 @@ func (n *Node) LoadReleases(ctx context.Context, report func(id string, m releas
 func (n *Node) API(limits config.Limits, logger *slog.Logger) httpapi.Deps {
 	return httpapi.Deps{
 		Tenants: n.Tenants, Tokens: n.Tokens, Releases: n.Releases, Ring: n.Ring,
-		Keys: n.Keys, Data: n.Data, BYOK: n.BYOK, Audit: n.Audit, Aggregate: n.Aggregate, Health: n.Store,
+		Keys: n.Keys, Data: n.Data, BYOK: n.BYOK, KeyServices: n.CacheOnly, Audit: n.Audit, Aggregate: n.Aggregate, Health: n.Store,
 		Region: n.region, Limits: limits, Logger: logger, Now: n.now,
 	}
 }

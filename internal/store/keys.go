@@ -112,48 +112,55 @@ func (s *Store) Rotate(ctx context.Context, req RotateRequest, rec audit.Entry) 
 	}
 	var k tenant.Key
 	err = s.change(ctx, "rotating a key", rec, func(tx *sql.Tx) error {
-		if _, err := s.tenantByID(ctx, tx, req.Tenant); err != nil {
-			return err
-		}
-		if err := s.releaseInstalled(ctx, tx, req.New.Release); err != nil {
-			return err
-		}
-		if _, err := s.lockSeries(ctx, tx, req.Tenant, req.Type, true); err != nil {
-			return err
-		}
-		// Under the lock: these reads see every rotation committed before.
-		var series Series
-		var maxVersion int64
-		if err := tx.QueryRowContext(ctx, qSeries, req.Tenant, req.Type).
-			Scan(&maxVersion, timeValue{&series.Newest}, &series.Live); err != nil {
-			return err
-		}
-		series.MaxVersion = uint32(maxVersion)
-		if req.New.Fingerprint != nil {
-			if err := tx.QueryRowContext(ctx, qFingerprintUsed, req.Tenant, req.New.Fingerprint).Scan(&series.Duplicate); err != nil {
-				return err
-			}
-		}
 		var err error
-		if k, err = req.Decide(series); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, qKeyArchive, req.Tenant, req.Type); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, qKeyInsert, k.Tenant, k.Type, int64(k.Version), string(k.State), string(k.Source),
-			string(k.Derivation), k.Release, k.Wrapped, nullBlob(k.Fingerprint), s.d.Time(k.Created))
-		if f := s.d.Classify(err); f.Kind == Unique && f.Constraint == uniqueFingerprint {
-			// A rotation of another type of this tenant, with the same
-			// fingerprint, committed first (the series lock is per type).
-			return Errorf(ErrDuplicate, "tenant %s already has a key with the same fingerprint", req.Tenant)
-		}
+		k, err = s.rotate(ctx, tx, req)
 		return err
 	})
 	if err != nil {
 		return tenant.Key{}, err
 	}
 	return k, nil
+}
+
+// rotate is Rotate's change, in tx, of a checked request.
+func (s *Store) rotate(ctx context.Context, tx *sql.Tx, req RotateRequest) (tenant.Key, error) {
+	if _, err := s.tenantByID(ctx, tx, req.Tenant); err != nil {
+		return tenant.Key{}, err
+	}
+	if err := s.releaseInstalled(ctx, tx, req.New.Release); err != nil {
+		return tenant.Key{}, err
+	}
+	if _, err := s.lockSeries(ctx, tx, req.Tenant, req.Type, true); err != nil {
+		return tenant.Key{}, err
+	}
+	// Under the lock: these reads see every rotation committed before.
+	var series Series
+	var maxVersion int64
+	if err := tx.QueryRowContext(ctx, qSeries, req.Tenant, req.Type).
+		Scan(&maxVersion, timeValue{&series.Newest}, &series.Live); err != nil {
+		return tenant.Key{}, err
+	}
+	series.MaxVersion = uint32(maxVersion)
+	if req.New.Fingerprint != nil {
+		if err := tx.QueryRowContext(ctx, qFingerprintUsed, req.Tenant, req.New.Fingerprint).Scan(&series.Duplicate); err != nil {
+			return tenant.Key{}, err
+		}
+	}
+	k, err := req.Decide(series)
+	if err != nil {
+		return tenant.Key{}, err
+	}
+	if _, err := tx.ExecContext(ctx, qKeyArchive, req.Tenant, req.Type); err != nil {
+		return tenant.Key{}, err
+	}
+	_, err = tx.ExecContext(ctx, qKeyInsert, k.Tenant, k.Type, int64(k.Version), string(k.State), string(k.Source),
+		string(k.Derivation), k.Release, nullBlob(k.Wrapped), nullBlob(k.Fingerprint), s.d.Time(k.Created))
+	if f := s.d.Classify(err); f.Kind == Unique && f.Constraint == uniqueFingerprint {
+		// A rotation of another type of this tenant, with the same
+		// fingerprint, committed first (the series lock is per type).
+		return tenant.Key{}, Errorf(ErrDuplicate, "tenant %s already has a key with the same fingerprint", req.Tenant)
+	}
+	return k, err
 }
 
 // Keys lists a tenant's keys of type typ ("" = every type), ordered by type
@@ -253,6 +260,10 @@ func (s *Store) DestroyKey(ctx context.Context, ref tenant.KeyRef, now time.Time
 		if _, err := tx.ExecContext(ctx, qKeyDestroy, ref.Tenant, ref.Type, int64(ref.Version), s.d.Time(now)); err != nil {
 			return err
 		}
+		// A cache-only key's registration is forgotten with it.
+		if _, err := tx.ExecContext(ctx, qKeyServiceForget, ref.Tenant, ref.Type, int64(ref.Version)); err != nil {
+			return err
+		}
 		k.State, k.Wrapped, k.Destroyed = tenant.StateDestroyed, nil, now
 		return s.engine.Destroyed(ctx, tx, ref)
 	})
@@ -318,10 +329,12 @@ func (req RotateRequest) Check() (RotateRequest, error) {
 	case !k.Destroyed.IsZero():
 		return RotateRequest{}, invalidf("the new key has a destruction time")
 	case !k.Source.Valid():
-		return RotateRequest{}, invalidf("invalid key source %q: use %q or %q", k.Source, tenant.SourceHSM, tenant.SourceUploaded)
+		return RotateRequest{}, invalidf("invalid key source %q: use %q, %q or %q", k.Source, tenant.SourceHSM, tenant.SourceUploaded, tenant.SourceCacheOnly)
 	case !k.Derivation.Valid():
 		return RotateRequest{}, invalidf("invalid derivation %q: use %q or %q", k.Derivation, tenant.DerivationPBKDF2, tenant.DerivationNone)
-	case len(k.Wrapped) == 0 || len(k.Wrapped) > MaxWrapped:
+	case k.Source == tenant.SourceCacheOnly && len(k.Wrapped) != 0:
+		return RotateRequest{}, invalidf("a cache-only key has no wrapped material: its key service holds it")
+	case k.Source != tenant.SourceCacheOnly && (len(k.Wrapped) == 0 || len(k.Wrapped) > MaxWrapped):
 		return RotateRequest{}, invalidf("the new key's wrapped material must be 1 to %d bytes, not %d", MaxWrapped, len(k.Wrapped))
 	case len(k.Fingerprint) > MaxFingerprint:
 		return RotateRequest{}, invalidf("the new key's fingerprint must be at most %d bytes, not %d", MaxFingerprint, len(k.Fingerprint))
@@ -330,7 +343,11 @@ func (req RotateRequest) Check() (RotateRequest, error) {
 		return RotateRequest{}, err
 	}
 	k.Tenant, k.Type, k.State, k.Created = req.Tenant, req.Type, tenant.StateActive, req.Now
-	k.Wrapped = bytes.Clone(k.Wrapped)
+	if len(k.Wrapped) == 0 {
+		k.Wrapped = nil
+	} else {
+		k.Wrapped = bytes.Clone(k.Wrapped)
+	}
 	if len(k.Fingerprint) == 0 {
 		k.Fingerprint = nil
 	} else {

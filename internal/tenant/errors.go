@@ -22,6 +22,13 @@ var (
 	// delivery hands out archived DEKs on purpose (for decryption). It is
 	// here for the callers that take an explicit version for new data.
 	ErrKeyArchived = errors.New("tenant: the key is archived: it decrypts only; encrypt with the active key")
+	// ErrKeyUnavailable: a cache-only key's material could not be fetched
+	// from the tenant's key service (down, slow, or answering wrongly);
+	// this node tries again on its retry schedule (docs/cache-only.md).
+	ErrKeyUnavailable = errors.New("tenant: the key is unavailable: the tenant's key service did not give it")
+	// ErrKeyRevoked: the tenant's key service revoked a cache-only key
+	// (HTTP 410); it is asked again at most once a minute.
+	ErrKeyRevoked = errors.New("tenant: the key was revoked by the tenant's key service")
 )
 
 // DestroyedError is ErrKeyDestroyed naming the key (its type and version:

@@ -149,7 +149,14 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fuzzcorpus.New(t).Add("FuzzWrappedRelease", "valid", w)
+	c := fuzzcorpus.New(t)
+	c.Add("FuzzWrappedRelease", "valid", w)
+	bearer, _ := secret.NewText([]byte("bearer"))
+	wb, err := WrapBearer(randomKey(t), KeyService{ID: NewID(), Tenant: "t", Type: TypeData, Version: 1, URL: "https://k", KID: "k", Release: "2026-1"}, bearer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Add("FuzzUnwrapBearer", "valid", wb)
 }
 
 func TestKeyRefNames(t *testing.T) {

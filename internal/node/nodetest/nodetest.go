@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
+	"github.com/strongroom-kms/strongroom/internal/cacheonly"
 	"github.com/strongroom-kms/strongroom/internal/config"
 	"github.com/strongroom-kms/strongroom/internal/keycache"
 	"github.com/strongroom-kms/strongroom/internal/lifecycle"
@@ -179,6 +180,8 @@ type Node struct {
 	*node.Node
 	Clock  *Clock
 	Policy lifecycle.Policy
+
+	cacheOnly cacheonly.Options
 }
 
 // Options change a test node.
@@ -190,6 +193,9 @@ type Options struct {
 	Policy lifecycle.Policy
 	// Clock is the node's clock; nil means a new one at T0.
 	Clock *Clock
+	// CacheOnly sets cache-only keys' max age and fetcher (their Now is
+	// the node's clock).
+	CacheOnly cacheonly.Options
 }
 
 // New makes a node over st on the test world's region; tb's cleanup closes
@@ -203,9 +209,9 @@ func New(tb testing.TB, st node.Store, o Options) *Node {
 		o.Clock = NewClock(T0)
 	}
 	w := World(tb)
-	n := &Node{Clock: o.Clock, Policy: o.Policy}
+	n := &Node{Clock: o.Clock, Policy: o.Policy, cacheOnly: o.CacheOnly}
 	n.Node = node.New(node.Options{HSM: w.Regions[Region].HSM, Store: st, Trust: w.Trust(Region), Policy: o.Policy,
-		Cache: keycache.Options{TTL: 24 * 365 * time.Hour}, Now: o.Clock.Now})
+		Cache: keycache.Options{TTL: 24 * 365 * time.Hour}, CacheOnly: o.CacheOnly, Now: o.Clock.Now})
 	tb.Cleanup(n.Close)
 	for _, r := range o.Releases {
 		n.Install(tb, r)
@@ -221,7 +227,7 @@ func New(tb testing.TB, st node.Store, o Options) *Node {
 // releases the store has installed.
 func (n *Node) Peer(tb testing.TB, st node.Store) *Node {
 	tb.Helper()
-	return New(tb, st, Options{Policy: n.Policy, Clock: n.Clock})
+	return New(tb, st, Options{Policy: n.Policy, Clock: n.Clock, CacheOnly: n.cacheOnly})
 }
 
 // Install runs (once) the ceremony of r, installs its bundle in the store
