@@ -92,8 +92,15 @@ func explain(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, new(*apiError)):
+		return err // explained already
 	case errors.As(err, &ae):
-		return &apiError{ae: ae, hint: hintFor(ae.Code)}
+		// Keep what the command said around it ("FILE: ..."), in front.
+		ex := &apiError{ae: ae, hint: hintFor(ae.Code)}
+		if prefix, ok := strings.CutSuffix(err.Error(), ae.Error()); ok && prefix != "" {
+			return fmt.Errorf("%s%w", prefix, ex)
+		}
+		return ex
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return errors.New("cannot reach the server: connection refused (is it running? check STRONGROOM_ADDR or --addr)")
 	case errors.As(err, &dns):

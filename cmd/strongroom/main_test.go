@@ -35,10 +35,13 @@ func TestMain(m *testing.M) {
 // by hsmtest.SoftHSMToken, which skips loudly without SoftHSM2 and fails in
 // CI).
 func TestScripts(t *testing.T) {
-	// byok.txtar signs a tenant's CA certificate with openssl, and skips
-	// without it; in CI nothing may skip.
-	if _, err := exec.LookPath("openssl"); err != nil && os.Getenv("CI") == "true" {
-		t.Fatalf("openssl is required in CI (testdata/script/byok.txtar): %v", err)
+	// byok.txtar signs a tenant's CA certificate with openssl and the
+	// keyservice scripts fetch with curl; they skip without them, and in CI
+	// nothing may skip.
+	for _, tool := range []string{"openssl", "curl"} {
+		if _, err := exec.LookPath(tool); err != nil && os.Getenv("CI") == "true" {
+			t.Fatalf("%s is required in CI (scripts/test.sh installs it; the byok and keyservice scripts use it): %v", tool, err)
+		}
 	}
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",

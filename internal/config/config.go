@@ -316,8 +316,8 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("rotation.max_keys must be 1 to 1000"))
 	case c.Cache.MaxEntries < 1:
 		errs = append(errs, errors.New("cache.max_entries must be positive"))
-	case time.Duration(c.CacheOnly.MaxAge) < time.Minute || time.Duration(c.CacheOnly.MaxAge) > DefaultCacheOnlyMaxAge:
-		errs = append(errs, errors.New("cache_only.max_age must be 1m to 72h"))
+	case time.Duration(c.CacheOnly.MaxAge) < time.Second || time.Duration(c.CacheOnly.MaxAge) > DefaultCacheOnlyMaxAge:
+		errs = append(errs, errors.New("cache_only.max_age must be 1s to 72h"))
 	case c.Limits.MaxBodyBytes < 1024 || c.Limits.MaxBodyBytes > 64<<20:
 		errs = append(errs, errors.New("limits.max_body_bytes must be 1 KiB to 64 MiB"))
 	case c.Limits.MaxBatch < 1 || c.Limits.MaxBatch > 10_000:
