@@ -206,19 +206,7 @@ func escrowServeCommand() *command {
 					ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 				}
 				fmt.Fprintf(e.stdout, "escrow %s (key %s) serving the bundles of %s on https://%s\n", cert.Name, cert.KeyID().Short(), *dir, ln.Addr())
-				served := make(chan error, 1)
-				go func() { served <- srv.ServeTLS(ln, "", "") }()
-				select {
-				case err := <-served:
-					return err
-				case <-ctx.Done():
-				}
-				sctx, cancel := context.WithTimeout(context.Background(), escrowShutdownTimeout)
-				defer cancel()
-				if err := srv.Shutdown(sctx); err != nil {
-					return fmt.Errorf("shut down: %w", err)
-				}
-				if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+				if err := serveTLSUntil(ctx, srv, ln, escrowShutdownTimeout); err != nil {
 					return err
 				}
 				fmt.Fprintln(e.stdout, "escrow stopped")

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -339,19 +338,7 @@ func keyserviceServeCommand() *command {
 				for _, p := range a.ClientCerts {
 					fmt.Fprintf(e.stdout, "accepting the client certificate sha256:%s\n", hex.EncodeToString(p[:]))
 				}
-				served := make(chan error, 1)
-				go func() { served <- srv.ServeTLS(ln, "", "") }()
-				select {
-				case err := <-served:
-					return err
-				case <-ctx.Done():
-				}
-				sctx, cancel := context.WithTimeout(context.Background(), keyserviceShutdownTimeout)
-				defer cancel()
-				if err := srv.Shutdown(sctx); err != nil {
-					return fmt.Errorf("shut down: %w", err)
-				}
-				if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+				if err := serveTLSUntil(ctx, srv, ln, keyserviceShutdownTimeout); err != nil {
 					return err
 				}
 				fmt.Fprintln(e.stdout, "key service stopped")
