@@ -9,7 +9,6 @@ import (
 
 	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/internal/cacheonly/cacheonlytest"
-	"github.com/strongroom-kms/strongroom/internal/store/storetest"
 )
 
 // TestRevocationAcrossServers runs two server processes on one PostgreSQL
@@ -20,15 +19,7 @@ import (
 func TestRevocationAcrossServers(t *testing.T) {
 	t.Parallel() // mostly waits for its server processes or the database
 	ctx := context.Background()
-	r := copyRegion(t, storetest.Postgres(t))
-	op := r.initStore(t)
-	a, b := r.startNode(t, "a"), r.startNode(t, "b")
-	opA, opB := a.client(t, r, op), b.client(t, r, op)
-	a.installRelease(t, r, opA)
-	b.installRelease(t, r, opB)
-	if _, err := opA.CreateTenant(ctx, "acme", "production"); err != nil {
-		t.Fatal(err)
-	}
+	r, a, b, opA := twoNodesWithTenant(t, "acme")
 	adminTok, err := opA.CreateToken(ctx, api.CreateTokenRequest{Role: api.RoleTenantAdmin, Tenant: "acme"})
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/strongroom-kms/strongroom/api"
-	"github.com/strongroom-kms/strongroom/internal/store/storetest"
 )
 
 // destroyBound is the documented bound (docs/byok.md) within which every
@@ -24,16 +23,7 @@ const destroyBound = 2 * time.Second
 func TestDestroyAcrossServers(t *testing.T) {
 	t.Parallel() // mostly waits for its server processes or the database
 	ctx := context.Background()
-	r := copyRegion(t, storetest.Postgres(t))
-	op := r.initStore(t)
-	a, b := r.startNode(t, "a"), r.startNode(t, "b")
-	opA, opB := a.client(t, r, op), b.client(t, r, op)
-	a.installRelease(t, r, opA)
-	b.installRelease(t, r, opB)
-
-	if _, err := opA.CreateTenant(ctx, "acme", "production"); err != nil {
-		t.Fatal(err)
-	}
+	r, _, b, opA := twoNodesWithTenant(t, "acme")
 	if _, err := opA.GenerateKey(ctx, "acme", "data"); err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/strongroom-kms/strongroom/client"
 	"github.com/strongroom-kms/strongroom/internal/plan"
 	"github.com/strongroom-kms/strongroom/internal/release"
+	"github.com/strongroom-kms/strongroom/internal/store/storetest"
 )
 
 // This file runs real server processes: the test binary copied to a file
@@ -288,3 +289,21 @@ func (n *serverProcess) installRelease(t *testing.T, r *region, c *client.Client
 }
 
 func (n *serverProcess) String() string { return fmt.Sprintf("node %s (%s)", n.name, n.addr) }
+
+// twoNodesWithTenant starts nodes a and b of one region on one PostgreSQL
+// database, installs the region's release on both, and creates the tenant
+// name (production). It returns the region, the nodes and an operator
+// client of node a.
+func twoNodesWithTenant(t *testing.T, name string) (r *region, a, b *serverProcess, opA *client.Client) {
+	t.Helper()
+	r = copyRegion(t, storetest.Postgres(t))
+	op := r.initStore(t)
+	a, b = r.startNode(t, "a"), r.startNode(t, "b")
+	opA, opB := a.client(t, r, op), b.client(t, r, op)
+	a.installRelease(t, r, opA)
+	b.installRelease(t, r, opB)
+	if _, err := opA.CreateTenant(context.Background(), name, "production"); err != nil {
+		t.Fatal(err)
+	}
+	return r, a, b, opA
+}
