@@ -152,7 +152,7 @@ func escrowServeCommand() *command {
 				} else if !st.IsDir() {
 					return fmt.Errorf("%s is not a directory", *dir)
 				}
-				kp, err := escrowTLSKeyPair(*tlsCert, *tlsKey)
+				kp, err := loadTLSKeyPair(*tlsCert, *tlsKey)
 				if err != nil {
 					return err
 				}
@@ -214,23 +214,6 @@ func escrowServeCommand() *command {
 			})
 		},
 	}
-}
-
-// escrowTLSKeyPair loads the server's TLS certificate and key, refusing a key
-// file that others than its owner may read or write.
-func escrowTLSKeyPair(certFile, keyFile string) (tls.Certificate, error) {
-	st, err := os.Stat(keyFile)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return tls.Certificate{}, fmt.Errorf("the TLS key %s is accessible to group or others (mode %04o); restrict it with 'chmod 600 %s'", keyFile, perm, keyFile)
-	}
-	kp, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("TLS certificate and key: %w", err)
-	}
-	return kp, nil
 }
 
 func escrowReadPrimary(file string) (*enroll.Primary, error) {

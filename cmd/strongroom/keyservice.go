@@ -299,7 +299,7 @@ func keyserviceServeCommand() *command {
 				}
 				ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 				defer stop()
-				kp, err := escrowTLSKeyPair(*tlsCert, *tlsKey)
+				kp, err := loadTLSKeyPair(*tlsCert, *tlsKey)
 				if err != nil {
 					return err
 				}
@@ -359,15 +359,11 @@ func authSummary(a keyservice.Auth) string {
 	return "authentication: " + strings.Join(s, " or ")
 }
 
-// readBearer reads the bearer secret, refusing a file that others than its
-// owner may read, and a secret too short to resist guessing.
+// readBearer reads the bearer secret, refusing a file that is not private
+// (checkPrivateFile), and a secret too short to resist guessing.
 func readBearer(path string) ([]byte, error) {
-	st, err := os.Stat(path)
-	if err != nil {
+	if err := checkPrivateFile(path, "bearer file"); err != nil {
 		return nil, err
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("the bearer file %s is accessible to group or others (mode %04o); restrict it with 'chmod 600 %s'", path, perm, path)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -250,7 +249,7 @@ func runServer(ctx context.Context, e *env, cfg *config.Config, ready chan<- str
 	}); err != nil {
 		return err
 	}
-	cert, err := loadTLS(cfg.TLS.Cert, cfg.TLS.Key)
+	cert, err := loadTLSKeyPair(cfg.TLS.Cert, cfg.TLS.Key)
 	if err != nil {
 		return err
 	}
@@ -295,17 +294,4 @@ func runServer(ctx context.Context, e *env, cfg *config.Config, ready chan<- str
 	shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shut)
-}
-
-// loadTLS loads the server's certificate and key, refusing a key file that
-// others can read.
-func loadTLS(certFile, keyFile string) (tls.Certificate, error) {
-	fi, err := os.Stat(keyFile)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return tls.Certificate{}, fmt.Errorf("the TLS key %s is readable by others (mode %v); chmod 600 it", keyFile, fi.Mode().Perm())
-	}
-	return tls.LoadX509KeyPair(certFile, keyFile)
 }
