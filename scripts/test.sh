@@ -5,9 +5,10 @@
 #   ./scripts/test.sh              # everything
 #   ./scripts/test.sh ./internal/hsm/...   # only some packages
 #
-# It installs openssl, SoftHSM2 and OpenSC (pkcs11-tool) with apt-get when they are
-# missing and it may (root, or CI). Without them outside CI the PKCS#11 tests
-# skip, loudly; under CI=true they never skip.
+# It installs openssl, SoftHSM2, OpenSC (pkcs11-tool) and systemd-analyze
+# with apt-get when they are missing and it may (root, or CI). Without them
+# outside CI the tests that need them skip, loudly; under CI=true they never
+# skip.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -90,6 +91,15 @@ else
 	echo "!! SoftHSM2 is not installed and could not be installed (not root?)."
 	echo "!! The PKCS#11 tests will SKIP. Install it with: apt-get install -y softhsm2 opensc"
 fi
+
+log "systemd-analyze"
+# deploy's tests check the systemd unit with systemd-analyze (verify and
+# security); they fail under CI=true without it.
+if ! command -v systemd-analyze >/dev/null; then
+	echo "installing systemd with apt-get"
+	apt_install systemd || true
+fi
+systemd-analyze --version | head -1 || echo "!! systemd-analyze is not installed: TestSystemdUnit will SKIP (FAIL under CI=true)"
 
 # ---------------------------------------------------------------------------
 # PostgreSQL: a throwaway cluster for the store's PostgreSQL driver tests
