@@ -76,6 +76,7 @@ func root() *command {
 			releaseCommand(),
 			brokerCommand(),
 			keyserviceCommand(),
+			k8sPluginCommand(),
 			versionCommand(),
 		},
 	}

@@ -54,7 +54,7 @@ func TestScripts(t *testing.T) {
 			"tlscert":  cmdTLSCert,
 			"freeport": cmdFreePort, "waitfor": cmdWaitFor, "fakebundle": cmdFakeBundle,
 			"devenv": cmdDevEnv, "setenv-file": cmdSetenvFile, "waitgone": cmdWaitGone, "sleep": cmdSleep,
-			"sha256": cmdSHA256, "opendata": cmdOpenData,
+			"sha256": cmdSHA256, "opendata": cmdOpenData, "kms": cmdKMS,
 		},
 	})
 }
