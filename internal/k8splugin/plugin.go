@@ -381,7 +381,9 @@ func (p *Plugin) failedLocked(r ref, err error) error {
 		p.setHealthLocked(false, "cannot reach the key server: "+err.Error())
 		return reason.Wrap(ErrUnavailable, err, "cannot get a DEK from the key server")
 	}
-	if r.version != 0 {
+	if r.version == 0 {
+		p.evictLocked(p.active, "the key server refused the active version: "+ae.Code)
+	} else {
 		p.evictLocked(r, "the key server refused it: "+ae.Code)
 	}
 	var e error

@@ -672,3 +672,35 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("Cached() = %q, over 2", c)
 	}
 }
+
+// TestTokenRevoked: when the server refuses the plugin's token, every
+// cached DEK is evicted at the next refresh, the active one too, and
+// Status says why.
+func TestTokenRevoked(t *testing.T) {
+	w := newWorld(t, k8splugin.Options{})
+	w.refresh(t)
+	pt := seed(t)
+	res := w.encrypt(t, pt)
+	w.rotate(t)
+	w.refresh(t)
+	w.decrypt(t, res, pt)
+	if c := w.plugin.Cached(); len(c) != 2 {
+		t.Fatalf("Cached() = %q, want 2", c)
+	}
+	if _, err := w.app.RevokeSelf(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.plugin.Refresh(ctx); err == nil {
+		t.Fatal("Refresh() with a revoked token = nil")
+	}
+	if c := w.plugin.Cached(); len(c) != 0 {
+		t.Errorf("Cached() with a revoked token = %q, want none", c)
+	}
+	if st := w.status(t); !strings.Contains(st.Healthz, "unhealthy: the key server refused") || !strings.Contains(st.Healthz, "token_revoked") {
+		t.Errorf("Status() = %+v, want unhealthy: refused, token_revoked", st)
+	}
+	_, err := w.kms.Encrypt(ctx, &kmsapi.EncryptRequest{Uid: uid(), Plaintext: pt})
+	wantCode(t, "Encrypt() with a revoked token", err, codes.FailedPrecondition, "token_revoked")
+	_, err = w.kms.Decrypt(ctx, decryptReq(res))
+	wantCode(t, "Decrypt() with a revoked token", err, codes.FailedPrecondition, "token_revoked")
+}
