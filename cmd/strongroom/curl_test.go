@@ -74,7 +74,8 @@ func TestCurlExamples(t *testing.T) {
 	if err != nil {
 		t.Fatalf("docs/curl.md's examples failed: %v\n%s", err, out)
 	}
-	for _, want := range []string{`"status":"ok"`, "data/1 active", "card 4111 1111 1111 1111", "decryption_failed", "token.create"} {
+	for _, want := range []string{`"status":"ok"`, "data/1 active", "card 4111 1111 1111 1111", "decryption_failed", "token.create",
+		"strongroom_ready 1", `strongroom_http_requests_total{class="2xx",code="ok",route="POST /v1/tenants/{tenant}/decrypt"} 2`} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("the examples' output lacks %q:\n%s", want, out)
 		}

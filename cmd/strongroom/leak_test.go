@@ -275,13 +275,21 @@ func TestNoKeyMaterialLeaks(t *testing.T) {
 	}
 	r.addToken("globex app token", gTok.Secret)
 	r.deliver(r.client(gTok.Secret), "globex", "data", 0)
+	// A rotation refused by the rate limit (analytics keys: once a day).
+	if _, err := op.GenerateKey(ctx, "globex", "analytics"); err != nil {
+		t.Fatalf("GenerateKey(globex, analytics) error = %v", err)
+	}
+	if _, err := op.GenerateKey(ctx, "globex", "analytics"); !isAPIError(err, api.CodeRateLimited) {
+		t.Fatalf("GenerateKey(globex, analytics) again error = %v, want %s", err, api.CodeRateLimited)
+	}
 
 	// BYOK on acme: uploads, derivation, delivery, export, destroy, import.
 	uploaded := r.byok(op, app, acme)
 
 	// Tenant initech: a cache-only key, whose material and bearer secret
 	// its key service holds.
-	if _, err := op.CreateTenant(ctx, "initech", "production"); err != nil {
+	initech, err := op.CreateTenant(ctx, "initech", "production")
+	if err != nil {
 		t.Fatalf("CreateTenant(initech) error = %v", err)
 	}
 	r.cacheOnly()
@@ -318,6 +326,23 @@ func TestNoKeyMaterialLeaks(t *testing.T) {
 	}
 	r.st.Close()
 
+	// The metrics, as an operator and as an auditor scrape them, with
+	// what a scrape must never name: tenants, token ids.
+	auditorTok, err := op.CreateToken(ctx, api.CreateTokenRequest{Role: api.RoleAuditor, Name: "leak-test auditor"})
+	if err != nil {
+		t.Fatalf("CreateToken(auditor) error = %v", err)
+	}
+	r.addToken("auditor token", auditorTok.Secret)
+	for _, tn := range []api.Tenant{acme, globex, initech} {
+		r.identifiers = append(r.identifiers, leakSecret{name: "tenant name " + tn.Name, raw: []byte(tn.Name)},
+			leakSecret{name: "tenant id of " + tn.Name, raw: []byte(tn.ID)})
+	}
+	for name, tok := range map[string]api.Token{"acme app": appTok, "globex app": gTok, "auditor": auditorTok} {
+		r.identifiers = append(r.identifiers, leakSecret{name: "token id of " + name, raw: []byte(tok.ID)})
+	}
+	scrapes := map[string][]byte{"operator": r.scrapeMetrics(operatorToken), "auditor": r.scrapeMetrics(auditorTok.Secret)}
+	checkScrape(t, scrapes["operator"])
+
 	// The dev directory while the server runs (the WAL and SHM files and
 	// the backup files are there now), then again after it stopped.
 	running := snapshotDir(t, dir)
@@ -342,10 +367,23 @@ func TestNoKeyMaterialLeaks(t *testing.T) {
 				found = append(found, findLeaks(ss, "file "+name+" ("+snap.when+")", filepath.Base(name), snap.files[name])...)
 			}
 		}
+		for _, who := range sortedKeys(scrapes) {
+			found = append(found, findLeaks(ss, "the metrics scrape (as "+who+")", "", scrapes[who])...)
+		}
 		rows, cells = 0, 0
 		return append(found, searchDatabase(t, filepath.Join(dir, "kms.db"), ss, &rows, &cells)...)
 	}
 	leaks := search(r.secrets)
+	for _, who := range sortedKeys(scrapes) {
+		leaks = append(leaks, findLeaks(r.identifiers, "the metrics scrape (as "+who+")", "", scrapes[who])...)
+	}
+	// The identifiers are the real ones: the database holds each.
+	inDB := strings.Join(searchDatabase(t, filepath.Join(dir, "kms.db"), r.identifiers, new(int), new(int)), "\n")
+	for _, id := range r.identifiers {
+		if !strings.Contains(inDB, id.name+" (sha256 ") {
+			t.Errorf("the %s is not in the database: the scrape's search for it proves nothing", id.name)
+		}
+	}
 	r.checkControls(search)
 	for _, l := range search(r.informational) {
 		t.Logf("note (not a secret): %s", l)
@@ -388,6 +426,10 @@ type leakRun struct {
 	informational []leakSecret
 	backups       []string // backup files, relative to dir
 	plaintexts    int
+
+	// identifiers are not secrets, but a metrics scrape must not hold
+	// them: tenants' names and ids, token ids.
+	identifiers []leakSecret
 }
 
 // leakControl is a value the search must find, in a place whose name

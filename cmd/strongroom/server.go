@@ -21,6 +21,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/enroll"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/keycache"
+	"github.com/strongroom-kms/strongroom/internal/metrics"
 	"github.com/strongroom-kms/strongroom/internal/node"
 	"github.com/strongroom-kms/strongroom/internal/officer"
 	"github.com/strongroom-kms/strongroom/internal/release"
@@ -142,6 +143,9 @@ func startRegional(ctx context.Context, e *env, cfg *config.Config, logger *slog
 	if err != nil {
 		return nil, err
 	}
+	// The node's metrics time every HSM and store operation (docs/metrics.md).
+	m := metrics.New()
+	h = m.HSM(h)
 	fail := func(err error) (*regional, error) { h.Close(); return nil, err }
 	rk, err := h.EncryptionKey(ctx, enroll.LabelRegionEncryption)
 	if err != nil {
@@ -162,7 +166,7 @@ func startRegional(ctx context.Context, e *env, cfg *config.Config, logger *slog
 	if roster == nil {
 		logger.Warn("officers.allow_any is set: no officer roster is pinned, and bundles are accepted with whatever officers the primary accepted")
 	}
-	n := node.New(node.Options{HSM: h, Store: st, Trust: release.Trust{Primary: p, Region: cfg.Region, Officers: roster},
+	n := node.New(node.Options{HSM: h, Store: m.Store(st), Metrics: m, Trust: release.Trust{Primary: p, Region: cfg.Region, Officers: roster},
 		Policy: policy{cfg}, Cache: keycache.Options{MaxEntries: cfg.Cache.MaxEntries, TTL: time.Duration(cfg.Cache.TTL)},
 		CacheOnly: cacheonly.Options{MaxAge: time.Duration(cfg.CacheOnly.MaxAge)}})
 	err = n.LoadReleases(ctx, func(id string, m release.Meta, err error) {
@@ -193,6 +197,13 @@ func startRegional(ctx context.Context, e *env, cfg *config.Config, logger *slog
 		st.Close()
 		return fail(err)
 	}
+	m.WatchAudit(func(ctx context.Context) (metrics.AuditProgress, error) {
+		p := cp.Progress()
+		a := metrics.AuditProgress{Checkpointed: p.Size, Signed: p.Signed, Rounds: p.Rounds, Refused: p.Refused, Failed: p.Failed}
+		state, err := st.AuditState(ctx)
+		a.Entries = state.Size()
+		return a, err
+	}, e.now)
 	return &regional{Node: n, h: h, st: st, checkpoints: cp}, nil
 }
 

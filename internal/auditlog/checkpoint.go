@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
@@ -38,6 +39,40 @@ type Checkpointer struct {
 	// unwritten: w was signed and stored in the database, but writing it
 	// to the file failed; every round tries again.
 	unwritten bool
+
+	mu       sync.Mutex // guards progress, which Progress reads while it runs
+	progress Progress
+}
+
+// Progress is what a Checkpointer has done, for monitoring
+// (internal/metrics).
+type Progress struct {
+	// Size and Signed are the size and signing time of the checkpoint of
+	// this node's witness, as last read or signed; zero until there is one.
+	Size   uint64
+	Signed time.Time
+	// Rounds counts the rounds of Once; Refused and Failed those whose
+	// checkpoint was refused (*RefusedError) or failed otherwise.
+	Rounds, Refused, Failed uint64
+}
+
+// Progress returns what c has done so far. Unlike c's other methods, it is
+// safe to call while c runs.
+func (c *Checkpointer) Progress() Progress {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.progress
+}
+
+// setWitness makes w the witness c goes on from.
+func (c *Checkpointer) setWitness(w *Witness) {
+	c.w = w
+	if w == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.progress.Size, c.progress.Signed = w.Checkpoint.Size, w.Checkpoint.Time
 }
 
 // NewCheckpointer returns a Checkpointer of l that signs with key, keeps its
@@ -94,7 +129,17 @@ func (c *Checkpointer) Once(ctx context.Context) {
 		}
 	}
 	var r *RefusedError
-	if err := c.Checkpoint(ctx); errors.As(err, &r) {
+	err := c.Checkpoint(ctx)
+	c.mu.Lock()
+	c.progress.Rounds++
+	switch {
+	case errors.As(err, &r):
+		c.progress.Refused++
+	case err != nil:
+		c.progress.Failed++
+	}
+	c.mu.Unlock()
+	if errors.As(err, &r) {
 		c.logger.Error("audit: the audit log in the database is not the one this node signed; no checkpoint is signed until it is investigated (docs/audit.md, \"The witness\")", "err", err)
 	} else if err != nil {
 		c.logger.Error("audit: signing a checkpoint failed", "err", err)
@@ -124,7 +169,7 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) error {
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return &RefusedError{Err: err}
 		}
-		c.w = w
+		c.setWitness(w)
 	}
 	if c.w == nil {
 		// Read before the state: a checkpoint stored by then covers no
@@ -174,7 +219,8 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) error {
 		return err
 	}
 	// From here the process goes on from what it signed, file or not.
-	c.w, c.unwritten = &Witness{Path: c.witness, Witness: w}, true
+	c.setWitness(&Witness{Path: c.witness, Witness: w})
+	c.unwritten = true
 	return c.flushWitness()
 }
 
@@ -207,7 +253,7 @@ func (c *Checkpointer) Load() error {
 	}
 	probe.Close()
 	os.Remove(probe.Name())
-	c.w = w
+	c.setWitness(w)
 	return nil
 }
 

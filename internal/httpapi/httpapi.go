@@ -13,7 +13,9 @@
 // token id (never the secret) and tenant of each request, and for a client
 // error the internal error behind its answer (err): the answer's message
 // says what is wrong in the API's terms (errors.go), the log keeps the
-// chain of package prefixes and internal ids.
+// chain of package prefixes and internal ids. The same route, status and
+// code count and time the request in the node's metrics (metrics.go), which
+// GET /v1/metrics serves.
 package httpapi
 
 import (
@@ -38,6 +40,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/auditlog"
 	"github.com/strongroom-kms/strongroom/internal/auth"
 	"github.com/strongroom-kms/strongroom/internal/config"
+	"github.com/strongroom-kms/strongroom/internal/metrics"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
@@ -65,6 +68,9 @@ type Deps struct {
 	Limits config.Limits
 	// Logger receives the access log and server faults; nil discards them.
 	Logger *slog.Logger
+	// Metrics counts requests and serves GET /v1/metrics; nil means
+	// metrics of the API's own (internal/metrics).
+	Metrics *metrics.Metrics
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -76,6 +82,9 @@ type server struct {
 	openapi []byte
 	mux     *http.ServeMux
 	timeout time.Duration
+	// observe is each route's request metrics (metrics.go), read-only once
+	// made.
+	observe map[string]*metrics.Route
 }
 
 // NewHandler returns the API's http.Handler.
@@ -101,6 +110,9 @@ func newServer(d Deps) *server {
 	if d.Limits.RequestTimeout <= 0 {
 		d.Limits.RequestTimeout = config.Duration(config.DefaultRequestTimeout)
 	}
+	if d.Metrics == nil {
+		d.Metrics = metrics.New()
+	}
 	s := &server{Deps: d, mux: http.NewServeMux(), timeout: time.Duration(d.Limits.RequestTimeout)}
 	s.routes = s.table()
 	for i := range s.routes {
@@ -111,6 +123,7 @@ func newServer(d Deps) *server {
 		rt.deniedMsg = deniedWording(rt)
 		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
 	}
+	s.observe = s.observers()
 	doc, err := json.Marshal(OpenAPI(s.routes))
 	if err != nil {
 		panic("httpapi: the OpenAPI document: " + err.Error())
@@ -236,6 +249,8 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case status == 0 && r.Context().Err() != nil:
 		status, code = 499, "canceled" // the client went away: nothing was written
 	}
+	elapsed := time.Since(start)
+	s.observe[route].Observe(status, code, elapsed)
 	level := slog.LevelInfo
 	if status >= 500 {
 		level = slog.LevelError
@@ -246,7 +261,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("route", route),
 		slog.Int("status", status),
 		slog.String("code", code),
-		slog.Duration("duration", time.Since(start)),
+		slog.Duration("duration", elapsed),
 		slog.Int64("bytes", lw.bytes),
 		slog.String("token_id", token),
 		slog.String("tenant", tenant),
@@ -323,7 +338,12 @@ func (s *server) wrap(rt *Route) http.Handler {
 			err = aerr
 		}
 		if err != nil {
+			s.countRefusal(name, err)
 			s.writeError(w, r, err)
+			return
+		}
+		if tx, ok := resp.(text); ok {
+			tx.h.ServeHTTP(w, r)
 			return
 		}
 		status := rt.status()

@@ -92,7 +92,9 @@ func (g *schemaGen) operation(rt Route, errorRef map[string]any) map[string]any 
 		responses["415"] = errResp("the body is not application/json")
 	}
 	ok := map[string]any{"description": http.StatusText(rt.status())}
-	if rt.Response != nil {
+	if tx, isText := rt.Response.(text); isText {
+		ok["content"] = map[string]any{tx.contentType: map[string]any{"schema": map[string]any{"type": "string"}}}
+	} else if rt.Response != nil {
 		ok["content"] = map[string]any{"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.Response))}}
 	}
 	responses[strconv.Itoa(rt.status())] = ok

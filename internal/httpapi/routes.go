@@ -43,6 +43,9 @@ func (s *server) table() []Route {
 		{Method: "GET", Pattern: "/v1/status", Audit: "node.status", Policy: global(operator, auditor), Handler: s.status,
 			Summary:  "The node's readiness in detail: its loaded releases, and each problem (a bundle that failed, and why; the store)",
 			Response: api.Status{}},
+		{Method: "GET", Pattern: "/v1/metrics", Audit: "node.metrics", Policy: global(operator, auditor), Handler: s.metrics,
+			Summary:  "The node's Prometheus metrics, as text (docs/metrics.md): requests, HSM, store, key cache, rotation refusals, audit, readiness; never a key, token or tenant",
+			Response: metricsText},
 		{Method: "GET", Pattern: "/v1/openapi.json", Public: true, Handler: s.openAPI,
 			Summary: "This API's OpenAPI 3.1 document", Response: map[string]any{}},
 

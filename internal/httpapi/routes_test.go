@@ -48,6 +48,11 @@ func TestEveryRoute(t *testing.T) {
 		st.Releases[0].Iterations == 0 || len(st.Problems) != 0 {
 		t.Errorf("status = %+v", st)
 	}
+	scrape := call("GET", "/v1/metrics", "/v1/metrics", auditor, nil)
+	if ct := scrape.header.Get("Content-Type"); scrape.status != 200 || !strings.HasPrefix(ct, "text/plain") ||
+		!strings.Contains(string(scrape.body), "strongroom_ready 1") {
+		t.Errorf("metrics: %d %q %.200s", scrape.status, ct, scrape.body)
+	}
 	var doc map[string]any
 	call("GET", "/v1/openapi.json", "/v1/openapi.json", "", nil).want(t, 200, &doc)
 	if doc["openapi"] != "3.1.0" {

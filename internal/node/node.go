@@ -33,6 +33,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/httpapi"
 	"github.com/strongroom-kms/strongroom/internal/keycache"
 	"github.com/strongroom-kms/strongroom/internal/lifecycle"
+	"github.com/strongroom-kms/strongroom/internal/metrics"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/store"
 )
@@ -70,6 +71,10 @@ type Options struct {
 	// CacheOnly sets cache-only keys' max age and fetcher (zero fields:
 	// cacheonly's defaults; the node's clock).
 	CacheOnly cacheonly.Options
+	// Metrics are the node's metrics (nil: new ones); New watches the key
+	// cache and the readiness in them. To time the HSM and the store, give
+	// HSM and Store wrapped by them (Metrics.HSM, Metrics.Store).
+	Metrics *metrics.Metrics
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -92,8 +97,10 @@ type Node struct {
 	// Aggregate counts the data plane for the audit log; the checkpointer
 	// flushes it.
 	Aggregate *auditlog.Aggregate
-	region    string
-	now       func() time.Time
+	// Metrics are the node's metrics, which its API serves.
+	Metrics *metrics.Metrics
+	region  string
+	now     func() time.Time
 }
 
 // New assembles a node. Its ring is empty: LoadReleases loads the
@@ -121,7 +128,23 @@ func New(o Options) *Node {
 	n.Data.SetCacheOnly(n.CacheOnly)
 	n.Audit = auditlog.New(o.Store, o.Trust.Region)
 	n.Aggregate = &auditlog.Aggregate{Now: o.Now}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New()
+	}
+	n.Metrics = o.Metrics
+	n.Metrics.WatchCache(n.Cache.Stats)
+	n.Metrics.WatchReadiness(n.readiness)
 	return n
+}
+
+// readiness counts what GET /v1/ready counts: the releases loaded, and the
+// problems (the ring's, and the store not answering).
+func (n *Node) readiness(ctx context.Context) metrics.Readiness {
+	r := metrics.Readiness{Releases: len(n.Ring.Releases()), Problems: len(n.Ring.Problems())}
+	if n.Store.Ping(ctx) != nil {
+		r.Problems++
+	}
+	return r
 }
 
 // LoadReleases loads every installed release into the ring (S7); report,
@@ -136,7 +159,7 @@ func (n *Node) API(limits config.Limits, logger *slog.Logger) httpapi.Deps {
 	return httpapi.Deps{
 		Tenants: n.Tenants, Tokens: n.Tokens, Releases: n.Releases, Ring: n.Ring,
 		Keys: n.Keys, Data: n.Data, BYOK: n.BYOK, KeyServices: n.CacheOnly, Audit: n.Audit, Aggregate: n.Aggregate, Health: n.Store,
-		Region: n.region, Limits: limits, Logger: logger, Now: n.now,
+		Region: n.region, Limits: limits, Logger: logger, Metrics: n.Metrics, Now: n.now,
 	}
 }
 
