@@ -87,8 +87,9 @@ type server struct {
 	observe map[string]*metrics.Route
 }
 
-// NewHandler returns the API's http.Handler.
-func NewHandler(d Deps) http.Handler { return newServer(d) }
+// NewHandler returns a node's http.Handler: the API, and the web console
+// under /ui (console.go).
+func NewHandler(d Deps) http.Handler { return newSite(newServer(d)) }
 
 func newServer(d Deps) *server {
 	if d.Tenants == nil || d.Tokens == nil || d.Releases == nil || d.Ring == nil || d.Keys == nil || d.Data == nil ||
