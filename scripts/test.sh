@@ -5,7 +5,8 @@
 #   ./scripts/test.sh              # everything
 #   ./scripts/test.sh ./internal/hsm/...   # only some packages
 #
-# It installs openssl, SoftHSM2, OpenSC (pkcs11-tool) and systemd-analyze
+# It installs openssl, SoftHSM2, OpenSC (pkcs11-tool), systemd-analyze and
+# Chromium (the web console's browser test)
 # with apt-get when they are missing and it may (root, or CI). Without them
 # outside CI the tests that need them skip, loudly; under CI=true they never
 # skip.
@@ -100,6 +101,15 @@ if ! command -v systemd-analyze >/dev/null; then
 	apt_install systemd || true
 fi
 systemd-analyze --version | head -1 || echo "!! systemd-analyze is not installed: TestSystemdUnit will SKIP (FAIL under CI=true)"
+
+log "Chromium"
+# The web console's browser test (internal/console) drives Debian's
+# chromium headless with chromedp; it fails under CI=true without it.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+	echo "installing chromium with apt-get"
+	apt_install chromium fonts-dejavu-core || true
+fi
+chromium --version 2>/dev/null | grep -v '^$' | tail -1 || echo "!! chromium is not installed: TestBrowser will SKIP (FAIL under CI=true)"
 
 # ---------------------------------------------------------------------------
 # PostgreSQL: a throwaway cluster for the store's PostgreSQL driver tests

@@ -179,6 +179,7 @@ func printTour(e *env, t tour) {
 	fmt.Fprintf(w, "\nStrongroom dev is running at https://%s (region %s, release %s)\n", t.addr, devRegion, devRelease)
 	fmt.Fprintf(w, "  operator token: %s\n", t.token)
 	fmt.Fprintf(w, "  CA certificate: %s\n", t.ca)
+	fmt.Fprintf(w, "  web console:    https://%s/ui/ (sign in with the operator token; the browser must trust the CA certificate)\n", t.addr)
 	if t.realLimits {
 		fmt.Fprintf(w, "  rotation:       production limits (a new key per type every 24 h; 4 h for sandboxes)\n")
 	} else {

@@ -109,7 +109,7 @@ func newTab(t *testing.T, exe, url string) *tab {
 
 func (b *tab) run(actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 2*time.Minute)
+	ctx, cancel := context.WithTimeout(b.ctx, 4*time.Minute)
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		b.t.Fatalf("browser: %v (page problems: %q)", err, b.report())
@@ -131,7 +131,7 @@ func js(v any) string {
 func (b *tab) waitText(sel, want string) {
 	b.t.Helper()
 	b.run(chromedp.Poll[chromedp.Void](fmt.Sprintf(`(() => { const e = document.querySelector(%s); return !!e && !e.hidden && e.textContent.includes(%s) })()`,
-		js(sel), js(want)), chromedp.WithPollingTimeout(time.Minute)))
+		js(sel), js(want)), chromedp.WithPollingTimeout(3*time.Minute)))
 }
 
 // eval evaluates an expression of the page into out.
@@ -350,7 +350,7 @@ func TestBrowser(t *testing.T) {
 	b.submit("#audit-filter")
 	// Only globex's entries, once the server's answer is shown.
 	b.run(chromedp.Poll[chromedp.Void](`(() => { const t = [...document.querySelectorAll("#audit tbody tr td:nth-child(4)")].map(e => e.textContent);
-		return t.length > 0 && t.every(n => n === "globex") })()`, chromedp.WithPollingTimeout(time.Minute)))
+		return t.length > 0 && t.every(n => n === "globex") })()`, chromedp.WithPollingTimeout(3*time.Minute)))
 	b.click(`#nav a[href="#/status"]`)
 	b.waitText("#main table", apitest.Release1)
 	b.shot("status")

@@ -140,3 +140,20 @@ func read(t *testing.T, name string) string {
 	}
 	return string(b)
 }
+
+// docs/console.md shows every screenshot the browser test takes, and each
+// is committed.
+func TestDocScreenshots(t *testing.T) {
+	doc := read(t, "../../docs/console.md")
+	for _, name := range Screenshots {
+		if !strings.Contains(doc, "(console/"+name+".png)") {
+			t.Errorf("docs/console.md does not show console/%s.png", name)
+		}
+		if _, err := os.Stat("../../docs/console/" + name + ".png"); err != nil {
+			t.Errorf("docs/console/%s.png: %v (go test ./internal/console -run TestBrowser -update-screenshots)", name, err)
+		}
+	}
+	if !strings.Contains(doc, console.Policy) {
+		t.Error("docs/console.md does not quote the CSP as served")
+	}
+}
