@@ -411,6 +411,39 @@ type DecryptResult struct {
 	Error     *Error `json:"error,omitempty"`
 }
 
+// RewrapRequest is POST /v1/tenants/{tenant}/rewrap: a batch of
+// ciphertexts to move to the active key of their type. The plaintext never
+// leaves the server.
+type RewrapRequest struct {
+	Items []RewrapItem `json:"items"`
+}
+
+// RewrapItem is one ciphertext with the context it was encrypted with (the
+// new ciphertext is bound to the same context).
+type RewrapItem struct {
+	Ciphertext []byte            `json:"ciphertext"`
+	Context    map[string]string `json:"context,omitempty"`
+}
+
+// RewrapResponse answers a RewrapRequest, item by item.
+type RewrapResponse struct {
+	Items []RewrapResult `json:"items"`
+}
+
+// RewrapResult is one item's new ciphertext, or its error. A ciphertext
+// already under the active key comes back unchanged with Rewrapped false
+// (it was still checked: it decrypts), so rewrapping twice is harmless.
+type RewrapResult struct {
+	Ciphertext []byte `json:"ciphertext,omitempty"`
+	Type       string `json:"type,omitempty"`
+	// From is the version the ciphertext was under; Version the one it is
+	// under now, the active one.
+	From      uint32 `json:"from_version,omitempty"`
+	Version   uint32 `json:"version,omitempty"`
+	Rewrapped bool   `json:"rewrapped"`
+	Error     *Error `json:"error,omitempty"`
+}
+
 // DEKRequest is POST /v1/tenants/{tenant}/dek: deliver a DEK sealed with HPKE
 // (RFC 9180) to the caller's public key, on top of TLS, for clients that
 // encrypt locally.

@@ -73,6 +73,7 @@ func root() *command {
 			auditCommand(),
 			dataCommand("encrypt"),
 			dataCommand("decrypt"),
+			rewrapCommand(),
 			releaseCommand(),
 			brokerCommand(),
 			keyserviceCommand(),

@@ -66,6 +66,35 @@ func (s *Service) Decrypt(ctx context.Context, rec *audit.Entry, tenantID string
 	return pt, k.Meta(), nil
 }
 
+// Rewrap moves a ciphertext of the tenant to the active key of its type,
+// bound to the same context, without the plaintext leaving this call (it
+// is wiped before Rewrap returns). It returns the new ciphertext, the key
+// it was under and the key it is under now. A ciphertext already under the
+// active key is opened (so a forged one is refused as by Decrypt) and
+// returned as it is, with from and to the same version: rewrapping twice
+// changes nothing. Errors are Decrypt's (envelope.ErrDecrypt,
+// tenant.ErrKeyDestroyed) and Encrypt's (tenant.ErrNoActiveKey).
+func (s *Service) Rewrap(ctx context.Context, rec *audit.Entry, tenantID string, ciphertext []byte, context map[string]string) (out []byte, from, to tenant.Key, err error) {
+	pt, from, err := s.Decrypt(ctx, rec, tenantID, ciphertext, context)
+	if err != nil {
+		return nil, from, tenant.Key{}, err
+	}
+	defer clear(pt)
+	dek, to, err := s.DEK(ctx, rec, tenant.KeyRef{Tenant: tenantID, Type: from.Type})
+	if err != nil {
+		return nil, from, tenant.Key{}, err
+	}
+	defer dek.Destroy()
+	if to.Version == from.Version {
+		return ciphertext, from, to.Meta(), nil
+	}
+	ct, err := envelope.Seal(dek, envelope.Header{Tenant: tenantID, Type: from.Type, Version: to.Version}, context, pt)
+	if err != nil {
+		return nil, from, tenant.Key{}, fmt.Errorf("dataplane: %w", err)
+	}
+	return ct, from, to.Meta(), nil
+}
+
 // SealDEK delivers a DEK to a client that encrypts locally: the DEK of key
 // version r (version 0 = the active key) sealed with HPKE to the client's
 // public key of KEM kem (envelope.KEMX25519 or envelope.KEMMLKEM768X25519;

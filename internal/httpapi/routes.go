@@ -143,6 +143,9 @@ func (s *server) table() []Route {
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/decrypt", Audit: "key.decrypt", aggregate: true, Policy: scoped(app), Handler: s.decrypt,
 			Summary: "Decrypt a batch; errors (e.g. key_destroyed) are per item",
 			Request: api.DecryptRequest{}, Response: api.DecryptResponse{}},
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/rewrap", Audit: "key.rewrap", aggregate: true, Policy: scoped(app), Handler: s.rewrap,
+			Summary: "Rewrap a batch: each ciphertext moved to the active key of its type, bound to the same context, the plaintext never returned; one already under the active key comes back unchanged (rewrapped false); errors are per item",
+			Request: api.RewrapRequest{}, Response: api.RewrapResponse{}},
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/dek", Audit: "key.deliver", deliver: true, Policy: scoped(app), Handler: s.dek,
 			Summary: "Deliver a DEK sealed with HPKE to the caller's public key",
 			Request: api.DEKRequest{}, Response: api.DEKResponse{}},
@@ -411,6 +414,38 @@ func (s *server) decrypt(c *Call) (any, error) {
 			continue
 		}
 		out.Items[i] = api.DecryptResult{Plaintext: pt, Type: k.Type, Version: k.Version}
+	}
+	return out, nil
+}
+
+// rewrap counts each item under the version it moved from (the data that
+// left it), as decrypt counts under the version it read.
+func (s *server) rewrap(c *Call) (any, error) {
+	ctx := c.Context()
+	req := c.Body.(*api.RewrapRequest)
+	if err := s.checkBatch(len(req.Items)); err != nil {
+		return nil, err
+	}
+	out := api.RewrapResponse{Items: make([]api.RewrapResult, len(req.Items))}
+	for i, it := range req.Items {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if len(it.Ciphertext) == 0 {
+			out.Items[i].Error = &api.Error{Code: api.CodeBadRequest, Message: "ciphertext is required"}
+			continue
+		}
+		ct, from, to, err := s.Data.Rewrap(ctx, c.Audit, c.Tenant.ID, it.Ciphertext, it.Context)
+		s.count(c, tenant.KeyRef{Type: from.Type, Version: from.Version}.Name(), err)
+		if err != nil {
+			e, ok := itemError(err)
+			if !ok {
+				return nil, err
+			}
+			out.Items[i].Error = e
+			continue
+		}
+		out.Items[i] = api.RewrapResult{Ciphertext: ct, Type: to.Type, From: from.Version, Version: to.Version, Rewrapped: from.Version != to.Version}
 	}
 	return out, nil
 }

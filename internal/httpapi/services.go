@@ -64,6 +64,7 @@ type DataPlane interface {
 	Encrypt(ctx context.Context, rec *audit.Entry, tenantID, typ string, plaintext []byte, context map[string]string) ([]byte, tenant.Key, error)
 	Decrypt(ctx context.Context, rec *audit.Entry, tenantID string, ciphertext []byte, context map[string]string) ([]byte, tenant.Key, error)
 	SealDEK(ctx context.Context, rec *audit.Entry, r tenant.KeyRef, kem uint16, publicKey []byte) ([]byte, tenant.Key, error)
+	Rewrap(ctx context.Context, rec *audit.Entry, tenantID string, ciphertext []byte, context map[string]string) ([]byte, tenant.Key, tenant.Key, error)
 }
 
 // BYOK is upload certificates, uploads, export and import (*byok.Service).
