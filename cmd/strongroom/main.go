@@ -74,6 +74,7 @@ func root() *command {
 			dataCommand("encrypt"),
 			dataCommand("decrypt"),
 			rewrapCommand(),
+			syncCommand(),
 			releaseCommand(),
 			brokerCommand(),
 			keyserviceCommand(),
