@@ -598,8 +598,16 @@ func (j *Job) writeCheckpoint(after any, kind string, rep Report) error {
 // oldest first, saying what is left and whether the table still needs it.
 func (r Report) Lines(table string, columns []string) []string {
 	names := make([]string, 0, len(r.Versions))
-	for name := range r.Versions {
+	counts := map[string]*Count{}
+	for name, c := range r.Versions {
 		names = append(names, name)
+		counts[name] = c
+	}
+	for typ, v := range r.Active {
+		if name := typ + "/" + strconv.FormatUint(uint64(v), 10); counts[name] == nil {
+			names = append(names, name) // every value moved to it: none was under it
+			counts[name] = &Count{}
+		}
 	}
 	sort.Slice(names, func(a, b int) bool {
 		ta, va, _ := strings.Cut(names[a], "/")
@@ -614,7 +622,7 @@ func (r Report) Lines(table string, columns []string) []string {
 	var out []string
 	where := table + "(" + strings.Join(columns, ", ") + ")"
 	for _, name := range names {
-		c := r.Versions[name]
+		c := counts[name]
 		typ, v, _ := strings.Cut(name, "/")
 		ver, _ := strconv.ParseUint(v, 10, 32)
 		active, known := r.Active[typ]
