@@ -33,7 +33,7 @@ var ctx = context.Background()
 // world is a real node, an app client of tenant acme, and the user's
 // database with a table of ciphertexts.
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *apitest.Server
 	app, op *client.Client
 	db      *sql.DB
@@ -42,9 +42,9 @@ type world struct {
 }
 
 // userDB is the user's own database on each engine.
-func userDBs(t *testing.T) map[string]func(t *testing.T) string {
-	return map[string]func(t *testing.T) string{
-		"sqlite": func(t *testing.T) string {
+func userDBs(testing.TB) map[string]func(t testing.TB) string {
+	return map[string]func(t testing.TB) string{
+		"sqlite": func(t testing.TB) string {
 			p := filepath.Join(t.TempDir(), "app.db")
 			db, err := sql.Open("sqlite", p)
 			if err != nil {
@@ -56,7 +56,7 @@ func userDBs(t *testing.T) map[string]func(t *testing.T) string {
 			db.Close()
 			return "sqlite:" + p
 		},
-		"postgres": func(t *testing.T) string {
+		"postgres": func(t testing.TB) string {
 			dsn := storetest.Postgres(t)
 			db, err := sql.Open("pgx", dsn)
 			if err != nil {
@@ -71,7 +71,7 @@ func userDBs(t *testing.T) map[string]func(t *testing.T) string {
 	}
 }
 
-func newWorld(t *testing.T, dsn string, rows int) *world {
+func newWorld(t testing.TB, dsn string, rows int) *world {
 	t.Helper()
 	srv := apitest.NewServer(t, apitest.Options{})
 	srv.Tenant(t, "acme")
