@@ -75,6 +75,7 @@ func root() *command {
 			dataCommand("decrypt"),
 			rewrapCommand(),
 			syncCommand(),
+			benchCommand(),
 			releaseCommand(),
 			brokerCommand(),
 			keyserviceCommand(),
