@@ -17,7 +17,7 @@ var errPrefixes = []string{
 	"armor", "audit", "auditlog", "auth", "backup", "byok", "cacheonly", "ceremony", "client", "config", "dataplane",
 	"derive", "directory", "engine", "enroll", "envelope", "escrow", "exportkey", "hsm", "hsmuri",
 	"console", "httpapi", "k8splugin", "keycache", "keyservice", "keywrap", "lifecycle", "metrics", "node", "officer", "pkcs11", "plan", "postgres",
-	"primitive", "reason", "release", "secret", "sign", "soft", "sqlite", "store", "tenant", "transcript",
+	"primitive", "reason", "release", "secret", "sign", "siv", "soft", "sqlite", "store", "tenant", "transcript",
 	"uploadcert", "world",
 }
 
