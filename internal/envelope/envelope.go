@@ -20,7 +20,11 @@
 // not derivable from the ciphertext; the header only names it. The format is
 // specified byte by byte in docs/dataplane.md.
 //
-// Every failure of Open is the one opaque ErrDecrypt.
+// Keys of type deterministic seal format 2 instead (deterministic.go):
+// AES-SIV under a key derived per field, so that equal plaintexts of one
+// field give equal ciphertexts. FormatOf tells the two apart.
+//
+// Every failure of Open and OpenDeterministic is the one opaque ErrDecrypt.
 package envelope
 
 import (
