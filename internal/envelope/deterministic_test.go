@@ -264,3 +264,27 @@ func TestDocDeterministic(t *testing.T) {
 		t.Errorf("OpenDeterministic(the page's ciphertext) = %q, %v, want %q", pt, err, folded)
 	}
 }
+
+func BenchmarkSealDeterministic1KiB(b *testing.B) {
+	dek := newKey(b)
+	pt := make([]byte, 1024)
+	b.SetBytes(int64(len(pt)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := SealDeterministic(dek, det, ctx, pt); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkOpenDeterministic1KiB(b *testing.B) {
+	dek := newKey(b)
+	ct := mustSealDet(b, dek, det, ctx, make([]byte, 1024))
+	b.SetBytes(1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := OpenDeterministic(dek, ct, ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
