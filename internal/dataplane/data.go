@@ -8,6 +8,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/envelope"
 	"github.com/strongroom-kms/strongroom/internal/reason"
+	"github.com/strongroom-kms/strongroom/internal/secret"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
@@ -66,17 +67,30 @@ func (s *Service) EncryptField(ctx context.Context, rec *audit.Entry, tenantID, 
 		return nil, tenant.Key{}, err
 	}
 	defer dek.Destroy()
-	h := envelope.Header{Tenant: tenantID, Type: typ, Version: k.Version}
+	ct, err := seal(dek, envelope.Header{Tenant: tenantID, Type: typ, Version: k.Version}, f, context, plaintext)
+	if err != nil {
+		return nil, tenant.Key{}, err
+	}
+	return ct, k, nil
+}
+
+// seal seals plaintext under dek, the DEK of the key h names: in format 2
+// for field f if the key's type is deterministic, in format 1 otherwise.
+// Anything that re-encrypts (e.g. moving data to the active key) must use it
+// with the field of the ciphertext it replaces, so that a deterministic
+// ciphertext stays deterministic in its field.
+func seal(dek secret.Key, h envelope.Header, f Field, context map[string]string, plaintext []byte) ([]byte, error) {
 	var ct []byte
-	if det {
+	var err error
+	if deterministic(h.Type) {
 		ct, err = envelope.SealDeterministic(dek, envelope.FieldHeader{Header: h, Field: f.Name, CaseInsensitive: f.CaseInsensitive}, context, plaintext)
 	} else {
 		ct, err = envelope.Seal(dek, h, context, plaintext)
 	}
 	if err != nil {
-		return nil, tenant.Key{}, fmt.Errorf("dataplane: %w", err)
+		return nil, fmt.Errorf("dataplane: %w", err)
 	}
-	return ct, k, nil
+	return ct, nil
 }
 
 // Decrypt opens a ciphertext of Encrypt (or of a client that encrypts
