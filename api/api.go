@@ -369,9 +369,20 @@ type EncryptRequest struct {
 
 // EncryptItem is one plaintext with its caller context, bound as associated
 // data: the same context must be given to decrypt.
+//
+// Field is required for keys of type "deterministic" and refused for every
+// other type: it names the field (1 to 255 bytes of printable ASCII, e.g.
+// "users.email") whose values encrypt deterministically, so that equal
+// plaintexts with equal contexts give equal ciphertexts within the field and
+// key version, and unrelated ones in any other field. CaseInsensitive (only
+// with Field) folds the plaintext first (Unicode full case folding and NFC):
+// values equal but for case then encrypt alike, and decrypt to the folded
+// form. See docs/dataplane.md for what deterministic encryption reveals.
 type EncryptItem struct {
-	Plaintext []byte            `json:"plaintext"`
-	Context   map[string]string `json:"context,omitempty"`
+	Plaintext       []byte            `json:"plaintext"`
+	Context         map[string]string `json:"context,omitempty"`
+	Field           string            `json:"field,omitempty"`
+	CaseInsensitive bool              `json:"case_insensitive,omitempty"`
 }
 
 // EncryptResponse answers an EncryptRequest, item by item.
@@ -393,9 +404,13 @@ type DecryptRequest struct {
 }
 
 // DecryptItem is one ciphertext with the context it was encrypted with.
+// Field is required for a deterministic ciphertext, and must be the field it
+// was encrypted for (another one fails like a wrong context); it is refused
+// for the others.
 type DecryptItem struct {
 	Ciphertext []byte            `json:"ciphertext"`
 	Context    map[string]string `json:"context,omitempty"`
+	Field      string            `json:"field,omitempty"`
 }
 
 // DecryptResponse answers a DecryptRequest, item by item.
@@ -404,11 +419,14 @@ type DecryptResponse struct {
 }
 
 // DecryptResult is one item's plaintext, or its error (e.g. key_destroyed).
+// CaseInsensitive says the ciphertext was encrypted case-insensitively: the
+// plaintext is the folded form, not the one encrypted.
 type DecryptResult struct {
-	Plaintext []byte `json:"plaintext,omitempty"`
-	Type      string `json:"type,omitempty"`
-	Version   uint32 `json:"version,omitempty"`
-	Error     *Error `json:"error,omitempty"`
+	Plaintext       []byte `json:"plaintext,omitempty"`
+	Type            string `json:"type,omitempty"`
+	Version         uint32 `json:"version,omitempty"`
+	CaseInsensitive bool   `json:"case_insensitive,omitempty"`
+	Error           *Error `json:"error,omitempty"`
 }
 
 // RewrapRequest is POST /v1/tenants/{tenant}/rewrap: a batch of
@@ -419,10 +437,17 @@ type RewrapRequest struct {
 }
 
 // RewrapItem is one ciphertext with the context it was encrypted with (the
-// new ciphertext is bound to the same context).
+// new ciphertext is bound to the same context). A deterministic ciphertext
+// stays deterministic in its own field, with its case flag: Field may be
+// left out, and if given must be its field. A format 1 ciphertext of a
+// deterministic key (made before deterministic keys were deterministic)
+// needs Field (and CaseInsensitive if wanted): it is sealed again,
+// deterministically, in that field. Other types take no field.
 type RewrapItem struct {
-	Ciphertext []byte            `json:"ciphertext"`
-	Context    map[string]string `json:"context,omitempty"`
+	Ciphertext      []byte            `json:"ciphertext"`
+	Context         map[string]string `json:"context,omitempty"`
+	Field           string            `json:"field,omitempty"`
+	CaseInsensitive bool              `json:"case_insensitive,omitempty"`
 }
 
 // RewrapResponse answers a RewrapRequest, item by item.

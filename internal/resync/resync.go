@@ -455,7 +455,7 @@ func (j *Job) batch(ctx context.Context, db *sql.DB, n sqlNames, rows []row, rep
 			}
 			rep.Values++
 			ct, ok := ciphertext(v)
-			h, err := envelope.ParseHeader(ct)
+			h, err := envelope.KeyOf(ct)
 			if !ok || err != nil {
 				rep.Malformed++
 				continue
