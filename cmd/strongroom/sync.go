@@ -64,10 +64,10 @@ func syncCommand() *command {
 				p.finish()
 				if err != nil {
 					if errors.Is(err, context.Canceled) && !j.DryRun {
-						return fmt.Errorf("sync interrupted: every batch written so far is in %s; run the same command again to resume", j.Checkpoint)
+						return fmt.Errorf("sync interrupted: the batches done so far are written to the table and recorded in %s; run the same command again to resume", j.Checkpoint)
 					}
 					if !j.DryRun {
-						return fmt.Errorf("%w (what was written is in %s; run the same command again to resume)", err, j.Checkpoint)
+						return fmt.Errorf("%w (the batches done so far are recorded in %s; run the same command again to resume)", err, j.Checkpoint)
 					}
 					return err
 				}
@@ -83,6 +83,9 @@ func syncCommand() *command {
 					fmt.Fprintln(w)
 					if rep.Malformed > 0 {
 						fmt.Fprintf(w, "%d values are not Strongroom ciphertexts and were left as they are\n", rep.Malformed)
+					}
+					if rep.Conflict > 0 {
+						fmt.Fprintf(w, "%d values were changed by the application during the run and left as it wrote them\n", rep.Conflict)
 					}
 					for _, l := range rep.Lines(j.Table, j.Columns) {
 						fmt.Fprintln(w, l)

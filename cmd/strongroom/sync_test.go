@@ -184,7 +184,7 @@ func syncSurvivesKill(t *testing.T, engine string) {
 		t.Fatalf("the last sync: %v\n%s", err, out)
 	}
 	for _, want := range []string{"(resumed from the checkpoint)", "data/1: 0 values left in users(ssn): safe to destroy for this table",
-		"data/2: active: 600 values now under it"} {
+		"data/2: active: 600 values under it"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the last sync's report lacks %q:\n%s", want, out)
 		}

@@ -31,6 +31,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -38,6 +39,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 	"golang.org/x/time/rate"
@@ -85,14 +87,11 @@ type Job struct {
 	Progress Progress // nil = none
 }
 
-// Count is what the job found under one key version.
+// Count is what the job did with the values of one key version.
 type Count struct {
-	Values int64 `json:"values"` // values found under it when read
-	Moved  int64 `json:"moved"`  // moved from it to the active version
-	// Left is the values still under it after the job: refused by the
-	// server (Errors says why) or changed by the application meanwhile.
-	Left   int64            `json:"left"`
-	Errors map[string]int64 `json:"errors,omitempty"` // API code → values
+	Values int64            `json:"values"`           // values found under it when read
+	Moved  int64            `json:"moved"`            // moved from it to the active version
+	Errors map[string]int64 `json:"errors,omitempty"` // refused by the server: API code → values
 }
 
 // Report is the result of a job, also kept in its checkpoint.
@@ -109,8 +108,17 @@ type Report struct {
 	// run.
 	Versions map[string]*Count `json:"versions"`
 	Active   map[string]uint32 `json:"active"`
-	Resumed  bool              `json:"resumed"` // the job went on from a checkpoint
-	DryRun   bool              `json:"dry_run"`
+	// Remaining is what a read-only pass over the whole table found after
+	// the job: the values under each version, and those it could not read
+	// (Unreadable). Only it decides "safe to destroy": a version with none
+	// left, in a table with nothing unreadable. Not in a dry run.
+	Remaining  map[string]int64 `json:"remaining,omitempty"`
+	Unreadable int64            `json:"unreadable"`
+	// Rotated: the active version of a type changed during the job, so
+	// values it had passed under the one before may be left: run it again.
+	Rotated bool `json:"rotated,omitempty"`
+	Resumed bool `json:"resumed"` // the job went on from a checkpoint
+	DryRun  bool `json:"dry_run"`
 }
 
 // checkpoint is the checkpoint file's content.
@@ -210,17 +218,30 @@ func open(dsn string) (*sql.DB, string, error) {
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
 		path := strings.TrimPrefix(dsn, "sqlite:")
-		if path == "" || strings.ContainsAny(path, "?#") {
-			return nil, "", errors.New("resync: sqlite:PATH names a database file, without options")
+		if path == "" || strings.ContainsAny(path, "?#%") {
+			return nil, "", errors.New("resync: sqlite:PATH names a database file, without options (and without ?, # or %)")
 		}
 		if _, err := os.Stat(path); err != nil {
 			return nil, "", fmt.Errorf("resync: the database %s: %w", path, err)
 		}
 		db, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(10000)")
-		return db, "sqlite", err
+		if err != nil {
+			return nil, "", fmt.Errorf("resync: %w", err)
+		}
+		return db, "sqlite", nil
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return nil, "", errors.New("resync: the PostgreSQL URL does not parse")
+		}
+		if _, has := u.User.Password(); has || u.Query().Has("password") || u.Query().Has("sslpassword") {
+			return nil, "", errors.New("resync: the PostgreSQL URL holds a password, which command lines and checkpoints must not: put it in PGPASSWORD or a PGPASSFILE")
+		}
 		db, err := sql.Open("pgx", dsn)
-		return db, "postgres", err
+		if err != nil {
+			return nil, "", fmt.Errorf("resync: %w", err)
+		}
+		return db, "postgres", nil
 	}
 	return nil, "", errors.New("resync: the database must be sqlite:PATH or postgres://…")
 }
@@ -241,13 +262,16 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	db, _, err := open(j.DSN)
+	db, engine, err := open(j.DSN)
 	if err != nil {
 		return Report{}, err
 	}
 	defer db.Close()
 	if err := db.PingContext(ctx); err != nil {
 		return Report{}, fmt.Errorf("resync: the database does not answer: %w", err)
+	}
+	if err := j.checkSchema(ctx, db, engine); err != nil {
+		return Report{}, err
 	}
 
 	rep := Report{Versions: map[string]*Count{}, Active: map[string]uint32{}, DryRun: j.DryRun}
@@ -261,8 +285,10 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 		if ok {
 			rep = cp.Report
 			rep.Resumed = true
+			// Learnt again: the key may have rotated since.
+			rep.Active = map[string]uint32{}
 			if after, err = decodeKey(cp.After, cp.Kind); err != nil {
-				return Report{}, err
+				return Report{}, fmt.Errorf("resync: %s: its key does not decode: %w", j.Checkpoint, err)
 			}
 			kind = cp.Kind
 		}
@@ -282,7 +308,7 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 	for {
 		if limit != nil {
 			if err := limit.WaitN(ctx, j.Batch); err != nil {
-				return rep, err
+				return rep, fmt.Errorf("resync: %w", err)
 			}
 		}
 		rows, last, lastKind, err := j.read(ctx, db, n, after)
@@ -308,12 +334,145 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 			break
 		}
 	}
-	if j.Checkpoint != "" && !j.DryRun {
+	if j.DryRun {
+		return rep, nil
+	}
+	if err := j.verify(ctx, db, n, &rep); err != nil {
+		return rep, err
+	}
+	if j.Checkpoint != "" {
 		if err := os.Remove(j.Checkpoint); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return rep, fmt.Errorf("resync: removing the checkpoint of a finished job: %w", err)
 		}
 	}
 	return rep, nil
+}
+
+// verify reads the whole table once more, without changing it, and counts
+// the values under each key version, and those it cannot read.
+func (j *Job) verify(ctx context.Context, db *sql.DB, n sqlNames, rep *Report) error {
+	rep.Remaining, rep.Unreadable = map[string]int64{}, 0
+	var after any
+	for {
+		rows, last, _, err := j.read(ctx, db, n, after)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			for _, v := range r.values {
+				if v == nil {
+					continue
+				}
+				ct, ok := ciphertext(v)
+				h, err := envelope.KeyOf(ct)
+				if !ok || err != nil {
+					rep.Unreadable++
+					continue
+				}
+				rep.Remaining[h.Type+"/"+strconv.FormatUint(uint64(h.Version), 10)]++
+			}
+		}
+		if len(rows) < j.Batch {
+			return nil
+		}
+		after = last
+	}
+}
+
+// checkSchema checks the names against the database's catalog before
+// anything is read: every column exists (SQLite would take a quoted name
+// it does not know for a string), and the key is the table's primary key
+// or a unique, NOT NULL column, so that `key > last ORDER BY key` visits
+// every row once.
+func (j *Job) checkSchema(ctx context.Context, db *sql.DB, engine string) error {
+	cols := map[string]bool{} // name → NOT NULL or primary key
+	unique := false
+	schema, table, dotted := strings.Cut(j.Table, ".")
+	if !dotted {
+		schema, table = "", j.Table
+	}
+	switch engine {
+	case "sqlite":
+		if schema == "" {
+			schema = "main"
+		}
+		rs, err := db.QueryContext(ctx, `SELECT name, "notnull", pk FROM pragma_table_info($1, $2)`, table, schema)
+		if err != nil {
+			return fmt.Errorf("resync: reading the columns of %s: %w", j.Table, err)
+		}
+		pks := 0
+		keyPK := false
+		for rs.Next() {
+			var name string
+			var notNull, pk int
+			if err := rs.Scan(&name, &notNull, &pk); err != nil {
+				rs.Close()
+				return fmt.Errorf("resync: reading the columns of %s: %w", j.Table, err)
+			}
+			cols[name] = notNull == 1 || pk > 0
+			if pk > 0 {
+				pks++
+				keyPK = keyPK || name == j.Key
+			}
+		}
+		rs.Close()
+		unique = keyPK && pks == 1
+		if !unique && cols[j.Key] {
+			var k int
+			err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_index_list($1, $2) l
+				WHERE l."unique" = 1 AND l.partial = 0
+				AND (SELECT COUNT(*) FROM pragma_index_info(l.name, $2)) = 1
+				AND (SELECT name FROM pragma_index_info(l.name, $2)) = $3`, table, schema, j.Key).Scan(&k)
+			if err != nil {
+				return fmt.Errorf("resync: reading the indexes of %s: %w", j.Table, err)
+			}
+			unique = k > 0
+		}
+	case "postgres":
+		n, _ := quote("table", j.Table, true)
+		rs, err := db.QueryContext(ctx, `SELECT attname, attnotnull FROM pg_attribute
+			WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped`, n)
+		if err != nil {
+			return fmt.Errorf("resync: reading the columns of %s: %w", j.Table, err)
+		}
+		for rs.Next() {
+			var name string
+			var notNull bool
+			if err := rs.Scan(&name, &notNull); err != nil {
+				rs.Close()
+				return fmt.Errorf("resync: reading the columns of %s: %w", j.Table, err)
+			}
+			cols[name] = notNull
+		}
+		rs.Close()
+		if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_index i
+			JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+			WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL AND a.attname = $2)`,
+			n, j.Key).Scan(&unique); err != nil {
+			return fmt.Errorf("resync: reading the indexes of %s: %w", j.Table, err)
+		}
+	}
+	if len(cols) == 0 {
+		return fmt.Errorf("resync: there is no table %s in the database", j.Table)
+	}
+	need := append([]string{j.Key}, j.Columns...)
+	for _, c := range j.ContextColumns {
+		need = append(need, c)
+	}
+	for _, c := range need {
+		if _, ok := cols[c]; !ok {
+			names := make([]string, 0, len(cols))
+			for name := range cols {
+				names = append(names, name)
+			}
+			sort.Strings(names)
+			return fmt.Errorf("resync: %s has no column %s (its columns: %s)", j.Table, c, strings.Join(names, ", "))
+		}
+	}
+	if !unique || !cols[j.Key] {
+		return fmt.Errorf("resync: %s is not the primary key of %s, nor a unique NOT NULL column: sync walks the table in the key's order and needs each row to have its own (give --key)", j.Key, j.Table)
+	}
+	return nil
 }
 
 // row is one row of a batch.
@@ -407,9 +566,10 @@ func keyKind(v any) (any, string, error) {
 	switch v := v.(type) {
 	case int64:
 		return v, "int", nil
-	case int32:
-		return int64(v), "int", nil
 	case string:
+		if !utf8.ValidString(v) {
+			return nil, "", errors.New("a text primary key that is not UTF-8: sync cannot record where it is")
+		}
 		return v, "text", nil
 	case []byte:
 		return v, "bytes", nil
@@ -491,18 +651,18 @@ func (j *Job) batch(ctx context.Context, db *sql.DB, n sqlNames, rows []row, rep
 		for i, r := range res {
 			it := chunk[i]
 			c := rep.count(it.name)
-			switch {
-			case r.Error != nil:
-				c.Left++
+			if r.Error != nil {
 				if c.Errors == nil {
 					c.Errors = map[string]int64{}
 				}
 				c.Errors[r.Error.Code]++
-			case !r.Rewrapped:
-				// Already under the active version: learnt, not moved.
-				rep.Active[r.Type] = r.Version
-			default:
-				rep.Active[r.Type] = r.Version
+				continue
+			}
+			if prev, known := rep.Active[r.Type]; known && prev != r.Version {
+				rep.Rotated = true
+			}
+			rep.Active[r.Type] = r.Version
+			if r.Rewrapped {
 				writes = append(writes, write{it: it, new: r.Ciphertext})
 			}
 		}
@@ -526,10 +686,15 @@ func (j *Job) batch(ctx context.Context, db *sql.DB, n sqlNames, rows []row, rep
 		if err != nil {
 			return fmt.Errorf("resync: writing %s: %w", j.Table, err)
 		}
-		if k, err := res.RowsAffected(); err != nil || k != 1 {
+		k, err := res.RowsAffected()
+		switch {
+		case err != nil:
+			return fmt.Errorf("resync: writing %s: %w", j.Table, err)
+		case k > 1:
+			return fmt.Errorf("resync: %d rows of %s have %s = %v: the key column must be unique (nothing of this batch was written)", k, j.Table, j.Key, r.key)
+		case k == 0:
 			// The application wrote the value meanwhile: its value stands.
 			rep.Conflict++
-			rep.count(w.it.name).Left++
 			continue
 		}
 		rep.Moved++
@@ -585,29 +750,37 @@ func (j *Job) readCheckpoint() (checkpoint, bool, error) {
 func (j *Job) writeCheckpoint(after any, kind string, rep Report) error {
 	a, err := json.Marshal(after)
 	if err != nil {
-		return err
+		return fmt.Errorf("resync: the checkpoint: %w", err)
 	}
 	b, err := json.MarshalIndent(checkpoint{Format: 1, Job: j.fingerprint(), After: a, Kind: kind, Report: rep}, "", "  ")
 	if err != nil {
-		return err
+		return fmt.Errorf("resync: the checkpoint: %w", err)
 	}
 	return atomicfile.Write(j.Checkpoint, append(b, '\n'))
 }
 
 // Lines is the report as the CLI prints it: one line per key version,
 // oldest first, saying what is left and whether the table still needs it.
+// "Safe to destroy" rests on the final read-only pass (Remaining) alone:
+// no value of the columns under the version, and none unreadable.
 func (r Report) Lines(table string, columns []string) []string {
-	names := make([]string, 0, len(r.Versions))
 	counts := map[string]*Count{}
 	for name, c := range r.Versions {
-		names = append(names, name)
 		counts[name] = c
+	}
+	for name := range r.Remaining {
+		if counts[name] == nil {
+			counts[name] = &Count{}
+		}
 	}
 	for typ, v := range r.Active {
 		if name := typ + "/" + strconv.FormatUint(uint64(v), 10); counts[name] == nil {
-			names = append(names, name) // every value moved to it: none was under it
 			counts[name] = &Count{}
 		}
+	}
+	names := make([]string, 0, len(counts))
+	for name := range counts {
+		names = append(names, name)
 	}
 	sort.Slice(names, func(a, b int) bool {
 		ta, va, _ := strings.Cut(names[a], "/")
@@ -621,33 +794,54 @@ func (r Report) Lines(table string, columns []string) []string {
 	})
 	var out []string
 	where := table + "(" + strings.Join(columns, ", ") + ")"
+	safe := false
 	for _, name := range names {
 		c := counts[name]
 		typ, v, _ := strings.Cut(name, "/")
 		ver, _ := strconv.ParseUint(v, 10, 32)
 		active, known := r.Active[typ]
+		left := r.Remaining[name]
 		switch {
 		case r.DryRun:
 			out = append(out, fmt.Sprintf("%s: %d values (dry run: nothing moved)", name, c.Values))
 		case known && uint32(ver) == active:
-			out = append(out, fmt.Sprintf("%s: active: %d values now under it (%d already were, %d moved to it)", name, c.Values+movedTo(r, typ), c.Values, movedTo(r, typ)))
-		case c.Left > 0 && c.Errors[api.CodeKeyDestroyed] == c.Left:
-			out = append(out, fmt.Sprintf("%s: destroyed: %d values in %s can never be decrypted again", name, c.Left, where))
-		case c.Left == 0:
+			line := fmt.Sprintf("%s: active: %d values under it (%d moved to it)", name, left, movedTo(r, typ))
+			if k := sum(c.Errors); k > 0 {
+				line += fmt.Sprintf("; %d refused (%s)", k, codes(c.Errors))
+			}
+			out = append(out, line)
+		case left == 0 && r.Unreadable > 0:
+			out = append(out, fmt.Sprintf("%s: 0 readable values left in %s, but %d values could not be read: not verified (%d moved)", name, where, r.Unreadable, c.Moved))
+		case left == 0:
+			safe = true
 			out = append(out, fmt.Sprintf("%s: 0 values left in %s: safe to destroy for this table (%d moved)", name, where, c.Moved))
+		case c.Errors[api.CodeKeyDestroyed] == left:
+			out = append(out, fmt.Sprintf("%s: destroyed: %d values in %s can never be decrypted again", name, left, where))
 		default:
-			why := make([]string, 0, len(c.Errors))
-			for code, k := range c.Errors {
-				why = append(why, fmt.Sprintf("%d %s", k, code))
+			why := codes(c.Errors)
+			if why == "" {
+				why = "not moved: changed by the application, written during the run, or passed while the key rotated; run sync again"
 			}
-			sort.Strings(why)
-			if conflicts := c.Left - sum(c.Errors); conflicts > 0 {
-				why = append(why, fmt.Sprintf("%d changed by the application meanwhile", conflicts))
-			}
-			out = append(out, fmt.Sprintf("%s: %d values left in %s (%s): not safe to destroy (%d moved)", name, c.Left, where, strings.Join(why, ", "), c.Moved))
+			out = append(out, fmt.Sprintf("%s: %d values left in %s (%s): not safe to destroy (%d moved)", name, left, where, why, c.Moved))
 		}
 	}
+	if r.Rotated {
+		out = append(out, "the active key changed during the run: run sync again to move what it had passed")
+	}
+	if safe {
+		out = append(out, "\"safe to destroy\" covers "+where+" as it was at the end of this run: other tables, files, and clients still holding the version's DEK are not checked")
+	}
 	return out
+}
+
+// codes is a count of API codes as "2 decryption_failed, 1 key_destroyed".
+func codes(m map[string]int64) string {
+	why := make([]string, 0, len(m))
+	for code, k := range m {
+		why = append(why, fmt.Sprintf("%d %s", k, code))
+	}
+	sort.Strings(why)
+	return strings.Join(why, ", ")
 }
 
 func movedTo(r Report, typ string) int64 {

@@ -211,7 +211,7 @@ func TestSync(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rep.Moved != 90 || rep.Rows != 100 || rep.Versions["data/1"].Moved != 90 || rep.Versions["data/1"].Left != 0 || rep.Active["data"] != 2 {
+			if rep.Moved != 90 || rep.Rows != 100 || rep.Versions["data/1"].Moved != 90 || rep.Remaining["data/1"] != 0 || rep.Remaining["data/2"] != 100 || rep.Active["data"] != 2 {
 				t.Errorf("sync = %+v (data/1 %+v)", rep, rep.Versions["data/1"])
 			}
 			if v := w.versions(); v[2] != 100 {
@@ -219,7 +219,7 @@ func TestSync(t *testing.T) {
 			}
 			lines := strings.Join(rep.Lines("users", []string{"ssn"}), "\n")
 			if !strings.Contains(lines, "data/1: 0 values left in users(ssn): safe to destroy for this table (90 moved)") ||
-				!strings.Contains(lines, "data/2: active: 100 values now under it") {
+				!strings.Contains(lines, "data/2: active: 100 values under it (90 moved to it)") {
 				t.Errorf("report:\n%s", lines)
 			}
 			if _, err := os.Stat(cp); !errors.Is(err, os.ErrNotExist) {
@@ -338,14 +338,15 @@ func TestSyncEdges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Conflict != 1 || rep.Moved != 29 || rep.Versions["data/1"].Left != 1 {
+	if rep.Conflict != 1 || rep.Moved != 29 || rep.Remaining["data/1"] != 0 || rep.Unreadable != 1 {
 		t.Errorf("with the application's write: %+v", rep)
 	}
 	var ssn []byte
 	if err := w.db.QueryRow("SELECT ssn FROM users WHERE id = 3").Scan(&ssn); err != nil || string(ssn) != "the application's new value" {
 		t.Errorf("the application's write was overwritten: %q, %v", ssn, err)
 	}
-	if l := strings.Join(rep.Lines("users", []string{"ssn"}), "\n"); !strings.Contains(l, "1 changed by the application meanwhile") {
+	// The application's value is no ciphertext: data/1 is not verified.
+	if l := strings.Join(rep.Lines("users", []string{"ssn"}), "\n"); !strings.Contains(l, "data/1: 0 readable values left in users(ssn), but 1 values could not be read: not verified") {
 		t.Errorf("report:\n%s", l)
 	}
 	if _, err := w.db.Exec("UPDATE users SET ssn = NULL WHERE id = 3"); err != nil {
@@ -361,7 +362,7 @@ func TestSyncEdges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := rep.Versions["data/2"]; c == nil || c.Left != 29 || c.Errors[api.CodeKeyDestroyed] != 29 {
+	if c := rep.Versions["data/2"]; c == nil || rep.Remaining["data/2"] != 29 || c.Errors[api.CodeKeyDestroyed] != 29 {
 		t.Errorf("under a destroyed version: %+v", rep)
 	}
 	if l := strings.Join(rep.Lines("users", []string{"ssn"}), "\n"); !strings.Contains(l, "data/2: destroyed: 29 values in users(ssn) can never be decrypted again") {
@@ -385,6 +386,84 @@ func TestSyncEdges(t *testing.T) {
 	}
 	if n := w.count(); n != 30 {
 		t.Errorf("the table has %d rows after the refused jobs", n)
+	}
+}
+
+// rotating is a rewrap after whose first call the key rotates.
+type rotating struct {
+	resync.Rewrapper
+	w     *world
+	calls int
+}
+
+func (r *rotating) Rewrap(ctx context.Context, tenant string, items ...api.RewrapItem) ([]api.RewrapResult, error) {
+	res, err := r.Rewrapper.Rewrap(ctx, tenant, items...)
+	if r.calls++; r.calls == 1 {
+		r.w.rotate()
+	}
+	return res, err
+}
+
+// A rotation during the run: the version active at its start keeps what
+// the run moved to it, and the report says so instead of "safe".
+func TestSyncRotationDuringRun(t *testing.T) {
+	w := newWorld(t, userDBs(t)["sqlite"](t), 40)
+	w.rotate()
+	j := w.job("")
+	j.Rewrap = &rotating{Rewrapper: w.app, w: w}
+	rep, err := j.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Rotated || rep.Remaining["data/1"] != 0 || rep.Remaining["data/2"] != 16 || rep.Remaining["data/3"] != 24 {
+		t.Errorf("report %+v", rep)
+	}
+	l := strings.Join(rep.Lines("users", []string{"ssn"}), "\n")
+	for _, want := range []string{"data/1: 0 values left in users(ssn): safe to destroy", "data/2: 16 values left in users(ssn)",
+		"not safe to destroy", "data/3: active: 24 values under it", "the active key changed during the run"} {
+		if !strings.Contains(l, want) {
+			t.Errorf("report lacks %q:\n%s", want, l)
+		}
+	}
+	// Again: everything moves to data/3.
+	rep, err = w.job("").Run(ctx)
+	if err != nil || rep.Remaining["data/3"] != 40 || rep.Rotated {
+		t.Errorf("the second run: %+v, %v", rep, err)
+	}
+}
+
+// Names are checked against the catalog: a missing key column (SQLite
+// would read a quoted unknown name as a string), a key that is not unique,
+// a missing ciphertext column; a URL with a password is refused.
+func TestSyncChecksSchema(t *testing.T) {
+	for engine, mk := range userDBs(t) {
+		t.Run(engine, func(t *testing.T) {
+			w := newWorld(t, mk(t), 3)
+			blob := map[string]string{"sqlite": "BLOB", "postgres": "bytea"}[engine]
+			if _, err := w.db.Exec("CREATE TABLE accounts (user_id bigint PRIMARY KEY, name text NOT NULL, ssn " + blob + ")"); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				edit func(j *resync.Job)
+				want string
+			}{
+				{func(j *resync.Job) { j.Table = "accounts"; j.ContextColumns = nil }, "accounts has no column id (its columns: name, ssn, user_id)"},
+				{func(j *resync.Job) { j.Table = "accounts"; j.Key = "name"; j.ContextColumns = nil }, "name is not the primary key of accounts"},
+				{func(j *resync.Job) { j.Columns = []string{"snn"} }, "users has no column snn"},
+				{func(j *resync.Job) { j.Table = "nope" }, "there is no table nope"},
+			} {
+				j := w.job("")
+				c.edit(j)
+				if _, err := j.Run(ctx); err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Errorf("%+v: %v, want %q", j, err, c.want)
+				}
+			}
+			j := w.job("")
+			j.DSN = "postgres://app:hunter2@127.0.0.1:1/db"
+			if _, err := j.Run(ctx); err == nil || !strings.Contains(err.Error(), "holds a password") || strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("a URL with a password: %v", err)
+			}
+		})
 	}
 }
 
