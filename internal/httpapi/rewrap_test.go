@@ -76,11 +76,17 @@ func TestRewrapRoute(t *testing.T) {
 	}
 	var log api.AuditList
 	e.call("GET", "/v1/tenants/acme/audit?key=data/1", e.Operator, nil).want(t, 200, &log)
-	var moved uint64
+	var moved, refused uint64
 	for _, en := range log.Entries {
-		if en.Action == "key.rewrap" && en.Outcome == "ok" {
+		switch {
+		case en.Action == "key.rewrap" && en.Outcome == "ok":
 			moved += en.Count
+		case en.Action == "key.rewrap" && en.Reason == api.CodeKeyDestroyed:
+			refused += en.Count
 		}
+	}
+	if refused != 1 {
+		t.Errorf("%d rewraps under the destroyed data/1 listed with it, want 1", refused)
 	}
 	if moved != 2 { // item 0, twice: the leak check moved it again
 		t.Errorf("%d rewraps counted under data/1, want 2", moved)

@@ -453,7 +453,14 @@ func (s *server) rewrap(c *Call) (any, error) {
 			continue
 		}
 		ct, from, to, err := s.Data.Rewrap(ctx, c.Audit, c.Tenant.ID, dataplane.Field{Name: it.Field, CaseInsensitive: it.CaseInsensitive}, it.Ciphertext, it.Context)
-		s.count(c, tenant.KeyRef{Type: from.Type, Version: from.Version}.Name(), err)
+		ref := tenant.KeyRef{Type: from.Type, Version: from.Version}
+		if h, herr := envelope.KeyOf(it.Ciphertext); err != nil && herr == nil && h.Tenant == c.Tenant.ID {
+			// A refusal counts under the version the ciphertext names
+			// (not secret: it is in the clear), so that the attempts on a
+			// destroyed version are listed with it.
+			ref = tenant.KeyRef{Type: h.Type, Version: h.Version}
+		}
+		s.count(c, ref.Name(), err)
 		if err != nil {
 			e, ok := itemError(err)
 			if !ok {
