@@ -200,13 +200,7 @@ func sivKeys(dek secret.Key, hb []byte) (mac, enc secret.Key, err error) {
 }
 
 // aadV2 is the associated data of a format-2 ciphertext with header bytes hb.
-func aadV2(hb, ctx []byte) []byte {
-	out := make([]byte, 0, 1+len(aadLabelV2)+len(hb)+len(ctx))
-	out = append(out, byte(len(aadLabelV2)))
-	out = append(out, aadLabelV2...)
-	out = append(out, hb...)
-	return append(out, ctx...)
-}
+func aadV2(hb, ctx []byte) []byte { return labelled(aadLabelV2, hb, ctx) }
 
 // SealDeterministic encrypts plaintext under a key derived from dek (the
 // DEK of the key version h names) for h's field, bound to h and to context.

@@ -157,11 +157,14 @@ func parse(ct []byte) (Header, []byte, error) {
 	return h, s, nil
 }
 
-// aad is the associated data of a ciphertext with header bytes hb.
-func aad(hb, ctx []byte) []byte {
-	out := make([]byte, 0, 1+len(aadLabel)+len(hb)+len(ctx))
-	out = append(out, byte(len(aadLabel)))
-	out = append(out, aadLabel...)
+// aad is the associated data of a format 1 ciphertext with header bytes hb.
+func aad(hb, ctx []byte) []byte { return labelled(aadLabel, hb, ctx) }
+
+// labelled is u8<label> || hb || ctx: a format's associated data.
+func labelled(label string, hb, ctx []byte) []byte {
+	out := make([]byte, 0, 1+len(label)+len(hb)+len(ctx))
+	out = append(out, byte(len(label)))
+	out = append(out, label...)
 	out = append(out, hb...)
 	return append(out, ctx...)
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -361,115 +362,120 @@ func (s *server) checkBatch(n int) error {
 	return nil
 }
 
+// errNoCiphertext is an item of decrypt or rewrap without its ciphertext:
+// refused alone, and not counted (it names no key).
+var errNoCiphertext = errors.New("httpapi: ciphertext is required")
+
+// eachItem runs a batch route's work for each of its n items: the batch's
+// size checked, the request's context before each item, each item counted
+// in the audit aggregates under the key do returns, and an item's own
+// failure (itemError) given to fail while any other error ends the
+// request (a 5xx).
+func (s *server) eachItem(c *Call, n int, do func(i int) (key string, err error), fail func(i int, e *api.Error)) error {
+	if err := s.checkBatch(n); err != nil {
+		return err
+	}
+	for i := range n {
+		if err := c.Context().Err(); err != nil {
+			return err
+		}
+		key, err := do(i)
+		if errors.Is(err, errNoCiphertext) {
+			fail(i, &api.Error{Code: api.CodeBadRequest, Message: "ciphertext is required"})
+			continue
+		}
+		s.count(c, key, err)
+		if err != nil {
+			e, ok := itemError(err)
+			if !ok {
+				return err
+			}
+			fail(i, e)
+		}
+	}
+	return nil
+}
+
 func (s *server) encrypt(c *Call) (any, error) {
-	ctx := c.Context()
 	req := c.Body.(*api.EncryptRequest)
 	typ, err := keyType(req.Type)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkBatch(len(req.Items)); err != nil {
-		return nil, err
-	}
 	out := api.EncryptResponse{Items: make([]api.EncryptResult, len(req.Items))}
-	for i, it := range req.Items {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
+	err = s.eachItem(c, len(req.Items), func(i int) (string, error) {
+		it := req.Items[i]
 		var ct []byte
 		var k tenant.Key
+		var err error
 		if f := (dataplane.Field{Name: it.Field, CaseInsensitive: it.CaseInsensitive}); f != (dataplane.Field{}) {
-			ct, k, err = s.Data.EncryptField(ctx, c.Audit, c.Tenant.ID, typ, f, it.Plaintext, it.Context)
+			ct, k, err = s.Data.EncryptField(c.Context(), c.Audit, c.Tenant.ID, typ, f, it.Plaintext, it.Context)
 		} else {
-			ct, k, err = s.Data.Encrypt(ctx, c.Audit, c.Tenant.ID, typ, it.Plaintext, it.Context)
+			ct, k, err = s.Data.Encrypt(c.Context(), c.Audit, c.Tenant.ID, typ, it.Plaintext, it.Context)
 		}
-		s.count(c, tenant.KeyRef{Type: typ, Version: k.Version}.Name(), err)
-		if err != nil {
-			e, ok := itemError(err)
-			if !ok {
-				return nil, err
-			}
-			out.Items[i].Error = e
-			continue
+		if err == nil {
+			out.Items[i] = api.EncryptResult{Ciphertext: ct, Type: k.Type, Version: k.Version}
 		}
-		out.Items[i] = api.EncryptResult{Ciphertext: ct, Type: k.Type, Version: k.Version}
+		return tenant.KeyRef{Type: typ, Version: k.Version}.Name(), err
+	}, func(i int, e *api.Error) { out.Items[i].Error = e })
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
 func (s *server) decrypt(c *Call) (any, error) {
-	ctx := c.Context()
 	req := c.Body.(*api.DecryptRequest)
-	if err := s.checkBatch(len(req.Items)); err != nil {
-		return nil, err
-	}
 	out := api.DecryptResponse{Items: make([]api.DecryptResult, len(req.Items))}
-	for i, it := range req.Items {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
+	err := s.eachItem(c, len(req.Items), func(i int) (string, error) {
+		it := req.Items[i]
 		if len(it.Ciphertext) == 0 {
-			out.Items[i].Error = &api.Error{Code: api.CodeBadRequest, Message: "ciphertext is required"}
-			continue
+			return "", errNoCiphertext
 		}
 		var pt []byte
 		var k tenant.Key
 		var err error
 		if it.Field != "" {
-			pt, k, err = s.Data.DecryptField(ctx, c.Audit, c.Tenant.ID, it.Field, it.Ciphertext, it.Context)
+			pt, k, err = s.Data.DecryptField(c.Context(), c.Audit, c.Tenant.ID, it.Field, it.Ciphertext, it.Context)
 		} else {
-			pt, k, err = s.Data.Decrypt(ctx, c.Audit, c.Tenant.ID, it.Ciphertext, it.Context)
+			pt, k, err = s.Data.Decrypt(c.Context(), c.Audit, c.Tenant.ID, it.Ciphertext, it.Context)
 		}
-		s.count(c, tenant.KeyRef{Type: k.Type, Version: k.Version}.Name(), err)
-		if err != nil {
-			e, ok := itemError(err)
-			if !ok {
-				return nil, err
-			}
-			out.Items[i].Error = e
-			continue
+		if err == nil {
+			h, herr := envelope.ParseFieldHeader(it.Ciphertext)
+			out.Items[i] = api.DecryptResult{Plaintext: pt, Type: k.Type, Version: k.Version, CaseInsensitive: herr == nil && h.CaseInsensitive}
 		}
-		h, herr := envelope.ParseFieldHeader(it.Ciphertext)
-		out.Items[i] = api.DecryptResult{Plaintext: pt, Type: k.Type, Version: k.Version, CaseInsensitive: herr == nil && h.CaseInsensitive}
+		return tenant.KeyRef{Type: k.Type, Version: k.Version}.Name(), err
+	}, func(i int, e *api.Error) { out.Items[i].Error = e })
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-// rewrap counts each item under the version it moved from (the data that
-// left it), as decrypt counts under the version it read.
+// rewrap counts each item under the version its ciphertext was under (the
+// data that left it), as decrypt counts under the version it read; a
+// refusal under the version the ciphertext names (not secret: it is in
+// the clear), so that attempts on a destroyed version are listed with it.
 func (s *server) rewrap(c *Call) (any, error) {
-	ctx := c.Context()
 	req := c.Body.(*api.RewrapRequest)
-	if err := s.checkBatch(len(req.Items)); err != nil {
-		return nil, err
-	}
 	out := api.RewrapResponse{Items: make([]api.RewrapResult, len(req.Items))}
-	for i, it := range req.Items {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
+	err := s.eachItem(c, len(req.Items), func(i int) (string, error) {
+		it := req.Items[i]
 		if len(it.Ciphertext) == 0 {
-			out.Items[i].Error = &api.Error{Code: api.CodeBadRequest, Message: "ciphertext is required"}
-			continue
+			return "", errNoCiphertext
 		}
-		ct, from, to, err := s.Data.Rewrap(ctx, c.Audit, c.Tenant.ID, dataplane.Field{Name: it.Field, CaseInsensitive: it.CaseInsensitive}, it.Ciphertext, it.Context)
-		ref := tenant.KeyRef{Type: from.Type, Version: from.Version}
-		if h, herr := envelope.KeyOf(it.Ciphertext); err != nil && herr == nil && h.Tenant == c.Tenant.ID {
-			// A refusal counts under the version the ciphertext names
-			// (not secret: it is in the clear), so that the attempts on a
-			// destroyed version are listed with it.
-			ref = tenant.KeyRef{Type: h.Type, Version: h.Version}
-		}
-		s.count(c, ref.Name(), err)
+		ct, from, to, err := s.Data.Rewrap(c.Context(), c.Audit, c.Tenant.ID, dataplane.Field{Name: it.Field, CaseInsensitive: it.CaseInsensitive}, it.Ciphertext, it.Context)
 		if err != nil {
-			e, ok := itemError(err)
-			if !ok {
-				return nil, err
+			if h, herr := envelope.KeyOf(it.Ciphertext); herr == nil && h.Tenant == c.Tenant.ID {
+				return tenant.KeyRef{Type: h.Type, Version: h.Version}.Name(), err
 			}
-			out.Items[i].Error = e
-			continue
+			return "", err
 		}
 		out.Items[i] = api.RewrapResult{Ciphertext: ct, Type: to.Type, From: from.Version, Version: to.Version, Rewrapped: !bytes.Equal(ct, it.Ciphertext)}
+		return tenant.KeyRef{Type: from.Type, Version: from.Version}.Name(), nil
+	}, func(i int, e *api.Error) { out.Items[i].Error = e })
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
