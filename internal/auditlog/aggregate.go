@@ -4,10 +4,15 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
+	"github.com/strongroom-kms/strongroom/internal/keyusage"
+	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
 // aggKey is one counter of the aggregate.
@@ -77,8 +82,10 @@ func (a *Aggregate) CountEntry(e audit.Entry) {
 }
 
 // Flush appends the aggregate entries of the operations counted so far to
-// l, stamped with the current time (see Aggregate). On failure the counts
-// are kept for the next flush.
+// l, stamped with the current time (see Aggregate), and, in the same
+// transaction, adds the successful encryptions and decryptions to the
+// usage counters of their key versions (Usage). On failure the counts are
+// kept for the next flush.
 func (a *Aggregate) Flush(ctx context.Context, l *Log) error {
 	a.mu.Lock()
 	counts := a.counts
@@ -118,7 +125,7 @@ func (a *Aggregate) Flush(ctx context.Context, l *Log) error {
 			Remote: k.remote, Detail: detail,
 		})
 	}
-	if err := l.Append(ctx, entries...); err != nil {
+	if err := l.AppendUsage(ctx, usage(counts), entries...); err != nil {
 		a.mu.Lock()
 		if a.counts == nil {
 			a.counts = map[aggKey]uint64{}
@@ -130,4 +137,43 @@ func (a *Aggregate) Flush(ctx context.Context, l *Log) error {
 		return fmt.Errorf("auditlog: appending %d aggregate entries: %w", len(entries), err)
 	}
 	return nil
+}
+
+// usage is what the counts say of each key version: the successful
+// encryptions and decryptions, and the minute of the last of each. Every
+// server-side encryption seals one message with AES-256-GCM under a random
+// nonce (internal/envelope), so each is also counted as sealed.
+func usage(counts map[aggKey]uint64) []keyusage.Count {
+	var out []keyusage.Count
+	for k, n := range counts {
+		if k.outcome != string(audit.OutcomeOK) || k.action != audit.ActionEncrypt && k.action != audit.ActionDecrypt {
+			continue
+		}
+		ref, ok := keyRef(k.tenant, k.key)
+		if !ok || store.ValidKeyRef(ref) != nil {
+			continue // names no key version: the entry alone records it
+		}
+		c := keyusage.Count{Key: ref}
+		minute := time.Unix(k.minute*60, 0).UTC()
+		if k.action == audit.ActionEncrypt {
+			c.Encryptions, c.Sealed, c.LastEncrypt = n, n, minute
+		} else {
+			c.Decryptions, c.LastDecrypt = n, minute
+		}
+		out = append(out, c)
+	}
+	return keyusage.Merge(out)
+}
+
+// keyRef parses the key version an entry names ("data/3").
+func keyRef(tenantID, key string) (tenant.KeyRef, bool) {
+	typ, v, ok := strings.Cut(key, "/")
+	if !ok || tenantID == "" || typ == "" {
+		return tenant.KeyRef{}, false
+	}
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil || n == 0 {
+		return tenant.KeyRef{}, false
+	}
+	return tenant.KeyRef{Tenant: tenantID, Type: typ, Version: uint32(n)}, true
 }

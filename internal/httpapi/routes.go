@@ -7,6 +7,7 @@ import (
 
 	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/internal/auth"
+	"github.com/strongroom-kms/strongroom/internal/keyusage"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
@@ -91,6 +92,9 @@ func (s *server) table() []Route {
 			Request: api.GenerateKeyRequest{}, Response: api.Key{}},
 		{Method: "GET", Pattern: "/v1/tenants/{tenant}/keys", Audit: "key.list", Policy: scoped(tenantAdmin, operator, auditor), Handler: s.keys,
 			Summary: "List a tenant's keys, without material", Response: api.KeyList{}, Query: []string{"type"}},
+		{Method: "GET", Pattern: "/v1/tenants/{tenant}/keys/usage", Audit: "key.usage", Policy: scoped(tenantAdmin, operator, auditor), Handler: s.keyUsage,
+			Summary:  "What each key version was used for: server-side encryptions, decryptions, AES-GCM seals (nonces: ok, warning from 2^30, exhausted at 2^32), DEK deliveries, their last times, and whether an archived version looks safe to destroy",
+			Response: api.KeyUsageList{}, Query: []string{"type"}},
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/{type}/{version}/destroy", Audit: "key.destroy", Policy: scoped(tenantAdmin, operator), Handler: s.destroyKey,
 			Summary: "Destroy a key version: data under it can never be decrypted again (confirm with TENANT/TYPE/VERSION)",
 			Request: api.DestroyKeyRequest{}, Response: api.Key{}},
@@ -430,5 +434,6 @@ func (s *server) dek(c *Call) (any, error) {
 		return nil, err
 	}
 	c.Audit.Key = k.KeyRef().Name()
+	c.usage = []keyusage.Count{{Key: k.KeyRef(), Deliveries: 1, LastDelivery: c.Audit.Time}}
 	return api.DEKResponse{TenantID: c.Tenant.ID, Type: k.Type, Version: k.Version, Sealed: sealed}, nil
 }
