@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
-	"github.com/strongroom-kms/strongroom/internal/keyusage"
 	"github.com/strongroom-kms/strongroom/internal/auth"
+	"github.com/strongroom-kms/strongroom/internal/keyusage"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
