@@ -15,7 +15,7 @@ import (
 // TestErrPrefixesComplete keeps the list in step with internal/.
 var errPrefixes = []string{
 	"armor", "audit", "auditlog", "auth", "backup", "byok", "cacheonly", "ceremony", "client", "config", "dataplane",
-	"derive", "directory", "engine", "enroll", "envelope", "escrow", "exportkey", "hsm", "hsmuri",
+	"derive", "directory", "engine", "enroll", "envelope", "escrow", "exportkey", "hsm", "hsmuri", "keyusage",
 	"console", "httpapi", "k8splugin", "keycache", "keyservice", "keywrap", "lifecycle", "metrics", "node", "officer", "pkcs11", "plan", "postgres",
 	"primitive", "reason", "release", "secret", "sign", "soft", "sqlite", "store", "tenant", "transcript",
 	"uploadcert", "world",
