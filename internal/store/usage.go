@@ -94,7 +94,11 @@ func checkCount(c keyusage.Count) (keyusage.Count, error) {
 // does not have is skipped: an aggregate never fails to be appended for
 // it. An invalid count (ErrInvalid) or entry stores nothing. The counters
 // are locked in (tenant, type, version) order, before the audit state.
+// Neither counts nor entries: nothing is done.
 func (s *Store) AppendAuditUsage(ctx context.Context, counts []keyusage.Count, entries ...audit.Entry) ([]audit.Entry, error) {
+	if len(counts) == 0 && len(entries) == 0 {
+		return nil, nil
+	}
 	counts = keyusage.Merge(counts)
 	for i := range counts {
 		var err error
