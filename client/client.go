@@ -501,3 +501,22 @@ func (c *Client) Decrypt(ctx context.Context, tenant string, items ...api.Decryp
 	}
 	return r.Items, nil
 }
+
+// Rewrap moves ciphertexts to the active key of their type (POST
+// /v1/tenants/{tenant}/rewrap); the plaintext never leaves the server. A
+// ciphertext already under the active key comes back unchanged, with
+// Rewrapped false. Errors of single items (e.g. key_destroyed) are in
+// their results.
+func (c *Client) Rewrap(ctx context.Context, tenant string, items ...api.RewrapItem) ([]api.RewrapResult, error) {
+	if err := seg("tenant name", tenant); err != nil {
+		return nil, err
+	}
+	var r api.RewrapResponse
+	if err := c.do(ctx, "POST", "/v1/tenants/"+tenant+"/rewrap", nil, api.RewrapRequest{Items: items}, &r); err != nil {
+		return nil, err
+	}
+	if len(r.Items) != len(items) {
+		return nil, fmt.Errorf("client: the server answered %d items for %d", len(r.Items), len(items))
+	}
+	return r.Items, nil
+}

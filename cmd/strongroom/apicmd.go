@@ -430,6 +430,11 @@ func dataCommand(name string) *command {
 		typ := keyTypeFlag(fs, "data", "the key type (encrypt)")
 		ctxf := contextFlags{}
 		fs.Var(ctxf, "context", "KEY=VALUE bound to the ciphertext; repeat; decrypt needs the same")
+		field := fs.String("field", "", "the field a deterministic key encrypts for, e.g. users.email (required for --type deterministic; decrypt needs the same)")
+		var fold *bool
+		if name == "encrypt" {
+			fold = fs.Bool("case-insensitive", false, "fold case (Unicode case folding and NFC) before a deterministic encryption; decrypt gives the folded form")
+		}
 		return func(ctx context.Context, c *client.Client, args []string) error {
 			if *tenant == "" || len(args) > 0 {
 				return usageErrorf("--tenant is required; the data comes on standard input")
@@ -444,13 +449,13 @@ func dataCommand(name string) *command {
 			var out []byte
 			var itemErr *api.Error
 			if name == "encrypt" {
-				res, err := c.Encrypt(ctx, *tenant, *typ, api.EncryptItem{Plaintext: in, Context: ctxf})
+				res, err := c.Encrypt(ctx, *tenant, *typ, api.EncryptItem{Plaintext: in, Context: ctxf, Field: *field, CaseInsensitive: *fold})
 				if err != nil {
 					return err
 				}
 				out, itemErr = res[0].Ciphertext, res[0].Error
 			} else {
-				res, err := c.Decrypt(ctx, *tenant, api.DecryptItem{Ciphertext: in, Context: ctxf})
+				res, err := c.Decrypt(ctx, *tenant, api.DecryptItem{Ciphertext: in, Context: ctxf, Field: *field})
 				if err != nil {
 					return err
 				}

@@ -20,7 +20,11 @@
 // not derivable from the ciphertext; the header only names it. The format is
 // specified byte by byte in docs/dataplane.md.
 //
-// Every failure of Open is the one opaque ErrDecrypt.
+// Keys of type deterministic seal format 2 instead (deterministic.go):
+// AES-SIV under a key derived per field, so that equal plaintexts of one
+// field give equal ciphertexts. FormatOf tells the two apart.
+//
+// Every failure of Open and OpenDeterministic is the one opaque ErrDecrypt.
 package envelope
 
 import (
@@ -118,6 +122,21 @@ func (h Header) Overhead() int { return h.size() + primitive.Overhead }
 func ParseHeader(ct []byte) (Header, error) {
 	h, _, err := parse(ct)
 	return h, err
+}
+
+// KeyOf reads the key a ciphertext of any format names (format 1's
+// header, or format 2's without its field), without opening it: for a
+// caller that sorts ciphertexts by key version. ErrMalformed if it is
+// neither.
+func KeyOf(ct []byte) (Header, error) {
+	switch FormatOf(ct) {
+	case Format:
+		return ParseHeader(ct)
+	case FormatDeterministic:
+		fh, err := ParseFieldHeader(ct)
+		return fh.Header, err
+	}
+	return Header{}, ErrMalformed
 }
 
 // parse splits ct into its header and the sealed part.

@@ -1,12 +1,15 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 
 	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/internal/auth"
+	"github.com/strongroom-kms/strongroom/internal/dataplane"
+	"github.com/strongroom-kms/strongroom/internal/envelope"
 	"github.com/strongroom-kms/strongroom/internal/keyusage"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
@@ -142,11 +145,14 @@ func (s *server) table() []Route {
 			Response: api.AuditList{}, Query: []string{"key", "since", "until", "after", "limit"}},
 
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/encrypt", Audit: "key.encrypt", aggregate: true, Policy: scoped(app), Handler: s.encrypt,
-			Summary: "Encrypt a batch under the active key of a type; errors are per item",
+			Summary: "Encrypt a batch under the active key of a type (deterministic keys: per field); errors are per item",
 			Request: api.EncryptRequest{}, Response: api.EncryptResponse{}},
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/decrypt", Audit: "key.decrypt", aggregate: true, Policy: scoped(app), Handler: s.decrypt,
 			Summary: "Decrypt a batch; errors (e.g. key_destroyed) are per item",
 			Request: api.DecryptRequest{}, Response: api.DecryptResponse{}},
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/rewrap", Audit: "key.rewrap", aggregate: true, Policy: scoped(app), Handler: s.rewrap,
+			Summary: "Rewrap a batch: each ciphertext moved to the active key of its type, bound to the same context, the plaintext never returned; one already under the active key comes back unchanged (rewrapped false); errors are per item",
+			Request: api.RewrapRequest{}, Response: api.RewrapResponse{}},
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/dek", Audit: "key.deliver", deliver: true, Policy: scoped(app), Handler: s.dek,
 			Summary: "Deliver a DEK sealed with HPKE to the caller's public key",
 			Request: api.DEKRequest{}, Response: api.DEKResponse{}},
@@ -374,7 +380,13 @@ func (s *server) encrypt(c *Call) (any, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		ct, k, err := s.Data.Encrypt(ctx, c.Audit, c.Tenant.ID, typ, it.Plaintext, it.Context)
+		var ct []byte
+		var k tenant.Key
+		if f := (dataplane.Field{Name: it.Field, CaseInsensitive: it.CaseInsensitive}); f != (dataplane.Field{}) {
+			ct, k, err = s.Data.EncryptField(ctx, c.Audit, c.Tenant.ID, typ, f, it.Plaintext, it.Context)
+		} else {
+			ct, k, err = s.Data.Encrypt(ctx, c.Audit, c.Tenant.ID, typ, it.Plaintext, it.Context)
+		}
 		s.count(c, tenant.KeyRef{Type: typ, Version: k.Version}.Name(), err)
 		if err != nil {
 			e, ok := itemError(err)
@@ -404,7 +416,14 @@ func (s *server) decrypt(c *Call) (any, error) {
 			out.Items[i].Error = &api.Error{Code: api.CodeBadRequest, Message: "ciphertext is required"}
 			continue
 		}
-		pt, k, err := s.Data.Decrypt(ctx, c.Audit, c.Tenant.ID, it.Ciphertext, it.Context)
+		var pt []byte
+		var k tenant.Key
+		var err error
+		if it.Field != "" {
+			pt, k, err = s.Data.DecryptField(ctx, c.Audit, c.Tenant.ID, it.Field, it.Ciphertext, it.Context)
+		} else {
+			pt, k, err = s.Data.Decrypt(ctx, c.Audit, c.Tenant.ID, it.Ciphertext, it.Context)
+		}
 		s.count(c, tenant.KeyRef{Type: k.Type, Version: k.Version}.Name(), err)
 		if err != nil {
 			e, ok := itemError(err)
@@ -414,7 +433,40 @@ func (s *server) decrypt(c *Call) (any, error) {
 			out.Items[i].Error = e
 			continue
 		}
-		out.Items[i] = api.DecryptResult{Plaintext: pt, Type: k.Type, Version: k.Version}
+		h, herr := envelope.ParseFieldHeader(it.Ciphertext)
+		out.Items[i] = api.DecryptResult{Plaintext: pt, Type: k.Type, Version: k.Version, CaseInsensitive: herr == nil && h.CaseInsensitive}
+	}
+	return out, nil
+}
+
+// rewrap counts each item under the version it moved from (the data that
+// left it), as decrypt counts under the version it read.
+func (s *server) rewrap(c *Call) (any, error) {
+	ctx := c.Context()
+	req := c.Body.(*api.RewrapRequest)
+	if err := s.checkBatch(len(req.Items)); err != nil {
+		return nil, err
+	}
+	out := api.RewrapResponse{Items: make([]api.RewrapResult, len(req.Items))}
+	for i, it := range req.Items {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if len(it.Ciphertext) == 0 {
+			out.Items[i].Error = &api.Error{Code: api.CodeBadRequest, Message: "ciphertext is required"}
+			continue
+		}
+		ct, from, to, err := s.Data.Rewrap(ctx, c.Audit, c.Tenant.ID, dataplane.Field{Name: it.Field, CaseInsensitive: it.CaseInsensitive}, it.Ciphertext, it.Context)
+		s.count(c, tenant.KeyRef{Type: from.Type, Version: from.Version}.Name(), err)
+		if err != nil {
+			e, ok := itemError(err)
+			if !ok {
+				return nil, err
+			}
+			out.Items[i].Error = e
+			continue
+		}
+		out.Items[i] = api.RewrapResult{Ciphertext: ct, Type: to.Type, From: from.Version, Version: to.Version, Rewrapped: !bytes.Equal(ct, it.Ciphertext)}
 	}
 	return out, nil
 }

@@ -213,6 +213,15 @@ func TestEveryRoute(t *testing.T) {
 		t.Errorf("decrypt = %+v", dec)
 	}
 
+	// Rewrap: data under v1 moves to v2, the active key.
+	var rw api.RewrapResponse
+	call("POST", "/v1/tenants/{tenant}/rewrap", "/v1/tenants/acme/rewrap", appSecret, api.RewrapRequest{Items: []api.RewrapItem{
+		{Ciphertext: enc1.Items[0].Ciphertext, Context: map[string]string{"field": "card"}},
+	}}).want(t, 200, &rw)
+	if r := rw.Items[0]; r.Error != nil || !r.Rewrapped || r.From != 1 || r.Version != 2 {
+		t.Errorf("rewrap = %+v", rw)
+	}
+
 	// A DEK delivered with HPKE opens locally and decrypts server ciphertexts.
 	priv, err := hpke.DHKEM(ecdh.X25519()).GenerateKey()
 	if err != nil {
@@ -407,7 +416,7 @@ func TestEveryRoute(t *testing.T) {
 	for _, want := range []string{
 		"release.install ok ", "tenant.create ok ", "token.create ok ", "token.revoke ok ",
 		"key.generate ok data/1", "key.generate refused ", "key.generate ok data/2", "key.encrypt ok data/1",
-		"key.decrypt ok data/2", "key.decrypt refused ", "key.deliver ok data/2", "key.destroy refused data/1",
+		"key.decrypt ok data/2", "key.decrypt refused ", "key.rewrap ok data/1", "key.deliver ok data/2", "key.destroy refused data/1",
 		"key.destroy ok data/1", "key.destroy ok data/2", "tenant.settings ok ", "cert.create ok ", "cert.complete ok ",
 		"cert.retire ok ", "key.upload refused ", "key.upload ok data/3", "key.export ok data/3", "key.import refused data/3",
 		"key.import ok data/3", "token.use refused ", "key.derive ok data/1", "key.derive ok data/2",
