@@ -287,7 +287,7 @@ type KeyUsage struct {
 	// Sealed counts the messages the server sealed under the version's
 	// DEK with AES-256-GCM and a random nonce; Nonces is ok, warning (at
 	// or past 2^30) or exhausted (at or past 2^32, the bound of NIST SP
-	// 800-38D): rotate.
+	// 800-38D): rotate; none for a deterministic key (AES-SIV, no nonce).
 	Sealed       uint64     `json:"sealed"`
 	Nonces       string     `json:"nonces"`
 	LastEncrypt  *time.Time `json:"last_encrypt,omitempty"` // the minute of the last encryption

@@ -440,7 +440,9 @@ func (s *server) decrypt(c *Call) (any, error) {
 }
 
 // rewrap counts each item under the version it moved from (the data that
-// left it), as decrypt counts under the version it read.
+// left it), as decrypt counts under the version it read; the key usage
+// counters also count the new ciphertext as an encryption under the
+// version it moved to.
 func (s *server) rewrap(c *Call) (any, error) {
 	ctx := c.Context()
 	req := c.Body.(*api.RewrapRequest)
@@ -466,7 +468,11 @@ func (s *server) rewrap(c *Call) (any, error) {
 			out.Items[i].Error = e
 			continue
 		}
-		out.Items[i] = api.RewrapResult{Ciphertext: ct, Type: to.Type, From: from.Version, Version: to.Version, Rewrapped: !bytes.Equal(ct, it.Ciphertext)}
+		moved := !bytes.Equal(ct, it.Ciphertext)
+		if moved {
+			s.Aggregate.CountEncryption(*c.Audit, to.KeyRef()) // the new ciphertext, in the usage counters
+		}
+		out.Items[i] = api.RewrapResult{Ciphertext: ct, Type: to.Type, From: from.Version, Version: to.Version, Rewrapped: moved}
 	}
 	return out, nil
 }

@@ -96,8 +96,14 @@ const (
 	SealLimit   = 1 << 32
 )
 
+// Probabilistic reports whether keys of type typ encrypt with AES-256-GCM
+// under a random nonce, whose invocations are bounded: every type but
+// deterministic, whose fields are sealed with AES-SIV (no nonce).
+func Probabilistic(typ string) bool { return typ != tenant.TypeDeterministic }
+
 // The nonce states of a key version (Nonces).
 const (
+	NoncesNone      = "none" // a deterministic key: AES-SIV has no nonce to run out of
 	NoncesOK        = "ok"
 	NoncesWarning   = "warning"   // at or past SealWarning: rotate soon
 	NoncesExhausted = "exhausted" // at or past SealLimit: rotate now

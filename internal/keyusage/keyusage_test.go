@@ -74,6 +74,9 @@ func TestAssess(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := Assess(tc.k, tc.u, now)
+			if r.Nonces != NoncesOK {
+				t.Errorf("Assess() nonces = %q, want %q", r.Nonces, NoncesOK)
+			}
 			if r.SafeToDestroy != tc.safe || !strings.Contains(r.Hint, tc.hint) {
 				t.Errorf("Assess() = safe %v, hint %q; want safe %v, hint containing %q", r.SafeToDestroy, r.Hint, tc.safe, tc.hint)
 			}
@@ -81,5 +84,17 @@ func TestAssess(t *testing.T) {
 				t.Errorf("Assess() = key %v (wrapped %d bytes), usage of %v; want %v without material", r.Key.KeyRef(), len(r.Key.Wrapped), r.Usage.Key, tc.k.KeyRef())
 			}
 		})
+	}
+}
+
+// TestAssessDeterministic: a deterministic key seals with AES-SIV, which
+// has no nonce: its nonce state is none whatever is counted.
+func TestAssessDeterministic(t *testing.T) {
+	k := tenant.Key{Tenant: "t", Type: tenant.TypeDeterministic, Version: 1, State: tenant.StateActive}
+	if r := Assess(k, Usage{Count: Count{Encryptions: SealLimit}}, t0); r.Nonces != NoncesNone {
+		t.Errorf("Assess(deterministic) nonces = %q, want %q", r.Nonces, NoncesNone)
+	}
+	if Probabilistic(tenant.TypeDeterministic) || !Probabilistic(tenant.TypeData) {
+		t.Error("Probabilistic() is wrong for deterministic or data")
 	}
 }

@@ -14,7 +14,7 @@ type Report struct {
 	Key   tenant.Key
 	Usage Usage
 	// Nonces is the nonce state of Usage.Sealed (NoncesOK, NoncesWarning,
-	// NoncesExhausted).
+	// NoncesExhausted), or NoncesNone for a deterministic key.
 	Nonces string
 	// SafeToDestroy: the version is archived, has had no server-side
 	// decryption and no DEK delivery for QuietWindow, and the last
@@ -29,6 +29,9 @@ type Report struct {
 func Assess(k tenant.Key, u Usage, now time.Time) Report {
 	u.Key = k.KeyRef()
 	r := Report{Key: k.Meta(), Usage: u, Nonces: Nonces(u.Sealed)}
+	if !Probabilistic(k.Type) {
+		r.Nonces = NoncesNone
+	}
 	since := now.Add(-QuietWindow)
 	day := func(t time.Time) string { return t.UTC().Format(time.DateOnly) }
 	switch {
