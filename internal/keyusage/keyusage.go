@@ -1,5 +1,5 @@
-// Package keyusage is what each key version has been used for (issue 11,
-// docs/keys-usage.md): durable counters of server-side encryptions and
+// Package keyusage is what each key version has been used for
+// (docs/keys-usage.md): durable counters of server-side encryptions and
 // decryptions, DEK deliveries and AES-256-GCM seals, the last time of each,
 // and what a data-at-rest report (strongroom sync) says is left under it;
 // and, from them, two hints: whether a version's DEK is near the bound on
