@@ -269,6 +269,47 @@ type KeyList struct {
 	Keys []Key `json:"keys"`
 }
 
+// KeyUsage is what one key version was used for (GET
+// /v1/tenants/{tenant}/keys/usage, docs/keys-usage.md). Counts of the last
+// minutes may be missing: the node adds the data plane's counts when it
+// flushes its audit aggregate.
+type KeyUsage struct {
+	Tenant  string `json:"tenant"` // the tenant's name
+	Type    string `json:"type"`
+	Version uint32 `json:"version"`
+	State   string `json:"state"` // active, archived, destroyed
+	// Encryptions and Decryptions are the server's; Deliveries counts the
+	// DEKs delivered to clients, which may seal and open any number of
+	// messages the server cannot count.
+	Encryptions uint64 `json:"encryptions"`
+	Decryptions uint64 `json:"decryptions"`
+	Deliveries  uint64 `json:"deliveries"`
+	// Sealed counts the messages the server sealed under the version's
+	// DEK with AES-256-GCM and a random nonce; Nonces is ok, warning (at
+	// or past 2^30) or exhausted (at or past 2^32, the bound of NIST SP
+	// 800-38D): rotate; none for a deterministic key (AES-SIV, no nonce).
+	Sealed       uint64     `json:"sealed"`
+	Nonces       string     `json:"nonces"`
+	LastEncrypt  *time.Time `json:"last_encrypt,omitempty"` // the minute of the last encryption
+	LastDecrypt  *time.Time `json:"last_decrypt,omitempty"` // the minute of the last decryption
+	LastDelivery *time.Time `json:"last_delivery,omitempty"`
+	// RowsLeft is what the last data-at-rest report found still under the
+	// version, and Reported when it was made; both absent without one.
+	RowsLeft *uint64    `json:"rows_left,omitempty"`
+	Reported *time.Time `json:"reported,omitempty"`
+	// SafeToDestroy: archived, no server-side decryption and no delivery
+	// for 30 days, and a data-at-rest report after its last use found
+	// nothing under it. Hint says why or why not.
+	SafeToDestroy bool   `json:"safe_to_destroy"`
+	Hint          string `json:"hint"`
+}
+
+// KeyUsageList is GET /v1/tenants/{tenant}/keys/usage: every version of
+// the tenant's keys (of one type with ?type=), by type and version.
+type KeyUsageList struct {
+	Usage []KeyUsage `json:"usage"`
+}
+
 // GenerateKeyRequest is POST /v1/tenants/{tenant}/keys.
 type GenerateKeyRequest struct {
 	Type string `json:"type"`

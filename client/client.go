@@ -434,6 +434,24 @@ func (c *Client) Keys(ctx context.Context, tenant, typ string) ([]api.Key, error
 	return l.Keys, err
 }
 
+// KeyUsage lists what each version of a tenant's keys (of type typ, or
+// of every type if typ is "") was used for (GET
+// /v1/tenants/{tenant}/keys/usage): server-side encryptions, decryptions,
+// AES-GCM seals and their nonce state, DEK deliveries, the last times, and
+// whether an archived version looks safe to destroy.
+func (c *Client) KeyUsage(ctx context.Context, tenant, typ string) ([]api.KeyUsage, error) {
+	if err := seg("tenant name", tenant); err != nil {
+		return nil, err
+	}
+	var q url.Values
+	if typ != "" {
+		q = url.Values{"type": {typ}}
+	}
+	var l api.KeyUsageList
+	err := c.do(ctx, "GET", "/v1/tenants/"+tenant+"/keys/usage", q, nil, &l)
+	return l.Usage, err
+}
+
 // DestroyKey destroys a key version (POST
 // /v1/tenants/{tenant}/keys/{type}/{version}/destroy). confirm must be
 // "TENANT/TYPE/VERSION" exactly, as a person typed it: the data under the

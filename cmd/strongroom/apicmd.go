@@ -399,7 +399,7 @@ func keyCommand() *command {
 					})
 				}
 			}),
-		}, append(byokCommands(), cacheOnlyCommands()...)...),
+		}, append(append(byokCommands(), cacheOnlyCommands()...), keyUsageCommand())...),
 	}
 }
 

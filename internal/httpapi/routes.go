@@ -11,6 +11,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/auth"
 	"github.com/strongroom-kms/strongroom/internal/dataplane"
 	"github.com/strongroom-kms/strongroom/internal/envelope"
+	"github.com/strongroom-kms/strongroom/internal/keyusage"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
@@ -95,6 +96,9 @@ func (s *server) table() []Route {
 			Request: api.GenerateKeyRequest{}, Response: api.Key{}},
 		{Method: "GET", Pattern: "/v1/tenants/{tenant}/keys", Audit: "key.list", Policy: scoped(tenantAdmin, operator, auditor), Handler: s.keys,
 			Summary: "List a tenant's keys, without material", Response: api.KeyList{}, Query: []string{"type"}},
+		{Method: "GET", Pattern: "/v1/tenants/{tenant}/keys/usage", Audit: "key.usage", Policy: scoped(tenantAdmin, operator, auditor), Handler: s.keyUsage,
+			Summary:  "What each key version was used for: server-side encryptions, decryptions, AES-GCM seals (nonces: ok, warning from 2^30, exhausted at 2^32), DEK deliveries, their last times, and whether an archived version looks safe to destroy",
+			Response: api.KeyUsageList{}, Query: []string{"type"}},
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/{type}/{version}/destroy", Audit: "key.destroy", Policy: scoped(tenantAdmin, operator), Handler: s.destroyKey,
 			Summary: "Destroy a key version: data under it can never be decrypted again (confirm with TENANT/TYPE/VERSION)",
 			Request: api.DestroyKeyRequest{}, Response: api.Key{}},
@@ -456,6 +460,8 @@ func (s *server) decrypt(c *Call) (any, error) {
 // data that left it), as decrypt counts under the version it read; a
 // refusal under the version the ciphertext names (not secret: it is in
 // the clear), so that attempts on a destroyed version are listed with it.
+// The key usage counters also count a moved item's new ciphertext as an
+// encryption under the version it moved to.
 func (s *server) rewrap(c *Call) (any, error) {
 	req := c.Body.(*api.RewrapRequest)
 	out := api.RewrapResponse{Items: make([]api.RewrapResult, len(req.Items))}
@@ -471,7 +477,11 @@ func (s *server) rewrap(c *Call) (any, error) {
 			}
 			return "", err
 		}
-		out.Items[i] = api.RewrapResult{Ciphertext: ct, Type: to.Type, From: from.Version, Version: to.Version, Rewrapped: !bytes.Equal(ct, it.Ciphertext)}
+		moved := !bytes.Equal(ct, it.Ciphertext)
+		if moved {
+			s.Aggregate.CountEncryption(*c.Audit, to.KeyRef()) // the new ciphertext, in the usage counters
+		}
+		out.Items[i] = api.RewrapResult{Ciphertext: ct, Type: to.Type, From: from.Version, Version: to.Version, Rewrapped: moved}
 		return tenant.KeyRef{Type: from.Type, Version: from.Version}.Name(), nil
 	}, func(i int, e *api.Error) { out.Items[i].Error = e })
 	if err != nil {
@@ -495,5 +505,6 @@ func (s *server) dek(c *Call) (any, error) {
 		return nil, err
 	}
 	c.Audit.Key = k.KeyRef().Name()
+	c.usage = []keyusage.Count{{Key: k.KeyRef(), Deliveries: 1, LastDelivery: c.Audit.Time}}
 	return api.DEKResponse{TenantID: c.Tenant.ID, Type: k.Type, Version: k.Version, Sealed: sealed}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdh"
 	"crypto/hpke"
 	"encoding/pem"
+	"fmt"
 	"maps"
 	"strconv"
 	"strings"
@@ -426,6 +427,51 @@ func TestEveryRoute(t *testing.T) {
 			t.Errorf("no audit entry %q", want)
 		}
 	}
+	// Key usage: the counters agree with the log's successful aggregates
+	// and deliveries, version by version; a rewrap is a decryption under
+	// the version it left, and its new ciphertext (the one rewrap above,
+	// to data/2) an encryption under the active one.
+	logged := map[string]uint64{"key.encrypt data/2": 1}
+	for _, a := range log.Entries {
+		if a.Tenant != acme.ID || a.Outcome != "ok" {
+			continue
+		}
+		switch a.Action {
+		case "key.encrypt", "key.decrypt":
+			logged[a.Action+" "+a.Key] += a.Count
+		case "key.rewrap":
+			logged["key.decrypt "+a.Key] += a.Count
+		case "key.deliver":
+			logged[a.Action+" "+a.Key]++
+		}
+	}
+	var usage api.KeyUsageList
+	call("GET", "/v1/tenants/{tenant}/keys/usage", "/v1/tenants/acme/keys/usage", auditor, nil).want(t, 200, &usage)
+	counted := map[string]uint64{}
+	for _, u := range usage.Usage {
+		name := fmt.Sprintf("%s/%d", u.Type, u.Version)
+		if u.Encryptions > 0 {
+			counted["key.encrypt "+name] = u.Encryptions
+		}
+		if u.Decryptions > 0 {
+			counted["key.decrypt "+name] = u.Decryptions
+		}
+		if u.Deliveries > 0 {
+			counted["key.deliver "+name] = u.Deliveries
+		}
+		wantSealed, wantNonces := u.Encryptions, "ok"
+		if u.Type == "deterministic" {
+			wantSealed, wantNonces = 0, "none" // AES-SIV
+		}
+		if u.Sealed != wantSealed || u.Nonces != wantNonces || u.Tenant != "acme" {
+			t.Errorf("usage of %s = %+v: want sealed %d, nonces %s, tenant acme", name, u, wantSealed, wantNonces)
+		}
+	}
+	if len(logged) < 3 || !maps.Equal(logged, counted) {
+		t.Errorf("key usage = %v, want what the audit log records: %v", counted, logged)
+	}
+	e.call("GET", "/v1/tenants/acme/keys/usage?type=Data", admin, nil).wantError(t, 400, api.CodeBadRequest)
+
 	var mine api.AuditList
 	call("GET", "/v1/tenants/{tenant}/audit", "/v1/tenants/acme/audit?key=data", admin, nil).want(t, 200, &mine)
 	if len(mine.Entries) == 0 {

@@ -9,6 +9,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/byok"
 	"github.com/strongroom-kms/strongroom/internal/cacheonly"
 	"github.com/strongroom-kms/strongroom/internal/dataplane"
+	"github.com/strongroom-kms/strongroom/internal/keyusage"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
@@ -91,9 +92,16 @@ type KeyServices interface {
 	Availability(ks tenant.KeyService) string
 }
 
+// KeyUsage reports what tenants' key versions were used for
+// (*keyusage.Service).
+type KeyUsage interface {
+	Report(ctx context.Context, tenantID, typ string) ([]keyusage.Report, error)
+}
+
 // AuditLog is the region's audit log (*auditlog.Log).
 type AuditLog interface {
 	Append(ctx context.Context, entries ...audit.Entry) error
+	AppendUsage(ctx context.Context, counts []keyusage.Count, entries ...audit.Entry) error
 	Entries(ctx context.Context, f store.AuditFilter, fn func(audit.Entry) error) error
 }
 
