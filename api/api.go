@@ -310,6 +310,23 @@ type KeyUsageList struct {
 	Usage []KeyUsage `json:"usage"`
 }
 
+// DataReportRequest is POST /v1/tenants/{tenant}/data-reports: a census
+// of one dataset (a table's columns, such as "users(ssn)", named by the
+// reporter), counted whole: how many of its values are under each version
+// of key type Type. Versions not listed hold none of them. strongroom sync
+// sends one after its final pass; GET …/keys/usage sums the datasets.
+type DataReportRequest struct {
+	Dataset  string            `json:"dataset"`
+	Type     string            `json:"type,omitempty"` // default "data"
+	Versions []DataReportCount `json:"versions"`
+}
+
+// DataReportCount is a dataset's values under one key version.
+type DataReportCount struct {
+	Version uint32 `json:"version"`
+	Values  uint64 `json:"values"`
+}
+
 // GenerateKeyRequest is POST /v1/tenants/{tenant}/keys.
 type GenerateKeyRequest struct {
 	Type string `json:"type"`

@@ -520,3 +520,18 @@ func (c *Client) Rewrap(ctx context.Context, tenant string, items ...api.RewrapI
 	}
 	return r.Items, nil
 }
+
+// ReportDataAtRest records a data-at-rest census of one dataset (POST
+// /v1/tenants/{tenant}/data-reports): its values under each version of a
+// key type, none under the others. It returns the type's key usage, in
+// which a version's rows_left sums the datasets reported.
+func (c *Client) ReportDataAtRest(ctx context.Context, tenant string, req api.DataReportRequest) ([]api.KeyUsage, error) {
+	if err := seg("tenant name", tenant); err != nil {
+		return nil, err
+	}
+	var r api.KeyUsageList
+	if err := c.do(ctx, "POST", "/v1/tenants/"+tenant+"/data-reports", nil, req, &r); err != nil {
+		return nil, err
+	}
+	return r.Usage, nil
+}

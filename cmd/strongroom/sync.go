@@ -38,6 +38,8 @@ func syncCommand() *command {
 			checkpoint := fs.String("checkpoint", "", "the checkpoint file (default strongroom-sync-TABLE.checkpoint)")
 			fs.BoolVar(&j.DryRun, "dry-run", false, "read and count only: nothing is rewrapped or written")
 			progress := fs.String("progress", "auto", "auto (a bar on a terminal, else lines), bar, lines or none")
+			noReport := fs.Bool("no-report", false, "do not send the final counts to the server as the dataset's data-at-rest census (key usage)")
+			fs.StringVar(&j.Dataset, "dataset", "", "the dataset's name in that census (default TABLE(COLUMNS))")
 			return func(ctx context.Context, c *client.Client, args []string) error {
 				switch {
 				case len(args) > 0:
@@ -55,6 +57,9 @@ func syncCommand() *command {
 					j.Checkpoint = "strongroom-sync-" + strings.ReplaceAll(j.Table, ".", "-") + ".checkpoint"
 				}
 				j.Rewrap = c
+				if !*noReport {
+					j.Report = c
+				}
 				p, err := newSyncProgress(*progress, e.stderr)
 				if err != nil {
 					return err
@@ -89,6 +94,13 @@ func syncCommand() *command {
 					}
 					for _, l := range rep.Lines(j.Table, j.Columns) {
 						fmt.Fprintln(w, l)
+					}
+					if len(rep.Reported) > 0 {
+						fmt.Fprintf(w, "recorded on the server as the data at rest of %s (%s): see strongroom key usage --tenant %s\n",
+							j.DatasetName(), strings.Join(rep.Reported, ", "), j.Tenant)
+					}
+					if rep.ReportError != "" {
+						fmt.Fprintln(w, rep.ReportError)
 					}
 					return nil
 				})

@@ -84,6 +84,12 @@ func (a *Aggregate) CountEntry(e audit.Entry) {
 	a.counts[k]++
 }
 
+// UsageAppender is where Flush appends: the entries with the usage
+// counters, in one transaction (*Log).
+type UsageAppender interface {
+	AppendUsage(ctx context.Context, counts []keyusage.Count, entries ...audit.Entry) error
+}
+
 // CountEncryption adds one server-side encryption under key version to,
 // made by the request whose entry is e, that the request's aggregate entry
 // does not name (a rewrap is counted under the version it moved from, and
@@ -110,7 +116,7 @@ func (a *Aggregate) CountEncryption(e audit.Entry, to tenant.KeyRef) {
 // transaction, adds the successful encryptions and decryptions to the
 // usage counters of their key versions (Usage). On failure the counts are
 // kept for the next flush.
-func (a *Aggregate) Flush(ctx context.Context, l *Log) error {
+func (a *Aggregate) Flush(ctx context.Context, l UsageAppender) error {
 	a.mu.Lock()
 	counts, sealed := a.counts, a.sealed
 	a.counts, a.sealed = nil, nil

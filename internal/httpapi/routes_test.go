@@ -221,6 +221,12 @@ func TestEveryRoute(t *testing.T) {
 	if r := rw.Items[0]; r.Error != nil || !r.Rewrapped || r.From != 1 || r.Version != 2 {
 		t.Errorf("rewrap = %+v", rw)
 	}
+	var census api.KeyUsageList
+	call("POST", "/v1/tenants/{tenant}/data-reports", "/v1/tenants/acme/data-reports", appSecret, api.DataReportRequest{
+		Dataset: "cards(number)", Versions: []api.DataReportCount{{Version: 2, Values: 1}}}).want(t, 200, &census)
+	if len(census.Usage) != 2 || census.Usage[0].RowsLeft == nil || *census.Usage[0].RowsLeft != 0 || *census.Usage[1].RowsLeft != 1 {
+		t.Errorf("data report = %+v", census)
+	}
 
 	// A DEK delivered with HPKE opens locally and decrypts server ciphertexts.
 	priv, err := hpke.DHKEM(ecdh.X25519()).GenerateKey()
@@ -416,7 +422,7 @@ func TestEveryRoute(t *testing.T) {
 	for _, want := range []string{
 		"release.install ok ", "tenant.create ok ", "token.create ok ", "token.revoke ok ",
 		"key.generate ok data/1", "key.generate refused ", "key.generate ok data/2", "key.encrypt ok data/1",
-		"key.decrypt ok data/2", "key.decrypt refused ", "key.rewrap ok data/1", "key.deliver ok data/2", "key.destroy refused data/1",
+		"key.decrypt ok data/2", "key.decrypt refused ", "key.rewrap ok data/1", "key.data-report ok data", "key.deliver ok data/2", "key.destroy refused data/1",
 		"key.destroy ok data/1", "key.destroy ok data/2", "tenant.settings ok ", "cert.create ok ", "cert.complete ok ",
 		"cert.retire ok ", "key.upload refused ", "key.upload ok data/3", "key.export ok data/3", "key.import refused data/3",
 		"key.import ok data/3", "token.use refused ", "key.derive ok data/1", "key.derive ok data/2",

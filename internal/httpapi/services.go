@@ -96,6 +96,7 @@ type KeyServices interface {
 // (*keyusage.Service).
 type KeyUsage interface {
 	Report(ctx context.Context, tenantID, typ string) ([]keyusage.Report, error)
+	ReportDataAtRest(ctx context.Context, rec *audit.Entry, tenantID, typ, dataset string, rows map[uint32]uint64) ([]keyusage.Report, error)
 }
 
 // AuditLog is the region's audit log (*auditlog.Log).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
@@ -58,10 +59,12 @@ func Assess(k tenant.Key, u Usage, now time.Time) Report {
 	return r
 }
 
-// Store is what the reports read (internal/store.Store).
+// Store is what the reports read, and where data-at-rest reports go
+// (internal/store.Store).
 type Store interface {
 	Keys(ctx context.Context, tenantID, typ string) ([]tenant.Key, error)
 	KeyUsage(ctx context.Context, tenantID, typ string) ([]Usage, error)
+	ReportDataAtRest(ctx context.Context, tenantID, typ, dataset string, rows map[uint32]uint64, at time.Time, rec audit.Entry) error
 }
 
 // Service reports on tenants' key usage.
@@ -76,6 +79,17 @@ func New(st Store, now func() time.Time) *Service {
 		now = time.Now
 	}
 	return &Service{st: st, now: now}
+}
+
+// ReportDataAtRest records, now, a data-at-rest census of one dataset for
+// key type typ of the tenant (store.ReportDataAtRest: versions not in rows
+// hold none of its values), with its audit entry rec, and returns the
+// type's report.
+func (s *Service) ReportDataAtRest(ctx context.Context, rec *audit.Entry, tenantID, typ, dataset string, rows map[uint32]uint64) ([]Report, error) {
+	if err := s.st.ReportDataAtRest(ctx, tenantID, typ, dataset, rows, s.now(), *rec); err != nil {
+		return nil, fmt.Errorf("keyusage: %w", err)
+	}
+	return s.Report(ctx, tenantID, typ)
 }
 
 // Report reports on every key version of the tenant (of type typ, or of

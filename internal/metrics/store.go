@@ -79,9 +79,9 @@ func (s *Store) KeyUsage(ctx context.Context, tenantID, typ string) (_ []keyusag
 	return s.Store.KeyUsage(ctx, tenantID, typ)
 }
 
-func (s *Store) ReportRowsLeft(ctx context.Context, ref tenant.KeyRef, rows uint64, at time.Time, rec audit.Entry) (err error) {
-	defer s.time("ReportRowsLeft", time.Now(), &err)
-	return s.Store.ReportRowsLeft(ctx, ref, rows, at, rec)
+func (s *Store) ReportDataAtRest(ctx context.Context, tenantID, typ, dataset string, rows map[uint32]uint64, at time.Time, rec audit.Entry) (err error) {
+	defer s.time("ReportDataAtRest", time.Now(), &err)
+	return s.Store.ReportDataAtRest(ctx, tenantID, typ, dataset, rows, at, rec)
 }
 
 func (s *Store) AuditEntries(ctx context.Context, f store.AuditFilter, fn func(audit.Entry) error) (err error) {

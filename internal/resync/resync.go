@@ -55,6 +55,12 @@ type Rewrapper interface {
 	Rewrap(ctx context.Context, tenant string, items ...api.RewrapItem) ([]api.RewrapResult, error)
 }
 
+// Reporter records data-at-rest censuses on the server
+// (client.Client.ReportDataAtRest).
+type Reporter interface {
+	ReportDataAtRest(ctx context.Context, tenant string, req api.DataReportRequest) ([]api.KeyUsage, error)
+}
+
 // Progress hears how far the job is. Start gives the rows to go (the
 // table's rows after the checkpoint) once; Add the rows done as each batch
 // commits.
@@ -85,6 +91,13 @@ type Job struct {
 	DryRun   bool
 	Rewrap   Rewrapper
 	Progress Progress // nil = none
+	// Report, if set, receives the final pass's counts as a data-at-rest
+	// census of the dataset, per key type found (none when some values
+	// could not be read): the server's key usage then knows what this
+	// table still holds under each version. Dataset names it (default
+	// TABLE(COLUMNS)).
+	Report  Reporter
+	Dataset string
 }
 
 // Count is what the job did with the values of one key version.
@@ -117,7 +130,11 @@ type Report struct {
 	// Rotated: the active version of a type changed during the job, so
 	// values it had passed under the one before may be left: run it again.
 	Rotated bool `json:"rotated,omitempty"`
-	Resumed bool `json:"resumed"` // the job went on from a checkpoint
+	// Reported lists the key types whose census the server recorded;
+	// ReportError says why none was sent, or what the server answered.
+	Reported    []string `json:"reported,omitempty"`
+	ReportError string   `json:"report_error,omitempty"`
+	Resumed     bool     `json:"resumed"` // the job went on from a checkpoint
 	DryRun  bool `json:"dry_run"`
 }
 
@@ -340,12 +357,51 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 	if err := j.verify(ctx, db, n, &rep); err != nil {
 		return rep, err
 	}
+	if j.Report != nil {
+		j.report(ctx, &rep)
+	}
 	if j.Checkpoint != "" {
 		if err := os.Remove(j.Checkpoint); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return rep, fmt.Errorf("resync: removing the checkpoint of a finished job: %w", err)
 		}
 	}
 	return rep, nil
+}
+
+// DatasetName is a job's dataset in its data-at-rest reports.
+func (j *Job) DatasetName() string {
+	if j.Dataset != "" {
+		return j.Dataset
+	}
+	return j.Table + "(" + strings.Join(j.Columns, ",") + ")"
+}
+
+// report sends the final pass's counts to the server, one census per key
+// type found. A failure is in the report, not an error of the job: the
+// data moved all the same.
+func (j *Job) report(ctx context.Context, rep *Report) {
+	if rep.Unreadable > 0 {
+		rep.ReportError = fmt.Sprintf("not reported to the server: %d values could not be read, so the census is not whole", rep.Unreadable)
+		return
+	}
+	byType := map[string][]api.DataReportCount{}
+	for name, k := range rep.Remaining {
+		typ, v, _ := strings.Cut(name, "/")
+		ver, _ := strconv.ParseUint(v, 10, 32)
+		byType[typ] = append(byType[typ], api.DataReportCount{Version: uint32(ver), Values: uint64(k)})
+	}
+	types := make([]string, 0, len(byType))
+	for typ := range byType {
+		types = append(types, typ)
+	}
+	sort.Strings(types)
+	for _, typ := range types {
+		if _, err := j.Report.ReportDataAtRest(ctx, j.Tenant, api.DataReportRequest{Dataset: j.DatasetName(), Type: typ, Versions: byType[typ]}); err != nil {
+			rep.ReportError = fmt.Sprintf("the server did not record the census of %s: %v", typ, err)
+			return
+		}
+		rep.Reported = append(rep.Reported, typ)
+	}
 }
 
 // verify reads the whole table once more, without changing it, and counts

@@ -207,7 +207,9 @@ func TestSync(t *testing.T) {
 				t.Errorf("a dry run wrote a checkpoint: %v", err)
 			}
 
-			rep, err = w.job(cp).Run(ctx)
+			j := w.job(cp)
+			j.Report = w.app
+			rep, err = j.Run(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -224,6 +226,22 @@ func TestSync(t *testing.T) {
 			}
 			if _, err := os.Stat(cp); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("a finished sync left its checkpoint: %v", err)
+			}
+
+			// The census reached the server: data/1 holds nothing in
+			// users(ssn), data/2 all 100; data/1 becomes safe to destroy
+			// once quiet for 30 days (the sync's rewraps decrypted under it).
+			if len(rep.Reported) != 1 || rep.ReportError != "" {
+				t.Errorf("reported %q, %q", rep.Reported, rep.ReportError)
+			}
+			w.flush()
+			u := w.usage()
+			if u[1].RowsLeft == nil || *u[1].RowsLeft != 0 || u[2].RowsLeft == nil || *u[2].RowsLeft != 100 || u[1].SafeToDestroy {
+				t.Errorf("usage after the sync: %+v", u)
+			}
+			w.srv.Clock.Add(31 * 24 * time.Hour)
+			if u := w.usage(); !u[1].SafeToDestroy || u[2].SafeToDestroy {
+				t.Errorf("usage 31 days later: v1 %+v, v2 %+v", u[1], u[2])
 			}
 
 			// Again: nothing to move.
@@ -313,10 +331,13 @@ func TestSyncEdges(t *testing.T) {
 	w.rotate()
 
 	emails := &resync.Job{Tenant: "acme", DSN: dsn, Table: "users", Columns: []string{"email", "note"},
-		Context: map[string]string{"table": "users", "col": "email"}, Batch: 8, Rewrap: w.app}
+		Context: map[string]string{"table": "users", "col": "email"}, Batch: 8, Rewrap: w.app, Report: w.app}
 	rep, err := emails.Run(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(rep.Reported) != 0 || !strings.Contains(rep.ReportError, "30 values could not be read") {
+		t.Errorf("a census with unreadable values was sent: %q, %q", rep.Reported, rep.ReportError)
 	}
 	// 30 emails, 4 NULL (ids 7, 14, 21, 28); 30 notes: "n" (valid base64,
 	// not a ciphertext) and one plain text.
@@ -465,6 +486,29 @@ func TestSyncChecksSchema(t *testing.T) {
 			}
 		})
 	}
+}
+
+// flush adds the node's pending audit aggregates (and with them the key
+// usage counters) to the store, as its checkpointer does every minute.
+func (w *world) flush() {
+	w.t.Helper()
+	if err := w.srv.Node.Aggregate.Flush(ctx, w.srv.Node.Audit); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// usage is acme's data key usage by version.
+func (w *world) usage() map[uint32]api.KeyUsage {
+	w.t.Helper()
+	us, err := w.op.KeyUsage(ctx, "acme", "data")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	out := map[uint32]api.KeyUsage{}
+	for _, u := range us {
+		out[u.Version] = u
+	}
+	return out
 }
 
 func (w *world) count() int {

@@ -4,17 +4,18 @@ import (
 	"context"
 	"database/sql"
 	"math"
+	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/keyusage"
-	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
 // Key usage (internal/keyusage, docs/keys-usage.md): per key version,
 // counters that are added in the transaction that appends the audit
 // entries recording the same operations, so that the counters and the log
-// agree; and the last data-at-rest report.
+// agree; and the data-at-rest reports of the datasets that hold the data.
 
 const usageCols = `tenant, type, version, encryptions, decryptions, deliveries, sealed,
 	last_encrypt, last_decrypt, last_delivery, rows_left, reported`
@@ -37,11 +38,18 @@ const (
 				THEN excluded.last_decrypt ELSE key_usage.last_decrypt END,
 			last_delivery = CASE WHEN key_usage.last_delivery IS NULL OR excluded.last_delivery > key_usage.last_delivery
 				THEN excluded.last_delivery ELSE key_usage.last_delivery END`
-	// qUsageReport stores a data-at-rest report, unless a later one is
-	// stored already.
-	qUsageReport = `INSERT INTO key_usage (tenant, type, version, rows_left, reported) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (tenant, type, version) DO UPDATE SET rows_left = excluded.rows_left, reported = excluded.reported
-		WHERE key_usage.reported IS NULL OR key_usage.reported <= excluded.reported`
+	qKeyVersions = `SELECT version FROM keys WHERE tenant = $1 AND type = $2 ORDER BY version`
+	// qDataReport stores one dataset's count under a version, unless a
+	// later census of the dataset is stored already.
+	qDataReport = `INSERT INTO key_data_reports (tenant, type, version, dataset, rows_left, reported) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (tenant, type, version, dataset) DO UPDATE SET rows_left = excluded.rows_left, reported = excluded.reported
+		WHERE key_data_reports.reported <= excluded.reported`
+	// qUsageRowsLeft sets a version's rows_left and reported from its
+	// datasets: their sum, and the oldest census.
+	qUsageRowsLeft = `INSERT INTO key_usage (tenant, type, version, rows_left, reported)
+		SELECT tenant, type, version, SUM(rows_left), MIN(reported) FROM key_data_reports
+		WHERE tenant = $1 AND type = $2 AND version = $3 GROUP BY tenant, type, version
+		ON CONFLICT (tenant, type, version) DO UPDATE SET rows_left = excluded.rows_left, reported = excluded.reported`
 	qUsage = `SELECT ` + usageCols + ` FROM key_usage WHERE tenant = $1 AND ($2 = '' OR type = $2) ORDER BY type, version`
 )
 
@@ -152,30 +160,64 @@ func (s *Store) KeyUsage(ctx context.Context, tenantID, typ string) ([]keyusage.
 	return us, s.dbErr("listing key usage", err)
 }
 
-// ReportRowsLeft records a data-at-rest report: at time at, rows stored
-// items were still under key version ref. A report older than the one
-// stored changes nothing (its entry is still appended). An unknown key
-// version → ErrNotFound.
-func (s *Store) ReportRowsLeft(ctx context.Context, ref tenant.KeyRef, rows uint64, at time.Time, rec audit.Entry) error {
-	if err := ValidKeyRef(ref); err != nil {
+// MaxDataset is the longest dataset name of a data-at-rest report, in
+// bytes.
+const MaxDataset = 200
+
+// ReportDataAtRest records a data-at-rest census of one dataset (a table's
+// columns, as its reporter names it) for one key type of a tenant, counted
+// whole at time at: rows[v] values under version v, and none under every
+// other version of the type. Each version's rows_left becomes the sum over
+// the datasets reported for it, and reported the oldest of their times (a
+// version is only as well known as its stalest census). A census of a
+// dataset older than the one stored changes nothing for it (the entry is
+// still appended). A version the tenant never had → ErrNotFound, and
+// nothing is stored.
+func (s *Store) ReportDataAtRest(ctx context.Context, tenantID, typ, dataset string, rows map[uint32]uint64, at time.Time, rec audit.Entry) error {
+	if err := ValidID("tenant", tenantID); err != nil {
 		return err
 	}
-	if rows > math.MaxInt64 {
-		return invalidf("a row count of %d is above %d", rows, uint64(math.MaxInt64))
+	if err := ValidType(typ); err != nil {
+		return err
+	}
+	if dataset == "" || len(dataset) > MaxDataset || !utf8.ValidString(dataset) {
+		return invalidf("a dataset name of %d bytes (1 to %d of UTF-8)", len(dataset), MaxDataset)
+	}
+	for v, n := range rows {
+		if n > math.MaxInt64 || v == 0 {
+			return invalidf("a count of %d values under version %d", n, v)
+		}
 	}
 	at, err := CheckTime("data-at-rest report", at)
 	if err != nil {
 		return err
 	}
 	return s.change(ctx, "recording a data-at-rest report", rec, func(tx *sql.Tx) error {
-		var exists bool
-		if err := tx.QueryRowContext(ctx, qKeyExists, ref.Tenant, ref.Type, int64(ref.Version)).Scan(&exists); err != nil {
+		rs, err := tx.QueryContext(ctx, qKeyVersions, tenantID, typ)
+		var versions []uint32
+		if err == nil {
+			versions, err = collect(rs, nil, func(sc scanner) (uint32, error) {
+				var v int64
+				err := sc.Scan(&v)
+				return uint32(v), err
+			})
+		}
+		if err != nil {
 			return err
 		}
-		if !exists {
-			return Errorf(ErrNotFound, "the tenant has no %s key version %d", ref.Type, ref.Version)
+		for v := range rows {
+			if !slices.Contains(versions, v) {
+				return Errorf(ErrNotFound, "the tenant has no %s key version %d", typ, v)
+			}
 		}
-		_, err := tx.ExecContext(ctx, qUsageReport, ref.Tenant, ref.Type, int64(ref.Version), int64(rows), s.d.Time(at))
-		return err
+		for _, v := range versions {
+			if _, err := tx.ExecContext(ctx, qDataReport, tenantID, typ, int64(v), dataset, int64(rows[v]), s.d.Time(at)); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, qUsageRowsLeft, tenantID, typ, int64(v)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }

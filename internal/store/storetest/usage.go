@@ -74,10 +74,10 @@ func SeedKeyUsage(t *testing.T, s *store.Store) (tenantID string, want []keyusag
 	if _, err := s.AppendAuditUsage(ctx, counts, usageEntry(tn.ID, audit.ActionEncrypt, "data/1", 7)); err != nil {
 		t.Fatalf("AppendAuditUsage() error = %v", err)
 	}
-	if err := s.ReportRowsLeft(ctx, v1, 42, t0.Add(2*day), rec); err != nil {
-		t.Fatalf("ReportRowsLeft() error = %v", err)
+	if err := s.ReportDataAtRest(ctx, tn.ID, tenant.TypeData, "users(ssn)", map[uint32]uint64{1: 42}, t0.Add(2*day), rec); err != nil {
+		t.Fatalf("ReportDataAtRest() error = %v", err)
 	}
-	return tn.ID, []keyusage.Usage{{Count: counts[0], RowsLeft: 42, Reported: t0.Add(2 * day)}, {Count: counts[1]}}
+	return tn.ID, []keyusage.Usage{{Count: counts[0], RowsLeft: 42, Reported: t0.Add(2 * day)}, {Count: counts[1], Reported: t0.Add(2 * day)}}
 }
 
 // testKeyUsage: counts add up per version, times keep the latest, entries
@@ -154,41 +154,59 @@ func testKeyUsage(t *testing.T, s *store.Store) {
 	wantErr(t, "KeyUsage(bad type)", err, store.ErrInvalid)
 }
 
-// testKeyUsageReport: a data-at-rest report is stored with its entry, an
-// older one changes nothing, an unknown version is ErrNotFound and appends
-// nothing; the counters stay.
+// testKeyUsageReport: a data-at-rest census of a dataset sets every
+// version of the type (those not named to 0), stored with its entry; a
+// version's rows_left is the sum over its datasets and reported the oldest
+// census; an older census of a dataset changes nothing; an unknown
+// version or a bad name is refused and appends nothing; the counters stay.
 func testKeyUsageReport(t *testing.T, s *store.Store) {
 	tn := mustTenant(t, s, "acme")
 	mustRelease(t, s, "r1")
 	v1 := mustRotate(t, s, rotateReq(tn.ID, tenant.TypeData, newKey("r1", ""), t0)).KeyRef()
+	v2 := mustRotate(t, s, rotateReq(tn.ID, tenant.TypeData, newKey("r1", ""), t0.Add(day))).KeyRef()
 	size := auditSize(t, s)
-	err := s.ReportRowsLeft(ctx, tenant.KeyRef{Tenant: tn.ID, Type: tenant.TypeData, Version: 2}, 1, t0, rec)
-	wantErr(t, "ReportRowsLeft(unknown version)", err, store.ErrNotFound)
-	wantErr(t, "ReportRowsLeft(zero entry)", s.ReportRowsLeft(ctx, v1, 1, t0, audit.Entry{}), store.ErrInvalid)
-	wantErr(t, "ReportRowsLeft(no time)", s.ReportRowsLeft(ctx, v1, 1, time.Time{}, rec), store.ErrInvalid)
+	report := func(dataset string, rows map[uint32]uint64, at time.Time, e audit.Entry) error {
+		return s.ReportDataAtRest(ctx, tn.ID, tenant.TypeData, dataset, rows, at, e)
+	}
+	wantErr(t, "ReportDataAtRest(unknown version)", report("users(ssn)", map[uint32]uint64{3: 1}, t0, rec), store.ErrNotFound)
+	wantErr(t, "ReportDataAtRest(zero entry)", report("users(ssn)", nil, t0, audit.Entry{}), store.ErrInvalid)
+	wantErr(t, "ReportDataAtRest(no time)", report("users(ssn)", nil, time.Time{}, rec), store.ErrInvalid)
+	wantErr(t, "ReportDataAtRest(no dataset)", report("", nil, t0, rec), store.ErrInvalid)
+	wantErr(t, "ReportDataAtRest(bad type)", s.ReportDataAtRest(ctx, tn.ID, "Data", "x", nil, t0, rec), store.ErrInvalid)
 	if got := auditSize(t, s); got != size {
 		t.Errorf("refused reports appended %d entries, want 0", got-size)
 	}
-	if err := s.ReportRowsLeft(ctx, v1, 10, t0.Add(time.Hour), rec); err != nil {
-		t.Fatalf("ReportRowsLeft() error = %v", err)
+	CheckKeyUsage(t, s, tn.ID, "")
+
+	h := func(n time.Duration) time.Time { return t0.Add(day + n*time.Hour) }
+	if err := report("users(ssn)", map[uint32]uint64{1: 10, 2: 5}, h(1), rec); err != nil {
+		t.Fatalf("ReportDataAtRest() error = %v", err)
 	}
-	want := keyusage.Usage{Count: keyusage.Count{Key: v1}, RowsLeft: 10, Reported: t0.Add(time.Hour)}
-	CheckKeyUsage(t, s, tn.ID, "", want)
-	if _, err := s.AppendAuditUsage(ctx, []keyusage.Count{{Key: v1, Decryptions: 4, LastDecrypt: t0}}); err != nil {
+	want1 := keyusage.Usage{Count: keyusage.Count{Key: v1}, RowsLeft: 10, Reported: h(1)}
+	want2 := keyusage.Usage{Count: keyusage.Count{Key: v2}, RowsLeft: 5, Reported: h(1)}
+	CheckKeyUsage(t, s, tn.ID, "", want1, want2)
+	// A second dataset adds to the sums; the oldest census dates them.
+	if err := report("orders(card)", map[uint32]uint64{2: 7}, h(2), rec); err != nil {
+		t.Fatal(err)
+	}
+	want2.RowsLeft = 12
+	CheckKeyUsage(t, s, tn.ID, "", want1, want2)
+	// users(ssn) synced: nothing under v1, all under v2.
+	if _, err := s.AppendAuditUsage(ctx, []keyusage.Count{{Key: v1, Decryptions: 4, LastDecrypt: h(3)}}); err != nil {
 		t.Fatalf("AppendAuditUsage() error = %v", err)
 	}
-	want.Decryptions, want.LastDecrypt = 4, t0
-	if err := s.ReportRowsLeft(ctx, v1, 99, t0, rec); err != nil { // older: ignored
-		t.Fatalf("ReportRowsLeft(older) error = %v", err)
+	if err := report("users(ssn)", map[uint32]uint64{2: 15}, h(3), rec); err != nil {
+		t.Fatal(err)
 	}
-	CheckKeyUsage(t, s, tn.ID, "", want)
-	if err := s.ReportRowsLeft(ctx, v1, 0, t0.Add(2*time.Hour), rec); err != nil {
-		t.Fatalf("ReportRowsLeft(newer) error = %v", err)
+	want1 = keyusage.Usage{Count: keyusage.Count{Key: v1, Decryptions: 4, LastDecrypt: h(3)}, RowsLeft: 0, Reported: h(2)}
+	want2 = keyusage.Usage{Count: keyusage.Count{Key: v2}, RowsLeft: 22, Reported: h(2)}
+	CheckKeyUsage(t, s, tn.ID, "", want1, want2)
+	if err := report("users(ssn)", map[uint32]uint64{1: 99}, h(0), rec); err != nil { // older: ignored
+		t.Fatal(err)
 	}
-	want.RowsLeft, want.Reported = 0, t0.Add(2*time.Hour)
-	CheckKeyUsage(t, s, tn.ID, "", want)
-	if got := auditSize(t, s); got != size+3 {
-		t.Errorf("three reports appended %d entries, want 3", got-size)
+	CheckKeyUsage(t, s, tn.ID, "", want1, want2)
+	if got := auditSize(t, s); got != size+4 {
+		t.Errorf("four reports appended %d entries, want 4", got-size)
 	}
 }
 

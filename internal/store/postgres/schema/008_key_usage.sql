@@ -23,3 +23,19 @@ CREATE TABLE key_usage (
 	FOREIGN KEY (tenant, type, version) REFERENCES keys (tenant, type, version),
 	CHECK ((rows_left IS NULL) = (reported IS NULL))
 );
+
+-- Data-at-rest reports (docs/keys-usage.md): how many values one dataset
+-- (a table's columns, named by its reporter, e.g. strongroom sync) held
+-- under each version of a key type when it was last counted whole. A
+-- version's key_usage.rows_left is the sum over its datasets, and
+-- key_usage.reported the oldest of their times.
+CREATE TABLE key_data_reports (
+	tenant    text        NOT NULL,
+	type      text        NOT NULL,
+	version   bigint      NOT NULL,
+	dataset   text        NOT NULL CHECK (length(dataset) BETWEEN 1 AND 200),
+	rows_left bigint      NOT NULL CHECK (rows_left >= 0),
+	reported  timestamptz NOT NULL,
+	PRIMARY KEY (tenant, type, version, dataset),
+	FOREIGN KEY (tenant, type, version) REFERENCES keys (tenant, type, version)
+);

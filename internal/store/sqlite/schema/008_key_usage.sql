@@ -23,3 +23,19 @@ CREATE TABLE key_usage (
 	FOREIGN KEY (tenant, type, version) REFERENCES keys (tenant, type, version),
 	CHECK ((rows_left IS NULL) = (reported IS NULL))
 ) STRICT, WITHOUT ROWID;
+
+-- Data-at-rest reports (docs/keys-usage.md): how many values one dataset
+-- (a table's columns, named by its reporter, e.g. strongroom sync) held
+-- under each version of a key type when it was last counted whole. A
+-- version's key_usage.rows_left is the sum over its datasets, and
+-- key_usage.reported the oldest of their times.
+CREATE TABLE key_data_reports (
+	tenant    TEXT    NOT NULL,
+	type      TEXT    NOT NULL,
+	version   INTEGER NOT NULL,
+	dataset   TEXT    NOT NULL CHECK (length(dataset) BETWEEN 1 AND 200),
+	rows_left INTEGER NOT NULL CHECK (rows_left >= 0),
+	reported  INTEGER NOT NULL,
+	PRIMARY KEY (tenant, type, version, dataset),
+	FOREIGN KEY (tenant, type, version) REFERENCES keys (tenant, type, version)
+) STRICT, WITHOUT ROWID;
