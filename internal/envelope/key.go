@@ -1,0 +1,73 @@
+package envelope
+
+import (
+	"fmt"
+
+	"github.com/strongroom-kms/strongroom/internal/primitive"
+	"github.com/strongroom-kms/strongroom/internal/secret"
+)
+
+// Key is the DEK of one key version, ready to seal and open many format 1
+// ciphertexts (Seal and Open, with the AES key schedule and the header
+// computed once): what a client that caches a DEK encrypts with. It is safe
+// for concurrent use.
+type Key struct {
+	h      Header
+	prefix []byte // u8<aadLabel> || header: the start of every aad
+	g      *primitive.GCM
+}
+
+// NewKey returns the Key of dek, the DEK of the key h names.
+func NewKey(dek secret.Key, h Header) (*Key, error) {
+	hb, err := h.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	g, err := primitive.NewGCM(dek)
+	if err != nil {
+		return nil, fmt.Errorf("envelope: %w", err)
+	}
+	return &Key{h: h, prefix: aad(hb, nil), g: g}, nil
+}
+
+// aadBuf is room for the associated data of a ciphertext with a small
+// context, so that Seal and Open need not allocate it.
+const aadBuf = 256
+
+// Seal is Seal(dek, h, context, plaintext).
+func (k *Key) Seal(context map[string]string, plaintext []byte) ([]byte, error) {
+	c, err := canonical(context)
+	if err != nil {
+		return nil, err
+	}
+	var buf [aadBuf]byte
+	a := append(append(buf[:0], k.prefix...), c...)
+	hl := len(k.prefix) - 1 - len(aadLabel)
+	out := make([]byte, hl, hl+primitive.Overhead+len(plaintext))
+	copy(out, k.prefix[1+len(aadLabel):])
+	out, err = k.g.Seal(out, plaintext, a)
+	if err != nil {
+		return nil, fmt.Errorf("envelope: %w", err)
+	}
+	return out, nil
+}
+
+// Open is Open(dek, ct, context), and also fails (ErrDecrypt) for a
+// ciphertext that names another key.
+func (k *Key) Open(ct []byte, context map[string]string) ([]byte, error) {
+	h, sealed, err := parse(ct)
+	if err != nil || h != k.h {
+		return nil, ErrDecrypt
+	}
+	c, err := canonical(context)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	var buf [aadBuf]byte
+	a := append(append(buf[:0], k.prefix...), c...)
+	pt, err := k.g.Open(nil, sealed, a)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
