@@ -84,7 +84,12 @@ func (d DEK) header() envelope.Header {
 }
 
 // use calls f with the key material, unless the DEK is destroyed.
-func (d DEK) use(f func(*dekKey) ([]byte, error)) ([]byte, error) {
+func (d DEK) use(f func(secret.Key) ([]byte, error)) ([]byte, error) {
+	return d.useKey(func(k *dekKey) ([]byte, error) { return f(k.key) })
+}
+
+// useKey calls f with the key, unless the DEK is destroyed.
+func (d DEK) useKey(f func(*dekKey) ([]byte, error)) ([]byte, error) {
 	if d.k == nil {
 		return nil, ErrDestroyed
 	}
@@ -112,7 +117,7 @@ func newDEK(tenantID, typ string, version uint32, key secret.Key) (DEK, error) {
 // given, identical, to decrypt; nil and empty are the same), exactly as the
 // server's Encrypt does. A context over the limits is an error.
 func (d DEK) Encrypt(plaintext []byte, context map[string]string) ([]byte, error) {
-	return d.use(func(k *dekKey) ([]byte, error) {
+	return d.useKey(func(k *dekKey) ([]byte, error) {
 		ct, err := k.env.Seal(context, plaintext)
 		if err != nil {
 			return nil, fmt.Errorf("client: encrypting: %w", err)
@@ -125,7 +130,7 @@ func (d DEK) Encrypt(plaintext []byte, context map[string]string) ([]byte, error
 // Encrypt or by the server, with the context it was made with. Every
 // failure to open it is ErrDecrypt.
 func (d DEK) Decrypt(ciphertext []byte, context map[string]string) ([]byte, error) {
-	return d.use(func(k *dekKey) ([]byte, error) {
+	return d.useKey(func(k *dekKey) ([]byte, error) {
 		if h, err := envelope.ParseHeader(ciphertext); err == nil && h != d.header() {
 			return nil, fmt.Errorf("%w: the ciphertext names tenant %s key %s version %d, this DEK is tenant %s key %s version %d",
 				ErrDecrypt, h.Tenant, h.Type, h.Version, d.tenantID, d.typ, d.version)
@@ -145,8 +150,8 @@ func (d DEK) Decrypt(ciphertext []byte, context map[string]string) ([]byte, erro
 // other way than Encrypt is not in the server's format and does not decrypt
 // there.
 func (d DEK) Bytes() []byte {
-	b, _ := d.use(func(k *dekKey) ([]byte, error) {
-		return bytes.Clone(k.key.Bytes()), nil
+	b, _ := d.use(func(key secret.Key) ([]byte, error) {
+		return bytes.Clone(key.Bytes()), nil
 	})
 	return b
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/strongroom-kms/strongroom/internal/envelope"
+	"github.com/strongroom-kms/strongroom/internal/secret"
 )
 
 // FormatStream is the first byte of a stream that EncryptWriter writes
@@ -33,9 +34,9 @@ const StreamChunk = envelope.DefaultChunk
 // version it names.
 func (d DEK) EncryptWriter(dst io.Writer, context map[string]string) (io.WriteCloser, error) {
 	var w io.WriteCloser
-	_, err := d.use(func(k *dekKey) ([]byte, error) {
+	_, err := d.use(func(key secret.Key) ([]byte, error) {
 		var err error
-		w, err = envelope.SealStream(dst, k.key, d.header(), context, 0)
+		w, err = envelope.SealStream(dst, key, d.header(), context, 0)
 		return nil, err
 	})
 	if err != nil {
@@ -75,9 +76,9 @@ func (d DEK) openStream(h envelope.StreamHeader, src io.Reader, context map[stri
 			ErrDecrypt, h.Tenant, h.Type, h.Version, d.tenantID, d.typ, d.version)
 	}
 	var r io.Reader
-	_, err := d.use(func(k *dekKey) ([]byte, error) {
+	_, err := d.use(func(key secret.Key) ([]byte, error) {
 		var err error
-		r, err = envelope.OpenStream(src, k.key, h, context)
+		r, err = envelope.OpenStream(src, key, h, context)
 		return nil, err
 	})
 	if errors.Is(err, ErrDestroyed) {
