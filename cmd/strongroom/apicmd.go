@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -430,36 +431,32 @@ func dataCommand(name string) *command {
 		typ := keyTypeFlag(fs, "data", "the key type (encrypt)")
 		ctxf := contextFlags{}
 		fs.Var(ctxf, "context", "KEY=VALUE bound to the ciphertext; repeat; decrypt needs the same")
+		var local *bool
+		if name == "encrypt" {
+			local = fs.Bool("local", false, "encrypt here, as a stream, with a DEK the server delivers (automatic for input over 512 KiB)")
+		}
 		return func(ctx context.Context, c *client.Client, args []string) error {
 			if *tenant == "" || len(args) > 0 {
 				return usageErrorf("--tenant is required; the data comes on standard input")
 			}
-			in, err := io.ReadAll(io.LimitReader(e.stdin, 1<<20+1))
+			if name == "decrypt" {
+				return decryptData(ctx, c, *tenant, ctxf, e.stdin, e.stdout)
+			}
+			in, err := io.ReadAll(io.LimitReader(e.stdin, inlineLimit+1))
 			if err != nil {
 				return err
 			}
-			if len(in) > 1<<20 {
-				return errors.New("input larger than 1 MiB; encrypt large data locally with a DEK (client.DEK)")
+			if *local || len(in) > inlineLimit {
+				return encryptLocal(ctx, c, *tenant, *typ, ctxf, io.MultiReader(bytes.NewReader(in), e.stdin), e.stdout)
 			}
-			var out []byte
-			var itemErr *api.Error
-			if name == "encrypt" {
-				res, err := c.Encrypt(ctx, *tenant, *typ, api.EncryptItem{Plaintext: in, Context: ctxf})
-				if err != nil {
-					return err
-				}
-				out, itemErr = res[0].Ciphertext, res[0].Error
-			} else {
-				res, err := c.Decrypt(ctx, *tenant, api.DecryptItem{Ciphertext: in, Context: ctxf})
-				if err != nil {
-					return err
-				}
-				out, itemErr = res[0].Plaintext, res[0].Error
+			res, err := c.Encrypt(ctx, *tenant, *typ, api.EncryptItem{Plaintext: in, Context: ctxf})
+			if err != nil {
+				return err
 			}
-			if itemErr != nil {
+			if itemErr := res[0].Error; itemErr != nil {
 				return explain(&client.Error{Status: 200, Code: itemErr.Code, Message: itemErr.Message})
 			}
-			_, err = e.stdout.Write(out)
+			_, err = e.stdout.Write(res[0].Ciphertext)
 			return err
 		}
 	})
