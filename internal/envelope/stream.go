@@ -194,6 +194,12 @@ func SealStream(dst io.Writer, dek secret.Key, h Header, context map[string]stri
 	if _, err := rand.Read(sh.Salt[:]); err != nil {
 		return nil, fmt.Errorf("envelope: %w", err)
 	}
+	return sealStreamWith(dst, dek, sh, context)
+}
+
+// sealStreamWith is SealStream with the salt given, in sh.
+func sealStreamWith(dst io.Writer, dek secret.Key, sh StreamHeader, context map[string]string) (io.WriteCloser, error) {
+	chunk := sh.Chunk
 	s, aad, err := streamKeys(dek, sh, context)
 	if err != nil {
 		return nil, err
