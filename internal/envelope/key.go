@@ -2,6 +2,8 @@ package envelope
 
 import (
 	"fmt"
+	"slices"
+	"unicode/utf8"
 
 	"github.com/strongroom-kms/strongroom/internal/primitive"
 	"github.com/strongroom-kms/strongroom/internal/secret"
@@ -36,12 +38,11 @@ const aadBuf = 256
 
 // Seal is Seal(dek, h, context, plaintext).
 func (k *Key) Seal(context map[string]string, plaintext []byte) ([]byte, error) {
-	c, err := canonical(context)
+	var buf [aadBuf]byte
+	a, err := appendCanonical(append(buf[:0], k.prefix...), context)
 	if err != nil {
 		return nil, err
 	}
-	var buf [aadBuf]byte
-	a := append(append(buf[:0], k.prefix...), c...)
 	hl := len(k.prefix) - 1 - len(aadLabel)
 	out := make([]byte, hl, hl+primitive.Overhead+len(plaintext))
 	copy(out, k.prefix[1+len(aadLabel):])
@@ -59,15 +60,43 @@ func (k *Key) Open(ct []byte, context map[string]string) ([]byte, error) {
 	if err != nil || h != k.h {
 		return nil, ErrDecrypt
 	}
-	c, err := canonical(context)
+	var buf [aadBuf]byte
+	a, err := appendCanonical(append(buf[:0], k.prefix...), context)
 	if err != nil {
 		return nil, ErrDecrypt
 	}
-	var buf [aadBuf]byte
-	a := append(append(buf[:0], k.prefix...), c...)
 	pt, err := k.g.Open(nil, sealed, a)
 	if err != nil {
 		return nil, ErrDecrypt
 	}
 	return pt, nil
+}
+
+// appendCanonical appends canonical(context) to dst, without the
+// allocations of canonical for the small contexts of a hot path; any
+// invalid context is canonical's error.
+func appendCanonical(dst []byte, context map[string]string) ([]byte, error) {
+	var arr [8]string
+	if len(context) > len(arr) {
+		c, err := canonical(context)
+		return append(dst, c...), err
+	}
+	keys := arr[:0]
+	for k, v := range context {
+		if len(k) == 0 || len(k) > MaxContextKey || len(v) > MaxContextValue || !utf8.ValidString(k) || !utf8.ValidString(v) {
+			_, err := canonical(context)
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	dst = append(dst, byte(len(keys)>>8), byte(len(keys)))
+	for _, k := range keys {
+		v := context[k]
+		dst = append(dst, byte(len(k)))
+		dst = append(dst, k...)
+		dst = append(dst, byte(len(v)>>8), byte(len(v)))
+		dst = append(dst, v...)
+	}
+	return dst, nil
 }

@@ -2,6 +2,7 @@ package envelope
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -35,5 +36,21 @@ func TestKey(t *testing.T) {
 	}
 	if _, err := NewKey(dek, Header{}); err == nil {
 		t.Error("NewKey(invalid header) = nil error")
+	}
+}
+
+// appendCanonical is canonical, byte for byte and error for error.
+func TestAppendCanonical(t *testing.T) {
+	many := map[string]string{}
+	for i := range 20 {
+		many[string(rune('a'+i))+"k"] = strings.Repeat("v", i)
+	}
+	for _, c := range []map[string]string{nil, {}, ctx, many, {"é": "", "e": "x", "E": "y"},
+		{"": "x"}, {"k": "\xff"}, {"\xff": ""}, {strings.Repeat("k", 65): ""}, {"k": strings.Repeat("v", 1025)}} {
+		want, werr := canonical(c)
+		got, gerr := appendCanonical([]byte{9}, c)
+		if (werr == nil) != (gerr == nil) || (werr == nil && !bytes.Equal(got, append([]byte{9}, want...))) {
+			t.Errorf("appendCanonical(%q) = %x, %v, want %x, %v", c, got, gerr, want, werr)
+		}
 	}
 }
