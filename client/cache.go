@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strongroom-kms/strongroom/internal/envelope"
@@ -74,8 +75,11 @@ type cacheEntry struct {
 	dek     DEK
 	expires time.Time
 	timer   *time.Timer
-	refs    int  // calls using dek now
-	gone    bool // out of the cache: the last call destroys dek
+	// refs counts the calls using dek now; gone is set (with c.mu held)
+	// when the entry leaves the cache. Whichever of remove and the last
+	// release sees the other's write destroys dek (both may: harmless).
+	refs atomic.Int64
+	gone atomic.Bool
 }
 
 // NewDEKCache returns a cache of the DEKs c fetches. Close it when done.
@@ -122,8 +126,10 @@ func (c *DEKCache) acquire(ctx context.Context, k cacheKey) (*cacheEntry, error)
 	if el, ok := c.entries[k]; ok {
 		e := el.Value.(*cacheEntry)
 		if time.Now().Before(e.expires) {
-			e.refs++
-			c.lru.MoveToFront(el)
+			e.refs.Add(1)
+			if c.lru.Front() != el {
+				c.lru.MoveToFront(el)
+			}
 			c.mu.Unlock()
 			return e, nil
 		}
@@ -182,7 +188,8 @@ func (c *DEKCache) load(ctx context.Context, k cacheKey, cl *call) {
 		if el, ok := c.entries[k]; ok {
 			out = append(out, c.remove(el))
 		}
-		e := &cacheEntry{key: k, dek: d, expires: time.Now().Add(c.ttl), refs: cl.waiters}
+		e := &cacheEntry{key: k, dek: d, expires: time.Now().Add(c.ttl)}
+		e.refs.Store(int64(cl.waiters))
 		el := c.lru.PushFront(e)
 		c.entries[k] = el
 		e.timer = time.AfterFunc(c.ttl, func() { c.expire(el) })
@@ -201,11 +208,7 @@ func (c *DEKCache) load(ctx context.Context, k cacheKey, cl *call) {
 // release drops a reference to e, and destroys its DEK if it left the cache
 // and this was the last one.
 func (c *DEKCache) release(e *cacheEntry) {
-	c.mu.Lock()
-	e.refs--
-	last := e.gone && e.refs == 0
-	c.mu.Unlock()
-	if last {
+	if e.refs.Add(-1) == 0 && e.gone.Load() {
 		e.dek.Destroy()
 	}
 }
@@ -230,8 +233,8 @@ func (c *DEKCache) remove(el *list.Element) DEK {
 	e.timer.Stop()
 	c.lru.Remove(el)
 	delete(c.entries, e.key)
-	e.gone = true
-	if e.refs > 0 {
+	e.gone.Store(true)
+	if e.refs.Load() > 0 {
 		return DEK{}
 	}
 	return e.dek

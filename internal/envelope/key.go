@@ -38,19 +38,24 @@ const aadBuf = 256
 
 // Seal is Seal(dek, h, context, plaintext).
 func (k *Key) Seal(context map[string]string, plaintext []byte) ([]byte, error) {
-	var buf [aadBuf]byte
-	a, err := appendCanonical(append(buf[:0], k.prefix...), context)
+	// One allocation: the ciphertext, with room behind it for the
+	// associated data (wiped before returning).
+	hl := len(k.prefix) - 1 - len(aadLabel)
+	n := hl + primitive.Overhead + len(plaintext)
+	buf := make([]byte, n, n+aadBuf)
+	a, err := appendCanonical(append(buf[n:n], k.prefix...), context)
 	if err != nil {
 		return nil, err
 	}
-	hl := len(k.prefix) - 1 - len(aadLabel)
-	out := make([]byte, hl, hl+primitive.Overhead+len(plaintext))
-	copy(out, k.prefix[1+len(aadLabel):])
-	out, err = k.g.Seal(out, plaintext, a)
+	copy(buf, k.prefix[1+len(aadLabel):])
+	out, err := k.g.Seal(buf[:hl], plaintext, a)
 	if err != nil {
 		return nil, fmt.Errorf("envelope: %w", err)
 	}
-	return out, nil
+	if cap(a) <= cap(buf)-n { // a is inside buf's spare room
+		clear(buf[n:cap(buf)])
+	}
+	return out[:n:n], nil
 }
 
 // Open is Open(dek, ct, context), and also fails (ErrDecrypt) for a
@@ -60,16 +65,20 @@ func (k *Key) Open(ct []byte, context map[string]string) ([]byte, error) {
 	if err != nil || h != k.h {
 		return nil, ErrDecrypt
 	}
-	var buf [aadBuf]byte
-	a, err := appendCanonical(append(buf[:0], k.prefix...), context)
+	n := len(sealed) - primitive.Overhead
+	buf := make([]byte, n, n+aadBuf)
+	a, err := appendCanonical(append(buf[n:n], k.prefix...), context)
 	if err != nil {
 		return nil, ErrDecrypt
 	}
-	pt, err := k.g.Open(nil, sealed, a)
+	pt, err := k.g.Open(buf[:0], sealed, a)
 	if err != nil {
 		return nil, ErrDecrypt
 	}
-	return pt, nil
+	if cap(a) <= cap(buf)-n {
+		clear(buf[n:cap(buf)])
+	}
+	return pt[:n:n], nil
 }
 
 // appendCanonical appends canonical(context) to dst, without the
