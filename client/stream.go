@@ -112,7 +112,8 @@ type StreamHeader struct {
 // PeekStream reports whether the data br holds next is a stream
 // (FormatStream) and, if so, the key it names, without consuming it: pass
 // br on to DecryptReader of that key's DEK. A stream whose header does not
-// parse is ErrDecrypt.
+// parse is ErrDecrypt. br must buffer at least 600 bytes, the longest header
+// (bufio.NewReader buffers 4096).
 func PeekStream(br *bufio.Reader) (StreamHeader, bool, error) {
 	first, err := br.Peek(1)
 	if err != nil || first[0] != FormatStream {
