@@ -269,6 +269,47 @@ type KeyList struct {
 	Keys []Key `json:"keys"`
 }
 
+// KeyUsage is what one key version was used for (GET
+// /v1/tenants/{tenant}/keys/usage, docs/keys-usage.md). Counts of the last
+// minutes may be missing: the node adds the data plane's counts when it
+// flushes its audit aggregate.
+type KeyUsage struct {
+	Tenant  string `json:"tenant"` // the tenant's name
+	Type    string `json:"type"`
+	Version uint32 `json:"version"`
+	State   string `json:"state"` // active, archived, destroyed
+	// Encryptions and Decryptions are the server's; Deliveries counts the
+	// DEKs delivered to clients, which may seal and open any number of
+	// messages the server cannot count.
+	Encryptions uint64 `json:"encryptions"`
+	Decryptions uint64 `json:"decryptions"`
+	Deliveries  uint64 `json:"deliveries"`
+	// Sealed counts the messages the server sealed under the version's
+	// DEK with AES-256-GCM and a random nonce; Nonces is ok, warning (at
+	// or past 2^30) or exhausted (at or past 2^32, the bound of NIST SP
+	// 800-38D): rotate; none for a deterministic key (AES-SIV, no nonce).
+	Sealed       uint64     `json:"sealed"`
+	Nonces       string     `json:"nonces"`
+	LastEncrypt  *time.Time `json:"last_encrypt,omitempty"` // the minute of the last encryption
+	LastDecrypt  *time.Time `json:"last_decrypt,omitempty"` // the minute of the last decryption
+	LastDelivery *time.Time `json:"last_delivery,omitempty"`
+	// RowsLeft is what the last data-at-rest report found still under the
+	// version, and Reported when it was made; both absent without one.
+	RowsLeft *uint64    `json:"rows_left,omitempty"`
+	Reported *time.Time `json:"reported,omitempty"`
+	// SafeToDestroy: archived, no server-side decryption and no delivery
+	// for 30 days, and a data-at-rest report after its last use found
+	// nothing under it. Hint says why or why not.
+	SafeToDestroy bool   `json:"safe_to_destroy"`
+	Hint          string `json:"hint"`
+}
+
+// KeyUsageList is GET /v1/tenants/{tenant}/keys/usage: every version of
+// the tenant's keys (of one type with ?type=), by type and version.
+type KeyUsageList struct {
+	Usage []KeyUsage `json:"usage"`
+}
+
 // GenerateKeyRequest is POST /v1/tenants/{tenant}/keys.
 type GenerateKeyRequest struct {
 	Type string `json:"type"`
@@ -369,9 +410,20 @@ type EncryptRequest struct {
 
 // EncryptItem is one plaintext with its caller context, bound as associated
 // data: the same context must be given to decrypt.
+//
+// Field is required for keys of type "deterministic" and refused for every
+// other type: it names the field (1 to 255 bytes of printable ASCII, e.g.
+// "users.email") whose values encrypt deterministically, so that equal
+// plaintexts with equal contexts give equal ciphertexts within the field and
+// key version, and unrelated ones in any other field. CaseInsensitive (only
+// with Field) folds the plaintext first (Unicode full case folding and NFC):
+// values equal but for case then encrypt alike, and decrypt to the folded
+// form. See docs/dataplane.md for what deterministic encryption reveals.
 type EncryptItem struct {
-	Plaintext []byte            `json:"plaintext"`
-	Context   map[string]string `json:"context,omitempty"`
+	Plaintext       []byte            `json:"plaintext"`
+	Context         map[string]string `json:"context,omitempty"`
+	Field           string            `json:"field,omitempty"`
+	CaseInsensitive bool              `json:"case_insensitive,omitempty"`
 }
 
 // EncryptResponse answers an EncryptRequest, item by item.
@@ -393,9 +445,13 @@ type DecryptRequest struct {
 }
 
 // DecryptItem is one ciphertext with the context it was encrypted with.
+// Field is required for a deterministic ciphertext, and must be the field it
+// was encrypted for (another one fails like a wrong context); it is refused
+// for the others.
 type DecryptItem struct {
 	Ciphertext []byte            `json:"ciphertext"`
 	Context    map[string]string `json:"context,omitempty"`
+	Field      string            `json:"field,omitempty"`
 }
 
 // DecryptResponse answers a DecryptRequest, item by item.
@@ -404,10 +460,53 @@ type DecryptResponse struct {
 }
 
 // DecryptResult is one item's plaintext, or its error (e.g. key_destroyed).
+// CaseInsensitive says the ciphertext was encrypted case-insensitively: the
+// plaintext is the folded form, not the one encrypted.
 type DecryptResult struct {
-	Plaintext []byte `json:"plaintext,omitempty"`
-	Type      string `json:"type,omitempty"`
+	Plaintext       []byte `json:"plaintext,omitempty"`
+	Type            string `json:"type,omitempty"`
+	Version         uint32 `json:"version,omitempty"`
+	CaseInsensitive bool   `json:"case_insensitive,omitempty"`
+	Error           *Error `json:"error,omitempty"`
+}
+
+// RewrapRequest is POST /v1/tenants/{tenant}/rewrap: a batch of
+// ciphertexts to move to the active key of their type. The plaintext never
+// leaves the server.
+type RewrapRequest struct {
+	Items []RewrapItem `json:"items"`
+}
+
+// RewrapItem is one ciphertext with the context it was encrypted with (the
+// new ciphertext is bound to the same context). A deterministic ciphertext
+// stays deterministic in its own field, with its case flag: Field may be
+// left out, and if given must be its field. A format 1 ciphertext of a
+// deterministic key (made before deterministic keys were deterministic)
+// needs Field (and CaseInsensitive if wanted): it is sealed again,
+// deterministically, in that field. Other types take no field.
+type RewrapItem struct {
+	Ciphertext      []byte            `json:"ciphertext"`
+	Context         map[string]string `json:"context,omitempty"`
+	Field           string            `json:"field,omitempty"`
+	CaseInsensitive bool              `json:"case_insensitive,omitempty"`
+}
+
+// RewrapResponse answers a RewrapRequest, item by item.
+type RewrapResponse struct {
+	Items []RewrapResult `json:"items"`
+}
+
+// RewrapResult is one item's new ciphertext, or its error. A ciphertext
+// already under the active key comes back unchanged with Rewrapped false
+// (it was still checked: it decrypts), so rewrapping twice is harmless.
+type RewrapResult struct {
+	Ciphertext []byte `json:"ciphertext,omitempty"`
+	Type       string `json:"type,omitempty"`
+	// From is the version the ciphertext was under; Version the one it is
+	// under now, the active one.
+	From      uint32 `json:"from_version,omitempty"`
 	Version   uint32 `json:"version,omitempty"`
+	Rewrapped bool   `json:"rewrapped"`
 	Error     *Error `json:"error,omitempty"`
 }
 

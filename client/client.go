@@ -464,6 +464,24 @@ func (c *Client) Keys(ctx context.Context, tenant, typ string) ([]api.Key, error
 	return l.Keys, err
 }
 
+// KeyUsage lists what each version of a tenant's keys (of type typ, or
+// of every type if typ is "") was used for (GET
+// /v1/tenants/{tenant}/keys/usage): server-side encryptions, decryptions,
+// AES-GCM seals and their nonce state, DEK deliveries, the last times, and
+// whether an archived version looks safe to destroy.
+func (c *Client) KeyUsage(ctx context.Context, tenant, typ string) ([]api.KeyUsage, error) {
+	if err := seg("tenant name", tenant); err != nil {
+		return nil, err
+	}
+	var q url.Values
+	if typ != "" {
+		q = url.Values{"type": {typ}}
+	}
+	var l api.KeyUsageList
+	err := c.do(ctx, "GET", "/v1/tenants/"+tenant+"/keys/usage", q, nil, &l)
+	return l.Usage, err
+}
+
 // DestroyKey destroys a key version (POST
 // /v1/tenants/{tenant}/keys/{type}/{version}/destroy). confirm must be
 // "TENANT/TYPE/VERSION" exactly, as a person typed it: the data under the
@@ -506,6 +524,25 @@ func (c *Client) Decrypt(ctx context.Context, tenant string, items ...api.Decryp
 	}
 	var r api.DecryptResponse
 	if err := c.do(ctx, "POST", "/v1/tenants/"+tenant+"/decrypt", nil, api.DecryptRequest{Items: items}, &r); err != nil {
+		return nil, err
+	}
+	if len(r.Items) != len(items) {
+		return nil, fmt.Errorf("client: the server answered %d items for %d", len(r.Items), len(items))
+	}
+	return r.Items, nil
+}
+
+// Rewrap moves ciphertexts to the active key of their type (POST
+// /v1/tenants/{tenant}/rewrap); the plaintext never leaves the server. A
+// ciphertext already under the active key comes back unchanged, with
+// Rewrapped false. Errors of single items (e.g. key_destroyed) are in
+// their results.
+func (c *Client) Rewrap(ctx context.Context, tenant string, items ...api.RewrapItem) ([]api.RewrapResult, error) {
+	if err := seg("tenant name", tenant); err != nil {
+		return nil, err
+	}
+	var r api.RewrapResponse
+	if err := c.do(ctx, "POST", "/v1/tenants/"+tenant+"/rewrap", nil, api.RewrapRequest{Items: items}, &r); err != nil {
 		return nil, err
 	}
 	if len(r.Items) != len(items) {

@@ -219,6 +219,25 @@ func TestEveryMethod(t *testing.T) {
 		t.Error("DEK(P-256 KEM) error = nil")
 	}
 
+	// Key usage: deliveries at once, encryptions once the aggregate is
+	// flushed; a version never used is listed with zero counts.
+	if err := s.Node.Aggregate.Flush(ctx, s.Node.Audit); err != nil {
+		t.Fatal(err)
+	}
+	usage, err := admin.KeyUsage(ctx, "acme", "data")
+	if err != nil || len(usage) != 2 {
+		t.Fatalf("KeyUsage = %+v, %v, want data/1 and data/2", usage, err)
+	}
+	if u := usage[0]; u.Version != 1 || u.State != "archived" || u.Encryptions != 1 || u.Sealed != 1 || u.Deliveries != 3 ||
+		u.Nonces != "ok" || u.LastEncrypt == nil || u.LastDelivery == nil || u.LastDecrypt != nil || u.SafeToDestroy || u.RowsLeft != nil {
+		t.Errorf("KeyUsage()[0] = %+v, want v1 archived: 1 encryption, 3 deliveries, not safe to destroy", u)
+	}
+	if u := usage[1]; u.Version != 2 || u.State != "active" || u.Encryptions != 0 || u.Deliveries != 1 || u.SafeToDestroy {
+		t.Errorf("KeyUsage()[1] = %+v, want v2 active: 1 delivery", u)
+	}
+	_, err = app.KeyUsage(ctx, "acme", "")
+	apiErr(t, err, 403, api.CodeForbidden)
+
 	_, err = admin.DestroyKey(ctx, "acme", "data", 1, "acme/data/2")
 	apiErr(t, err, 400, api.CodeBadRequest)
 	if k, err := admin.DestroyKey(ctx, "acme", "data", 1, "acme/data/1"); err != nil || k.State != "destroyed" {

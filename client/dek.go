@@ -40,7 +40,14 @@ var (
 	ErrDecrypt = errors.New("client: decryption failed")
 	// ErrDestroyed: the DEK was destroyed, or is the zero DEK.
 	ErrDestroyed = errors.New("client: the DEK is destroyed")
+	// ErrField: Encrypt under a key of type deterministic (which encrypts
+	// per field: EncryptField), or EncryptField under another type, or an
+	// invalid field name.
+	ErrField = errors.New("client: invalid field")
 )
+
+// typeDeterministic is the key type that encrypts per field.
+const typeDeterministic = "deterministic"
 
 // DEK is the data encryption key of one version of a tenant's key,
 // delivered to this client (Client.DEK) to encrypt and decrypt locally. Its
@@ -116,7 +123,12 @@ func newDEK(tenantID, typ string, version uint32, key secret.Key) (DEK, error) {
 // Encrypt encrypts plaintext under the DEK, bound to context (which must be
 // given, identical, to decrypt; nil and empty are the same), exactly as the
 // server's Encrypt does. A context over the limits is an error.
+//
+// A key of type deterministic refuses (ErrField): use EncryptField.
 func (d DEK) Encrypt(plaintext []byte, context map[string]string) ([]byte, error) {
+	if d.typ == typeDeterministic {
+		return nil, fmt.Errorf("%w: keys of type %s encrypt per field: use EncryptField", ErrField, d.typ)
+	}
 	return d.useKey(func(k *dekKey) ([]byte, error) {
 		ct, err := k.env.Seal(context, plaintext)
 		if err != nil {
@@ -131,11 +143,58 @@ func (d DEK) Encrypt(plaintext []byte, context map[string]string) ([]byte, error
 // failure to open it is ErrDecrypt.
 func (d DEK) Decrypt(ciphertext []byte, context map[string]string) ([]byte, error) {
 	return d.useKey(func(k *dekKey) ([]byte, error) {
+		if envelope.FormatOf(ciphertext) == envelope.FormatDeterministic {
+			return nil, fmt.Errorf("%w: the ciphertext is deterministic: use DecryptField with its field", ErrDecrypt)
+		}
 		if h, err := envelope.ParseHeader(ciphertext); err == nil && h != d.header() {
 			return nil, fmt.Errorf("%w: the ciphertext names tenant %s key %s version %d, this DEK is tenant %s key %s version %d",
 				ErrDecrypt, h.Tenant, h.Type, h.Version, d.tenantID, d.typ, d.version)
 		}
 		pt, err := k.env.Open(ciphertext, context)
+		if err != nil {
+			return nil, ErrDecrypt
+		}
+		return pt, nil
+	})
+}
+
+// EncryptField encrypts plaintext deterministically for field under a key
+// of type deterministic, exactly as the server's Encrypt with a field does
+// (envelope format 2, docs/dataplane.md): the same field, flag, context and
+// plaintext always give the same ciphertext. caseInsensitive folds the
+// plaintext first (it must then be UTF-8), and decryption gives the folded
+// form. Any other key type refuses (ErrField).
+func (d DEK) EncryptField(field string, caseInsensitive bool, plaintext []byte, context map[string]string) ([]byte, error) {
+	if d.typ != typeDeterministic {
+		return nil, fmt.Errorf("%w: a field is only for keys of type %s, not %s", ErrField, typeDeterministic, d.typ)
+	}
+	if err := envelope.CheckField(field); err != nil {
+		return nil, fmt.Errorf("%w: %d bytes (1 to %d bytes of printable ASCII)", ErrField, len(field), envelope.MaxField)
+	}
+	return d.use(func(key secret.Key) ([]byte, error) {
+		ct, err := envelope.SealDeterministic(key, envelope.FieldHeader{Header: d.header(), Field: field, CaseInsensitive: caseInsensitive}, context, plaintext)
+		if err != nil {
+			return nil, fmt.Errorf("client: encrypting: %w", err)
+		}
+		return ct, nil
+	})
+}
+
+// DecryptField checks and decrypts a deterministic ciphertext made under
+// this key version for field, by EncryptField or by the server. A
+// ciphertext of another field fails like one of another context: every
+// failure is ErrDecrypt.
+func (d DEK) DecryptField(field string, ciphertext []byte, context map[string]string) ([]byte, error) {
+	return d.use(func(key secret.Key) ([]byte, error) {
+		h, err := envelope.ParseFieldHeader(ciphertext)
+		if err != nil || !envelope.FieldEqual(h.Field, field) {
+			return nil, ErrDecrypt
+		}
+		if h.Header != d.header() {
+			return nil, fmt.Errorf("%w: the ciphertext names tenant %s key %s version %d, this DEK is tenant %s key %s version %d",
+				ErrDecrypt, h.Tenant, h.Type, h.Version, d.tenantID, d.typ, d.version)
+		}
+		pt, err := envelope.OpenDeterministic(key, ciphertext, context)
 		if err != nil {
 			return nil, ErrDecrypt
 		}

@@ -31,8 +31,11 @@ const StreamChunk = envelope.DefaultChunk
 //
 // The stream does not open on the server (it is not a single ciphertext
 // under the body limit); DecryptReader opens it, with the DEK of the key
-// version it names.
+// version it names. A key of type deterministic refuses (ErrField).
 func (d DEK) EncryptWriter(dst io.Writer, context map[string]string) (io.WriteCloser, error) {
+	if d.typ == typeDeterministic {
+		return nil, fmt.Errorf("%w: keys of type %s encrypt per field, not streams", ErrField, d.typ)
+	}
 	var w io.WriteCloser
 	_, err := d.use(func(key secret.Key) ([]byte, error) {
 		var err error

@@ -272,3 +272,11 @@ func (g *generator) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+func TestStreamRefusesDeterministic(t *testing.T) {
+	d := client.NewTestDEK(tenant, "deterministic", 1, make([]byte, 32))
+	defer d.Destroy()
+	if _, err := d.EncryptWriter(io.Discard, nil); !errors.Is(err, client.ErrField) {
+		t.Errorf("EncryptWriter(deterministic key) = %v, want ErrField", err)
+	}
+}

@@ -400,7 +400,7 @@ func keyCommand() *command {
 					})
 				}
 			}),
-		}, append(byokCommands(), cacheOnlyCommands()...)...),
+		}, append(append(byokCommands(), cacheOnlyCommands()...), keyUsageCommand())...),
 	}
 }
 
@@ -431,25 +431,38 @@ func dataCommand(name string) *command {
 		typ := keyTypeFlag(fs, "data", "the key type (encrypt)")
 		ctxf := contextFlags{}
 		fs.Var(ctxf, "context", "KEY=VALUE bound to the ciphertext; repeat; decrypt needs the same")
-		var local *bool
+		field := fs.String("field", "", "the field a deterministic key encrypts for, e.g. users.email (required for --type deterministic; decrypt needs the same)")
+		var fold, local *bool
 		if name == "encrypt" {
-			local = fs.Bool("local", false, "encrypt here, as a stream, with a DEK the server delivers (automatic for input over 512 KiB)")
+			fold = fs.Bool("case-insensitive", false, "fold case (Unicode case folding and NFC) before a deterministic encryption; decrypt gives the folded form")
+			local = fs.Bool("local", false, "encrypt here, as a stream, with a DEK the server delivers (automatic for input over 512 KiB; not for deterministic keys)")
 		}
 		return func(ctx context.Context, c *client.Client, args []string) error {
 			if *tenant == "" || len(args) > 0 {
 				return usageErrorf("--tenant is required; the data comes on standard input")
 			}
 			if name == "decrypt" {
-				return decryptData(ctx, c, *tenant, ctxf, e.stdin, e.stdout)
+				return decryptData(ctx, c, *tenant, *field, ctxf, e.stdin, e.stdout)
 			}
-			in, err := io.ReadAll(io.LimitReader(e.stdin, inlineLimit+1))
+			deterministic := *field != "" || *typ == "deterministic"
+			if *local && deterministic {
+				return usageErrorf("--local streams data under a key of type data (or another randomized type), not a deterministic one")
+			}
+			limit := int64(inlineLimit)
+			if deterministic {
+				limit = 1 << 20 // the server refuses what is too large
+			}
+			in, err := io.ReadAll(io.LimitReader(e.stdin, limit+1))
 			if err != nil {
 				return err
 			}
-			if *local || len(in) > inlineLimit {
+			switch {
+			case *local || (!deterministic && len(in) > inlineLimit):
 				return encryptLocal(ctx, c, *tenant, *typ, ctxf, io.MultiReader(bytes.NewReader(in), e.stdin), e.stdout)
+			case int64(len(in)) > limit:
+				return errors.New("input larger than 1 MiB: deterministic encryption is for short values (use --type data for files)")
 			}
-			res, err := c.Encrypt(ctx, *tenant, *typ, api.EncryptItem{Plaintext: in, Context: ctxf})
+			res, err := c.Encrypt(ctx, *tenant, *typ, api.EncryptItem{Plaintext: in, Context: ctxf, Field: *field, CaseInsensitive: *fold})
 			if err != nil {
 				return err
 			}

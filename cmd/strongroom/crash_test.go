@@ -88,6 +88,7 @@ func (l *ledger) waitAcks(n int, d time.Duration) {
 type ackedCiphertext struct {
 	ct, pt []byte
 	key    string
+	field  string // of a deterministic key's ciphertext
 }
 
 func keyName(typ string, v uint32) string { return typ + "/" + strconv.FormatUint(uint64(v), 10) }
@@ -247,10 +248,14 @@ func crashStep(ctx context.Context, rng *mrand.Rand, l *ledger, op, admin, app *
 	default: // encrypt
 		pt := make([]byte, 16)
 		rand.Read(pt)
-		res, err := app.Encrypt(ctx, "acme", typ, api.EncryptItem{Plaintext: pt})
+		var field string // deterministic keys encrypt per field
+		if typ == "deterministic" {
+			field = "crash.f"
+		}
+		res, err := app.Encrypt(ctx, "acme", typ, api.EncryptItem{Plaintext: pt, Field: field})
 		if err == nil && res[0].Error == nil {
 			l.mu.Lock()
-			l.ciphertext = append(l.ciphertext, ackedCiphertext{ct: res[0].Ciphertext, pt: pt, key: keyName(res[0].Type, res[0].Version)})
+			l.ciphertext = append(l.ciphertext, ackedCiphertext{ct: res[0].Ciphertext, pt: pt, key: keyName(res[0].Type, res[0].Version), field: field})
 			l.ack()
 			l.mu.Unlock()
 		}
@@ -308,7 +313,7 @@ func checkCrashInvariants(t *testing.T, ctx context.Context, kill int, all bool,
 		batch := todo[start:min(start+100, len(todo))]
 		items := make([]api.DecryptItem, len(batch))
 		for i, c := range batch {
-			items[i] = api.DecryptItem{Ciphertext: c.ct}
+			items[i] = api.DecryptItem{Ciphertext: c.ct, Field: c.field}
 		}
 		res, err := app.Decrypt(ctx, "acme", items...)
 		if err != nil {

@@ -59,10 +59,11 @@ func encryptLocal(ctx context.Context, c *client.Client, tenant, typ string, con
 	return bw.Flush()
 }
 
-// decryptData decrypts what in holds: a stream, or a single ciphertext over
-// inlineLimit, here with the DEK of the key version it names; a smaller
-// single ciphertext on the server.
-func decryptData(ctx context.Context, c *client.Client, tenant string, context map[string]string, in io.Reader, out io.Writer) error {
+// decryptData decrypts what in holds: a stream, or a single format 1
+// ciphertext over inlineLimit, here with the DEK of the key version it
+// names; any other ciphertext (a smaller one, or a deterministic one with
+// its field) on the server.
+func decryptData(ctx context.Context, c *client.Client, tenant, field string, context map[string]string, in io.Reader, out io.Writer) error {
 	br := bufio.NewReaderSize(in, client.StreamChunk)
 	h, stream, err := client.PeekStream(br)
 	switch {
@@ -98,7 +99,7 @@ func decryptData(ctx context.Context, c *client.Client, tenant string, context m
 		return fmt.Errorf("input larger than %d MiB and not a stream: not a ciphertext of strongroom encrypt", maxSingle>>20)
 	}
 	var pt []byte
-	if len(ct) > inlineLimit {
+	if len(ct) > inlineLimit && envelope.FormatOf(ct) == envelope.Format {
 		eh, err := envelope.ParseHeader(ct)
 		if err != nil {
 			return decryptFailed(false)
@@ -112,7 +113,7 @@ func decryptData(ctx context.Context, c *client.Client, tenant string, context m
 			return decryptFailed(false)
 		}
 	} else {
-		res, err := c.Decrypt(ctx, tenant, api.DecryptItem{Ciphertext: ct, Context: context})
+		res, err := c.Decrypt(ctx, tenant, api.DecryptItem{Ciphertext: ct, Context: context, Field: field})
 		if err != nil {
 			return err
 		}

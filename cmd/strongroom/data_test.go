@@ -58,10 +58,10 @@ func TestDecryptLargeSingleCiphertext(t *testing.T) {
 		t.Fatalf("server Decrypt(its own ciphertext of %d bytes) = %v, want 413", len(pt), err)
 	}
 	var out bytes.Buffer
-	if err := decryptData(ctx, app, "acme", c, bytes.NewReader(ct), &out); err != nil || !bytes.Equal(out.Bytes(), pt) {
+	if err := decryptData(ctx, app, "acme", "", c, bytes.NewReader(ct), &out); err != nil || !bytes.Equal(out.Bytes(), pt) {
 		t.Errorf("decryptData(760 KiB ciphertext) = %d bytes, %v", out.Len(), err)
 	}
-	if err := decryptData(ctx, app, "acme", map[string]string{"file": "g"}, bytes.NewReader(ct), &out); err == nil {
+	if err := decryptData(ctx, app, "acme", "", map[string]string{"file": "g"}, bytes.NewReader(ct), &out); err == nil {
 		t.Error("decryptData(another context) = nil error")
 	}
 
@@ -70,7 +70,7 @@ func TestDecryptLargeSingleCiphertext(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.Reset()
-	if err := decryptData(ctx, app, "acme", c, &enc, &out); err != nil || !bytes.Equal(out.Bytes(), pt) {
+	if err := decryptData(ctx, app, "acme", "", c, &enc, &out); err != nil || !bytes.Equal(out.Bytes(), pt) {
 		t.Errorf("decryptData(stream) = %d bytes, %v", out.Len(), err)
 	}
 }

@@ -48,13 +48,20 @@ func checkLoopback(listen string) error {
 	if err != nil {
 		return usageErrorf("--listen %q: use HOST:PORT, e.g. 127.0.0.1:8443", listen)
 	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+	if loopbackHost(host) {
 		return nil
 	}
 	return usageErrorf("--listen %q is not a loopback address: strongroom dev keeps its keys and tokens in plain files and is for this machine only (use 127.0.0.1:PORT; run 'strongroom server' to serve others)", listen)
+}
+
+// loopbackHost reports whether a host name or address is this machine's
+// loopback.
+func loopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // stopWhenOrphaned cancels when this process's parent goes away, as when

@@ -260,6 +260,8 @@ func TestNoKeyMaterialLeaks(t *testing.T) {
 	r.decrypt(app, "acme", append(dec1[:len(dec1):len(dec1)], dec2...), append(items1[:len(items1):len(items1)], items2...))
 	r.deliver(app, "acme", "data", 2)
 	r.deliver(app, "acme", "data", 0)
+	// Rewrap v1's data to v2: the plaintexts stay on the server.
+	r.decrypt(app, "acme", r.rewrap(app, "acme", dec1, items1), items1)
 
 	// Tenant globex: a key of its own, and its DEK through its own app token.
 	globex, err := op.CreateTenant(ctx, "globex", "production")
@@ -519,6 +521,28 @@ func (r *leakRun) decrypt(c *client.Client, tenantName string, dec []api.Decrypt
 			r.t.Fatalf("Decrypt(%s) item %d = %+v, want the plaintext back", tenantName, i, res)
 		}
 	}
+}
+
+// rewrap moves every item to the active key and returns them ready to
+// decrypt; no answer holds a plaintext.
+func (r *leakRun) rewrap(c *client.Client, tenantName string, dec []api.DecryptItem, items []api.EncryptItem) []api.DecryptItem {
+	r.t.Helper()
+	req := make([]api.RewrapItem, len(dec))
+	for i, d := range dec {
+		req[i] = api.RewrapItem{Ciphertext: d.Ciphertext, Context: d.Context}
+	}
+	res, err := c.Rewrap(r.ctx, tenantName, req...)
+	if err != nil {
+		r.t.Fatalf("Rewrap(%s) error = %v", tenantName, err)
+	}
+	out := make([]api.DecryptItem, len(res))
+	for i, res := range res {
+		if res.Error != nil || !res.Rewrapped || bytes.Contains(res.Ciphertext, items[i].Plaintext) {
+			r.t.Fatalf("Rewrap(%s) item %d = %+v, want a new ciphertext", tenantName, i, res)
+		}
+		out[i] = api.DecryptItem{Ciphertext: res.Ciphertext, Context: dec[i].Context}
+	}
+	return out
 }
 
 // decryptFails wants every item refused with code.

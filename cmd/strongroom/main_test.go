@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net/url"
 	"os"
@@ -54,7 +55,7 @@ func TestScripts(t *testing.T) {
 			"tlscert":  cmdTLSCert,
 			"freeport": cmdFreePort, "waitfor": cmdWaitFor, "fakebundle": cmdFakeBundle,
 			"devenv": cmdDevEnv, "setenv-file": cmdSetenvFile, "waitgone": cmdWaitGone, "sleep": cmdSleep,
-			"sha256": cmdSHA256, "opendata": cmdOpenData, "kms": cmdKMS,
+			"sha256": cmdSHA256, "opendata": cmdOpenData, "kms": cmdKMS, "sqlite": cmdSQLite,
 		},
 	})
 }
@@ -125,5 +126,67 @@ func cmdListObjects(ts *testscript.TestScript, neg bool, args []string) {
 	fmt.Fprint(ts.Stdout(), string(out))
 	if (err != nil) != neg {
 		ts.Fatalf("pkcs11-tool: %v\n%s", err, out)
+	}
+}
+
+// sqlite [-out FILE] DB SQL [ARG...] runs one statement on a SQLite file
+// (the user's own database of `strongroom sync`), ARGs bound as $1…$n (an
+// ARG @FILE binds the file's bytes, a blob). A query's rows go to stdout,
+// tab-separated; with -out, the first column of the first row is written
+// to FILE as it is.
+func cmdSQLite(ts *testscript.TestScript, neg bool, args []string) {
+	out := ""
+	if len(args) > 1 && args[0] == "-out" {
+		out, args = args[1], args[2:]
+	}
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: sqlite [-out FILE] DB SQL [ARG...]")
+	}
+	db, err := sql.Open("sqlite", ts.MkAbs(args[0]))
+	ts.Check(err)
+	defer db.Close()
+	var params []any
+	for _, a := range args[2:] {
+		if f, ok := strings.CutPrefix(a, "@"); ok {
+			b, err := os.ReadFile(ts.MkAbs(f))
+			ts.Check(err)
+			params = append(params, b)
+			continue
+		}
+		params = append(params, a)
+	}
+	rows, err := db.Query(args[1], params...)
+	ts.Check(err)
+	defer rows.Close()
+	cols, err := rows.Columns()
+	ts.Check(err)
+	first := true
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		ts.Check(rows.Scan(ptrs...))
+		if out != "" && first {
+			b, ok := vals[0].([]byte)
+			if !ok {
+				b = []byte(fmt.Sprint(vals[0]))
+			}
+			ts.Check(os.WriteFile(ts.MkAbs(out), b, 0o644))
+		}
+		first = false
+		line := make([]string, len(vals))
+		for i, v := range vals {
+			if b, ok := v.([]byte); ok {
+				v = fmt.Sprintf("(%d bytes)", len(b))
+			}
+			line[i] = fmt.Sprint(v)
+		}
+		fmt.Fprintln(ts.Stdout(), strings.Join(line, "\t"))
+	}
+	ts.Check(rows.Err())
+	if out != "" && first {
+		ts.Fatalf("sqlite -out: the query returned no row")
 	}
 }

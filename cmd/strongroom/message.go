@@ -14,10 +14,11 @@ import (
 // errPrefixes are the names of Strongroom's packages, as their errors begin;
 // TestErrPrefixesComplete keeps the list in step with internal/.
 var errPrefixes = []string{
-	"armor", "audit", "auditlog", "auth", "backup", "byok", "cacheonly", "ceremony", "client", "config", "dataplane",
+	"armor", "atomicfile", "audit", "auditlog", "auth", "backup", "byok", "cacheonly", "ceremony", "client", "config", "dataplane",
 	"derive", "directory", "engine", "enroll", "envelope", "escrow", "exportkey", "hsm", "hsmuri",
-	"console", "httpapi", "k8splugin", "keycache", "keyservice", "keywrap", "lifecycle", "metrics", "node", "officer", "pkcs11", "plan", "postgres",
-	"primitive", "reason", "release", "secret", "sign", "soft", "sqlite", "store", "tenant", "transcript",
+	"console", "httpapi", "k8splugin", "keycache", "keyservice", "keyusage", "keywrap", "lifecycle", "loadgen", "metrics", "node", "officer",
+	"pkcs11", "plan", "postgres", "primitive", "reason", "release", "resync", "secret", "sign", "siv", "soft", "sqlite", "store",
+	"tenant", "transcript",
 	"uploadcert", "world",
 }
 

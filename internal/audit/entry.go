@@ -95,6 +95,7 @@ const (
 	ActionDerive         Action = "key.derive"      // a key derived for a caller
 	ActionDeliver        Action = "key.deliver"     // a DEK handed to an application
 	ActionEncrypt        Action = "key.encrypt"     // server-side encryptions (aggregate)
+	ActionRewrap         Action = "key.rewrap"      // server-side rewraps, counted under the version left (aggregate)
 	ActionDecrypt        Action = "key.decrypt"     // server-side decryptions (aggregate)
 	ActionRotate         Action = "key.rotate"      // a new active version
 	ActionDestroy        Action = "key.destroy"     // a key version destroyed

@@ -4,10 +4,15 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
+	"github.com/strongroom-kms/strongroom/internal/keyusage"
+	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
 // aggKey is one counter of the aggregate.
@@ -36,6 +41,9 @@ type Aggregate struct {
 
 	mu     sync.Mutex
 	counts map[aggKey]uint64
+	// sealed are encryptions that no aggregate entry names by their key
+	// version (CountEncryption), for the usage counters only.
+	sealed map[tenant.KeyRef]keyusage.Count
 }
 
 // MaxEntryKeys bounds the distinct counters that CountEntry keeps between
@@ -76,15 +84,38 @@ func (a *Aggregate) CountEntry(e audit.Entry) {
 	a.counts[k]++
 }
 
+// CountEncryption adds one server-side encryption under key version to,
+// made by the request whose entry is e, that the request's aggregate entry
+// does not name (a rewrap is counted under the version it moved from, and
+// seals under the active one): it goes to to's usage counters only, at
+// the next Flush.
+func (a *Aggregate) CountEncryption(e audit.Entry, to tenant.KeyRef) {
+	c := keyusage.Count{Key: to, Encryptions: 1, LastEncrypt: time.Unix(e.Time.Unix()/60*60, 0).UTC()}
+	if keyusage.Probabilistic(to.Type) {
+		c.Sealed = 1
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.sealed == nil {
+		a.sealed = map[tenant.KeyRef]keyusage.Count{}
+	}
+	m := a.sealed[to]
+	m.Key = to
+	m.Add(c)
+	a.sealed[to] = m
+}
+
 // Flush appends the aggregate entries of the operations counted so far to
-// l, stamped with the current time (see Aggregate). On failure the counts
-// are kept for the next flush.
+// l, stamped with the current time (see Aggregate), and, in the same
+// transaction, adds the successful encryptions and decryptions to the
+// usage counters of their key versions (Usage). On failure the counts are
+// kept for the next flush.
 func (a *Aggregate) Flush(ctx context.Context, l *Log) error {
 	a.mu.Lock()
-	counts := a.counts
-	a.counts = nil
+	counts, sealed := a.counts, a.sealed
+	a.counts, a.sealed = nil, nil
 	a.mu.Unlock()
-	if len(counts) == 0 {
+	if len(counts) == 0 && len(sealed) == 0 {
 		return nil
 	}
 	now := time.Now
@@ -118,7 +149,11 @@ func (a *Aggregate) Flush(ctx context.Context, l *Log) error {
 			Remote: k.remote, Detail: detail,
 		})
 	}
-	if err := l.Append(ctx, entries...); err != nil {
+	use := usage(counts)
+	for _, c := range sealed {
+		use = append(use, c)
+	}
+	if err := l.AppendUsage(ctx, use, entries...); err != nil {
 		a.mu.Lock()
 		if a.counts == nil {
 			a.counts = map[aggKey]uint64{}
@@ -126,8 +161,63 @@ func (a *Aggregate) Flush(ctx context.Context, l *Log) error {
 		for k, n := range counts {
 			a.counts[k] += n
 		}
+		if a.sealed == nil {
+			a.sealed = map[tenant.KeyRef]keyusage.Count{}
+		}
+		for ref, c := range sealed {
+			m := a.sealed[ref]
+			m.Key = ref
+			m.Add(c)
+			a.sealed[ref] = m
+		}
 		a.mu.Unlock()
 		return fmt.Errorf("auditlog: appending %d aggregate entries: %w", len(entries), err)
 	}
 	return nil
+}
+
+// usage is what the counts say of each key version: the successful
+// encryptions and decryptions, and the minute of the last of each. A
+// rewrap is a decryption under the version it names (the one it moved
+// from; its new ciphertext is CountEncryption's). An encryption under a
+// key of a probabilistic type seals one message with AES-256-GCM under a
+// random nonce (internal/envelope format 1), so it is also counted as
+// sealed.
+func usage(counts map[aggKey]uint64) []keyusage.Count {
+	var out []keyusage.Count
+	for k, n := range counts {
+		if k.outcome != string(audit.OutcomeOK) ||
+			k.action != audit.ActionEncrypt && k.action != audit.ActionDecrypt && k.action != audit.ActionRewrap {
+			continue
+		}
+		ref, ok := keyRef(k.tenant, k.key)
+		if !ok || store.ValidKeyRef(ref) != nil {
+			continue // names no key version: the entry alone records it
+		}
+		c := keyusage.Count{Key: ref}
+		minute := time.Unix(k.minute*60, 0).UTC()
+		if k.action == audit.ActionEncrypt {
+			c.Encryptions, c.LastEncrypt = n, minute
+			if keyusage.Probabilistic(ref.Type) {
+				c.Sealed = n
+			}
+		} else {
+			c.Decryptions, c.LastDecrypt = n, minute
+		}
+		out = append(out, c)
+	}
+	return keyusage.Merge(out)
+}
+
+// keyRef parses the key version an entry names ("data/3").
+func keyRef(tenantID, key string) (tenant.KeyRef, bool) {
+	typ, v, ok := strings.Cut(key, "/")
+	if !ok || tenantID == "" || typ == "" {
+		return tenant.KeyRef{}, false
+	}
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil || n == 0 {
+		return tenant.KeyRef{}, false
+	}
+	return tenant.KeyRef{Tenant: tenantID, Type: typ, Version: uint32(n)}, true
 }

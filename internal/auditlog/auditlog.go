@@ -21,12 +21,14 @@ import (
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/hsm"
+	"github.com/strongroom-kms/strongroom/internal/keyusage"
 	"github.com/strongroom-kms/strongroom/internal/store"
 )
 
 // Store is where the log is kept (internal/store.Store).
 type Store interface {
 	AppendAudit(ctx context.Context, entries ...audit.Entry) ([]audit.Entry, error)
+	AppendAuditUsage(ctx context.Context, counts []keyusage.Count, entries ...audit.Entry) ([]audit.Entry, error)
 	AuditEntries(ctx context.Context, f store.AuditFilter, fn func(audit.Entry) error) error
 	AuditState(ctx context.Context) (audit.State, error)
 	AddCheckpoint(ctx context.Context, size uint64, signed []byte) error
@@ -50,6 +52,14 @@ func New(st Store, region string) *Log { return &Log{st: st, origin: Origin(regi
 // (exports, DEK deliveries).
 func (l *Log) Append(ctx context.Context, entries ...audit.Entry) error {
 	_, err := l.st.AppendAudit(ctx, entries...)
+	return err
+}
+
+// AppendUsage appends entries and adds the key usage they record to the
+// usage counters, in one transaction (store.AppendAuditUsage): the
+// aggregate's flush, and each DEK delivery.
+func (l *Log) AppendUsage(ctx context.Context, counts []keyusage.Count, entries ...audit.Entry) error {
+	_, err := l.st.AppendAuditUsage(ctx, counts, entries...)
 	return err
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/auditlog"
 	"github.com/strongroom-kms/strongroom/internal/hsm/soft"
+	"github.com/strongroom-kms/strongroom/internal/keyusage"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/store/sqlite"
 )
@@ -129,6 +130,13 @@ func (f *failingStore) AppendAudit(ctx context.Context, es ...audit.Entry) ([]au
 		return nil, errors.New("the database is gone")
 	}
 	return f.Store.AppendAudit(ctx, es...)
+}
+
+func (f *failingStore) AppendAuditUsage(ctx context.Context, counts []keyusage.Count, es ...audit.Entry) ([]audit.Entry, error) {
+	if !f.ok {
+		return nil, errors.New("the database is gone")
+	}
+	return f.Store.AppendAuditUsage(ctx, counts, es...)
 }
 
 // TestAggregateKeptOnFailure: counts that could not be appended are kept

@@ -364,9 +364,25 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("an auditor is offered %d buttons that change keys", buttons)
 	}
 
-	// A token revoked while signed in is signed out at its next request.
-	other := srv.Token(t, api.RoleTenantAdmin, "acme")
+	// A token whose name is markup: shown as text, everywhere. The route
+	// "#/tenants/../audit" is no view.
+	hostile := `<img src=x onerror="document.title='pwned'"><b>admin</b>`
+	var made api.Token
+	postJSON(t, ts.URL+"/v1/tokens", srv.Operator, api.CreateTokenRequest{Role: api.RoleTenantAdmin, Tenant: "acme", Name: hostile, TTL: "24h"}, &made)
+	other := made.Secret
 	b.signIn(other, "Keys of acme")
+	b.waitText("#who", hostile)
+	b.click("#generate")
+	b.waitText("#msg", "rate_limited")
+	b.click(`#nav a[href$="/audit"]`)
+	b.waitText("#audit", hostile)
+	if n := eval[int](b, `document.querySelectorAll("img, #main b, header b:not(.brand)").length`); n != 0 || eval[string](b, `document.title`) == "pwned" {
+		t.Errorf("a token name became markup: %d elements", n)
+	}
+	b.run(chromedp.Navigate(ts.URL + "/ui/#/tenants/../audit"))
+	b.waitText("h1", "Keys of acme")
+
+	// A token revoked while signed in is signed out at its next request.
 	post(t, ts.URL+"/v1/tokens/self/revoke", other)
 	b.click(`#nav a[href$="/audit"]`)
 	b.run(chromedp.WaitVisible(chromedp.CSS("#token")))
@@ -406,6 +422,25 @@ func getJSON(t *testing.T, url, token string, out any) {
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s: %s", url, res.Status)
+	}
+	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func postJSON(t *testing.T, url, token string, body, out any) {
+	t.Helper()
+	data, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(data))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		t.Fatalf("POST %s: %s", url, res.Status)
 	}
 	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
 		t.Fatal(err)

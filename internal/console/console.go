@@ -87,6 +87,11 @@ func Handler() http.Handler {
 			return
 		}
 		h.Set("Content-Type", files[name])
+		if name == "" {
+			// The page is never kept: not in the HTTP cache, and so not in
+			// the back/forward cache with a signed-in state either.
+			h.Set("Cache-Control", "no-store")
+		}
 		w.WriteHeader(http.StatusOK)
 		if r.Method == http.MethodGet {
 			w.Write(body)

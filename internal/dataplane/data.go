@@ -7,9 +7,24 @@ import (
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/envelope"
+	"github.com/strongroom-kms/strongroom/internal/reason"
+	"github.com/strongroom-kms/strongroom/internal/secret"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
+
+// Field is what a deterministic encryption binds besides the key: the
+// field's name and whether it matches case-insensitively (see
+// envelope.FieldHeader). Keys of type deterministic need one; no other type
+// takes one.
+type Field struct {
+	Name            string
+	CaseInsensitive bool
+}
+
+// deterministic reports whether keys of type typ encrypt deterministically
+// (envelope format 2).
+func deterministic(typ string) bool { return typ == tenant.TypeDeterministic }
 
 // Encrypt seals plaintext under the DEK of the tenant's active key of type
 // typ (tenant.ErrNoActiveKey if there is none), bound to the caller's
@@ -18,20 +33,64 @@ import (
 // as long as that version is not destroyed, after any number of rotations.
 // It returns the key used, without material. rec is the request's audit
 // entry (nil: the system), for the entry of a DEK load it causes.
+//
+// Keys of type deterministic need a field: use EncryptField.
 func (s *Service) Encrypt(ctx context.Context, rec *audit.Entry, tenantID, typ string, plaintext []byte, context map[string]string) ([]byte, tenant.Key, error) {
+	return s.EncryptField(ctx, rec, tenantID, typ, Field{}, plaintext, context)
+}
+
+// EncryptField is Encrypt with a field. Keys of type deterministic need
+// one, and seal deterministically (envelope.SealDeterministic: the same
+// field, flag, context and plaintext under one key version give the same
+// ciphertext); every other type refuses one, and seals as Encrypt. Both
+// refusals, and an invalid field name, are envelope.ErrField; a
+// case-insensitive plaintext that is not UTF-8 is envelope.ErrFold.
+func (s *Service) EncryptField(ctx context.Context, rec *audit.Entry, tenantID, typ string, f Field, plaintext []byte, context map[string]string) ([]byte, tenant.Key, error) {
 	if err := envelope.CheckContext(context); err != nil {
 		return nil, tenant.Key{}, err
+	}
+	det := deterministic(typ)
+	switch {
+	case det && f.Name == "":
+		return nil, tenant.Key{}, reason.New(envelope.ErrField,
+			"keys of type %s encrypt deterministically, per field: give the field (e.g. \"users.email\")", typ)
+	case det:
+		if err := envelope.CheckField(f.Name); err != nil {
+			return nil, tenant.Key{}, err
+		}
+	case f != Field{}:
+		return nil, tenant.Key{}, reason.New(envelope.ErrField,
+			"a field and case-insensitive matching are only for keys of type %s, not %s", tenant.TypeDeterministic, typ)
 	}
 	dek, k, err := s.DEK(ctx, rec, tenant.KeyRef{Tenant: tenantID, Type: typ})
 	if err != nil {
 		return nil, tenant.Key{}, err
 	}
 	defer dek.Destroy()
-	ct, err := envelope.Seal(dek, envelope.Header{Tenant: tenantID, Type: typ, Version: k.Version}, context, plaintext)
+	ct, err := seal(dek, envelope.Header{Tenant: tenantID, Type: typ, Version: k.Version}, f, context, plaintext)
 	if err != nil {
-		return nil, tenant.Key{}, fmt.Errorf("dataplane: %w", err)
+		return nil, tenant.Key{}, err
 	}
 	return ct, k, nil
+}
+
+// seal seals plaintext under dek, the DEK of the key h names: in format 2
+// for field f if the key's type is deterministic, in format 1 otherwise.
+// Anything that re-encrypts (e.g. moving data to the active key) must use it
+// with the field of the ciphertext it replaces, so that a deterministic
+// ciphertext stays deterministic in its field.
+func seal(dek secret.Key, h envelope.Header, f Field, context map[string]string, plaintext []byte) ([]byte, error) {
+	var ct []byte
+	var err error
+	if deterministic(h.Type) {
+		ct, err = envelope.SealDeterministic(dek, envelope.FieldHeader{Header: h, Field: f.Name, CaseInsensitive: f.CaseInsensitive}, context, plaintext)
+	} else {
+		ct, err = envelope.Seal(dek, h, context, plaintext)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dataplane: %w", err)
+	}
+	return ct, nil
 }
 
 // Decrypt opens a ciphertext of Encrypt (or of a client that encrypts
@@ -41,8 +100,43 @@ func (s *Service) Encrypt(ctx context.Context, rec *audit.Entry, tenantID, typ s
 // malformed or altered ciphertext, one of another tenant, one naming a key
 // version this tenant never had, another context — is the one opaque
 // envelope.ErrDecrypt. It returns the key used, without material.
+//
+// Deterministic ciphertexts need their field: use DecryptField.
 func (s *Service) Decrypt(ctx context.Context, rec *audit.Entry, tenantID string, ciphertext []byte, context map[string]string) ([]byte, tenant.Key, error) {
-	h, err := envelope.ParseHeader(ciphertext)
+	return s.DecryptField(ctx, rec, tenantID, "", ciphertext, context)
+}
+
+// DecryptField is Decrypt with the field a ciphertext is expected to
+// belong to. It dispatches on the format byte: a deterministic ciphertext
+// (format 2) needs its field, and one whose field differs is
+// envelope.ErrDecrypt, like one naming a key of another type than
+// deterministic; a format 1 ciphertext binds no field and refuses one. Both
+// refusals are envelope.ErrField. A case-insensitive ciphertext gives the
+// folded plaintext.
+func (s *Service) DecryptField(ctx context.Context, rec *audit.Entry, tenantID, field string, ciphertext []byte, context map[string]string) ([]byte, tenant.Key, error) {
+	var h envelope.Header
+	var err error
+	switch envelope.FormatOf(ciphertext) {
+	case envelope.Format:
+		if h, err = envelope.ParseHeader(ciphertext); err == nil && field != "" {
+			return nil, tenant.Key{}, reason.New(envelope.ErrField,
+				"the ciphertext is of format 1, which binds no field: decrypt it without one (and re-encrypt it to make it searchable)")
+		}
+	case envelope.FormatDeterministic:
+		var fh envelope.FieldHeader
+		fh, err = envelope.ParseFieldHeader(ciphertext)
+		switch {
+		case err != nil:
+		case field == "":
+			return nil, tenant.Key{}, reason.New(envelope.ErrField,
+				"the ciphertext is deterministic (format 2): give the field it was encrypted for")
+		case !envelope.FieldEqual(fh.Field, field) || !deterministic(fh.Type):
+			err = envelope.ErrDecrypt
+		}
+		h = fh.Header
+	default:
+		err = envelope.ErrMalformed
+	}
 	if err != nil || h.Tenant != tenantID {
 		return nil, tenant.Key{}, fmt.Errorf("dataplane: %w", envelope.ErrDecrypt)
 	}
@@ -59,11 +153,81 @@ func (s *Service) Decrypt(ctx context.Context, rec *audit.Entry, tenantID string
 		return nil, tenant.Key{}, err
 	}
 	defer dek.Destroy()
-	pt, err := envelope.Open(dek, ciphertext, context)
+	var pt []byte
+	if envelope.FormatOf(ciphertext) == envelope.FormatDeterministic {
+		pt, err = envelope.OpenDeterministic(dek, ciphertext, context)
+	} else {
+		pt, err = envelope.Open(dek, ciphertext, context)
+	}
 	if err != nil {
 		return nil, tenant.Key{}, fmt.Errorf("dataplane: %w", err)
 	}
 	return pt, k.Meta(), nil
+}
+
+// Rewrap moves a ciphertext of the tenant to the active key of its type,
+// bound to the same context, without the plaintext leaving this call (it
+// is wiped before Rewrap returns). It returns the new ciphertext, the key
+// it was under and the key it is under now. A ciphertext already under the
+// active key is opened (so a forged one is refused as by Decrypt) and
+// returned as it is, with from and to the same version: rewrapping twice
+// changes nothing. Errors are Decrypt's (envelope.ErrDecrypt,
+// tenant.ErrKeyDestroyed) and Encrypt's (tenant.ErrNoActiveKey).
+//
+// A deterministic ciphertext (format 2) stays deterministic in its field,
+// with its case flag: both come from its header, and f may be zero; an f
+// naming another field is envelope.ErrDecrypt, as DecryptField. A format 1
+// ciphertext of a deterministic key (random, from before format 2) needs
+// f: it is sealed again in format 2 for that field, even under the same
+// version, and only then becomes searchable. A field for any other type is
+// envelope.ErrField.
+func (s *Service) Rewrap(ctx context.Context, rec *audit.Entry, tenantID string, f Field, ciphertext []byte, context map[string]string) (out []byte, from, to tenant.Key, err error) {
+	opaque := fmt.Errorf("dataplane: %w", envelope.ErrDecrypt)
+	field := f
+	upgrade := false
+	var pt []byte
+	switch envelope.FormatOf(ciphertext) {
+	case envelope.FormatDeterministic:
+		fh, err := envelope.ParseFieldHeader(ciphertext)
+		if err != nil || (f.Name != "" && !envelope.FieldEqual(fh.Field, f.Name)) {
+			return nil, tenant.Key{}, tenant.Key{}, opaque
+		}
+		field = Field{Name: fh.Field, CaseInsensitive: fh.CaseInsensitive}
+		pt, from, err = s.DecryptField(ctx, rec, tenantID, fh.Field, ciphertext, context)
+		if err != nil {
+			return nil, from, tenant.Key{}, err
+		}
+	default:
+		pt, from, err = s.DecryptField(ctx, rec, tenantID, "", ciphertext, context)
+		if err != nil {
+			return nil, from, tenant.Key{}, err
+		}
+		switch {
+		case deterministic(from.Type) && f.Name == "":
+			clear(pt)
+			return nil, from, tenant.Key{}, reason.New(envelope.ErrField,
+				"the ciphertext is of format 1 under a deterministic key: give the field to rewrap it into (it becomes deterministic, format 2)")
+		case deterministic(from.Type):
+			upgrade = true
+		case f.Name != "":
+			clear(pt)
+			return nil, from, tenant.Key{}, reason.New(envelope.ErrField, "only deterministic keys take a field")
+		}
+	}
+	defer clear(pt)
+	dek, to, err := s.DEK(ctx, rec, tenant.KeyRef{Tenant: tenantID, Type: from.Type})
+	if err != nil {
+		return nil, from, tenant.Key{}, err
+	}
+	defer dek.Destroy()
+	if to.Version == from.Version && !upgrade {
+		return ciphertext, from, to.Meta(), nil
+	}
+	ct, err := seal(dek, envelope.Header{Tenant: tenantID, Type: from.Type, Version: to.Version}, field, context, pt)
+	if err != nil {
+		return nil, from, tenant.Key{}, err
+	}
+	return ct, from, to.Meta(), nil
 }
 
 // SealDEK delivers a DEK to a client that encrypts locally: the DEK of key

@@ -20,7 +20,11 @@
 // not derivable from the ciphertext; the header only names it. The format is
 // specified byte by byte in docs/dataplane.md.
 //
-// Every failure of Open is the one opaque ErrDecrypt.
+// Keys of type deterministic seal format 2 instead (deterministic.go):
+// AES-SIV under a key derived per field, so that equal plaintexts of one
+// field give equal ciphertexts. FormatOf tells the two apart.
+//
+// Every failure of Open and OpenDeterministic is the one opaque ErrDecrypt.
 package envelope
 
 import (
@@ -120,6 +124,21 @@ func ParseHeader(ct []byte) (Header, error) {
 	return h, err
 }
 
+// KeyOf reads the key a ciphertext of any format names (format 1's
+// header, or format 2's without its field), without opening it: for a
+// caller that sorts ciphertexts by key version. ErrMalformed if it is
+// neither.
+func KeyOf(ct []byte) (Header, error) {
+	switch FormatOf(ct) {
+	case Format:
+		return ParseHeader(ct)
+	case FormatDeterministic:
+		fh, err := ParseFieldHeader(ct)
+		return fh.Header, err
+	}
+	return Header{}, ErrMalformed
+}
+
 // parse splits ct into its header and the sealed part.
 func parse(ct []byte) (Header, []byte, error) {
 	s := cryptobyte.String(ct)
@@ -138,11 +157,14 @@ func parse(ct []byte) (Header, []byte, error) {
 	return h, s, nil
 }
 
-// aad is the associated data of a ciphertext with header bytes hb.
-func aad(hb, ctx []byte) []byte {
-	out := make([]byte, 0, 1+len(aadLabel)+len(hb)+len(ctx))
-	out = append(out, byte(len(aadLabel)))
-	out = append(out, aadLabel...)
+// aad is the associated data of a format 1 ciphertext with header bytes hb.
+func aad(hb, ctx []byte) []byte { return labelled(aadLabel, hb, ctx) }
+
+// labelled is u8<label> || hb || ctx: a format's associated data.
+func labelled(label string, hb, ctx []byte) []byte {
+	out := make([]byte, 0, 1+len(label)+len(hb)+len(ctx))
+	out = append(out, byte(len(label)))
+	out = append(out, label...)
 	out = append(out, hb...)
 	return append(out, ctx...)
 }

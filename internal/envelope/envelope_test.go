@@ -290,3 +290,27 @@ func BenchmarkOpen1KiB(b *testing.B) {
 		}
 	}
 }
+
+// KeyOf names the key of both formats, and nothing else.
+func TestKeyOf(t *testing.T) {
+	dek := newKey(t)
+	h := Header{Tenant: "t1", Type: "deterministic", Version: 7}
+	v1, err := Seal(dek, h, nil, []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := SealDeterministic(dek, FieldHeader{Header: h, Field: "email"}, nil, []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ct := range [][]byte{v1, v2} {
+		if got, err := KeyOf(ct); err != nil || got != h {
+			t.Errorf("KeyOf(format %d) = %+v, %v", FormatOf(ct), got, err)
+		}
+	}
+	for _, bad := range [][]byte{nil, {3}, v1[:5], v2[:9]} {
+		if _, err := KeyOf(bad); err == nil {
+			t.Errorf("KeyOf(%x) succeeded", bad)
+		}
+	}
+}

@@ -143,7 +143,7 @@ func streamKeys(dek secret.Key, h StreamHeader, context map[string]string) (*pri
 		return nil, nil, fmt.Errorf("envelope: %w: empty key", primitive.ErrParameter)
 	}
 	hb := h.marshal()
-	info := aadOf(streamLabel, hb[:len(hb)-SaltSize], nil)
+	info := labelled(streamLabel, hb[:len(hb)-SaltSize], nil)
 	raw, err := primitive.HKDF(dek.Bytes(), h.Salt[:], info, secret.Size)
 	if err != nil {
 		return nil, nil, fmt.Errorf("envelope: %w", err)
@@ -158,16 +158,7 @@ func streamKeys(dek secret.Key, h StreamHeader, context map[string]string) (*pri
 	if err != nil {
 		return nil, nil, fmt.Errorf("envelope: %w", err)
 	}
-	return s, aadOf(streamLabel, hb, c), nil
-}
-
-// aadOf is u8<label> || hb || ctx.
-func aadOf(label string, hb, ctx []byte) []byte {
-	out := make([]byte, 0, 1+len(label)+len(hb)+len(ctx))
-	out = append(out, byte(len(label)))
-	out = append(out, label...)
-	out = append(out, hb...)
-	return append(out, ctx...)
+	return s, labelled(streamLabel, hb, c), nil
 }
 
 // ErrClosed: a write to a stream after Close.

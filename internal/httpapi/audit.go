@@ -19,7 +19,9 @@ import (
 //     transaction, so there is no change without its entry; a success that
 //     changes nothing in the store (an export, a DEK delivery: routes marked
 //     deliver) is appended before the answer is sent, and if that append
-//     fails the request fails;
+//     fails the request fails; a DEK delivery's entry is appended with its
+//     count in the key version's usage counters (Call.usage), in one
+//     transaction;
 //   - every refusal and failure, of any route, reads included: appended on
 //     its own, with the error code as the reason; but a request without a
 //     valid token (token.use, unauthenticated) is counted into the
@@ -97,7 +99,7 @@ func (s *server) recordAudit(rt *Route, c *Call, err error) error {
 		return nil // recorded by its change, or a read, or aggregated
 	}
 	e.Outcome = audit.OutcomeOK
-	if aerr := s.Audit.Append(ctx, e); aerr != nil {
+	if aerr := s.Audit.AppendUsage(ctx, c.usage, e); aerr != nil {
 		return fmt.Errorf("audit: recording %s: %w", e.Action, aerr)
 	}
 	return nil

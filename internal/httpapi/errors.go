@@ -107,6 +107,8 @@ var keyErrors = []struct {
 	{envelope.ErrDecrypt, http.StatusBadRequest, api.CodeDecrypt, msgDecrypt},
 	{envelope.ErrMalformed, http.StatusBadRequest, api.CodeDecrypt, msgDecrypt},
 	{envelope.ErrContext, http.StatusBadRequest, api.CodeBadRequest, "the context is invalid"},
+	{envelope.ErrField, http.StatusBadRequest, api.CodeBadRequest, "the field is invalid, missing, or not for this key type"},
+	{envelope.ErrFold, http.StatusBadRequest, api.CodeBadRequest, "a case-insensitive plaintext must be UTF-8"},
 	{envelope.ErrKEM, http.StatusBadRequest, api.CodeBadRequest, "unsupported HPKE KEM"},
 	{envelope.ErrPublicKey, http.StatusBadRequest, api.CodeBadRequest, "the public key is not a valid key of its KEM"},
 	{envelope.ErrHeader, http.StatusBadRequest, api.CodeBadRequest, "the key named is invalid"},

@@ -40,6 +40,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/auditlog"
 	"github.com/strongroom-kms/strongroom/internal/auth"
 	"github.com/strongroom-kms/strongroom/internal/config"
+	"github.com/strongroom-kms/strongroom/internal/keyusage"
 	"github.com/strongroom-kms/strongroom/internal/metrics"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
@@ -56,7 +57,9 @@ type Deps struct {
 	BYOK     BYOK
 	// KeyServices is cache-only keys: tenants' key services.
 	KeyServices KeyServices
-	Audit       AuditLog
+	// Usage is what each key version was used for.
+	Usage KeyUsage
+	Audit AuditLog
 	// Aggregate counts encryptions and decryptions into per-minute audit
 	// entries; the node's checkpointer flushes it.
 	Aggregate *auditlog.Aggregate
@@ -93,7 +96,7 @@ func NewHandler(d Deps) http.Handler { return newSite(newServer(d)) }
 
 func newServer(d Deps) *server {
 	if d.Tenants == nil || d.Tokens == nil || d.Releases == nil || d.Ring == nil || d.Keys == nil || d.Data == nil ||
-		d.BYOK == nil || d.KeyServices == nil || d.Audit == nil || d.Aggregate == nil || d.Health == nil {
+		d.BYOK == nil || d.KeyServices == nil || d.Usage == nil || d.Audit == nil || d.Aggregate == nil || d.Health == nil {
 		panic("httpapi: NewHandler needs every service of Deps")
 	}
 	if d.Logger == nil {
@@ -213,6 +216,9 @@ type Call struct {
 	// Request type; nil if the route has none.
 	Body any
 
+	// usage is the key usage that the request's entry records (a DEK
+	// delivery), added to the counters with it.
+	usage []keyusage.Count
 	route *Route
 }
 

@@ -22,6 +22,7 @@ func validBodies(e *env) map[string]any {
 		"POST /v1/tenants/{tenant}/keys/{type}/{version}/destroy":     api.DestroyKeyRequest{Confirm: "victim/data/1"},
 		"POST /v1/tenants/{tenant}/encrypt":                           api.EncryptRequest{Items: []api.EncryptItem{{Plaintext: []byte("x")}}},
 		"POST /v1/tenants/{tenant}/decrypt":                           api.DecryptRequest{Items: []api.DecryptItem{{Ciphertext: []byte("x")}}},
+		"POST /v1/tenants/{tenant}/rewrap":                            api.RewrapRequest{Items: []api.RewrapItem{{Ciphertext: []byte("x")}}},
 		"POST /v1/tenants/{tenant}/dek":                               api.DEKRequest{KEM: 0x20, PublicKey: make([]byte, 32)},
 		"POST /v1/tenants/{tenant}/settings":                          api.SetTenantRequest{DerivationOptOut: new(bool)},
 		"POST /v1/tenants/{tenant}/upload-certificates":               api.CreateUploadCertRequest{},

@@ -52,6 +52,8 @@ func TestMalformed(t *testing.T) {
 		{"oversized", "POST", "/v1/tenants/acme/encrypt", app, "application/json", raw(big), 413, api.CodeTooLarge},
 		{"oversized batch", "POST", "/v1/tenants/acme/encrypt", app, "application/json",
 			api.EncryptRequest{Items: make([]api.EncryptItem, 11)}, 413, api.CodeTooLarge},
+		{"oversized rewrap batch", "POST", "/v1/tenants/acme/rewrap", app, "application/json",
+			api.RewrapRequest{Items: make([]api.RewrapItem, 11)}, 413, api.CodeTooLarge},
 		{"bad base64", "POST", "/v1/tenants/acme/encrypt", app, "application/json", raw(`{"items":[{"plaintext":"!!!"}]}`), 400, api.CodeBadRequest},
 		{"bad type", "POST", "/v1/tenants/acme/encrypt", app, "application/json", raw(`{"type":"secret","items":[{}]}`), 400, api.CodeBadRequest},
 		{"bad context", "POST", "/v1/tenants/acme/encrypt", app, "application/json", raw(`{"items":[{"context":{"a":1}}]}`), 400, api.CodeBadRequest},

@@ -1,12 +1,17 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/internal/auth"
+	"github.com/strongroom-kms/strongroom/internal/dataplane"
+	"github.com/strongroom-kms/strongroom/internal/envelope"
+	"github.com/strongroom-kms/strongroom/internal/keyusage"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
@@ -91,6 +96,9 @@ func (s *server) table() []Route {
 			Request: api.GenerateKeyRequest{}, Response: api.Key{}},
 		{Method: "GET", Pattern: "/v1/tenants/{tenant}/keys", Audit: "key.list", Policy: scoped(tenantAdmin, operator, auditor), Handler: s.keys,
 			Summary: "List a tenant's keys, without material", Response: api.KeyList{}, Query: []string{"type"}},
+		{Method: "GET", Pattern: "/v1/tenants/{tenant}/keys/usage", Audit: "key.usage", Policy: scoped(tenantAdmin, operator, auditor), Handler: s.keyUsage,
+			Summary:  "What each key version was used for: server-side encryptions, decryptions, AES-GCM seals (nonces: ok, warning from 2^30, exhausted at 2^32), DEK deliveries, their last times, and whether an archived version looks safe to destroy",
+			Response: api.KeyUsageList{}, Query: []string{"type"}},
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/keys/{type}/{version}/destroy", Audit: "key.destroy", Policy: scoped(tenantAdmin, operator), Handler: s.destroyKey,
 			Summary: "Destroy a key version: data under it can never be decrypted again (confirm with TENANT/TYPE/VERSION)",
 			Request: api.DestroyKeyRequest{}, Response: api.Key{}},
@@ -138,11 +146,14 @@ func (s *server) table() []Route {
 			Response: api.AuditList{}, Query: []string{"key", "since", "until", "after", "limit"}},
 
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/encrypt", Audit: "key.encrypt", aggregate: true, Policy: scoped(app), Handler: s.encrypt,
-			Summary: "Encrypt a batch under the active key of a type; errors are per item",
+			Summary: "Encrypt a batch under the active key of a type (deterministic keys: per field); errors are per item",
 			Request: api.EncryptRequest{}, Response: api.EncryptResponse{}},
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/decrypt", Audit: "key.decrypt", aggregate: true, Policy: scoped(app), Handler: s.decrypt,
 			Summary: "Decrypt a batch; errors (e.g. key_destroyed) are per item",
 			Request: api.DecryptRequest{}, Response: api.DecryptResponse{}},
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/rewrap", Audit: "key.rewrap", aggregate: true, Policy: scoped(app), Handler: s.rewrap,
+			Summary: "Rewrap a batch: each ciphertext moved to the active key of its type, bound to the same context, the plaintext never returned; one already under the active key comes back unchanged (rewrapped false); errors are per item",
+			Request: api.RewrapRequest{}, Response: api.RewrapResponse{}},
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/dek", Audit: "key.deliver", deliver: true, Policy: scoped(app), Handler: s.dek,
 			Summary: "Deliver a DEK sealed with HPKE to the caller's public key",
 			Request: api.DEKRequest{}, Response: api.DEKResponse{}},
@@ -355,62 +366,126 @@ func (s *server) checkBatch(n int) error {
 	return nil
 }
 
+// errNoCiphertext is an item of decrypt or rewrap without its ciphertext:
+// refused alone, and not counted (it names no key).
+var errNoCiphertext = errors.New("httpapi: ciphertext is required")
+
+// eachItem runs a batch route's work for each of its n items: the batch's
+// size checked, the request's context before each item, each item counted
+// in the audit aggregates under the key do returns, and an item's own
+// failure (itemError) given to fail while any other error ends the
+// request (a 5xx).
+func (s *server) eachItem(c *Call, n int, do func(i int) (key string, err error), fail func(i int, e *api.Error)) error {
+	if err := s.checkBatch(n); err != nil {
+		return err
+	}
+	for i := range n {
+		if err := c.Context().Err(); err != nil {
+			return err
+		}
+		key, err := do(i)
+		if errors.Is(err, errNoCiphertext) {
+			fail(i, &api.Error{Code: api.CodeBadRequest, Message: "ciphertext is required"})
+			continue
+		}
+		s.count(c, key, err)
+		if err != nil {
+			e, ok := itemError(err)
+			if !ok {
+				return err
+			}
+			fail(i, e)
+		}
+	}
+	return nil
+}
+
 func (s *server) encrypt(c *Call) (any, error) {
-	ctx := c.Context()
 	req := c.Body.(*api.EncryptRequest)
 	typ, err := keyType(req.Type)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkBatch(len(req.Items)); err != nil {
-		return nil, err
-	}
 	out := api.EncryptResponse{Items: make([]api.EncryptResult, len(req.Items))}
-	for i, it := range req.Items {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	err = s.eachItem(c, len(req.Items), func(i int) (string, error) {
+		it := req.Items[i]
+		var ct []byte
+		var k tenant.Key
+		var err error
+		if f := (dataplane.Field{Name: it.Field, CaseInsensitive: it.CaseInsensitive}); f != (dataplane.Field{}) {
+			ct, k, err = s.Data.EncryptField(c.Context(), c.Audit, c.Tenant.ID, typ, f, it.Plaintext, it.Context)
+		} else {
+			ct, k, err = s.Data.Encrypt(c.Context(), c.Audit, c.Tenant.ID, typ, it.Plaintext, it.Context)
 		}
-		ct, k, err := s.Data.Encrypt(ctx, c.Audit, c.Tenant.ID, typ, it.Plaintext, it.Context)
-		s.count(c, tenant.KeyRef{Type: typ, Version: k.Version}.Name(), err)
-		if err != nil {
-			e, ok := itemError(err)
-			if !ok {
-				return nil, err
-			}
-			out.Items[i].Error = e
-			continue
+		if err == nil {
+			out.Items[i] = api.EncryptResult{Ciphertext: ct, Type: k.Type, Version: k.Version}
 		}
-		out.Items[i] = api.EncryptResult{Ciphertext: ct, Type: k.Type, Version: k.Version}
+		return tenant.KeyRef{Type: typ, Version: k.Version}.Name(), err
+	}, func(i int, e *api.Error) { out.Items[i].Error = e })
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
 func (s *server) decrypt(c *Call) (any, error) {
-	ctx := c.Context()
 	req := c.Body.(*api.DecryptRequest)
-	if err := s.checkBatch(len(req.Items)); err != nil {
+	out := api.DecryptResponse{Items: make([]api.DecryptResult, len(req.Items))}
+	err := s.eachItem(c, len(req.Items), func(i int) (string, error) {
+		it := req.Items[i]
+		if len(it.Ciphertext) == 0 {
+			return "", errNoCiphertext
+		}
+		var pt []byte
+		var k tenant.Key
+		var err error
+		if it.Field != "" {
+			pt, k, err = s.Data.DecryptField(c.Context(), c.Audit, c.Tenant.ID, it.Field, it.Ciphertext, it.Context)
+		} else {
+			pt, k, err = s.Data.Decrypt(c.Context(), c.Audit, c.Tenant.ID, it.Ciphertext, it.Context)
+		}
+		if err == nil {
+			h, herr := envelope.ParseFieldHeader(it.Ciphertext)
+			out.Items[i] = api.DecryptResult{Plaintext: pt, Type: k.Type, Version: k.Version, CaseInsensitive: herr == nil && h.CaseInsensitive}
+		}
+		return tenant.KeyRef{Type: k.Type, Version: k.Version}.Name(), err
+	}, func(i int, e *api.Error) { out.Items[i].Error = e })
+	if err != nil {
 		return nil, err
 	}
-	out := api.DecryptResponse{Items: make([]api.DecryptResult, len(req.Items))}
-	for i, it := range req.Items {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
+	return out, nil
+}
+
+// rewrap counts each item under the version its ciphertext was under (the
+// data that left it), as decrypt counts under the version it read; a
+// refusal under the version the ciphertext names (not secret: it is in
+// the clear), so that attempts on a destroyed version are listed with it.
+// The key usage counters also count a moved item's new ciphertext as an
+// encryption under the version it moved to.
+func (s *server) rewrap(c *Call) (any, error) {
+	req := c.Body.(*api.RewrapRequest)
+	out := api.RewrapResponse{Items: make([]api.RewrapResult, len(req.Items))}
+	err := s.eachItem(c, len(req.Items), func(i int) (string, error) {
+		it := req.Items[i]
 		if len(it.Ciphertext) == 0 {
-			out.Items[i].Error = &api.Error{Code: api.CodeBadRequest, Message: "ciphertext is required"}
-			continue
+			return "", errNoCiphertext
 		}
-		pt, k, err := s.Data.Decrypt(ctx, c.Audit, c.Tenant.ID, it.Ciphertext, it.Context)
-		s.count(c, tenant.KeyRef{Type: k.Type, Version: k.Version}.Name(), err)
+		ct, from, to, err := s.Data.Rewrap(c.Context(), c.Audit, c.Tenant.ID, dataplane.Field{Name: it.Field, CaseInsensitive: it.CaseInsensitive}, it.Ciphertext, it.Context)
 		if err != nil {
-			e, ok := itemError(err)
-			if !ok {
-				return nil, err
+			if h, herr := envelope.KeyOf(it.Ciphertext); herr == nil && h.Tenant == c.Tenant.ID {
+				return tenant.KeyRef{Type: h.Type, Version: h.Version}.Name(), err
 			}
-			out.Items[i].Error = e
-			continue
+			return "", err
 		}
-		out.Items[i] = api.DecryptResult{Plaintext: pt, Type: k.Type, Version: k.Version}
+		moved := !bytes.Equal(ct, it.Ciphertext)
+		if moved {
+			s.Aggregate.CountEncryption(*c.Audit, to.KeyRef()) // the new ciphertext, in the usage counters
+		}
+		out.Items[i] = api.RewrapResult{Ciphertext: ct, Type: to.Type, From: from.Version, Version: to.Version, Rewrapped: moved}
+		return tenant.KeyRef{Type: from.Type, Version: from.Version}.Name(), nil
+	}, func(i int, e *api.Error) { out.Items[i].Error = e })
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -430,5 +505,6 @@ func (s *server) dek(c *Call) (any, error) {
 		return nil, err
 	}
 	c.Audit.Key = k.KeyRef().Name()
+	c.usage = []keyusage.Count{{Key: k.KeyRef(), Deliveries: 1, LastDelivery: c.Audit.Time}}
 	return api.DEKResponse{TenantID: c.Tenant.ID, Type: k.Type, Version: k.Version, Sealed: sealed}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdh"
 	"crypto/hpke"
 	"encoding/pem"
+	"fmt"
 	"maps"
 	"strconv"
 	"strings"
@@ -212,6 +213,15 @@ func TestEveryRoute(t *testing.T) {
 		t.Errorf("decrypt = %+v", dec)
 	}
 
+	// Rewrap: data under v1 moves to v2, the active key.
+	var rw api.RewrapResponse
+	call("POST", "/v1/tenants/{tenant}/rewrap", "/v1/tenants/acme/rewrap", appSecret, api.RewrapRequest{Items: []api.RewrapItem{
+		{Ciphertext: enc1.Items[0].Ciphertext, Context: map[string]string{"field": "card"}},
+	}}).want(t, 200, &rw)
+	if r := rw.Items[0]; r.Error != nil || !r.Rewrapped || r.From != 1 || r.Version != 2 {
+		t.Errorf("rewrap = %+v", rw)
+	}
+
 	// A DEK delivered with HPKE opens locally and decrypts server ciphertexts.
 	priv, err := hpke.DHKEM(ecdh.X25519()).GenerateKey()
 	if err != nil {
@@ -406,7 +416,7 @@ func TestEveryRoute(t *testing.T) {
 	for _, want := range []string{
 		"release.install ok ", "tenant.create ok ", "token.create ok ", "token.revoke ok ",
 		"key.generate ok data/1", "key.generate refused ", "key.generate ok data/2", "key.encrypt ok data/1",
-		"key.decrypt ok data/2", "key.decrypt refused ", "key.deliver ok data/2", "key.destroy refused data/1",
+		"key.decrypt ok data/2", "key.decrypt refused ", "key.rewrap ok data/1", "key.deliver ok data/2", "key.destroy refused data/1",
 		"key.destroy ok data/1", "key.destroy ok data/2", "tenant.settings ok ", "cert.create ok ", "cert.complete ok ",
 		"cert.retire ok ", "key.upload refused ", "key.upload ok data/3", "key.export ok data/3", "key.import refused data/3",
 		"key.import ok data/3", "token.use refused ", "key.derive ok data/1", "key.derive ok data/2",
@@ -417,6 +427,51 @@ func TestEveryRoute(t *testing.T) {
 			t.Errorf("no audit entry %q", want)
 		}
 	}
+	// Key usage: the counters agree with the log's successful aggregates
+	// and deliveries, version by version; a rewrap is a decryption under
+	// the version it left, and its new ciphertext (the one rewrap above,
+	// to data/2) an encryption under the active one.
+	logged := map[string]uint64{"key.encrypt data/2": 1}
+	for _, a := range log.Entries {
+		if a.Tenant != acme.ID || a.Outcome != "ok" {
+			continue
+		}
+		switch a.Action {
+		case "key.encrypt", "key.decrypt":
+			logged[a.Action+" "+a.Key] += a.Count
+		case "key.rewrap":
+			logged["key.decrypt "+a.Key] += a.Count
+		case "key.deliver":
+			logged[a.Action+" "+a.Key]++
+		}
+	}
+	var usage api.KeyUsageList
+	call("GET", "/v1/tenants/{tenant}/keys/usage", "/v1/tenants/acme/keys/usage", auditor, nil).want(t, 200, &usage)
+	counted := map[string]uint64{}
+	for _, u := range usage.Usage {
+		name := fmt.Sprintf("%s/%d", u.Type, u.Version)
+		if u.Encryptions > 0 {
+			counted["key.encrypt "+name] = u.Encryptions
+		}
+		if u.Decryptions > 0 {
+			counted["key.decrypt "+name] = u.Decryptions
+		}
+		if u.Deliveries > 0 {
+			counted["key.deliver "+name] = u.Deliveries
+		}
+		wantSealed, wantNonces := u.Encryptions, "ok"
+		if u.Type == "deterministic" {
+			wantSealed, wantNonces = 0, "none" // AES-SIV
+		}
+		if u.Sealed != wantSealed || u.Nonces != wantNonces || u.Tenant != "acme" {
+			t.Errorf("usage of %s = %+v: want sealed %d, nonces %s, tenant acme", name, u, wantSealed, wantNonces)
+		}
+	}
+	if len(logged) < 3 || !maps.Equal(logged, counted) {
+		t.Errorf("key usage = %v, want what the audit log records: %v", counted, logged)
+	}
+	e.call("GET", "/v1/tenants/acme/keys/usage?type=Data", admin, nil).wantError(t, 400, api.CodeBadRequest)
+
 	var mine api.AuditList
 	call("GET", "/v1/tenants/{tenant}/audit", "/v1/tenants/acme/audit?key=data", admin, nil).want(t, 200, &mine)
 	if len(mine.Entries) == 0 {

@@ -8,6 +8,8 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/auth"
 	"github.com/strongroom-kms/strongroom/internal/byok"
 	"github.com/strongroom-kms/strongroom/internal/cacheonly"
+	"github.com/strongroom-kms/strongroom/internal/dataplane"
+	"github.com/strongroom-kms/strongroom/internal/keyusage"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
@@ -63,7 +65,10 @@ type Keys interface {
 type DataPlane interface {
 	Encrypt(ctx context.Context, rec *audit.Entry, tenantID, typ string, plaintext []byte, context map[string]string) ([]byte, tenant.Key, error)
 	Decrypt(ctx context.Context, rec *audit.Entry, tenantID string, ciphertext []byte, context map[string]string) ([]byte, tenant.Key, error)
+	EncryptField(ctx context.Context, rec *audit.Entry, tenantID, typ string, f dataplane.Field, plaintext []byte, context map[string]string) ([]byte, tenant.Key, error)
+	DecryptField(ctx context.Context, rec *audit.Entry, tenantID, field string, ciphertext []byte, context map[string]string) ([]byte, tenant.Key, error)
 	SealDEK(ctx context.Context, rec *audit.Entry, r tenant.KeyRef, kem uint16, publicKey []byte) ([]byte, tenant.Key, error)
+	Rewrap(ctx context.Context, rec *audit.Entry, tenantID string, f dataplane.Field, ciphertext []byte, context map[string]string) ([]byte, tenant.Key, tenant.Key, error)
 }
 
 // BYOK is upload certificates, uploads, export and import (*byok.Service).
@@ -87,9 +92,16 @@ type KeyServices interface {
 	Availability(ks tenant.KeyService) string
 }
 
+// KeyUsage reports what tenants' key versions were used for
+// (*keyusage.Service).
+type KeyUsage interface {
+	Report(ctx context.Context, tenantID, typ string) ([]keyusage.Report, error)
+}
+
 // AuditLog is the region's audit log (*auditlog.Log).
 type AuditLog interface {
 	Append(ctx context.Context, entries ...audit.Entry) error
+	AppendUsage(ctx context.Context, counts []keyusage.Count, entries ...audit.Entry) error
 	Entries(ctx context.Context, f store.AuditFilter, fn func(audit.Entry) error) error
 }
 

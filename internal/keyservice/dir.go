@@ -22,6 +22,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/crypto/scrypt"
 
+	"github.com/strongroom-kms/strongroom/internal/atomicfile"
 	"github.com/strongroom-kms/strongroom/internal/primitive"
 	"github.com/strongroom-kms/strongroom/internal/secret"
 )
@@ -242,44 +243,8 @@ func lock(dir string) (func(), error) {
 	}, nil
 }
 
-// writeAtomic writes data to a temporary file of mode 0600 in the same
-// directory, syncs it, renames it over path and syncs the directory, so
-// that a crash leaves the old file or the new one, never a mix.
-func writeAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("keyservice: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("keyservice: write %s: %w", filepath.Base(path), err)
-		}
-	}()
-	if err = tmp.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+// writeAtomic is atomicfile.Write: a crash leaves the old file or the new one.
+func writeAtomic(path string, data []byte) error { return atomicfile.Write(path, data) }
 
 // u8 is a helper for cryptobyte length-prefixed strings.
 func addU8String(b *cryptobyte.Builder, s string) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/auth"
+	"github.com/strongroom-kms/strongroom/internal/keyusage"
 	"github.com/strongroom-kms/strongroom/internal/release"
 	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
@@ -65,6 +66,22 @@ func (s *Store) AppendAudit(ctx context.Context, entries ...audit.Entry) (_ []au
 	defer func(start time.Time) { s.m.audit.observe(classify(err, storeRefusals), start) }(time.Now())
 	defer s.time("AppendAudit", time.Now(), &err)
 	return s.Store.AppendAudit(ctx, entries...)
+}
+
+func (s *Store) AppendAuditUsage(ctx context.Context, counts []keyusage.Count, entries ...audit.Entry) (_ []audit.Entry, err error) {
+	defer func(start time.Time) { s.m.audit.observe(classify(err, storeRefusals), start) }(time.Now())
+	defer s.time("AppendAuditUsage", time.Now(), &err)
+	return s.Store.AppendAuditUsage(ctx, counts, entries...)
+}
+
+func (s *Store) KeyUsage(ctx context.Context, tenantID, typ string) (_ []keyusage.Usage, err error) {
+	defer s.time("KeyUsage", time.Now(), &err)
+	return s.Store.KeyUsage(ctx, tenantID, typ)
+}
+
+func (s *Store) ReportRowsLeft(ctx context.Context, ref tenant.KeyRef, rows uint64, at time.Time, rec audit.Entry) (err error) {
+	defer s.time("ReportRowsLeft", time.Now(), &err)
+	return s.Store.ReportRowsLeft(ctx, ref, rows, at, rec)
 }
 
 func (s *Store) AuditEntries(ctx context.Context, f store.AuditFilter, fn func(audit.Entry) error) (err error) {

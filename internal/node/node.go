@@ -32,6 +32,7 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/hsm"
 	"github.com/strongroom-kms/strongroom/internal/httpapi"
 	"github.com/strongroom-kms/strongroom/internal/keycache"
+	"github.com/strongroom-kms/strongroom/internal/keyusage"
 	"github.com/strongroom-kms/strongroom/internal/lifecycle"
 	"github.com/strongroom-kms/strongroom/internal/metrics"
 	"github.com/strongroom-kms/strongroom/internal/release"
@@ -51,6 +52,7 @@ type Store interface {
 	byok.Store
 	cacheonly.Store
 	auditlog.Store
+	keyusage.Store
 	httpapi.Pinger
 }
 
@@ -93,6 +95,7 @@ type Node struct {
 	Keys       *lifecycle.Service
 	BYOK       *byok.Service
 	CacheOnly  *cacheonly.Service
+	Usage      *keyusage.Service
 	Audit      *auditlog.Log
 	// Aggregate counts the data plane for the audit log; the checkpointer
 	// flushes it.
@@ -126,6 +129,7 @@ func New(o Options) *Node {
 	}
 	n.CacheOnly = cacheonly.New(o.Store, o.HSM, n.Ring, n.Keys, o.Policy, o.CacheOnly)
 	n.Data.SetCacheOnly(n.CacheOnly)
+	n.Usage = keyusage.New(o.Store, o.Now)
 	n.Audit = auditlog.New(o.Store, o.Trust.Region)
 	n.Aggregate = &auditlog.Aggregate{Now: o.Now}
 	if o.Metrics == nil {
@@ -158,7 +162,7 @@ func (n *Node) LoadReleases(ctx context.Context, report func(id string, m releas
 func (n *Node) API(limits config.Limits, logger *slog.Logger) httpapi.Deps {
 	return httpapi.Deps{
 		Tenants: n.Tenants, Tokens: n.Tokens, Releases: n.Releases, Ring: n.Ring,
-		Keys: n.Keys, Data: n.Data, BYOK: n.BYOK, KeyServices: n.CacheOnly, Audit: n.Audit, Aggregate: n.Aggregate, Health: n.Store,
+		Keys: n.Keys, Data: n.Data, BYOK: n.BYOK, KeyServices: n.CacheOnly, Usage: n.Usage, Audit: n.Audit, Aggregate: n.Aggregate, Health: n.Store,
 		Region: n.region, Limits: limits, Logger: logger, Metrics: n.Metrics, Now: n.now,
 	}
 }

@@ -24,12 +24,20 @@
   // ---- DOM ----
 
   // h makes an element: h("a", {href: "#/x", class: "c", onclick: f}, "text", child…).
+  // Only handlers are functions, and links go to a view of this page or a
+  // blob this script made: no attribute can carry script or a URL of data.
   function h(tag, attrs, ...children) {
     const el = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
       if (v === undefined || v === null || v === false) continue;
-      if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-      else if (k === "class") el.className = v;
+      if (k.startsWith("on")) {
+        if (typeof v !== "function") throw new TypeError("h: " + k + " must be a function");
+        el.addEventListener(k.slice(2), v);
+      } else if (k === "style" || k === "srcdoc" || k === "src" || k === "formaction" || k === "action") {
+        throw new TypeError("h: attribute " + k + " is not allowed");
+      } else if (k === "href" && !(String(v).startsWith("#/") || String(v).startsWith("blob:"))) {
+        throw new TypeError("h: href must be a view (#/…) or a blob: URL");
+      } else if (k === "class") el.className = v;
       else if (v === true) el.setAttribute(k, "");
       else el.setAttribute(k, String(v));
     }
@@ -42,7 +50,12 @@
 
   const $ = (id) => document.getElementById(id);
 
+  let rendering = ""; // the view (hash) being shown
+
+  // show replaces the page's content, unless the user signed out or went
+  // to another view while this one waited for the API.
   function show(...nodes) {
+    if (!token || location.hash !== rendering) return;
     $("main").replaceChildren(...nodes.filter((n) => n !== null && n !== undefined));
   }
 
@@ -123,7 +136,10 @@
   // ---- sign in and out ----
 
   function signInView(note) {
-    const input = h("input", { type: "password", id: "token", autocomplete: "off", spellcheck: "false", required: true, placeholder: "srt_…" });
+    // Not type=password: browsers offer to save those whatever autocomplete
+    // says, and a token must not end up in a password store. Masked by CSS.
+    const input = h("input", { type: "text", id: "token", class: "secret", autocomplete: "off", autocapitalize: "off", spellcheck: "false",
+      required: true, placeholder: "srt_…", "data-1p-ignore": true, "data-lpignore": "true", "data-bwignore": true, "data-form-type": "other" });
     const form = h("form", { class: "stack", id: "signin" },
       h("label", {}, h("span", {}, "API token"), input),
       h("button", { type: "submit" }, "Sign in"));
@@ -153,7 +169,7 @@
         say("error", "Sign-in refused: " + explain(err));
       }
     });
-    show(h("section", { class: "panel signin" },
+    $("main").replaceChildren(h("section", { class: "panel signin" },
       h("h1", {}, "Sign in"),
       h("p", { class: "hint" }, note || "Paste a tenant-admin, operator or auditor token. It stays in this page only: reloading the page, or 15 idle minutes, signs you out."),
       form));
@@ -163,6 +179,7 @@
   function signOut(why) {
     token = null;
     me = null;
+    for (const d of document.querySelectorAll("dialog")) d.remove();
     $("nav").replaceChildren();
     $("who").textContent = "";
     $("signout").hidden = true;
@@ -197,16 +214,20 @@
         h("a", { href: base + p, class: current === text ? "current" : "" }, text)));
   }
 
+  // Tenant names as the API allows them (internal/tenant.ValidName): a
+  // route with anything else, such as "..", is no view.
+  const TENANT = "([a-z0-9][a-z0-9-]{0,62})";
   const routes = [
     [/^#\/tenants$/, () => tenantsView()],
-    [/^#\/tenants\/([^/]+)\/keys$/, (m) => keysView(decodeURIComponent(m[1]))],
-    [/^#\/tenants\/([^/]+)\/certificates$/, (m) => certsView(decodeURIComponent(m[1]))],
-    [/^#\/tenants\/([^/]+)\/audit$/, (m) => auditView(decodeURIComponent(m[1]))],
+    [new RegExp("^#/tenants/" + TENANT + "/keys$"), (m) => keysView(m[1])],
+    [new RegExp("^#/tenants/" + TENANT + "/certificates$"), (m) => certsView(m[1])],
+    [new RegExp("^#/tenants/" + TENANT + "/audit$"), (m) => auditView(m[1])],
     [/^#\/audit$/, () => auditView("")],
     [/^#\/status$/, () => statusView()],
   ];
 
   async function render() {
+    rendering = location.hash;
     readiness();
     if (!token) {
       if (location.hash && location.hash !== "#/signin") wanted = location.hash;
@@ -571,6 +592,9 @@
     if (token && Date.now() - lastActive > IDLE_MS) signOut("Signed out after 15 idle minutes.");
   }, 15000);
   $("signout").addEventListener("click", () => signOut(""));
+  // A page restored from the back/forward cache does not keep its token.
+  window.addEventListener("pageshow", (ev) => { if (ev.persisted) signOut("Signed out: the page was left."); });
+  window.addEventListener("pagehide", () => { token = null; me = null; });
   window.addEventListener("hashchange", () => {
     if (!keepMsg) say("", "");
     keepMsg = false;

@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"syscall"
+
+	"github.com/strongroom-kms/strongroom/internal/atomicfile"
 )
 
 // lockFile takes an flock on PATH.lock, exclusive or shared, and returns the
@@ -46,40 +47,5 @@ func readFile(path string) ([]byte, error) {
 	return data, nil
 }
 
-// writeFileAtomic writes data to a temporary file in the same directory with
-// mode 0600, syncs it, renames it over path and syncs the directory, so that
-// a crash leaves either the old or the new file, never a mix.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("soft: write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("soft: write %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("soft: write %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+// writeFileAtomic is atomicfile.Write: a crash leaves the old file or the new one.
+func writeFileAtomic(path string, data []byte) error { return atomicfile.Write(path, data) }

@@ -75,11 +75,13 @@ func TestReopenAndNewerSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	usageTenant, usage := storetest.SeedKeyUsage(t, s.Store)
 	// A second node opening the same database: migrations are not re-applied.
 	s2 := open(t, dsn)
 	if _, err := s2.TenantByID(ctx, tn.ID); err != nil {
 		t.Errorf("second Open: TenantByID() error = %v", err)
 	}
+	storetest.CheckKeyUsage(t, s2.Store, usageTenant, "", usage...)
 	var n int
 	ms, _ := store.LoadMigrations(schemaFS, "schema")
 	if err := s2.db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ms) {

@@ -139,6 +139,7 @@ func TestReopenKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	usageTenant, usage := storetest.SeedKeyUsage(t, s)
 	s.Close()
 	s, e, err := open(ctx, path)
 	if err != nil {
@@ -148,6 +149,7 @@ func TestReopenKeepsData(t *testing.T) {
 	if _, err := s.TenantByID(ctx, tn.ID); err != nil {
 		t.Errorf("after reopen, TenantByID() error = %v", err)
 	}
+	storetest.CheckKeyUsage(t, s, usageTenant, "", usage...)
 	var n int
 	ms, _ := store.LoadMigrations(schemaFS, "schema")
 	if err := e.db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ms) {

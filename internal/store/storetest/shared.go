@@ -12,8 +12,8 @@ import (
 // (t.Cleanup) for them to be closed and the database removed. It checks that
 // what one node does the other sees: destructions heard of by the other's
 // watchers (WatchDestroyed), and so are revocations of cache-only keys, one export key per tenant, the limits of upload certificates, tokens and failed uploads, tokens revoked while they make others, restorations and
-// rotations serialised across nodes, and one audit log whose appends, from
-// either node, chain without gaps. An engine's test calls it in addition to
+// rotations serialised across nodes, one audit log whose appends, from
+// either node, chain without gaps, and key usage counted from both nodes. An engine's test calls it in addition to
 // Run.
 func RunShared(t *testing.T, open func(t *testing.T) (a, b *store.Store)) {
 	tests := []struct {
@@ -29,6 +29,7 @@ func RunShared(t *testing.T, open func(t *testing.T) (a, b *store.Store)) {
 		{"ConcurrentUploadLimitAcrossNodes", concurrentUploadLimit},
 		{"ConcurrentRestoreRotateAcrossNodes", concurrentRestoreRotate},
 		{"AuditConcurrentAcrossNodes", auditConcurrent},
+		{"KeyUsageConcurrentAcrossNodes", keyUsageConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -90,6 +90,9 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"AuditEntryPerWrite", testAuditEntryPerWrite},
 		{"AuditInvalidEntry", testAuditInvalidEntry},
 		{"AuditConcurrent", testAuditConcurrent},
+		{"KeyUsage", testKeyUsage},
+		{"KeyUsageReport", testKeyUsageReport},
+		{"KeyUsageConcurrent", testKeyUsageConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
