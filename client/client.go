@@ -13,6 +13,36 @@
 //	defer dek.Destroy()
 //	ct, err := dek.Encrypt(plaintext, map[string]string{"field": "ssn"})
 //
+// # Data at scale
+//
+// A program that encrypts much data keeps its DEKs in a DEKCache, bounded in
+// entries and in age (TTL, default 5 minutes: also how long a key destroyed
+// on the server may still work here), which fetches each key version once
+// however many goroutines ask, and destroys the DEKs it drops:
+//
+//	cache, err := client.NewDEKCache(c, client.DEKCacheOptions{TTL: time.Minute})
+//	defer cache.Close()
+//	ct, err := cache.Encrypt(ctx, "acme", "data", plaintext, map[string]string{"field": "ssn"})
+//	pt, err := cache.Decrypt(ctx, "acme", ct, map[string]string{"field": "ssn"})
+//
+// Data of any size, a file or a pipe, is encrypted as a stream (format 3 of
+// docs/dataplane.md): chunks of StreamChunk bytes, each authenticated, so
+// that memory stays bounded whatever the size. Close the writer, and treat
+// the plaintext a reader returns as final only at its io.EOF: a stream that
+// was altered or truncated is ErrDecrypt, after the plaintext of the chunks
+// before the damage.
+//
+//	w, err := cache.EncryptWriter(ctx, "acme", "data", out, map[string]string{"file": "backup.tar"})
+//	_, err = io.Copy(w, in)
+//	err = w.Close()
+//
+//	r, err := cache.DecryptReader(ctx, "acme", in, map[string]string{"file": "backup.tar"})
+//	_, err = io.Copy(out, r)
+//
+// Streams open only in the client (the server opens single ciphertexts, up to its
+// body limit); their first byte is FormatStream, and PeekStream tells them
+// from single ciphertexts.
+//
 // The token is sent only in the Authorization header, and never appears in
 // an error.
 package client

@@ -72,7 +72,8 @@ type DEK struct {
 // dekKey is the key material that copies of a DEK share.
 type dekKey struct {
 	mu  sync.RWMutex
-	key secret.Key // zero once destroyed
+	key secret.Key    // zero once destroyed
+	env *envelope.Key // the key ready to seal and open; nil once destroyed
 }
 
 // TenantID is the id of the tenant the key belongs to (not its name): the
@@ -91,6 +92,11 @@ func (d DEK) header() envelope.Header {
 
 // use calls f with the key material, unless the DEK is destroyed.
 func (d DEK) use(f func(secret.Key) ([]byte, error)) ([]byte, error) {
+	return d.useKey(func(k *dekKey) ([]byte, error) { return f(k.key) })
+}
+
+// useKey calls f with the key, unless the DEK is destroyed.
+func (d DEK) useKey(f func(*dekKey) ([]byte, error)) ([]byte, error) {
 	if d.k == nil {
 		return nil, ErrDestroyed
 	}
@@ -99,7 +105,19 @@ func (d DEK) use(f func(secret.Key) ([]byte, error)) ([]byte, error) {
 	if d.k.key.IsZero() {
 		return nil, ErrDestroyed
 	}
-	return f(d.k.key)
+	return f(d.k)
+}
+
+// newDEK makes the DEK of key, which it takes over.
+func newDEK(tenantID, typ string, version uint32, key secret.Key) (DEK, error) {
+	d := DEK{tenantID: tenantID, typ: typ, version: version}
+	env, err := envelope.NewKey(key, d.header())
+	if err != nil {
+		key.Destroy()
+		return DEK{}, fmt.Errorf("client: %w", err)
+	}
+	d.k = &dekKey{key: key, env: env}
+	return d, nil
 }
 
 // Encrypt encrypts plaintext under the DEK, bound to context (which must be
@@ -111,8 +129,8 @@ func (d DEK) Encrypt(plaintext []byte, context map[string]string) ([]byte, error
 	if d.typ == typeDeterministic {
 		return nil, fmt.Errorf("%w: keys of type %s encrypt per field: use EncryptField", ErrField, d.typ)
 	}
-	return d.use(func(key secret.Key) ([]byte, error) {
-		ct, err := envelope.Seal(key, d.header(), context, plaintext)
+	return d.useKey(func(k *dekKey) ([]byte, error) {
+		ct, err := k.env.Seal(context, plaintext)
 		if err != nil {
 			return nil, fmt.Errorf("client: encrypting: %w", err)
 		}
@@ -124,7 +142,7 @@ func (d DEK) Encrypt(plaintext []byte, context map[string]string) ([]byte, error
 // Encrypt or by the server, with the context it was made with. Every
 // failure to open it is ErrDecrypt.
 func (d DEK) Decrypt(ciphertext []byte, context map[string]string) ([]byte, error) {
-	return d.use(func(key secret.Key) ([]byte, error) {
+	return d.useKey(func(k *dekKey) ([]byte, error) {
 		if envelope.FormatOf(ciphertext) == envelope.FormatDeterministic {
 			return nil, fmt.Errorf("%w: the ciphertext is deterministic: use DecryptField with its field", ErrDecrypt)
 		}
@@ -132,7 +150,7 @@ func (d DEK) Decrypt(ciphertext []byte, context map[string]string) ([]byte, erro
 			return nil, fmt.Errorf("%w: the ciphertext names tenant %s key %s version %d, this DEK is tenant %s key %s version %d",
 				ErrDecrypt, h.Tenant, h.Type, h.Version, d.tenantID, d.typ, d.version)
 		}
-		pt, err := envelope.Open(key, ciphertext, context)
+		pt, err := k.env.Open(ciphertext, context)
 		if err != nil {
 			return nil, ErrDecrypt
 		}
@@ -198,8 +216,11 @@ func (d DEK) Bytes() []byte {
 }
 
 // Destroy overwrites the key material (best effort: the Go runtime may have
-// copied it before) for every copy of the DEK; Encrypt and Decrypt are
-// ErrDestroyed from then on. It is safe to call more than once.
+// copied it before, and the AES key schedule that Encrypt and Decrypt use is
+// dropped for the garbage collector, not overwritten) for every copy of the
+// DEK; Encrypt and Decrypt are ErrDestroyed from then on, and so are
+// EncryptWriter and DecryptReader (streams started before go on to their
+// end under their own per-message key). It is safe to call more than once.
 func (d DEK) Destroy() {
 	if d.k == nil {
 		return
@@ -207,7 +228,7 @@ func (d DEK) Destroy() {
 	d.k.mu.Lock()
 	defer d.k.mu.Unlock()
 	d.k.key.Destroy()
-	d.k.key = secret.Key{}
+	d.k.key, d.k.env = secret.Key{}, nil
 }
 
 // String implements fmt.Stringer and never reveals the key.
@@ -273,11 +294,10 @@ func (c *Client) DEK(ctx context.Context, tenant, typ string, version uint32, ke
 	if r.Type != typ || (version != 0 && r.Version != version) || r.TenantID == "" {
 		return DEK{}, fmt.Errorf("client: asked for the DEK of %s version %d, the server answered %s version %d", typ, version, r.Type, r.Version)
 	}
-	d := DEK{tenantID: r.TenantID, typ: r.Type, version: r.Version}
-	key, err := envelope.OpenDEK(priv, kem, d.header(), r.Sealed)
+	h := envelope.Header{Tenant: r.TenantID, Type: r.Type, Version: r.Version}
+	key, err := envelope.OpenDEK(priv, kem, h, r.Sealed)
 	if err != nil {
 		return DEK{}, fmt.Errorf("client: opening the delivered DEK: %w", err)
 	}
-	d.k = &dekKey{key: key}
-	return d, nil
+	return newDEK(r.TenantID, r.Type, r.Version, key)
 }

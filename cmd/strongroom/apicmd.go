@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -431,40 +432,44 @@ func dataCommand(name string) *command {
 		ctxf := contextFlags{}
 		fs.Var(ctxf, "context", "KEY=VALUE bound to the ciphertext; repeat; decrypt needs the same")
 		field := fs.String("field", "", "the field a deterministic key encrypts for, e.g. users.email (required for --type deterministic; decrypt needs the same)")
-		var fold *bool
+		var fold, local *bool
 		if name == "encrypt" {
 			fold = fs.Bool("case-insensitive", false, "fold case (Unicode case folding and NFC) before a deterministic encryption; decrypt gives the folded form")
+			local = fs.Bool("local", false, "encrypt here, as a stream, with a DEK the server delivers (automatic for input over 512 KiB; not for deterministic keys)")
 		}
 		return func(ctx context.Context, c *client.Client, args []string) error {
 			if *tenant == "" || len(args) > 0 {
 				return usageErrorf("--tenant is required; the data comes on standard input")
 			}
-			in, err := io.ReadAll(io.LimitReader(e.stdin, 1<<20+1))
+			if name == "decrypt" {
+				return decryptData(ctx, c, *tenant, *field, ctxf, e.stdin, e.stdout)
+			}
+			deterministic := *field != "" || *typ == "deterministic"
+			if *local && deterministic {
+				return usageErrorf("--local streams data under a key of type data (or another randomized type), not a deterministic one")
+			}
+			limit := int64(inlineLimit)
+			if deterministic {
+				limit = 1 << 20 // the server refuses what is too large
+			}
+			in, err := io.ReadAll(io.LimitReader(e.stdin, limit+1))
 			if err != nil {
 				return err
 			}
-			if len(in) > 1<<20 {
-				return errors.New("input larger than 1 MiB; encrypt large data locally with a DEK (client.DEK)")
+			switch {
+			case *local || (!deterministic && len(in) > inlineLimit):
+				return encryptLocal(ctx, c, *tenant, *typ, ctxf, io.MultiReader(bytes.NewReader(in), e.stdin), e.stdout)
+			case int64(len(in)) > limit:
+				return errors.New("input larger than 1 MiB: deterministic encryption is for short values (use --type data for files)")
 			}
-			var out []byte
-			var itemErr *api.Error
-			if name == "encrypt" {
-				res, err := c.Encrypt(ctx, *tenant, *typ, api.EncryptItem{Plaintext: in, Context: ctxf, Field: *field, CaseInsensitive: *fold})
-				if err != nil {
-					return err
-				}
-				out, itemErr = res[0].Ciphertext, res[0].Error
-			} else {
-				res, err := c.Decrypt(ctx, *tenant, api.DecryptItem{Ciphertext: in, Context: ctxf, Field: *field})
-				if err != nil {
-					return err
-				}
-				out, itemErr = res[0].Plaintext, res[0].Error
+			res, err := c.Encrypt(ctx, *tenant, *typ, api.EncryptItem{Plaintext: in, Context: ctxf, Field: *field, CaseInsensitive: *fold})
+			if err != nil {
+				return err
 			}
-			if itemErr != nil {
+			if itemErr := res[0].Error; itemErr != nil {
 				return explain(&client.Error{Status: 200, Code: itemErr.Code, Message: itemErr.Message})
 			}
-			_, err = e.stdout.Write(out)
+			_, err = e.stdout.Write(res[0].Ciphertext)
 			return err
 		}
 	})

@@ -3,8 +3,12 @@ package envelope
 import (
 	"bytes"
 	"crypto/ecdh"
+	"crypto/hkdf"
 	"crypto/hpke"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
+	"io"
 	"testing"
 
 	"github.com/strongroom-kms/strongroom/internal/docs"
@@ -81,5 +85,69 @@ func TestDocDelivery(t *testing.T) {
 	}
 	if want := ex.Hex("dek"); !bytes.Equal(dek.Bytes(), want) {
 		t.Errorf("OpenDEK() = %x, want %x", dek.Bytes(), want)
+	}
+}
+
+// TestDocStream recomputes the stream example of docs/dataplane.md: the
+// header, the subkey's info, the subkey (HKDF-SHA256), the associated data
+// and each chunk with plain AES-256-GCM under the page's nonces, then opens
+// the page's stream with OpenStream.
+func TestDocStream(t *testing.T) {
+	ex := docs.KAT(t, dataplaneDoc, "stream")
+	dek := ex.Key("dek")
+	h := StreamHeader{Header: Header{Tenant: ex.Text("tenant"), Type: ex.Text("type"), Version: uint32(ex.Uint("version"))},
+		Chunk: int(ex.Uint("chunk"))}
+	copy(h.Salt[:], ex.Hex("salt"))
+	var context map[string]string
+	if err := json.Unmarshal([]byte(ex.Raw("context")), &context); err != nil {
+		t.Fatalf("context: %v", err)
+	}
+	plaintext := []byte(ex.Text("plaintext"))
+	hb := h.marshal()
+	if want := ex.Hex("header"); !bytes.Equal(hb, want) {
+		t.Errorf("header = %x, want %x", hb, want)
+	}
+	info := append([]byte{byte(len(streamLabel))}, streamLabel...)
+	info = append(info, hb[:len(hb)-SaltSize]...)
+	if want := ex.Hex("info"); !bytes.Equal(info, want) {
+		t.Errorf("info = %x, want %x", info, want)
+	}
+	subkey, err := hkdf.Key(sha256.New, dek.Bytes(), h.Salt[:], string(info), 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := ex.Hex("subkey"); !bytes.Equal(subkey, want) {
+		t.Errorf("subkey = %x, want %x", subkey, want)
+	}
+	c, err := canonical(context)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := append(append([]byte{byte(len(streamLabel))}, streamLabel...), hb...)
+	a = append(a, c...)
+	if want := ex.Hex("aad"); !bytes.Equal(a, want) {
+		t.Errorf("aad = %x, want %x", a, want)
+	}
+	stream := bytes.Clone(hb)
+	for i, part := range [][]byte{plaintext[:h.Chunk], plaintext[h.Chunk:]} {
+		nonce := ex.Hex(fmt.Sprintf("nonce-%d", i))
+		want := ex.Hex(fmt.Sprintf("chunk-%d", i))
+		got := docs.GCM(t, subkey, nonce, part, a)[len(nonce):]
+		if !bytes.Equal(got, want) {
+			t.Errorf("chunk %d = %x, want %x", i, got, want)
+		}
+		stream = append(stream, want...)
+	}
+	src := bytes.NewReader(stream)
+	rh, err := ReadStreamHeader(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenStream(src, dek, rh, context)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt, err := io.ReadAll(r); err != nil || !bytes.Equal(pt, plaintext) {
+		t.Errorf("OpenStream(the page's stream) = %q, %v, want %q", pt, err, plaintext)
 	}
 }

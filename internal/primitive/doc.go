@@ -9,6 +9,9 @@
 //   - AES-256-GCM only, with a fresh random 96-bit nonce per message that
 //     travels in front of the ciphertext, and a 128-bit tag (Seal, Open).
 //     There is deliberately no function that takes a caller's nonce.
+//   - AES-256-GCM in the STREAM construction for chunked messages under a
+//     one-message key, the nonce being the chunk counter and a last-chunk
+//     flag that Stream keeps itself (Stream).
 //   - RSA-OAEP with an empty label, MGF1 over the same hash as OAEP, only
 //     SHA-256, SHA-512 or SHA-1, and moduli of at least 2048 bits
 //     (EncryptOAEP, DecryptOAEP).
