@@ -135,7 +135,7 @@ type Report struct {
 	Reported    []string `json:"reported,omitempty"`
 	ReportError string   `json:"report_error,omitempty"`
 	Resumed     bool     `json:"resumed"` // the job went on from a checkpoint
-	DryRun  bool `json:"dry_run"`
+	DryRun      bool     `json:"dry_run"`
 }
 
 // checkpoint is the checkpoint file's content.
