@@ -198,11 +198,14 @@ func (c *DEKCache) load(ctx context.Context, k cacheKey, cl *call) {
 		}
 		cl.e = e
 	}
-	close(cl.done)
-	c.mu.Unlock()
+	// Destroyed before the waiters go on, so that an eviction is over when
+	// the call that caused it returns. No call uses these DEKs (remove
+	// keeps those in use for their last caller), so Destroy does not wait.
 	for _, d := range out {
 		d.Destroy()
 	}
+	close(cl.done)
+	c.mu.Unlock()
 }
 
 // release drops a reference to e, and destroys its DEK if it left the cache
