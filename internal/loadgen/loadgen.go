@@ -33,8 +33,9 @@ type Options struct {
 	Concurrency int
 	Duration    time.Duration
 	Count       int64
-	// Warmup runs the operation this long first, unmeasured (connections,
-	// caches).
+	// Warmup runs the operation once to its end, then this long from every
+	// worker, unmeasured (connections, caches: a cold DEK's derivation is
+	// seconds, and must not be cut off or counted).
 	Warmup time.Duration
 }
 
@@ -65,6 +66,7 @@ func Run(ctx context.Context, target string, op Op, o Options) (Result, error) {
 		return Result{}, errors.New("loadgen: a run needs a duration or a count")
 	}
 	if o.Warmup > 0 {
+		op(ctx)
 		wctx, cancel := context.WithTimeout(ctx, o.Warmup)
 		var wg sync.WaitGroup
 		for range o.Concurrency {
