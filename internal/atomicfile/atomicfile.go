@@ -16,7 +16,9 @@ import (
 )
 
 // Write replaces path with data, atomically and durably (see the package
-// doc). The file has mode 0600. Errors name the file's base name only.
+// doc). The file has mode 0600. Errors begin with the file's base name
+// (the error wrapped may name the directory too). A crash mid-write may
+// leave a temporary file named .BASE.tmp… beside it, never a partial path.
 func Write(path string, data []byte) (err error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
