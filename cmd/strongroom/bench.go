@@ -50,7 +50,7 @@ func benchCommand() *command {
 			levels := fs.IntSlice("concurrency", []int{1, 8, 32, 128}, "concurrent clients; each level is a run")
 			duration := fs.Duration("duration", 5*time.Second, "each run's length (at most 60s)")
 			count := fs.Int64("count", 0, "end each run after this many operations instead (0: by duration)")
-			warmup := fs.Duration("warmup", time.Second, "unmeasured operations before each run")
+			warmup := fs.Duration("warmup", 500*time.Millisecond, "unmeasured operations before each run")
 			size := fs.Int("size", 1024, "plaintext bytes per item")
 			batch := fs.Int("batch", 1, "items per request (encrypt, decrypt, rewrap)")
 			transitAddr := fs.String("transit-addr", e.getenv("BAO_ADDR"), "the Vault/OpenBao server (default $BAO_ADDR)")

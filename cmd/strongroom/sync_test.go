@@ -65,7 +65,8 @@ func syncSurvivesKill(t *testing.T, engine string) {
 	if engine == "sqlite" {
 		p := filepath.Join(t.TempDir(), "app.db")
 		dsn = "sqlite:" + p
-		db, err = sql.Open("sqlite", p)
+		// A reader that waits for the sync's writes (SQLite locks the file).
+		db, err = sql.Open("sqlite", "file:"+p+"?_pragma=busy_timeout(30000)")
 	} else {
 		dsn = storetest.Postgres(t)
 		db, err = sql.Open("pgx", dsn)
