@@ -104,10 +104,7 @@ func (h FieldHeader) Marshal() ([]byte, error) {
 
 func (h FieldHeader) marshal() []byte {
 	b := cryptobyte.NewFixedBuilder(make([]byte, 0, h.size()))
-	b.AddUint8(FormatDeterministic)
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(h.Tenant)) })
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(h.Type)) })
-	b.AddUint32(h.Version)
+	h.Header.add(b, FormatDeterministic)
 	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(h.Field)) })
 	var flags uint8
 	if h.CaseInsensitive {

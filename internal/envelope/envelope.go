@@ -102,11 +102,17 @@ func (h Header) Marshal() ([]byte, error) {
 
 func (h Header) marshal() []byte {
 	b := cryptobyte.NewFixedBuilder(make([]byte, 0, h.size()))
-	b.AddUint8(Format)
+	h.add(b, Format)
+	return b.BytesOrPanic()
+}
+
+// add adds the format byte and the key's names, the start of every
+// format's header.
+func (h Header) add(b *cryptobyte.Builder, format uint8) {
+	b.AddUint8(format)
 	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(h.Tenant)) })
 	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(h.Type)) })
 	b.AddUint32(h.Version)
-	return b.BytesOrPanic()
 }
 
 func (h Header) size() int { return 1 + 1 + len(h.Tenant) + 1 + len(h.Type) + 4 }

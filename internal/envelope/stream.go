@@ -59,10 +59,7 @@ type StreamHeader struct {
 func (h StreamHeader) marshal() []byte {
 	n := h.Header.size() + 4 + SaltSize
 	b := cryptobyte.NewFixedBuilder(make([]byte, 0, n))
-	b.AddUint8(FormatStream)
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(h.Tenant)) })
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(h.Type)) })
-	b.AddUint32(h.Version)
+	h.Header.add(b, FormatStream)
 	b.AddUint32(uint32(h.Chunk))
 	b.AddBytes(h.Salt[:])
 	return b.BytesOrPanic()
