@@ -19,7 +19,7 @@ import (
 )
 
 // syncRows is how many rows the kill test syncs.
-const syncRows = 600
+const syncRows = 300
 
 // TestSyncSurvivesSIGKILL runs `strongroom sync` as a process against a
 // real server and kills it with SIGKILL three times at moments when it has
@@ -179,7 +179,7 @@ func syncSurvivesKill(t *testing.T, engine string) {
 		// at a moment that falls anywhere within a batch.
 		deadline := time.Now().Add(60 * time.Second)
 		for {
-			if v := versions()[2]; v >= moved+40 {
+			if v := versions()[2]; v >= moved+30 {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -206,7 +206,7 @@ func syncSurvivesKill(t *testing.T, engine string) {
 		t.Fatalf("the last sync: %v\n%s", err, out)
 	}
 	for _, want := range []string{"(resumed from the checkpoint)", "data/1: 0 values left in users(ssn): safe to destroy for this table",
-		"data/2: active: 600 values under it"} {
+		"data/2: active: 300 values under it"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the last sync's report lacks %q:\n%s", want, out)
 		}
