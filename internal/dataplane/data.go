@@ -182,7 +182,6 @@ func (s *Service) DecryptField(ctx context.Context, rec *audit.Entry, tenantID, 
 // version, and only then becomes searchable. A field for any other type is
 // envelope.ErrField.
 func (s *Service) Rewrap(ctx context.Context, rec *audit.Entry, tenantID string, f Field, ciphertext []byte, context map[string]string) (out []byte, from, to tenant.Key, err error) {
-	opaque := fmt.Errorf("dataplane: %w", envelope.ErrDecrypt)
 	field := f
 	upgrade := false
 	var pt []byte
@@ -190,7 +189,7 @@ func (s *Service) Rewrap(ctx context.Context, rec *audit.Entry, tenantID string,
 	case envelope.FormatDeterministic:
 		fh, err := envelope.ParseFieldHeader(ciphertext)
 		if err != nil || (f.Name != "" && !envelope.FieldEqual(fh.Field, f.Name)) {
-			return nil, tenant.Key{}, tenant.Key{}, opaque
+			return nil, tenant.Key{}, tenant.Key{}, fmt.Errorf("dataplane: %w", envelope.ErrDecrypt)
 		}
 		field = Field{Name: fh.Field, CaseInsensitive: fh.CaseInsensitive}
 		pt, from, err = s.DecryptField(ctx, rec, tenantID, fh.Field, ciphertext, context)

@@ -293,7 +293,6 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 
 	rep := Report{Versions: map[string]*Count{}, Active: map[string]uint32{}, DryRun: j.DryRun}
 	var after any
-	var kind string
 	if j.Checkpoint != "" && !j.DryRun {
 		cp, ok, err := j.readCheckpoint()
 		if err != nil {
@@ -307,7 +306,6 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 			if after, err = decodeKey(cp.After, cp.Kind); err != nil {
 				return Report{}, fmt.Errorf("resync: %s: its key does not decode: %w", j.Checkpoint, err)
 			}
-			kind = cp.Kind
 		}
 	}
 
@@ -328,7 +326,7 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 				return rep, fmt.Errorf("resync: %w", err)
 			}
 		}
-		rows, last, lastKind, err := j.read(ctx, db, n, after)
+		rows, last, kind, err := j.read(ctx, db, n, after)
 		if err != nil {
 			return rep, err
 		}
@@ -338,7 +336,7 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 		if err := j.batch(ctx, db, n, rows, &rep); err != nil {
 			return rep, err
 		}
-		after, kind = last, lastKind
+		after = last
 		if j.Checkpoint != "" && !j.DryRun {
 			if err := j.writeCheckpoint(after, kind, rep); err != nil {
 				return rep, err
