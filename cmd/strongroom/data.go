@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -122,7 +121,7 @@ func decryptData(ctx context.Context, c *client.Client, tenant, field string, co
 		}
 		pt = res[0].Plaintext
 	}
-	_, err = io.Copy(out, bytes.NewReader(pt))
+	_, err = out.Write(pt)
 	return err
 }
 
