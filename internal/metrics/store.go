@@ -20,9 +20,9 @@ var storeRefusals = []error{store.ErrNotFound, store.ErrExists, store.ErrConflic
 	store.ErrDuplicate, store.ErrRevoked, store.ErrDestroyed, store.ErrInvalid}
 
 // untimedStoreMethods are the methods of *store.Store that take a context
-// and are not operations to time: WatchDestroyed starts a watcher that runs
-// until its context ends.
-var untimedStoreMethods = map[string]bool{"WatchDestroyed": true}
+// and are not operations to time: WatchDestroyed and WatchChanges start a
+// watcher that runs until its context ends.
+var untimedStoreMethods = map[string]bool{"WatchDestroyed": true, "WatchChanges": true}
 
 // storeOps are the op label values of
 // strongroom_store_operation_duration_seconds: the names of the methods of
@@ -43,8 +43,8 @@ func storeOps() []string {
 // Store is a *store.Store whose every operation is timed
 // (strongroom_store_operation_duration_seconds, op = the method's name);
 // its AppendAudit is also strongroom_audit_append_duration_seconds. The
-// methods without a context (Close, Engine) and WatchDestroyed are the
-// store's own.
+// methods without a context (Close, Engine), WatchDestroyed and
+// WatchChanges are the store's own.
 type Store struct {
 	*store.Store
 	m *Metrics

@@ -119,7 +119,13 @@ func (s *Store) Rotate(ctx context.Context, req RotateRequest, rec audit.Entry) 
 	if err != nil {
 		return tenant.Key{}, err
 	}
+	s.committed(ctx, seriesChanged(req.Tenant, req.Type))
 	return k, nil
+}
+
+// seriesChanged is the Change of a rotation or restore in a key series.
+func seriesChanged(tenantID, typ string) Change {
+	return Change{Kind: KeysChanged, Key: tenant.KeyRef{Tenant: tenantID, Type: typ}}
 }
 
 // rotate is Rotate's change, in tx, of a checked request.
@@ -160,7 +166,10 @@ func (s *Store) rotate(ctx context.Context, tx *sql.Tx, req RotateRequest) (tena
 		// fingerprint, committed first (the series lock is per type).
 		return tenant.Key{}, Errorf(ErrDuplicate, "tenant %s already has a key with the same fingerprint", req.Tenant)
 	}
-	return k, err
+	if err != nil {
+		return tenant.Key{}, err
+	}
+	return k, s.announce(ctx, tx, seriesChanged(req.Tenant, req.Type))
 }
 
 // Keys lists a tenant's keys of type typ ("" = every type), ordered by type
@@ -265,12 +274,12 @@ func (s *Store) DestroyKey(ctx context.Context, ref tenant.KeyRef, now time.Time
 			return err
 		}
 		k.State, k.Wrapped, k.Destroyed = tenant.StateDestroyed, nil, now
-		return s.engine.Destroyed(ctx, tx, ref)
+		return s.announce(ctx, tx, Change{Kind: KeyDestroyed, Key: ref})
 	})
 	if err != nil {
 		return tenant.Key{}, err
 	}
-	s.engine.Committed(ctx, ref)
+	s.committed(ctx, Change{Kind: KeyDestroyed, Key: ref})
 	return k, nil
 }
 

@@ -89,6 +89,7 @@ func (s *Store) RegisterKeyService(ctx context.Context, req RotateRequest, ks te
 	if err != nil {
 		return tenant.Key{}, tenant.KeyService{}, err
 	}
+	s.committed(ctx, seriesChanged(req.Tenant, req.Type))
 	return k, ks, nil
 }
 
@@ -156,13 +157,13 @@ func (s *Store) RevokeKeyService(ctx context.Context, ref tenant.KeyRef, now tim
 			return nil, err
 		}
 		changed = true
-		return []audit.Entry{rec}, s.engine.Destroyed(ctx, tx, ref)
+		return []audit.Entry{rec}, s.announce(ctx, tx, Change{Kind: KeyDestroyed, Key: ref})
 	})
 	if err != nil {
 		return false, err
 	}
 	if changed {
-		s.engine.Committed(ctx, ref)
+		s.committed(ctx, Change{Kind: KeyDestroyed, Key: ref})
 	}
 	return changed, nil
 }

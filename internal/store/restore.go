@@ -75,12 +75,15 @@ func (s *Store) RestoreKey(ctx context.Context, req RestoreRequest, rec audit.En
 		if k, err = req.Decide(old, live); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, qKeyRestore, req.Tenant, req.Type, int64(req.Version), k.Wrapped)
-		return err
+		if _, err = tx.ExecContext(ctx, qKeyRestore, req.Tenant, req.Type, int64(req.Version), k.Wrapped); err != nil {
+			return err
+		}
+		return s.announce(ctx, tx, seriesChanged(req.Tenant, req.Type))
 	})
 	if err != nil {
 		return tenant.Key{}, err
 	}
+	s.committed(ctx, seriesChanged(req.Tenant, req.Type))
 	return k, nil
 }
 

@@ -75,19 +75,23 @@ type Store struct {
 	db     *sql.DB
 	d      Dialect
 	engine Engine
+	subs   subscribers // WatchChanges, this Store's own changes
 }
 
 // Engine is what one database engine does its own way, besides its
-// Dialect: telling watchers that a key was destroyed.
+// Dialect: telling the nodes sharing the database of changes (Change), a
+// destroyed key first.
 type Engine interface {
-	// Destroyed runs in the destroying transaction, after the key's row
-	// was written (PostgreSQL: pg_notify, delivered only if it commits).
-	Destroyed(ctx context.Context, tx *sql.Tx, ref tenant.KeyRef) error
-	// Committed runs once a destruction committed (SQLite: tell this
-	// process's watchers; let the WAL drop the wrapped key's old pages).
-	Committed(ctx context.Context, ref tenant.KeyRef)
-	// Watch implements Store.WatchDestroyed.
-	Watch(ctx context.Context, fn func(tenant.KeyRef)) error
+	// Announce runs in the changing transaction, after the rows were
+	// written (PostgreSQL: pg_notify, delivered only if it commits).
+	Announce(ctx context.Context, tx *sql.Tx, c Change) error
+	// Committed runs once the change committed (SQLite: tell this
+	// process's watchers; after a destruction, let the WAL drop the
+	// wrapped key's old pages).
+	Committed(ctx context.Context, c Change)
+	// Watch calls fn for the changes committed by every node that it
+	// hears of (Store.WatchChanges, Store.WatchDestroyed).
+	Watch(ctx context.Context, fn func(Change)) error
 	// Close ends the watchers, waiting a few seconds at most for a running
 	// callback to return.
 	Close()
@@ -136,7 +140,11 @@ func (s *Store) WatchDestroyed(ctx context.Context, fn func(tenant.KeyRef)) erro
 	if fn == nil {
 		return Errorf(ErrInvalid, "WatchDestroyed needs a function to call")
 	}
-	return s.engine.Watch(ctx, fn)
+	return s.engine.Watch(ctx, func(c Change) {
+		if c.Kind == KeyDestroyed {
+			fn(c.Key)
+		}
+	})
 }
 
 // read runs fn in a read-only transaction: one consistent snapshot on

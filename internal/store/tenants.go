@@ -116,11 +116,15 @@ func (s *Store) SetDerivationOptOut(ctx context.Context, tenantID string, allowe
 		if noRows(err) {
 			return Errorf(ErrNotFound, "no tenant with ID %s", tenantID)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return s.announce(ctx, tx, Change{Kind: TenantChanged, Tenant: tenantID})
 	})
 	if err != nil {
 		return tenant.Tenant{}, err
 	}
+	s.committed(ctx, Change{Kind: TenantChanged, Tenant: tenantID})
 	return t, nil
 }
 

@@ -278,12 +278,28 @@ func (s *Store) RevokeToken(ctx context.Context, id, by string, at time.Time, re
 		if tok.Tenant != "" {
 			rec.Tenant = tok.Tenant
 		}
+		for _, c := range tokensRevoked(id, made) {
+			if err := s.announce(ctx, tx, c); err != nil {
+				return nil, err
+			}
+		}
 		return revocationEntries(rec, id, made), nil
 	})
 	if err != nil {
 		return auth.Token{}, nil, err
 	}
+	s.committed(ctx, tokensRevoked(id, made)...)
 	return tok, made, nil
+}
+
+// tokensRevoked are the Changes of a revocation: the token, and those
+// revoked with it.
+func tokensRevoked(id string, made []string) []Change {
+	cs := []Change{{Kind: TokenRevoked, Token: id}}
+	for _, m := range made {
+		cs = append(cs, Change{Kind: TokenRevoked, Token: m})
+	}
+	return cs
 }
 
 // nullString is s, or NULL for "".

@@ -15,63 +15,105 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
-// NotifyChannel is the channel on which DestroyKey announces a destruction
-// (pg_notify, in its transaction: delivered at commit, never if it rolls
-// back) to every WatchDestroyed listener on the database. The payload is a
-// JSON object naming the key:
+// NotifyChannel is the channel on which the store announces each change
+// that nodes must hear of (store.Change: a destroyed key first; a rotated
+// key series, a revoked token, a tenant's settings), with pg_notify in the
+// changing transaction: delivered at commit, never if it rolls back, to
+// every listener on the database (Watch). The payload is a JSON object
+// naming what changed, never key material or a token's hash:
 //
-//	{"tenant":"8f2c…","type":"data","version":3}
-const NotifyChannel = "strongroom_key_destroyed"
+//	{"kind":"key.destroyed","tenant":"8f2c…","type":"data","version":3}
+//	{"kind":"keys.changed","tenant":"8f2c…","type":"data"}
+//	{"kind":"token.revoked","token":"5d1e…"}
+//	{"kind":"tenant.changed","tenant":"8f2c…"}
+const NotifyChannel = "strongroom_changes"
 
-// destroyedNote is a notification's payload.
-type destroyedNote struct {
-	Tenant  string `json:"tenant"`
-	Type    string `json:"type"`
-	Version uint32 `json:"version"`
+// note is a notification's payload.
+type note struct {
+	Kind    string `json:"kind"`
+	Tenant  string `json:"tenant,omitempty"`
+	Type    string `json:"type,omitempty"`
+	Version uint32 `json:"version,omitempty"`
+	Token   string `json:"token,omitempty"`
+}
+
+// noteKinds are the payload's kinds.
+var noteKinds = map[store.ChangeKind]string{
+	store.KeyDestroyed:  "key.destroyed",
+	store.KeysChanged:   "keys.changed",
+	store.TokenRevoked:  "token.revoked",
+	store.TenantChanged: "tenant.changed",
 }
 
 // qNotify sends a notification; in a transaction, it is delivered when the
 // transaction commits, and never if it rolls back.
 const qNotify = `SELECT pg_notify($1, $2)`
 
-// engine is PostgreSQL's store.Engine: destructions are announced with
-// NOTIFY in the destroying transaction and heard with LISTEN.
+// engine is PostgreSQL's store.Engine: changes are announced with NOTIFY
+// in the changing transaction and heard with LISTEN.
 type engine struct {
 	cfg   *pgx.ConnConfig // for the watchers' own connections
-	watch *watchers       // WatchDestroyed's goroutines
+	watch *watchers       // Watch's goroutines
 }
 
-// Destroyed implements store.Engine: it sends the notification of a
-// destruction in tx.
-func (e *engine) Destroyed(ctx context.Context, tx *sql.Tx, ref tenant.KeyRef) error {
-	payload, err := json.Marshal(destroyedNote{Tenant: ref.Tenant, Type: ref.Type, Version: ref.Version})
+// Announce implements store.Engine: it sends the notification of a change
+// in tx.
+func (e *engine) Announce(ctx context.Context, tx *sql.Tx, c store.Change) error {
+	payload, err := notePayload(c)
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, qNotify, NotifyChannel, string(payload))
+	_, err = tx.ExecContext(ctx, qNotify, NotifyChannel, payload)
 	return err
 }
 
+// notePayload is the payload announcing c.
+func notePayload(c store.Change) (string, error) {
+	kind, ok := noteKinds[c.Kind]
+	if !ok || !c.Valid() {
+		return "", fmt.Errorf("store: postgres: announcing an invalid change of kind %d", c.Kind)
+	}
+	n := note{Kind: kind, Token: c.Token}
+	switch c.Kind {
+	case store.KeyDestroyed, store.KeysChanged:
+		n.Tenant, n.Type, n.Version = c.Key.Tenant, c.Key.Type, c.Key.Version
+	case store.TenantChanged:
+		n.Tenant = c.Tenant
+	}
+	b, err := json.Marshal(n)
+	return string(b), err
+}
+
 // Committed implements store.Engine: the notification is on its way.
-func (e *engine) Committed(context.Context, tenant.KeyRef) {}
+func (e *engine) Committed(context.Context, store.Change) {}
 
 // Close implements store.Engine: it ends every watcher and waits up to
 // store.CloseWait for them. The watchers' connections are not the pool's: a
 // watcher never holds the store's Close up beyond that wait.
 func (e *engine) Close() { e.watch.group.Close() }
 
-// parseNote decodes a payload; ok is false for anything that does not name
-// a key version.
-func parseNote(payload string) (ref tenant.KeyRef, ok bool) {
-	var n destroyedNote
+// parseNote decodes a payload; ok is false for anything that is not a
+// valid change.
+func parseNote(payload string) (c store.Change, ok bool) {
+	var n note
 	if err := json.Unmarshal([]byte(payload), &n); err != nil {
-		return tenant.KeyRef{}, false
+		return store.Change{}, false
 	}
-	ref = tenant.KeyRef{Tenant: n.Tenant, Type: n.Type, Version: n.Version}
-	if store.ValidKeyRef(ref) != nil {
-		return tenant.KeyRef{}, false
+	for k, name := range noteKinds {
+		if name == n.Kind {
+			c.Kind = k
+		}
 	}
-	return ref, true
+	// Every field goes somewhere, so that Valid refuses one the kind
+	// does not have.
+	c.Key, c.Token = tenant.KeyRef{Tenant: n.Tenant, Type: n.Type, Version: n.Version}, n.Token
+	if c.Kind == store.TenantChanged {
+		c.Tenant, c.Key.Tenant = n.Tenant, ""
+	}
+	if !c.Valid() {
+		return store.Change{}, false
+	}
+	return c, true
 }
 
 // The backoff between reconnection attempts of a watcher that lost its
@@ -108,9 +150,9 @@ func newWatchers() *watchers { return &watchers{heartbeat: heartbeat} }
 // returns once the first LISTEN succeeded. A goroutine then waits for
 // notifications and calls fn for each. If the connection is lost, it
 // reconnects and LISTENs again, with backoff, until ctx is done or the
-// store is closed; destructions committed meanwhile are not heard of
-// (DestroyedSince is the fallback).
-func (s *engine) Watch(ctx context.Context, fn func(tenant.KeyRef)) error {
+// store is closed; changes committed meanwhile are not heard of
+// (DestroyedSince and the row caches' bounded age are the fallback).
+func (s *engine) Watch(ctx context.Context, fn func(store.Change)) error {
 	var conn *pgx.Conn
 	listen := func(ctx context.Context) (err error) {
 		conn, err = s.listen(ctx)
@@ -118,7 +160,7 @@ func (s *engine) Watch(ctx context.Context, fn func(tenant.KeyRef)) error {
 	}
 	run := func(ctx context.Context) { s.watchLoop(ctx, conn, fn) }
 	if err := s.watch.group.Start(ctx, listen, run); err != nil {
-		return fmt.Errorf("store: postgres: listening for key destructions: %w", err)
+		return fmt.Errorf("store: postgres: listening for changes: %w", err)
 	}
 	return nil
 }
@@ -148,7 +190,7 @@ func closeConn(conn *pgx.Conn) {
 // watchLoop calls fn for each notification on conn, reconnecting when the
 // connection is lost, until ctx is done. It closes the connection it holds
 // when it returns.
-func (s *engine) watchLoop(ctx context.Context, conn *pgx.Conn, fn func(tenant.KeyRef)) {
+func (s *engine) watchLoop(ctx context.Context, conn *pgx.Conn, fn func(store.Change)) {
 	for {
 		err := s.waitNote(ctx, conn, fn)
 		if err == nil {
@@ -164,13 +206,13 @@ func (s *engine) watchLoop(ctx context.Context, conn *pgx.Conn, fn func(tenant.K
 // waitNote waits up to a heartbeat for a notification and calls fn with it.
 // After a heartbeat of silence it pings the server instead. An error means
 // that the connection is lost, or ctx done.
-func (s *engine) waitNote(ctx context.Context, conn *pgx.Conn, fn func(tenant.KeyRef)) error {
+func (s *engine) waitNote(ctx context.Context, conn *pgx.Conn, fn func(store.Change)) error {
 	wctx, cancel := context.WithTimeout(ctx, s.watch.heartbeat)
 	n, err := conn.WaitForNotification(wctx)
 	cancel()
 	if n != nil {
-		if ref, ok := parseNote(n.Payload); ok && ctx.Err() == nil {
-			fn(ref)
+		if c, ok := parseNote(n.Payload); ok && ctx.Err() == nil {
+			fn(c)
 		}
 	}
 	if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) || conn.IsClosed() {

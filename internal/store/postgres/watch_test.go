@@ -12,25 +12,47 @@ import (
 )
 
 func TestParseNote(t *testing.T) {
-	id := tenant.NewID()
-	for payload, want := range map[string]bool{
-		`{"tenant":"` + id + `","type":"data","version":3}`:          true,
-		`{"tenant":"` + id + `","type":"data","version":0}`:          false,
-		`{"tenant":"` + id + `","type":"blob","version":1}`:          false,
-		`{"tenant":"acme","type":"data","version":1}`:                false,
-		`{"tenant":"` + id + `","type":"data"}`:                      false,
-		`{"tenant":"` + id + `","type":"data","version":-1}`:         false,
-		`{"tenant":"` + id + `","type":"data","version":4294967296}`: false,
-		id + ` data 3`: false,
-		``:             false,
+	id, tok := tenant.NewID(), tenant.NewID()
+	key := func(v uint32) store.Change {
+		return store.Change{Kind: store.KeyDestroyed, Key: tenant.KeyRef{Tenant: id, Type: tenant.TypeData, Version: v}}
+	}
+	series := store.Change{Kind: store.KeysChanged, Key: tenant.KeyRef{Tenant: id, Type: tenant.TypeData}}
+	for payload, want := range map[string]store.Change{
+		`{"kind":"key.destroyed","tenant":"` + id + `","type":"data","version":3}`:             key(3),
+		`{"kind":"keys.changed","tenant":"` + id + `","type":"data"}`:                          series,
+		`{"kind":"token.revoked","token":"` + tok + `"}`:                                       {Kind: store.TokenRevoked, Token: tok},
+		`{"kind":"tenant.changed","tenant":"` + id + `"}`:                                      {Kind: store.TenantChanged, Tenant: id},
+		`{"tenant":"` + id + `","type":"data","version":3}`:                                    {},
+		`{"kind":"key.destroyed","tenant":"` + id + `","type":"data","version":0}`:             {},
+		`{"kind":"key.destroyed","tenant":"` + id + `","type":"blob","version":1}`:             {},
+		`{"kind":"key.destroyed","tenant":"acme","type":"data","version":1}`:                   {},
+		`{"kind":"key.destroyed","tenant":"` + id + `","type":"data","version":-1}`:            {},
+		`{"kind":"key.destroyed","tenant":"` + id + `","type":"data","version":4294967296}`:    {},
+		`{"kind":"key.destroyed","tenant":"` + id + `","type":"data","version":1,"token":"x"}`: {},
+		`{"kind":"keys.changed","tenant":"` + id + `","type":"data","version":2}`:              {},
+		`{"kind":"token.revoked","token":"` + tok + `","tenant":"` + id + `"}`:                 {},
+		`{"kind":"token.revoked","token":"acme"}`:                                              {},
+		`{"kind":"tenant.changed","tenant":"` + id + `","type":"data"}`:                        {},
+		`{"kind":"tenant.gone","tenant":"` + id + `"}`:                                         {},
+		id + ` data 3`: {},
+		``:             {},
 	} {
-		ref, ok := parseNote(payload)
-		if ok != want {
-			t.Errorf("parseNote(%q) ok = %v, want %v", payload, ok, want)
+		c, ok := parseNote(payload)
+		if ok != (want != store.Change{}) || c != want {
+			t.Errorf("parseNote(%q) = %+v, %v; want %+v", payload, c, ok, want)
 		}
-		if ok && ref != (tenant.KeyRef{Tenant: id, Type: tenant.TypeData, Version: 3}) {
-			t.Errorf("parseNote(%q) = %+v", payload, ref)
+		if ok {
+			round, err := notePayload(c)
+			if err != nil {
+				t.Errorf("notePayload(%+v) error = %v", c, err)
+			}
+			if back, _ := parseNote(round); back != c {
+				t.Errorf("notePayload(%+v) = %s, which parses as %+v", c, round, back)
+			}
 		}
+	}
+	if _, err := notePayload(store.Change{Kind: store.TokenRevoked, Token: "acme"}); err == nil {
+		t.Error("notePayload() of an invalid change succeeded")
 	}
 }
 
@@ -135,7 +157,7 @@ func TestWatchIgnoresForeignNotes(t *testing.T) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	e.watch(t, wctx)
-	for _, p := range []string{"", "garbage", `{"tenant":"acme","type":"data","version":1}`, `{"version":1}`} {
+	for _, p := range []string{"", "garbage", `{"kind":"key.destroyed","tenant":"acme","type":"data","version":1}`, `{"version":1}`} {
 		if _, err := s.db.ExecContext(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, p); err != nil {
 			t.Fatal(err)
 		}
@@ -147,7 +169,7 @@ func TestWatchIgnoresForeignNotes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var eng engine
-	if err := eng.Destroyed(ctx, tx, tenant.KeyRef{Tenant: e.tenantID, Type: tenant.TypeData, Version: 4}); err != nil {
+	if err := eng.Announce(ctx, tx, store.Change{Kind: store.KeyDestroyed, Key: tenant.KeyRef{Tenant: e.tenantID, Type: tenant.TypeData, Version: 4}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Rollback(); err != nil {

@@ -6,23 +6,22 @@ import (
 	"sync"
 
 	"github.com/strongroom-kms/strongroom/internal/store"
-	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
-// watchBuffer is how many destructions a watcher may fall behind by before
-// the next are dropped for it.
+// watchBuffer is how many changes a watcher may fall behind by before the
+// next are dropped for it.
 const watchBuffer = 256
 
-// hub fans the destructions of one Store out to its watchers
-// (WatchDestroyed), in this process only: SQLite has no notifications
-// between processes.
+// hub fans the changes of one Store (destructions first) out to its
+// watchers (WatchDestroyed, WatchChanges), in this process only: SQLite
+// has no notifications between processes.
 //
-// Each watcher is handed the destroyed key after its transaction committed
-// (engine.Committed), through a buffered channel that the watcher's own goroutine
-// drains into its callback, so that a slow callback never holds up a
-// destruction. When a watcher's buffer is full the destruction is dropped
-// for that watcher: this is acceptable only because delivery is best effort
-// by contract, and watchers re-check with DestroyedSince.
+// Each watcher is handed the change after its transaction committed
+// (engine.Committed), through a buffered channel that the watcher's own
+// goroutine drains into its callback, so that a slow callback never holds
+// up a write. When a watcher's buffer is full the change is dropped for
+// that watcher: this is acceptable only because delivery is best effort by
+// contract, and watchers re-check (DestroyedSince, rows' bounded age).
 type hub struct {
 	group    store.Watchers
 	mu       sync.Mutex
@@ -30,16 +29,16 @@ type hub struct {
 }
 
 type watcher struct {
-	ch chan tenant.KeyRef
+	ch chan store.Change
 }
 
 func newHub() *hub {
 	return &hub{watchers: make(map[*watcher]struct{})}
 }
 
-// watch tells fn of the destructions made through this Store.
-func (h *hub) watch(ctx context.Context, fn func(tenant.KeyRef)) error {
-	w := &watcher{ch: make(chan tenant.KeyRef, watchBuffer)}
+// watch tells fn of the changes made through this Store.
+func (h *hub) watch(ctx context.Context, fn func(store.Change)) error {
+	w := &watcher{ch: make(chan store.Change, watchBuffer)}
 	register := func(context.Context) error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -52,16 +51,16 @@ func (h *hub) watch(ctx context.Context, fn func(tenant.KeyRef)) error {
 			select {
 			case <-ctx.Done():
 				return
-			case ref := <-w.ch:
+			case c := <-w.ch:
 				if ctx.Err() != nil {
 					return
 				}
-				fn(ref)
+				fn(c)
 			}
 		}
 	}
 	if err := h.group.Start(ctx, register, run); err != nil {
-		return fmt.Errorf("store: sqlite: watching key destructions: %w", err)
+		return fmt.Errorf("store: sqlite: watching changes: %w", err)
 	}
 	return nil
 }
@@ -72,13 +71,13 @@ func (h *hub) remove(w *watcher) {
 	h.mu.Unlock()
 }
 
-// notify tells every watcher of a destruction, without blocking.
-func (h *hub) notify(ref tenant.KeyRef) {
+// notify tells every watcher of a change, without blocking.
+func (h *hub) notify(c store.Change) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for w := range h.watchers {
 		select {
-		case w.ch <- ref:
+		case w.ch <- c:
 		default: // full: dropped for this watcher (see hub)
 		}
 	}

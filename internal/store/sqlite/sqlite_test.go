@@ -446,14 +446,14 @@ func TestWatchSlowWatcher(t *testing.T) {
 	ref := func(v int) tenant.KeyRef {
 		return tenant.KeyRef{Tenant: tenantID, Type: tenant.TypeData, Version: uint32(v)}
 	}
-	e.hub.notify(ref(1))
+	e.hub.notify(destroyed(ref(1)))
 	<-started // the slow watcher is in its callback with v1; its buffer is empty
 	if got := receive(t, fast); got != ref(1) {
 		t.Fatalf("the fast watcher heard of %+v, want %+v", got, ref(1))
 	}
 	const n = watchBuffer + 10
 	for v := 2; v <= n; v++ {
-		e.hub.notify(ref(v)) // never blocks
+		e.hub.notify(destroyed(ref(v))) // never blocks
 		// The fast watcher keeps up (here, by the test waiting for it).
 		if got := receive(t, fast); got != ref(v) {
 			t.Fatalf("the fast watcher heard of %+v, want %+v", got, ref(v))
@@ -466,11 +466,14 @@ func TestWatchSlowWatcher(t *testing.T) {
 			t.Fatalf("the slow watcher heard of %+v, want %+v", got, ref(v))
 		}
 	}
-	e.hub.notify(ref(n + 1))
+	e.hub.notify(destroyed(ref(n + 1)))
 	if got := receive(t, slow); got != ref(n+1) {
 		t.Errorf("after catching up, the slow watcher heard of %+v, want %+v (the overflow dropped)", got, ref(n+1))
 	}
 }
+
+// destroyed is the Change of a destruction.
+func destroyed(ref tenant.KeyRef) store.Change { return store.Change{Kind: store.KeyDestroyed, Key: ref} }
 
 // TestCloseEndsWatchers: Close ends the watchers whose context is still
 // live, and does not hang on a callback that never returns.
@@ -499,7 +502,7 @@ func TestCloseEndsWatchers(t *testing.T) {
 	block, started := make(chan struct{}), make(chan struct{})
 	defer close(block)
 	mustWatch(t, ctx, s, func(tenant.KeyRef) { close(started); <-block })
-	e.hub.notify(tenant.KeyRef{Tenant: tenant.NewID(), Type: tenant.TypeData, Version: 1})
+	e.hub.notify(destroyed(tenant.KeyRef{Tenant: tenant.NewID(), Type: tenant.TypeData, Version: 1}))
 	<-started
 	start = time.Now()
 	s.Close()

@@ -6,7 +6,7 @@ import (
 	"database/sql/driver"
 	"fmt"
 
-	"github.com/strongroom-kms/strongroom/internal/tenant"
+	"github.com/strongroom-kms/strongroom/internal/store"
 )
 
 // engine is SQLite's store.Engine: the watchers of this process's Store,
@@ -17,23 +17,23 @@ type engine struct {
 	hub  *hub
 }
 
-// Destroyed implements store.Engine: nothing is sent in the transaction
+// Announce implements store.Engine: nothing is sent in the transaction
 // (the hub is told once it committed).
-func (e *engine) Destroyed(context.Context, *sql.Tx, tenant.KeyRef) error { return nil }
+func (e *engine) Announce(context.Context, *sql.Tx, store.Change) error { return nil }
 
-// Committed implements store.Engine: it tells this Store's watchers, then
-// checkpoints and truncates the WAL so that the destroyed key's old pages do
-// not linger there (secure_delete has overwritten them in the database
-// file).
-func (e *engine) Committed(ctx context.Context, ref tenant.KeyRef) {
-	e.hub.notify(ref)
-	if e.path != Memory {
+// Committed implements store.Engine: it tells this Store's watchers, then,
+// after a destruction, checkpoints and truncates the WAL so that the
+// destroyed key's old pages do not linger there (secure_delete has
+// overwritten them in the database file).
+func (e *engine) Committed(ctx context.Context, c store.Change) {
+	e.hub.notify(c)
+	if c.Kind == store.KeyDestroyed && e.path != Memory {
 		e.truncateWAL(ctx)
 	}
 }
 
 // Watch implements store.Engine.
-func (e *engine) Watch(ctx context.Context, fn func(tenant.KeyRef)) error {
+func (e *engine) Watch(ctx context.Context, fn func(store.Change)) error {
 	return e.hub.watch(ctx, fn)
 }
 

@@ -11,7 +11,8 @@ import (
 // stores on one fresh, empty database, as two nodes would, and arrange
 // (t.Cleanup) for them to be closed and the database removed. It checks that
 // what one node does the other sees: destructions heard of by the other's
-// watchers (WatchDestroyed), and so are revocations of cache-only keys, one export key per tenant, the limits of upload certificates, tokens and failed uploads, tokens revoked while they make others, restorations and
+// watchers (WatchDestroyed), every change of a row nodes keep copies of
+// (WatchChanges), and so are revocations of cache-only keys, one export key per tenant, the limits of upload certificates, tokens and failed uploads, tokens revoked while they make others, restorations and
 // rotations serialised across nodes, one audit log whose appends, from
 // either node, chain without gaps, and key usage counted from both nodes. An engine's test calls it in addition to
 // Run.
@@ -21,6 +22,7 @@ func RunShared(t *testing.T, open func(t *testing.T) (a, b *store.Store)) {
 		fn   func(t *testing.T, a, b *store.Store)
 	}{
 		{"WatchDestroyedAcrossNodes", watchAcross},
+		{"WatchChangesAcrossNodes", changesAcross},
 		{"RevokeWatchedAcrossNodes", revokeAcross},
 		{"ConcurrentExportKeyAcrossNodes", concurrentExportKey},
 		{"ConcurrentUploadCertLimitAcrossNodes", concurrentUploadCertLimit},

@@ -75,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"ConcurrentRestoreRotate", testConcurrentRestoreRotate},
 		{"DestroyedSince", testDestroyedSince},
 		{"WatchDestroyed", testWatchDestroyed},
+		{"WatchChanges", func(t *testing.T, s *store.Store) { changesAcross(t, s, s) }},
 		{"BYOKErrorsNeverHoldKeyMaterial", testBYOKErrorMessages},
 		{"KeyServices", testKeyServices},
 		{"KeyServiceValidation", testKeyServiceValidation},
