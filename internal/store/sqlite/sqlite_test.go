@@ -473,7 +473,9 @@ func TestWatchSlowWatcher(t *testing.T) {
 }
 
 // destroyed is the Change of a destruction.
-func destroyed(ref tenant.KeyRef) store.Change { return store.Change{Kind: store.KeyDestroyed, Key: ref} }
+func destroyed(ref tenant.KeyRef) store.Change {
+	return store.Change{Kind: store.KeyDestroyed, Key: ref}
+}
 
 // TestCloseEndsWatchers: Close ends the watchers whose context is still
 // live, and does not hang on a callback that never returns.
