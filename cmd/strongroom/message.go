@@ -17,7 +17,7 @@ var errPrefixes = []string{
 	"armor", "atomicfile", "audit", "auditlog", "auth", "backup", "byok", "cacheonly", "ceremony", "client", "config", "dataplane",
 	"derive", "directory", "engine", "enroll", "envelope", "escrow", "exportkey", "hsm", "hsmuri",
 	"console", "httpapi", "k8splugin", "keycache", "keyservice", "keyusage", "keywrap", "lifecycle", "loadgen", "metrics", "node", "officer",
-	"pkcs11", "plan", "postgres", "primitive", "reason", "release", "resync", "secret", "sign", "siv", "soft", "sqlite", "store",
+	"pkcs11", "plan", "postgres", "primitive", "reason", "release", "resync", "rowcache", "secret", "sign", "siv", "soft", "sqlite", "store",
 	"tenant", "transcript",
 	"uploadcert", "world",
 }

@@ -166,9 +166,13 @@ func startRegional(ctx context.Context, e *env, cfg *config.Config, logger *slog
 	if roster == nil {
 		logger.Warn("officers.allow_any is set: no officer roster is pinned, and bundles are accepted with whatever officers the primary accepted")
 	}
-	n := node.New(node.Options{HSM: h, Store: m.Store(st), Metrics: m, Trust: release.Trust{Primary: p, Region: cfg.Region, Officers: roster},
+	n, err := node.New(node.Options{HSM: h, Store: m.Store(st), Metrics: m, Trust: release.Trust{Primary: p, Region: cfg.Region, Officers: roster},
 		Policy: policy{cfg}, Cache: keycache.Options{MaxEntries: cfg.Cache.MaxEntries, TTL: time.Duration(cfg.Cache.TTL)},
 		CacheOnly: cacheonly.Options{MaxAge: time.Duration(cfg.CacheOnly.MaxAge)}})
+	if err != nil {
+		st.Close()
+		return fail(err)
+	}
 	err = n.LoadReleases(ctx, func(id string, m release.Meta, err error) {
 		if err != nil {
 			logger.Error("release failed to validate", "release", id, "err", err)

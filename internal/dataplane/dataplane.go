@@ -8,10 +8,15 @@
 // (internal/derive, S1) or, in derivation mode none, the secret itself — and
 // cached sealed in the node's key cache (internal/keycache) as
 // dek/<tenant>/<type>/<version>, so a cold DEK costs one PBKDF2 run and
-// concurrent misses share it. Every request reads the key's state from the
-// store first, so a destroyed key is refused at once on every node, cached
-// or not; cached copies are evicted on destruction ([Service.Evict],
-// [Service.EvictDestroyed]).
+// concurrent misses share it. Every request reads the key's row first —
+// from the node's row cache (internal/rowcache, [Service.SetRows]), which
+// drops it as soon as the key changes on this node and within
+// milliseconds on another (or, if that notification is lost, within its
+// 5 s MaxAge) — so a destroyed key is refused on every node within that
+// bound, its DEK cached or not; cached DEKs are evicted on destruction
+// ([Service.Evict], [Service.EvictDestroyed]). The DEK's loader, and the
+// check after a load, read the store itself: a DEK is never made from a
+// key whose destruction committed before the load began.
 package dataplane
 
 import (
@@ -61,10 +66,20 @@ type Releases interface {
 	Secret(ctx context.Context, releaseID, name string) (secret.Key, error)
 }
 
+// Rows are where the data plane reads key rows on the request path: the
+// node's copies of them (*rowcache.Cache), dropped when a key changes and
+// read again after a few seconds at most; or the Store itself.
+type Rows interface {
+	TenantByID(ctx context.Context, id string) (tenant.Tenant, error)
+	Key(ctx context.Context, ref tenant.KeyRef) (tenant.Key, error)
+	ActiveKey(ctx context.Context, tenantID, typ string) (tenant.Key, error)
+}
+
 // Service is the data plane of one node. It is safe for concurrent use, and
 // several Services (KMS nodes) may share one store.
 type Service struct {
 	st    Store
+	rows  Rows
 	ring  Releases
 	cache *keycache.Cache
 	now   func() time.Time
@@ -77,8 +92,13 @@ func New(st Store, ring Releases, cache *keycache.Cache, now func() time.Time) *
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{st: st, ring: ring, cache: cache, now: now}
+	return &Service{st: st, rows: st, ring: ring, cache: cache, now: now}
 }
+
+// SetRows makes the request path read key rows from rows (the node's row
+// cache) instead of the store; the DEK loader still reads the store. Call
+// it before serving.
+func (s *Service) SetRows(rows Rows) { s.rows = rows }
 
 // SetCacheOnly gives the data plane the source of cache-only keys' tenant
 // secrets; without it, such keys are unavailable. Call it before serving.
@@ -92,15 +112,22 @@ func cacheID(r tenant.KeyRef) string { return "dek/" + r.String() }
 // calls it once a destruction committed.
 func (s *Service) Evict(r tenant.KeyRef) { s.cache.Evict(cacheID(r)) }
 
-// key reads one key version; version 0 is the active key
-// (tenant.ErrNoActiveKey if there is none). A destroyed key is
-// tenant.ErrKeyDestroyed; archived keys are returned as they are.
+// key reads one key version from the row cache (or the store, without
+// one); version 0 is the active key (tenant.ErrNoActiveKey if there is
+// none). A destroyed key is tenant.ErrKeyDestroyed; archived keys are
+// returned as they are.
 func (s *Service) key(ctx context.Context, r tenant.KeyRef) (tenant.Key, error) {
+	return s.keyFrom(ctx, s.rows, r)
+}
+
+// keyFrom is key, reading from rows: the store itself where the DEK's
+// loader must see every destruction committed before it (dek).
+func (s *Service) keyFrom(ctx context.Context, rows Rows, r tenant.KeyRef) (tenant.Key, error) {
 	if r.Version == 0 {
-		k, err := s.st.ActiveKey(ctx, r.Tenant, r.Type)
+		k, err := rows.ActiveKey(ctx, r.Tenant, r.Type)
 		if errors.Is(err, store.ErrNotFound) {
 			// An unknown tenant is not found; a known one has no active key.
-			if _, terr := s.st.TenantByID(ctx, r.Tenant); terr != nil {
+			if _, terr := rows.TenantByID(ctx, r.Tenant); terr != nil {
 				return tenant.Key{}, fmt.Errorf("dataplane: %w", terr)
 			}
 			return tenant.Key{}, tenant.NoActiveKeyError(r.Tenant, r.Type)
@@ -110,7 +137,7 @@ func (s *Service) key(ctx context.Context, r tenant.KeyRef) (tenant.Key, error) 
 		}
 		return k, nil
 	}
-	k, err := s.st.Key(ctx, r)
+	k, err := rows.Key(ctx, r)
 	if errors.Is(err, store.ErrNotFound) {
 		return tenant.Key{}, reason.Wrap(store.ErrNotFound, err, "the tenant has no %s key version %d", r.Type, r.Version)
 	}

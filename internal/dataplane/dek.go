@@ -66,7 +66,7 @@ func (s *Service) dek(ctx context.Context, rec *audit.Entry, k tenant.Key) (secr
 			return s.load(ctx, rec, ref)
 		})
 		if errors.Is(err, keycache.ErrEvicted) {
-			if _, err := s.key(ctx, ref); err != nil {
+			if _, err := s.keyFrom(ctx, s.st, ref); err != nil {
 				return secret.Key{}, err // destroyed meanwhile, most likely
 			}
 			if attempt < maxEvictedRetries {
@@ -77,7 +77,7 @@ func (s *Service) dek(ctx context.Context, rec *audit.Entry, k tenant.Key) (secr
 			return secret.Key{}, fmt.Errorf("dataplane: the DEK of %s key version %d: %w", k.Type, k.Version, err)
 		}
 		if loaded {
-			if _, err := s.key(ctx, ref); err != nil {
+			if _, err := s.keyFrom(ctx, s.st, ref); err != nil {
 				d.Destroy()
 				if errors.Is(err, tenant.ErrKeyDestroyed) {
 					s.cache.Evict(id)
@@ -93,7 +93,7 @@ func (s *Service) dek(ctx context.Context, rec *audit.Entry, k tenant.Key) (secr
 // that it sees a destruction that completed before it started), unwraps the
 // tenant secret under the TWK of the key's release and derives the DEK.
 func (s *Service) load(ctx context.Context, rec *audit.Entry, ref tenant.KeyRef) (secret.Key, error) {
-	k, err := s.key(ctx, ref)
+	k, err := s.keyFrom(ctx, s.st, ref)
 	if err != nil {
 		return secret.Key{}, err
 	}

@@ -11,8 +11,9 @@ import (
 // periodic re-check is the fallback when a notification is lost (a dropped
 // connection), so no cached DEK outlives a destroy on another node by more
 // than RecheckInterval (plus one store query). Independently, every request
-// reads the key's state from the store first, so a destroyed key is refused
-// at once on every node, cached or not.
+// reads the key's row first (from the row cache, true within its MaxAge of
+// 5 s whatever happens to notifications), so a destroyed key is refused on
+// every node within that bound, its DEK cached or not.
 const (
 	// RecheckInterval is how often a node re-reads the recent
 	// destructions.

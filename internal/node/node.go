@@ -17,6 +17,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -36,7 +37,9 @@ import (
 	"github.com/strongroom-kms/strongroom/internal/lifecycle"
 	"github.com/strongroom-kms/strongroom/internal/metrics"
 	"github.com/strongroom-kms/strongroom/internal/release"
+	"github.com/strongroom-kms/strongroom/internal/rowcache"
 	"github.com/strongroom-kms/strongroom/internal/store"
+	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
 // Store is what the node's services keep their state in: the union of the
@@ -54,6 +57,7 @@ type Store interface {
 	auditlog.Store
 	keyusage.Store
 	httpapi.Pinger
+	rowcache.Watcher
 }
 
 var _ Store = (*store.Store)(nil)
@@ -70,6 +74,9 @@ type Options struct {
 	Policy lifecycle.Policy
 	// Cache sizes the key cache (zero fields: keycache's defaults).
 	Cache keycache.Options
+	// Rows sizes the cache of token, tenant and key rows (zero fields:
+	// rowcache's defaults; the node's clock).
+	Rows rowcache.Options
 	// CacheOnly sets cache-only keys' max age and fetcher (zero fields:
 	// cacheonly's defaults; the node's clock).
 	CacheOnly cacheonly.Options
@@ -84,8 +91,11 @@ type Options struct {
 // Node is a regional node's parts: the key cache, the release ring, and
 // the services over them.
 type Node struct {
-	Store      Store
-	Cache      *keycache.Cache
+	Store Store
+	Cache *keycache.Cache
+	// Rows are the node's copies of the token, tenant and key rows that
+	// every request reads (authentication, the tenant, the key).
+	Rows       *rowcache.Cache
 	Ring       *release.Ring
 	Releases   *release.Installer
 	Tenants    *directory.Directory
@@ -104,24 +114,41 @@ type Node struct {
 	Metrics *metrics.Metrics
 	region  string
 	now     func() time.Time
+	stop    context.CancelFunc // ends the row cache's watch
 }
 
 // New assembles a node. Its ring is empty: LoadReleases loads the
-// installed releases.
-func New(o Options) *Node {
+// installed releases. It starts watching the store's changes for the row
+// cache (Store.WatchChanges), until Close: an error means the store is
+// closed or cannot be watched.
+func New(o Options) (*Node, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	if o.Cache.Now == nil {
 		o.Cache.Now = o.Now
 	}
-	n := &Node{Store: o.Store, Cache: keycache.New(o.Cache), region: o.Trust.Region, now: o.Now}
+	if o.Rows.Now == nil {
+		o.Rows.Now = o.Now
+	}
+	n := &Node{Store: o.Store, Cache: keycache.New(o.Cache), Rows: rowcache.New(o.Store, o.Rows), region: o.Trust.Region, now: o.Now}
+	var ctx context.Context
+	ctx, n.stop = context.WithCancel(context.Background())
+	if err := n.Rows.Watch(ctx, o.Store); err != nil {
+		n.stop()
+		n.Cache.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	// The request path reads tokens, tenants and keys from the row cache;
+	// the lifecycle and the other services read the store itself.
+	hot := hotStore{Store: o.Store, rows: n.Rows}
 	n.Ring = release.NewRing(o.HSM, o.Trust, n.Cache)
 	n.Releases = release.NewInstaller(n.Ring, o.Store, o.Now)
-	n.Tenants = directory.New(o.Store, o.Now)
-	n.Tokens = auth.NewTokens(o.Store, o.Now)
+	n.Tenants = directory.New(hot, o.Now)
+	n.Tokens = auth.NewTokens(hot, o.Now)
 	n.ExportKeys = exportkey.New(o.Store, n.Ring, o.HSM, n.Cache, o.Now)
 	n.Data = dataplane.New(o.Store, n.Ring, n.Cache, o.Now)
+	n.Data.SetRows(n.Rows)
 	n.Keys = lifecycle.New(o.Store, n.Ring, o.HSM, n.ExportKeys, n.Data, o.Policy, o.Now)
 	n.BYOK = byok.New(o.Store, n.Ring, o.HSM, n.Keys, n.ExportKeys, o.Policy, o.Now)
 	if o.CacheOnly.Now == nil {
@@ -138,7 +165,37 @@ func New(o Options) *Node {
 	n.Metrics = o.Metrics
 	n.Metrics.WatchCache(n.Cache.Stats)
 	n.Metrics.WatchReadiness(n.readiness)
-	return n
+	return n, nil
+}
+
+// hotStore is the store as authentication and the tenant directory read
+// it: tokens and tenants from the node's row cache, everything else from
+// the store.
+type hotStore struct {
+	Store
+	rows *rowcache.Cache
+}
+
+func (h hotStore) TokenByHash(ctx context.Context, hash [32]byte) (auth.Token, bool, error) {
+	return h.rows.TokenByHash(ctx, hash)
+}
+
+func (h hotStore) TenantByName(ctx context.Context, name string) (tenant.Tenant, error) {
+	return h.rows.TenantByName(ctx, name)
+}
+
+func (h hotStore) TenantByID(ctx context.Context, id string) (tenant.Tenant, error) {
+	return h.rows.TenantByID(ctx, id)
+}
+
+// TouchToken records a token's use, and tells the row cache, whose copy
+// would otherwise ask for the write again.
+func (h hotStore) TouchToken(ctx context.Context, id string, at time.Time) error {
+	if err := h.Store.TouchToken(ctx, id, at); err != nil {
+		return err
+	}
+	h.rows.Touched(id, at)
+	return nil
 }
 
 // readiness counts what GET /v1/ready counts: the releases loaded, and the
@@ -172,6 +229,9 @@ func (n *Node) Handler(limits config.Limits, logger *slog.Logger) http.Handler {
 	return httpapi.NewHandler(n.API(limits, logger))
 }
 
-// Close drops the key cache (its sealed secrets). The HSM and the store
-// are the caller's to close.
-func (n *Node) Close() { n.Cache.Close() }
+// Close drops the key cache (its sealed secrets) and ends the row cache's
+// watch. The HSM and the store are the caller's to close.
+func (n *Node) Close() {
+	n.stop()
+	n.Cache.Close()
+}

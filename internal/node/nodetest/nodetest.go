@@ -210,8 +210,12 @@ func New(tb testing.TB, st node.Store, o Options) *Node {
 	}
 	w := World(tb)
 	n := &Node{Clock: o.Clock, Policy: o.Policy, cacheOnly: o.CacheOnly}
-	n.Node = node.New(node.Options{HSM: w.Regions[Region].HSM, Store: st, Trust: w.Trust(Region), Policy: o.Policy,
+	var err error
+	n.Node, err = node.New(node.Options{HSM: w.Regions[Region].HSM, Store: st, Trust: w.Trust(Region), Policy: o.Policy,
 		Cache: keycache.Options{TTL: 24 * 365 * time.Hour}, CacheOnly: o.CacheOnly, Now: o.Clock.Now})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	tb.Cleanup(n.Close)
 	for _, r := range o.Releases {
 		n.Install(tb, r)
