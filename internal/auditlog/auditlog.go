@@ -42,25 +42,26 @@ func Origin(region string) string { return "strongroom/" + region }
 type Log struct {
 	st     Store
 	origin string
+	group  group // Append's and AppendUsage's group commit
 }
 
 // New returns the log of region over st.
 func New(st Store, region string) *Log { return &Log{st: st, origin: Origin(region)} }
 
-// Append appends entries in one transaction of their own (store.AppendAudit):
-// refusals, failures, and successes that change nothing in the store
-// (exports, DEK deliveries).
+// Append appends entries, and returns once they are durable: refusals,
+// failures, and successes that change nothing in the store (exports, DEK
+// deliveries). Concurrent appends share a transaction (see group.go); an
+// invalid entry fails its own append only.
 func (l *Log) Append(ctx context.Context, entries ...audit.Entry) error {
-	_, err := l.st.AppendAudit(ctx, entries...)
-	return err
+	return l.group.append(ctx, l.st, nil, entries)
 }
 
 // AppendUsage appends entries and adds the key usage they record to the
-// usage counters, in one transaction (store.AppendAuditUsage): the
+// usage counters, in one transaction (store.AppendAuditUsage, shared with
+// concurrent appends as Append's is), and returns once it committed: the
 // aggregate's flush, and each DEK delivery.
 func (l *Log) AppendUsage(ctx context.Context, counts []keyusage.Count, entries ...audit.Entry) error {
-	_, err := l.st.AppendAuditUsage(ctx, counts, entries...)
-	return err
+	return l.group.append(ctx, l.st, counts, entries)
 }
 
 // Entries calls fn with each entry that matches f, in sequence order (see
