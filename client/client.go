@@ -173,14 +173,24 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 		}
 		hc = &c
 	default:
+		// HTTP/2 when the server speaks it (Strongroom's does): one
+		// connection, concurrent calls as streams. Over HTTP/1.1 (a proxy
+		// in between), keep enough idle connections for concurrent calls
+		// not to make new TLS connections all the time.
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.roots}
+		tr.ForceAttemptHTTP2 = true
+		tr.MaxIdleConnsPerHost = maxIdleConns
 		hc = &http.Client{Transport: tr, Timeout: o.timeout}
 	}
 	// Never follow a redirect with the token: the API does not redirect.
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &Client{base: u, token: token, hc: hc}, nil
 }
+
+// maxIdleConns is how many idle connections the default transport keeps
+// to the server, for HTTP/1.1.
+const maxIdleConns = 64
 
 func loopback(host string) bool {
 	if host == "localhost" {

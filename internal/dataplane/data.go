@@ -241,13 +241,24 @@ func (s *Service) Rewrap(ctx context.Context, rec *audit.Entry, tenantID string,
 // archived DEKs are for decryption only. A destroyed version is
 // tenant.ErrKeyDestroyed.
 func (s *Service) SealDEK(ctx context.Context, rec *audit.Entry, r tenant.KeyRef, kem uint16, publicKey []byte) ([]byte, tenant.Key, error) {
-	if err := envelope.CheckPublicKey(kem, publicKey); err != nil {
-		return nil, tenant.Key{}, err // refused before anything is derived
-	}
-	dek, k, err := s.DEK(ctx, rec, r)
+	k, err := s.key(ctx, r)
 	if err != nil {
 		return nil, tenant.Key{}, err
 	}
+	// A public key the seal would refuse is refused before a DEK is
+	// derived for it. A trial encapsulation costs as much as the seal,
+	// so it is made only when the DEK is not cached (a warm request
+	// finds a bad key at the seal, for nothing more).
+	if !s.cache.Has(cacheID(k.KeyRef())) {
+		if err := envelope.CheckPublicKey(kem, publicKey); err != nil {
+			return nil, tenant.Key{}, err
+		}
+	}
+	dek, err := s.dek(ctx, rec, k)
+	if err != nil {
+		return nil, tenant.Key{}, err
+	}
+	k = k.Meta()
 	defer dek.Destroy()
 	sealed, err := envelope.SealDEK(kem, publicKey, envelope.Header{Tenant: r.Tenant, Type: r.Type, Version: k.Version}, dek)
 	if err != nil {

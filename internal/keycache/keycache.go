@@ -485,6 +485,16 @@ func (c *Cache) dropAllLocked() {
 	c.lru.Init()
 }
 
+// Has reports whether id has an entry that has not expired, without
+// opening it, counting it or moving it in the LRU order: a hint for work
+// only a miss needs (the entry may be gone by the time it is read).
+func (c *Cache) Has(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[id]
+	return ok && c.now().Before(el.Value.(*entry).expires)
+}
+
 // Len returns the number of entries, expired ones included until they are
 // dropped.
 func (c *Cache) Len() int {

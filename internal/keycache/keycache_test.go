@@ -890,3 +890,26 @@ func TestGetOrLoadForMaxAge(t *testing.T) {
 		clk.Advance(start.Sub(clk.Now()))
 	}
 }
+
+// TestHas: Has sees live entries only, and neither counts nor opens them.
+func TestHas(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	c := New(Options{TTL: time.Minute, Now: clk.Now})
+	defer c.Close()
+	if c.Has("dek/a") {
+		t.Error("Has() of an empty cache")
+	}
+	mustPut(t, c, "dek/a", testKey(t, 0x41, 0))
+	before := c.Stats()
+	if !c.Has("dek/a") || c.Has("dek/b") {
+		t.Error("Has() after Put: want dek/a only")
+	}
+	if c.Stats() != before {
+		t.Errorf("Has() changed the stats: %+v, then %+v", before, c.Stats())
+	}
+	clk.Advance(time.Minute)
+	if c.Has("dek/a") {
+		t.Error("Has() of an expired entry")
+	}
+}
