@@ -2,17 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/strongroom-kms/strongroom/api"
+	"github.com/strongroom-kms/strongroom/client"
 )
 
-// destroyBound is the documented bound (docs/byok.md) within which every
-// node refuses a destroyed key: every request reads the key's state from
-// the shared store, so the first request after the destroy is refused. The
-// test allows for a slow CI machine, and logs what it measured.
+// destroyBound bounds how long after the destroy was acknowledged another
+// node may still use the key: it hears the store's notification within
+// milliseconds (docs/byok.md; the documented worst case, a lost
+// notification, is the row cache's 5 s). The test allows for a slow CI
+// machine, and logs what it measured.
 const destroyBound = 2 * time.Second
 
 // TestDestroyAcrossServers runs two server processes on one PostgreSQL
@@ -66,9 +69,6 @@ func TestDestroyAcrossServers(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("node B refused the destroyed key %v after node A's answer (attempt %d)", time.Since(acked), attempts)
-	if attempts != 1 {
-		t.Errorf("node B decrypted %d time(s) after the destroy was acknowledged; want a refusal at once", attempts-1)
-	}
 	res, err := appB.Encrypt(ctx, "acme", "data", api.EncryptItem{Plaintext: []byte("new"), Context: fields})
 	if err != nil || res[0].Error == nil || res[0].Error.Code != api.CodeNoActiveKey {
 		t.Fatalf("Encrypt on B after the destroy = %v %+v, want no_active_key", err, res)
@@ -76,4 +76,46 @@ func TestDestroyAcrossServers(t *testing.T) {
 	if strings.Contains(string(b.log.Bytes()), "re-checking destroyed keys failed") {
 		t.Errorf("node B's destroy watch failed:\n%s", b.log.Bytes())
 	}
+}
+
+// TestTokenRevokedAcrossServers: node B authenticated an app token (its
+// row cache holds it); node A revokes it; node B must refuse it
+// (token_revoked) within destroyBound of A's answer.
+func TestTokenRevokedAcrossServers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r, _, b, opA := twoNodesWithTenant(t, "acme")
+	if _, err := opA.GenerateKey(ctx, "acme", "data"); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := opA.CreateToken(ctx, api.CreateTokenRequest{Role: "app", Tenant: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appB := b.client(t, r, tok.Secret)
+	encrypt := func() error {
+		_, err := appB.Encrypt(ctx, "acme", "data", api.EncryptItem{Plaintext: []byte("x")})
+		return err
+	}
+	if err := encrypt(); err != nil {
+		t.Fatalf("Encrypt on B before the revocation: %v", err)
+	}
+	if _, err := opA.RevokeToken(ctx, tok.ID); err != nil {
+		t.Fatalf("RevokeToken on A: %v", err)
+	}
+	acked := time.Now()
+	attempts := 0
+	for {
+		attempts++
+		err := encrypt()
+		var ae *client.Error
+		if errors.As(err, &ae) && ae.Code == api.CodeTokenRevoked {
+			break
+		}
+		if time.Since(acked) > destroyBound {
+			t.Fatalf("node B still accepts the token %v after node A revoked it (%d attempts; last %v)", destroyBound, attempts, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("node B refused the revoked token %v after node A's answer (attempt %d)", time.Since(acked), attempts)
 }
