@@ -3,7 +3,6 @@ package auditlog
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/keyusage"
@@ -25,10 +24,6 @@ import (
 
 // maxBatch bounds the requests one transaction appends for.
 const maxBatch = 256
-
-// commitTimeout bounds one batch's transaction, whatever the leading
-// request's context (its followers' entries are in it too).
-const commitTimeout = 10 * time.Second
 
 // group is a Log's queue of appends.
 type group struct {
@@ -83,14 +78,21 @@ func (g *group) append(ctx context.Context, st Store, counts []keyusage.Count, e
 }
 
 // commit appends a batch in one transaction, or, if that fails, each
-// request's in its own.
+// request's in its own. A batch of one runs under its request's context; a
+// larger one under the leader's deadline, if it has one, but not its
+// cancellation: the followers' entries are in the transaction too.
 func commit(ctx context.Context, st Store, batch []*pending) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-	defer cancel()
 	if len(batch) == 1 {
 		_, batch[0].err = st.AppendAuditUsage(ctx, batch[0].counts, batch[0].entries...)
 		return
 	}
+	shared := context.WithoutCancel(ctx)
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		shared, cancel = context.WithDeadline(shared, d)
+		defer cancel()
+	}
+	ctx = shared
 	var counts []keyusage.Count
 	var entries []audit.Entry
 	for _, p := range batch {
