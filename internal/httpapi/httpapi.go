@@ -85,6 +85,9 @@ type server struct {
 	openapi []byte
 	mux     *http.ServeMux
 	timeout time.Duration
+	// timeoutBody is the JSON answer of a request that timed out, in two
+	// halves around its request id (hex), made once.
+	timeoutBody [2]string
 	// observe is each route's request metrics (metrics.go), read-only once
 	// made.
 	observe map[string]*metrics.Route
@@ -118,6 +121,11 @@ func newServer(d Deps) *server {
 		d.Metrics = metrics.New()
 	}
 	s := &server{Deps: d, mux: http.NewServeMux(), timeout: time.Duration(d.Limits.RequestTimeout)}
+	const idMark = "REQUESTID"
+	body, _ := json.Marshal(api.Error{Code: api.CodeTimeout,
+		Message: fmt.Sprintf("the request took longer than %v (request %s)", s.timeout, idMark)})
+	before, after, _ := strings.Cut(string(body), idMark)
+	s.timeoutBody = [2]string{before, after}
 	s.routes = s.table()
 	for i := range s.routes {
 		rt := &s.routes[i]
@@ -243,9 +251,8 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// headers, which it keeps when the handler answers in time.
 	setJSONHeaders(w.Header())
 	lw := &statusWriter{ResponseWriter: w}
-	timeoutBody, _ := json.Marshal(api.Error{Code: api.CodeTimeout,
-		Message: fmt.Sprintf("the request took longer than %v (request %s)", s.timeout, info.id)})
-	http.TimeoutHandler(http.HandlerFunc(s.route), s.timeout, string(timeoutBody)).ServeHTTP(lw, r)
+	timeoutBody := s.timeoutBody[0] + info.id + s.timeoutBody[1]
+	http.TimeoutHandler(http.HandlerFunc(s.route), s.timeout, timeoutBody).ServeHTTP(lw, r)
 
 	route, token, tenant, code := info.get()
 	detail := info.getErr()
