@@ -1,22 +1,26 @@
 package dataplane_test
 
 import (
+	"crypto/ecdh"
+	"crypto/hpke"
 	"fmt"
 	"testing"
 
 	"github.com/strongroom-kms/strongroom/internal/dataplane"
+	"github.com/strongroom-kms/strongroom/internal/envelope"
 	"github.com/strongroom-kms/strongroom/internal/node/nodetest"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
-// The service-level figures of docs/dataplane.md, on a SQLite store in a
-// file (every call reads the key's row):
+// The service-level figures of docs/benchmarks.md, on a SQLite store in a
+// file (the data plane reads key rows from the node's row cache, as a
+// node does):
 //
 //	go test -run '^$' -bench . -benchtime 2s ./internal/dataplane
 //	go test -run '^$' -bench Cold -benchtime 10x ./internal/dataplane
 
-// BenchmarkDEKFromCache: the active key's row from the store, then the DEK
-// from the key cache.
+// BenchmarkDEKFromCache: the active key's row from the row cache, then the
+// DEK from the key cache.
 func BenchmarkDEKFromCache(b *testing.B) {
 	e := nodetest.New(b, nodetest.SQLite(b), nodetest.Options{Policy: nodetest.DefaultPolicy(), Releases: []nodetest.Release{nodetest.Release1}})
 	tn := e.Tenant(b, tenant.EnvProduction)
@@ -91,4 +95,32 @@ func BenchmarkEncryptDeterministic1KiB(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkSealDEK: Service.SealDEK of a cached DEK to a client's X25519
+// key (HPKE: an ephemeral key pair and one Diffie-Hellman), on every core
+// at once: DEK delivery from the cache, without HTTP and without its audit
+// entry (which the API group-commits).
+func BenchmarkSealDEK(b *testing.B) {
+	e := nodetest.New(b, nodetest.SQLite(b), nodetest.Options{Policy: nodetest.DefaultPolicy(), Releases: []nodetest.Release{nodetest.Release1}})
+	tn := e.Tenant(b, tenant.EnvProduction)
+	e.Generate(b, tn.ID, tenant.TypeData)
+	priv, err := hpke.DHKEM(ecdh.X25519()).GenerateKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	pub := priv.PublicKey().Bytes()
+	ref := tenant.KeyRef{Tenant: tn.ID, Type: tenant.TypeData}
+	if _, _, err := e.Data.SealDEK(ctx, nil, ref, envelope.KEMX25519, pub); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, _, err := e.Data.SealDEK(ctx, nil, ref, envelope.KEMX25519, pub); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
