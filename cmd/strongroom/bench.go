@@ -238,7 +238,10 @@ func (b *bench) transitTarget(ctx context.Context, name string, plain []byte) (l
 		return nil, nil, err
 	}
 	base := strings.TrimSuffix(t.addr, "/") + "/v1/transit/"
-	call := func(ctx context.Context, path string, body any) error {
+	// Like the Go client for Strongroom's targets, it encodes each request
+	// and decodes each answer (out, if not nil), as a real client must to
+	// use it.
+	call := func(ctx context.Context, path string, body, out any) error {
 		data, _ := json.Marshal(body)
 		req, err := http.NewRequestWithContext(ctx, "POST", base+path, bytes.NewReader(data))
 		if err != nil {
@@ -251,23 +254,51 @@ func (b *bench) transitTarget(ctx context.Context, name string, plain []byte) (l
 			return err
 		}
 		defer res.Body.Close()
-		out, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+		answer, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 		if res.StatusCode/100 != 2 {
-			return fmt.Errorf("transit %s: %s: %s", path, res.Status, bytes.TrimSpace(out))
+			return fmt.Errorf("transit %s: %s: %s", path, res.Status, bytes.TrimSpace(answer))
+		}
+		if out == nil {
+			return nil
+		}
+		if err := json.Unmarshal(answer, out); err != nil {
+			return fmt.Errorf("transit %s: the answer: %w", path, err)
 		}
 		return nil
 	}
 	// The key, aes256-gcm96 as transit's default; creating it again is a
 	// no-op.
-	if err := call(ctx, "keys/"+url.PathEscape(t.key), map[string]string{"type": "aes256-gcm96"}); err != nil {
+	if err := call(ctx, "keys/"+url.PathEscape(t.key), map[string]string{"type": "aes256-gcm96"}, nil); err != nil {
 		return nil, nil, err
 	}
 	if name == "transit-encrypt" {
-		body := map[string]string{"plaintext": base64.StdEncoding.EncodeToString(plain)}
-		return func(ctx context.Context) error { return call(ctx, "encrypt/"+url.PathEscape(t.key), body) }, func() {}, nil
+		return func(ctx context.Context) error {
+			var out struct {
+				Data struct{ Ciphertext string } `json:"data"`
+			}
+			body := map[string]string{"plaintext": base64.StdEncoding.EncodeToString(plain)}
+			if err := call(ctx, "encrypt/"+url.PathEscape(t.key), body, &out); err != nil {
+				return err
+			}
+			if out.Data.Ciphertext == "" {
+				return errors.New("transit encrypt: no ciphertext in the answer")
+			}
+			return nil
+		}, func() {}, nil
 	}
 	return func(ctx context.Context) error {
-		return call(ctx, "datakey/plaintext/"+url.PathEscape(t.key), map[string]int{"bits": 256})
+		var out struct {
+			Data struct{ Plaintext, Ciphertext string } `json:"data"`
+		}
+		if err := call(ctx, "datakey/plaintext/"+url.PathEscape(t.key), map[string]int{"bits": 256}, &out); err != nil {
+			return err
+		}
+		key, err := base64.StdEncoding.DecodeString(out.Data.Plaintext)
+		clear(key)
+		if err != nil || len(key) != 32 || out.Data.Ciphertext == "" {
+			return errors.New("transit datakey: no 32-byte key and its wrapped form in the answer")
+		}
+		return nil
 	}, func() {}, nil
 }
 
