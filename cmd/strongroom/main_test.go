@@ -44,6 +44,7 @@ func TestScripts(t *testing.T) {
 			t.Fatalf("%s is required in CI (scripts/test.sh installs it; the byok and keyservice scripts use it): %v", tool, err)
 		}
 	}
+	t.Cleanup(removeDevTemplate)
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Setup: func(e *testscript.Env) error {
@@ -54,7 +55,7 @@ func TestScripts(t *testing.T) {
 			"corrupt":  cmdCorrupt,
 			"tlscert":  cmdTLSCert,
 			"freeport": cmdFreePort, "waitfor": cmdWaitFor, "fakebundle": cmdFakeBundle,
-			"devenv": cmdDevEnv, "setenv-file": cmdSetenvFile, "waitgone": cmdWaitGone, "sleep": cmdSleep,
+			"devenv": cmdDevEnv, "devcopy": cmdDevCopy, "setenv-file": cmdSetenvFile, "waitgone": cmdWaitGone, "sleep": cmdSleep,
 			"sha256": cmdSHA256, "opendata": cmdOpenData, "kms": cmdKMS, "sqlite": cmdSQLite,
 		},
 	})
