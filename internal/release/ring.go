@@ -69,6 +69,24 @@ func (r *Ring) Load(ctx context.Context, name string, data []byte) (Meta, error)
 // node not ready.
 func (r *Ring) Add(ctx context.Context, name string, data []byte) (Meta, error) {
 	rel, err := Open(ctx, r.h, data, r.trust)
+	return r.add(name, data, rel, err)
+}
+
+// loadOpened is Load for a bundle already opened (or that failed to open,
+// with err): what LoadAll does with each bundle, in order, once it is
+// opened.
+func (r *Ring) loadOpened(name string, data []byte, rel *Release, err error) (Meta, error) {
+	m, err := r.add(name, data, rel, err)
+	if err != nil {
+		r.fail(name, err)
+	}
+	return m, err
+}
+
+// add is Add once the bundle is opened (rel), or failed to open (err): it
+// puts the release's secrets in the cache and the release in the ring, and
+// destroys rel.
+func (r *Ring) add(name string, data []byte, rel *Release, err error) (Meta, error) {
 	if err != nil {
 		return Meta{}, err
 	}
