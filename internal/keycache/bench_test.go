@@ -81,10 +81,10 @@ func BenchmarkGetOrLoadWarm(b *testing.B) {
 }
 
 // BenchmarkPutFull is a Put of a new DEK into a full cache (which evicts
-// the least recently used) of 10 000 and of a million entries: the cache's
+// the least recently used) of 10 000, 100 000 and a million entries: the cache's
 // bookkeeping should cost the same per entry at either size.
 func BenchmarkPutFull(b *testing.B) {
-	for _, n := range []int{10_000, 1_000_000} {
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			c := New(Options{MaxEntries: n})
 			defer c.Close()
