@@ -43,8 +43,8 @@ func manyBundles(tb testing.TB) [][]byte {
 // installed releases: from a fresh node over a SQLite store that has them
 // installed to ready, every bundle verified and opened in the regional
 // (soft) HSM. The releases are made once; each op is a fresh node. Besides
-// the time, it reports the process's CPU time per op (on Unix): on a shared
-// machine that is the figure to compare.
+// the time, it reports the process's CPU time per op: the work, apart from
+// the waiting for cores on a shared machine.
 func BenchmarkStartup100Releases(b *testing.B) {
 	ctx := context.Background()
 	bundles := manyBundles(b)
