@@ -170,13 +170,18 @@ func ParseCertificateDER(der []byte) (*Certificate, error) {
 }
 
 // Verify checks that the certificate was signed by the primary's signing key
-// and is valid at now.
+// and is valid at now. A primary parsed from its file remembers the
+// certificates whose signature verified, and does not check them again.
 func (c *Certificate) Verify(p *Primary, now time.Time) error {
-	if c.Issuer != p.SigningKeyID() {
-		return fmt.Errorf("enroll: certificate for %s was issued by primary signing key %s, not by %s", c.Region, c.Issuer.Short(), p.SigningKeyID().Short())
+	issuer := p.SigningKeyID()
+	if c.Issuer != issuer {
+		return fmt.Errorf("enroll: certificate for %s was issued by primary signing key %s, not by %s", c.Region, c.Issuer.Short(), issuer.Short())
 	}
-	if !sign.Verify(p.Signing, certificateDomain, c.body, c.sig) {
-		return fmt.Errorf("enroll: certificate for %s: signature does not verify (altered, or not signed by this primary)", c.Region)
+	if d := certDigest(issuer, c.body, c.sig); !p.certs.verified(d) {
+		if !sign.Verify(p.Signing, certificateDomain, c.body, c.sig) {
+			return fmt.Errorf("enroll: certificate for %s: signature does not verify (altered, or not signed by this primary)", c.Region)
+		}
+		p.certs.remember(d)
 	}
 	if now.Before(c.NotBefore) || !now.Before(c.NotAfter) {
 		return fmt.Errorf("enroll: certificate for %s is valid from %s to %s, not at %s", c.Region,

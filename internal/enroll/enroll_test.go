@@ -256,3 +256,49 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// TestVerifiedCertificatesRemembered: a parsed primary checks a
+// certificate's signature once, and what it remembers helps no other
+// certificate: every altered byte is still refused, the validity is still
+// checked, and a primary whose signing key changed checks afresh.
+func TestVerifiedCertificatesRemembered(t *testing.T) {
+	f := getFixture(t)
+	p, _ := ParsePrimary(f.primaryPub)
+	other, _ := ParsePrimary(f.otherPub)
+	certPEM, _ := f.certify(t, f.primary, CertifyOptions{})
+	cert, err := ParseCertificate(certPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := cert.Verify(p, now.Add(time.Hour)); err != nil {
+			t.Fatalf("Verify() error = %v", err)
+		}
+	}
+	if len(p.certs.seen) != 1 {
+		t.Errorf("%d certificates remembered, want 1", len(p.certs.seen))
+	}
+	if err := cert.Verify(p, now.Add(DefaultValidity)); err == nil {
+		t.Error("Verify(at NotAfter) of a remembered certificate error = nil")
+	}
+	blk, _ := pem.Decode(certPEM)
+	everyByteAltered(t, CertificatePEMType, blk.Bytes, func(b []byte) error {
+		c, err := ParseCertificate(b)
+		if err != nil {
+			return err
+		}
+		return c.Verify(p, now.Add(time.Hour))
+	})
+	// The same certificate, claimed by another signing key: refused.
+	forged := *p
+	forged.Signing = other.Signing
+	cert.Issuer = forged.SigningKeyID()
+	if err := cert.Verify(&forged, now.Add(time.Hour)); err == nil {
+		t.Error("Verify() by another signing key, sharing what p remembers, error = nil")
+	}
+	// A primary made by hand remembers nothing, and still verifies.
+	cert, _ = ParseCertificate(certPEM)
+	if err := cert.Verify(&Primary{Signing: p.Signing}, now.Add(time.Hour)); err != nil {
+		t.Errorf("Verify() with an unparsed primary error = %v", err)
+	}
+}

@@ -7,8 +7,10 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -31,6 +33,65 @@ type Primary struct {
 	Signing    *ecdsa.PublicKey
 	OAEPHashes []hsm.OAEPHash // what the primary HSM can wrap and unwrap with
 	Created    time.Time
+
+	// certs remembers the region certificates whose signature verified,
+	// for a primary parsed from its file (nil otherwise: nothing is
+	// remembered).
+	certs *verifiedCerts
+}
+
+// maxVerifiedCerts bounds the certificates a Primary remembers: a region
+// has one at a time, and a plan names at most plan.MaxRegions.
+const maxVerifiedCerts = 1024
+
+// verifiedCerts is a set of region certificates whose signature verified
+// (Certificate.Verify): every installed bundle embeds its plan, and every
+// plan the same few certificates, whose P-384 signature is then checked
+// once rather than once per bundle opened. Only signatures that verified
+// are remembered, under a digest of the signing key's id, the signed body
+// and the signature: a certificate differing in any byte, or a primary
+// whose signing key was changed, is verified afresh.
+type verifiedCerts struct {
+	mu   sync.Mutex
+	seen map[[32]byte]struct{}
+}
+
+func certDigest(issuer sign.KeyID, body, sig []byte) [32]byte {
+	h := sha256.New()
+	h.Write(issuer[:])
+	var n [8]byte
+	binary.BigEndian.PutUint32(n[:4], uint32(len(body)))
+	binary.BigEndian.PutUint32(n[4:], uint32(len(sig)))
+	h.Write(n[:])
+	h.Write(body)
+	h.Write(sig)
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
+}
+
+// verified reports whether the signature with digest d verified before.
+func (v *verifiedCerts) verified(d [32]byte) bool {
+	if v == nil {
+		return false
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	_, ok := v.seen[d]
+	return ok
+}
+
+// remember records that the signature with digest d verified.
+func (v *verifiedCerts) remember(d [32]byte) {
+	if v == nil {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.seen) >= maxVerifiedCerts {
+		clear(v.seen)
+	}
+	v.seen[d] = struct{}{}
 }
 
 // SigningKeyID identifies the primary signing key.
@@ -99,7 +160,7 @@ func parsePrimaryDER(der []byte) (*Primary, error) {
 	if version != formatVersion {
 		return nil, fmt.Errorf("enroll: primary.pub version %d is not supported (want %d)", version, formatVersion)
 	}
-	p := &Primary{}
+	p := &Primary{certs: &verifiedCerts{seen: map[[32]byte]struct{}{}}}
 	var err error
 	if p.Encryption, err = readRSAKey(&s); err != nil {
 		return nil, err

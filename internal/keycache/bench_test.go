@@ -79,3 +79,38 @@ func BenchmarkGetOrLoadWarm(b *testing.B) {
 		k.Destroy()
 	}
 }
+
+// BenchmarkPutFull is a Put of a new DEK into a full cache (which evicts
+// the least recently used) of 10 000, 100 000 and a million entries: the cache's
+// bookkeeping should cost the same per entry at either size.
+func BenchmarkPutFull(b *testing.B) {
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			c := New(Options{MaxEntries: n})
+			defer c.Close()
+			k := testKey(b, 1, 1)
+			ids := make([]string, 2*n)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("dek/2026-1/00D5g0000%09d/data/%06d", i, i%1000)
+			}
+			for _, id := range ids[:n] {
+				if err := c.Put(id, k); err != nil {
+					b.Fatal(err)
+				}
+			}
+			i := n
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.Put(ids[i], k); err != nil {
+					b.Fatal(err)
+				}
+				if i++; i == len(ids) {
+					i = 0
+				}
+			}
+			if c.Len() != n {
+				b.Fatalf("Len = %d, want %d", c.Len(), n)
+			}
+		})
+	}
+}

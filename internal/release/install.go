@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/strongroom-kms/strongroom/internal/audit"
@@ -71,14 +73,57 @@ func NewInstaller(ring *Ring, st Installations, now func() time.Time) *Installer
 
 // LoadAll loads every installed bundle into the ring (S7). A bundle that
 // fails keeps the node not ready (Ring.Ready names it); it does not stop
-// the others. report, if not nil, hears of each bundle's outcome.
+// the others. report, if not nil, hears of each bundle's outcome, from
+// LoadAll's goroutine, in the order the store lists them.
+//
+// The bundles are verified and opened (the HSM's RSA decryption: most of a
+// node's startup) by up to GOMAXPROCS goroutines at once, and then put in
+// the ring one by one in the store's order, as Ring.Load would: the ring
+// ends the same, and the same bundles fail with the same errors, whatever
+// the order the openings finish in.
 func (in *Installer) LoadAll(ctx context.Context, report func(id string, m Meta, err error)) error {
 	rs, err := in.st.Releases(ctx)
 	if err != nil {
 		return fmt.Errorf("release: listing the installed releases: %w", err)
 	}
-	for _, r := range rs {
-		m, err := in.ring.Load(ctx, r.ID, r.Bundle)
+	type opening struct {
+		done chan struct{} // closed when rel and err are set
+		rel  *Release
+		err  error
+	}
+	openings := make([]opening, len(rs))
+	for i := range openings {
+		openings[i].done = make(chan struct{})
+	}
+	var next atomic.Int64
+	for range min(runtime.GOMAXPROCS(0), len(rs)) {
+		go func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(rs) {
+					return
+				}
+				o := &openings[i]
+				o.rel, o.err = Open(ctx, in.ring.h, rs[i].Bundle, in.ring.trust)
+				close(o.done)
+			}
+		}()
+	}
+	// Every opening is waited for and passed to the ring, which destroys
+	// its secrets; if report panics, the rest are destroyed here.
+	defer func() {
+		for i := range openings {
+			<-openings[i].done
+			if openings[i].rel != nil {
+				openings[i].rel.Destroy()
+			}
+		}
+	}()
+	for i, r := range rs {
+		o := &openings[i]
+		<-o.done
+		m, err := in.ring.loadOpened(r.ID, r.Bundle, o.rel, o.err)
+		o.rel = nil
 		if report != nil {
 			report(r.ID, m, err)
 		}

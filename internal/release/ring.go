@@ -57,11 +57,8 @@ func cacheID(id, name string) string { return "release/" + id + "/" + name }
 // ready, and returns the error. A bundle for an already loaded release id is
 // accepted only if it is byte-for-byte the same bundle.
 func (r *Ring) Load(ctx context.Context, name string, data []byte) (Meta, error) {
-	m, err := r.Add(ctx, name, data)
-	if err != nil {
-		r.fail(name, err)
-	}
-	return m, err
+	rel, err := Open(ctx, r.h, data, r.trust)
+	return r.loadOpened(name, data, rel, err)
 }
 
 // Add is Load for a bundle offered to a running node (release install): a
@@ -69,6 +66,24 @@ func (r *Ring) Load(ctx context.Context, name string, data []byte) (Meta, error)
 // node not ready.
 func (r *Ring) Add(ctx context.Context, name string, data []byte) (Meta, error) {
 	rel, err := Open(ctx, r.h, data, r.trust)
+	return r.add(name, data, rel, err)
+}
+
+// loadOpened is Load once the bundle is opened (rel), or failed to open
+// (err): LoadAll opens bundles concurrently and then loads each with it,
+// in order.
+func (r *Ring) loadOpened(name string, data []byte, rel *Release, err error) (Meta, error) {
+	m, err := r.add(name, data, rel, err)
+	if err != nil {
+		r.fail(name, err)
+	}
+	return m, err
+}
+
+// add is Add once the bundle is opened (rel), or failed to open (err): it
+// puts the release's secrets in the cache and the release in the ring, and
+// destroys rel.
+func (r *Ring) add(name string, data []byte, rel *Release, err error) (Meta, error) {
 	if err != nil {
 		return Meta{}, err
 	}
