@@ -61,10 +61,13 @@ func BenchmarkStartup100Releases(b *testing.B) {
 	b.ResetTimer()
 	cpu := processCPU()
 	for b.Loop() {
-		n := node.New(node.Options{HSM: w.Regions[nodetest.Region].HSM, Store: st, Trust: w.Trust(nodetest.Region),
+		n, err := node.New(node.Options{HSM: w.Regions[nodetest.Region].HSM, Store: st, Trust: w.Trust(nodetest.Region),
 			Policy: nodetest.DefaultPolicy(), Now: clock.Now})
+		if err != nil {
+			b.Fatal(err)
+		}
 		loaded := 0
-		err := n.LoadReleases(ctx, func(id string, _ release.Meta, err error) {
+		err = n.LoadReleases(ctx, func(id string, _ release.Meta, err error) {
 			if err != nil {
 				b.Errorf("loading %s: %v", id, err)
 			}
