@@ -94,6 +94,11 @@ var defs = []Def{
 		"Entries dropped, by reason: capacity (least recently used), expired (TTL), evicted (a destroyed or revoked key), corrupt", []string{"reason"}},
 	{"strongroom_keycache_entries", Gauge, "Entries in the key cache now (sealed keys)", nil},
 
+	{"strongroom_rowcache_hits_total", Counter, "Token, tenant and key row lookups answered from the node's row cache", nil},
+	{"strongroom_rowcache_misses_total", Counter, "Row lookups read from the store: not kept, or kept longer than the row cache's max age", nil},
+	{"strongroom_rowcache_invalidations_total", Counter, "Changes heard of (this node's writes, other nodes' notifications), each dropping the copies it made stale", nil},
+	{"strongroom_rowcache_entries", Gauge, "Rows in the row cache now, by kind: token, tenant (by name and by ID), key", []string{"kind"}},
+
 	{"strongroom_hsm_operation_duration_seconds", Histogram, "Time of an HSM operation, by operation and outcome", []string{"op", "outcome"}},
 	{"strongroom_store_operation_duration_seconds", Histogram, "Time of a store operation, by operation (a store method) and outcome", []string{"op", "outcome"}},
 

@@ -11,6 +11,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/strongroom-kms/strongroom/internal/keycache"
+	"github.com/strongroom-kms/strongroom/internal/rowcache"
 )
 
 // full returns metrics with every source watched (fakes) and every
@@ -20,6 +21,7 @@ func full(t testing.TB) (*Metrics, map[string]*dto.MetricFamily) {
 	t.Helper()
 	m := New()
 	m.WatchCache(func() keycache.Stats { return keycache.Stats{Entries: 3, Hits: 5} })
+	m.WatchRows(func() rowcache.Stats { return rowcache.Stats{Hits: 2, Tokens: 1} })
 	m.WatchReadiness(func(context.Context) Readiness { return Readiness{Releases: 1} })
 	m.WatchAudit(func(context.Context) (AuditProgress, error) {
 		return AuditProgress{Entries: 10, Checkpointed: 8, Signed: time.Now().Add(-time.Minute), Rounds: 2}, nil

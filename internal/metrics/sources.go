@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strongroom-kms/strongroom/internal/keycache"
+	"github.com/strongroom-kms/strongroom/internal/rowcache"
 )
 
 // scrapeTimeout bounds what a scrape reads from the store.
@@ -54,6 +55,30 @@ func (m *Metrics) WatchCache(stats func() keycache.Stats) {
 			counter(evictions, s.Removals, "evicted")
 			counter(evictions, s.Corrupt, "corrupt")
 			ch <- prometheus.MustNewConstMetric(entries, prometheus.GaugeValue, float64(s.Entries))
+		},
+	})
+}
+
+// WatchRows exports the row cache's counters (rowcache.Cache.Stats), read
+// at each scrape. Call it once.
+func (m *Metrics) WatchRows(stats func() rowcache.Stats) {
+	if m == nil {
+		return
+	}
+	hits := desc("strongroom_rowcache_hits_total", Counter)
+	misses := desc("strongroom_rowcache_misses_total", Counter)
+	invalidations := desc("strongroom_rowcache_invalidations_total", Counter)
+	entries := desc("strongroom_rowcache_entries", Gauge)
+	m.reg.MustRegister(&scrapeCollector{
+		descs: []*prometheus.Desc{hits, misses, invalidations, entries},
+		collect: func(ch chan<- prometheus.Metric) {
+			s := stats()
+			ch <- prometheus.MustNewConstMetric(hits, prometheus.CounterValue, float64(s.Hits))
+			ch <- prometheus.MustNewConstMetric(misses, prometheus.CounterValue, float64(s.Misses))
+			ch <- prometheus.MustNewConstMetric(invalidations, prometheus.CounterValue, float64(s.Invalidations))
+			for kind, n := range map[string]int{"token": s.Tokens, "tenant": s.Tenants, "key": s.Keys} {
+				ch <- prometheus.MustNewConstMetric(entries, prometheus.GaugeValue, float64(n), kind)
+			}
 		},
 	})
 }

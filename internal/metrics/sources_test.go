@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/strongroom-kms/strongroom/internal/keycache"
+	"github.com/strongroom-kms/strongroom/internal/rowcache"
 	"github.com/strongroom-kms/strongroom/internal/secret"
 )
 
@@ -90,4 +91,22 @@ func TestWatchAudit(t *testing.T) {
 		t.Errorf("a lag while the log's size is unknown")
 	}
 	want(t, m, "strongroom_audit_checkpoint_age_seconds", nil, 90)
+}
+
+// TestWatchRows: the row cache's counters and sizes are read at each
+// scrape.
+func TestWatchRows(t *testing.T) {
+	m := New()
+	var s rowcache.Stats
+	m.WatchRows(func() rowcache.Stats { return s })
+	s = rowcache.Stats{Hits: 3, Misses: 5, Invalidations: 7, Tokens: 11, Tenants: 13, Keys: 17}
+	for name, v := range map[string]float64{"strongroom_rowcache_hits_total": 3, "strongroom_rowcache_misses_total": 5,
+		"strongroom_rowcache_invalidations_total": 7} {
+		want(t, m, name, nil, v)
+	}
+	for kind, v := range map[string]float64{"token": 11, "tenant": 13, "key": 17} {
+		want(t, m, "strongroom_rowcache_entries", map[string]string{"kind": kind}, v)
+	}
+	s.Hits++
+	want(t, m, "strongroom_rowcache_hits_total", nil, 4)
 }

@@ -164,6 +164,7 @@ func New(o Options) (*Node, error) {
 	}
 	n.Metrics = o.Metrics
 	n.Metrics.WatchCache(n.Cache.Stats)
+	n.Metrics.WatchRows(n.Rows.Stats)
 	n.Metrics.WatchReadiness(n.readiness)
 	return n, nil
 }

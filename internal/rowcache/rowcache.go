@@ -110,9 +110,12 @@ type series struct {
 	versions map[uint32]entry[tenant.Key]
 }
 
-// Stats count the cache's answers.
+// Stats count the cache's answers, and the rows it keeps now.
 type Stats struct {
 	Hits, Misses, Invalidations uint64
+	// Tokens, Tenants (by name and by ID) and Keys (versions and active
+	// keys) are the rows kept now (Len).
+	Tokens, Tenants, Keys int
 }
 
 // New returns an empty Cache over src.
@@ -338,9 +341,11 @@ func (c *Cache) Invalidate(ch store.Change) {
 	}
 }
 
-// Stats returns the counts so far.
+// Stats returns the counts so far, and the rows kept now.
 func (c *Cache) Stats() Stats {
-	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Invalidations: c.invalidations.Load()}
+	s := Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Invalidations: c.invalidations.Load()}
+	s.Tokens, s.Tenants, s.Keys = c.Len()
+	return s
 }
 
 // prune makes room in m for one more entry: when it holds max, an
