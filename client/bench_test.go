@@ -15,9 +15,27 @@ import (
 // service (store read, DEK from the cache) and the envelope. The first call
 // derives the DEK; the loop measures the warm path.
 func BenchmarkEncrypt1KiBHTTP(b *testing.B) {
+	c, item := benchServer(b, false)
+	b.SetBytes(1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := c.Encrypt(ctx, "acme", "data", item)
+		if err != nil || res[0].Error != nil {
+			b.Fatalf("Encrypt() = %v, %v", res, err)
+		}
+	}
+}
+
+// benchServer starts an API server over TLS (with HTTP/2 if h2) with
+// tenant acme and its data key, and returns an app token's client and a
+// 1 KiB item whose DEK is warm.
+func benchServer(b *testing.B, h2 bool) (*client.Client, api.EncryptItem) {
+	b.Helper()
 	s := apitest.NewServer(b, apitest.Options{})
-	ts := httptest.NewTLSServer(s.Handler)
-	defer ts.Close()
+	ts := httptest.NewUnstartedServer(s.Handler)
+	ts.EnableHTTP2 = h2
+	ts.StartTLS()
+	b.Cleanup(ts.Close)
 	s.Tenant(b, "acme")
 	admin, err := client.New(ts.URL, s.Operator, client.WithRootCAs(pool(ts)))
 	if err != nil {
@@ -34,14 +52,7 @@ func BenchmarkEncrypt1KiBHTTP(b *testing.B) {
 	if _, err := c.Encrypt(ctx, "acme", "data", item); err != nil {
 		b.Fatal(err)
 	}
-	b.SetBytes(1024)
-	b.ReportAllocs()
-	for b.Loop() {
-		res, err := c.Encrypt(ctx, "acme", "data", item)
-		if err != nil || res[0].Error != nil {
-			b.Fatalf("Encrypt() = %v, %v", res, err)
-		}
-	}
+	return c, item
 }
 
 func pool(ts *httptest.Server) *x509.CertPool {
@@ -55,27 +66,7 @@ func pool(ts *httptest.Server) *x509.CertPool {
 // HPKE seal to a fresh X25519 key, opened by the client, its audit entry
 // committed before the answer). Profile with -cpuprofile.
 func BenchmarkHTTPParallel(b *testing.B) {
-	s := apitest.NewServer(b, apitest.Options{})
-	ts := httptest.NewUnstartedServer(s.Handler)
-	ts.EnableHTTP2 = true // as the server: the client multiplexes one connection
-	ts.StartTLS()
-	defer ts.Close()
-	s.Tenant(b, "acme")
-	admin, err := client.New(ts.URL, s.Operator, client.WithRootCAs(pool(ts)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := admin.GenerateKey(ctx, "acme", "data"); err != nil {
-		b.Fatal(err)
-	}
-	c, err := client.New(ts.URL, s.Token(b, api.RoleApp, "acme"), client.WithRootCAs(pool(ts)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	item := api.EncryptItem{Plaintext: make([]byte, 1024), Context: map[string]string{"field": "card"}}
-	if _, err := c.Encrypt(ctx, "acme", "data", item); err != nil {
-		b.Fatal(err)
-	}
+	c, item := benchServer(b, true) // HTTP/2, as the server: one connection, streams
 	b.Run("encrypt", func(b *testing.B) {
 		b.SetParallelism(16)
 		b.RunParallel(func(pb *testing.PB) {

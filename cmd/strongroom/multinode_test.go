@@ -26,15 +26,7 @@ const destroyBound = 2 * time.Second
 func TestDestroyAcrossServers(t *testing.T) {
 	t.Parallel() // mostly waits for its server processes or the database
 	ctx := context.Background()
-	r, _, b, opA := twoNodesWithTenant(t, "acme")
-	if _, err := opA.GenerateKey(ctx, "acme", "data"); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := opA.CreateToken(ctx, api.CreateTokenRequest{Role: "app", Tenant: "acme"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	appB := b.client(t, r, tok.Secret)
+	opA, b, _, appB := appOnB(t)
 	fields := map[string]string{"field": "ssn"}
 	enc, err := appB.Encrypt(ctx, "acme", "data", api.EncryptItem{Plaintext: []byte("123-45-6789"), Context: fields})
 	if err != nil || enc[0].Error != nil {
@@ -84,15 +76,7 @@ func TestDestroyAcrossServers(t *testing.T) {
 func TestTokenRevokedAcrossServers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	r, _, b, opA := twoNodesWithTenant(t, "acme")
-	if _, err := opA.GenerateKey(ctx, "acme", "data"); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := opA.CreateToken(ctx, api.CreateTokenRequest{Role: "app", Tenant: "acme"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	appB := b.client(t, r, tok.Secret)
+	opA, _, tok, appB := appOnB(t)
 	encrypt := func() error {
 		_, err := appB.Encrypt(ctx, "acme", "data", api.EncryptItem{Plaintext: []byte("x")})
 		return err
@@ -118,4 +102,21 @@ func TestTokenRevokedAcrossServers(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Logf("node B refused the revoked token %v after node A's answer (attempt %d)", time.Since(acked), attempts)
+}
+
+// appOnB runs two server processes on one PostgreSQL database with tenant
+// acme and its data key, and returns node A's operator client, node B, an
+// app token of acme, and node B's client with it.
+func appOnB(t *testing.T) (opA *client.Client, b *serverProcess, tok api.Token, appB *client.Client) {
+	t.Helper()
+	ctx := context.Background()
+	r, _, b, opA := twoNodesWithTenant(t, "acme")
+	if _, err := opA.GenerateKey(ctx, "acme", "data"); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := opA.CreateToken(ctx, api.CreateTokenRequest{Role: "app", Tenant: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opA, b, tok, b.client(t, r, tok.Secret)
 }

@@ -7,20 +7,13 @@ import (
 	"time"
 
 	"github.com/strongroom-kms/strongroom/internal/node/nodetest"
-	"github.com/strongroom-kms/strongroom/internal/store"
 	"github.com/strongroom-kms/strongroom/internal/tenant"
 )
 
 // TestEvictAcrossNodes: a destroy on one node evicts the DEK that another
 // node sharing the database has cached, by notification.
 func TestEvictAcrossNodes(t *testing.T) {
-	for name, open := range map[string]func(testing.TB) (*store.Store, *store.Store){
-		"sqlite": func(tb testing.TB) (*store.Store, *store.Store) { s := nodetest.SQLite(tb); return s, s },
-		"postgres": func(tb testing.TB) (*store.Store, *store.Store) {
-			dsn := nodetest.PostgresDSN(tb)
-			return nodetest.Postgres(tb, dsn), nodetest.Postgres(tb, dsn)
-		},
-	} {
+	for name, open := range nodetest.SharedStores() {
 		t.Run(name, func(t *testing.T) {
 			a, b := open(t)
 			e := nodetest.New(t, a, nodetest.Options{Policy: nodetest.ShortPolicy(time.Hour, 50), Releases: []nodetest.Release{nodetest.Release1}})

@@ -41,13 +41,7 @@ func soon(t *testing.T, what string, ok func() bool) {
 // store's notification); and by node C, which hears no notification,
 // once its copies are MaxAge old, and not before.
 func TestAcrossNodes(t *testing.T) {
-	for name, open := range map[string]func(testing.TB) (*store.Store, *store.Store){
-		"sqlite": func(tb testing.TB) (*store.Store, *store.Store) { s := nodetest.SQLite(tb); return s, s },
-		"postgres": func(tb testing.TB) (*store.Store, *store.Store) {
-			dsn := nodetest.PostgresDSN(tb)
-			return nodetest.Postgres(tb, dsn), nodetest.Postgres(tb, dsn)
-		},
-	} {
+	for name, open := range nodetest.SharedStores() {
 		t.Run(name, func(t *testing.T) {
 			sa, sb := open(t)
 			a := nodetest.New(t, sa, nodetest.Options{Policy: nodetest.ShortPolicy(time.Second, 50), Releases: []nodetest.Release{nodetest.Release1}})

@@ -284,6 +284,20 @@ func Engines() map[string]func(testing.TB) *store.Store {
 	}
 }
 
+// SharedStores opens, for each engine, the stores of two nodes sharing one
+// database: SQLite's is one store twice (the nodes of one process: SQLite
+// serves one node per region), PostgreSQL's two stores on one fresh
+// database (two processes).
+func SharedStores() map[string]func(testing.TB) (a, b *store.Store) {
+	return map[string]func(testing.TB) (*store.Store, *store.Store){
+		"sqlite": func(tb testing.TB) (*store.Store, *store.Store) { s := SQLite(tb); return s, s },
+		"postgres": func(tb testing.TB) (*store.Store, *store.Store) {
+			dsn := PostgresDSN(tb)
+			return Postgres(tb, dsn), Postgres(tb, dsn)
+		},
+	}
+}
+
 // WantErr fails the test unless errors.Is(err, want).
 func WantErr(t testing.TB, what string, err, want error) {
 	t.Helper()
