@@ -41,7 +41,8 @@ const (
 //   - every ciphertext acknowledged before a kill decrypts, unless its key
 //     was destroyed (acknowledged, or attempted and cut off by the kill);
 //
-// and at the end that the audit log verifies ('strongroom audit verify').
+// and at the end that every acknowledged change and DEK delivery has its
+// audit entry, and that the audit log verifies ('strongroom audit verify').
 // On SQLite and on PostgreSQL.
 func TestCrashRecovery(t *testing.T) {
 	t.Parallel() // mostly waits for its server processes or the database
@@ -64,7 +65,8 @@ type ledger struct {
 	destroyed  map[string]bool // "type/version" whose destroy was acknowledged
 	tried      map[string]bool // "type/version" whose destroy was sent (acknowledged or not)
 	ciphertext []ackedCiphertext
-	checked    int // ciphertexts checked after an earlier kill
+	delivered  map[string]int // DEK deliveries acknowledged, by "type/version"
+	checked    int            // ciphertexts checked after an earlier kill
 	nacks      int // acknowledgements so far
 }
 
@@ -113,7 +115,7 @@ func crashRecovery(t *testing.T, dsn string) {
 	}
 	certKey := certPublicKey(t, uc.Certificate)
 
-	l := &ledger{versions: map[string]bool{}, destroyed: map[string]bool{}, tried: map[string]bool{}}
+	l := &ledger{versions: map[string]bool{}, destroyed: map[string]bool{}, tried: map[string]bool{}, delivered: map[string]int{}}
 	rng := mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	var acked int
 	for kill := 1; kill <= crashKills; kill++ {
@@ -245,6 +247,15 @@ func crashStep(ctx context.Context, rng *mrand.Rand, l *ledger, op, admin, app *
 			l.ack()
 			l.mu.Unlock()
 		}
+	case p < 5: // a DEK delivery, whose audit entry is group-committed
+		d, err := app.DEK(ctx, "acme", "data", 0, 0)
+		if err == nil {
+			l.mu.Lock()
+			l.delivered[keyName(d.Type(), d.Version())]++
+			l.ack()
+			l.mu.Unlock()
+			d.Destroy()
+		}
 	default: // encrypt
 		pt := make([]byte, 16)
 		rand.Read(pt)
@@ -344,7 +355,7 @@ func checkCrashAudit(t *testing.T, ctx context.Context, l *ledger, op *client.Cl
 	if err != nil {
 		t.Fatal(err)
 	}
-	made, destroyed := map[string]int{}, map[string]int{}
+	made, destroyed, delivered := map[string]int{}, map[string]int{}, map[string]int{}
 	q := client.AuditQuery{Limit: 1000}
 	for {
 		page, err := op.Audit(ctx, "acme", q)
@@ -358,6 +369,8 @@ func checkCrashAudit(t *testing.T, ctx context.Context, l *ledger, op *client.Cl
 				made[a.Key]++
 			case a.Action == "key.destroy":
 				destroyed[a.Key]++
+			case a.Action == "key.deliver":
+				delivered[a.Key]++
 			}
 		}
 		if page.Next == 0 {
@@ -387,5 +400,18 @@ func checkCrashAudit(t *testing.T, ctx context.Context, l *ledger, op *client.Cl
 		if destroyed[name] != 1 {
 			t.Errorf("key %s's destroy was acknowledged; the audit log has %d entries for it", name, destroyed[name])
 		}
+	}
+	// Every DEK delivery answered was durable first: at least as many
+	// entries as answers (more if a kill cut an answer off after its
+	// commit).
+	total := 0
+	for name, n := range l.delivered {
+		total += n
+		if delivered[name] < n {
+			t.Errorf("%d DEK deliveries of %s were answered; the audit log has %d entries for them", n, name, delivered[name])
+		}
+	}
+	if total == 0 {
+		t.Error("no DEK delivery was answered: the workload proves nothing of them")
 	}
 }
