@@ -201,7 +201,7 @@ func TestTimeout(t *testing.T) {
 	start := time.Now()
 	r := e.call("POST", "/v1/tenants/acme/encrypt", app, api.EncryptRequest{Items: []api.EncryptItem{{}}})
 	ae := r.wantError(t, 503, api.CodeTimeout)
-	if id := r.header.Get("X-Request-Id"); id == "" || ae.Message != "the request took longer than 200ms (request "+id+")" {
+	if id := r.header.Get("X-Request-Id"); id == "" || ae.Message != "the request ran out of time (request "+id+")" {
 		t.Errorf("timeout message %q, request id %q", ae.Message, id)
 	}
 	if d := time.Since(start); d > 5*time.Second {
