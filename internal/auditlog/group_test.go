@@ -55,6 +55,18 @@ func delivery(i int) audit.Entry {
 		Outcome: audit.OutcomeOK, Request: fmt.Sprint("r-", i)}
 }
 
+// inStore waits until the first append is in the store, held at the gate.
+func inStore(t *testing.T, g *gated) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for g.txs.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first append did not reach the store")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // queued waits until n appends wait behind the commit in flight.
 func queued(t *testing.T, l *Log, n int) {
 	t.Helper()
@@ -91,7 +103,7 @@ func TestGroupCommit(t *testing.T) {
 		}()
 	}
 	start(0) // leads, and waits in the store
-	queued(t, l, 0)
+	inStore(t, g)
 	for i := 1; i <= n; i++ {
 		start(i)
 	}
@@ -141,7 +153,7 @@ func TestGroupCommitBatchBound(t *testing.T) {
 			}
 		}()
 		if i == 0 {
-			queued(t, l, 0)
+			inStore(t, g)
 		}
 	}
 	queued(t, l, n)
@@ -159,8 +171,10 @@ func TestGroupCommitBatchBound(t *testing.T) {
 	}
 }
 
-// TestGroupCommitFailures: an invalid entry fails its own append only, and
-// a batch the store refuses is appended again request by request.
+// TestGroupCommitFailures: an invalid entry fails its own append only (the
+// batch is appended again request by request); any other failure of a
+// batch fails each of its appends, and none is appended again (the commit
+// may have happened).
 func TestGroupCommitFailures(t *testing.T) {
 	for _, storeFails := range []bool{false, true} {
 		t.Run(fmt.Sprintf("store fails batches %v", storeFails), func(t *testing.T) {
@@ -180,26 +194,106 @@ func TestGroupCommitFailures(t *testing.T) {
 					errs[i] = l.Append(context.Background(), e)
 				}()
 				if i == 0 {
-					queued(t, l, 0)
+					inStore(t, g)
 				}
 			}
 			queued(t, l, n)
 			close(g.gate)
 			wg.Wait()
+			wantSize := uint64(n) // all but the invalid one
+			if storeFails {
+				wantSize = 1 // the first, alone
+			}
 			for i, err := range errs {
-				if (i == 3) != (err != nil) {
+				switch {
+				case i == 0 && err != nil:
+					t.Errorf("the first append (alone) error = %v", err)
+				case i == 0:
+				case storeFails && (err == nil || err.Error() != "the database went away"):
+					t.Errorf("append %d in a failed batch: error = %v, want the store's", i, err)
+				case !storeFails && i == 3 && !errors.Is(err, store.ErrInvalid):
+					t.Errorf("the invalid append's error = %v, want ErrInvalid", err)
+				case !storeFails && i != 3 && err != nil:
 					t.Errorf("append %d error = %v", i, err)
 				}
 			}
-			if i := 3; !errors.Is(errs[i], store.ErrInvalid) {
-				t.Errorf("the invalid append's error = %v, want ErrInvalid", errs[i])
-			}
 			st, err := g.AuditState(context.Background())
-			if err != nil || st.Size() != n {
-				t.Errorf("the log holds %d entries (%v), want %d", st.Size(), err, n)
+			if err != nil || st.Size() != wantSize {
+				t.Errorf("the log holds %d entries (%v), want %d", st.Size(), err, wantSize)
+			}
+			if want := int32(2); storeFails && g.txs.Load() != want {
+				t.Errorf("%d transactions, want %d: a failed batch is not appended again", g.txs.Load(), want)
 			}
 		})
 	}
+}
+
+// TestGroupCommitGiveUp: a request whose context ends while it waits in
+// the queue fails at once and is appended by nobody; the queue goes on.
+func TestGroupCommitGiveUp(t *testing.T) {
+	g, l := newGated(t)
+	done := make(chan error, 3)
+	go func() { done <- l.Append(context.Background(), delivery(0)) }()
+	inStore(t, g)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { done <- l.Append(ctx, delivery(1)) }()
+	queued(t, l, 1)
+	go func() { done <- l.Append(context.Background(), delivery(2)) }()
+	queued(t, l, 2)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the cancelled append's error = %v, want context.Canceled", err)
+	}
+	queued(t, l, 1)
+	close(g.gate)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Errorf("append error = %v", err)
+		}
+	}
+	seen := map[string]bool{}
+	for e, err := range l.All(context.Background()) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[e.Request] = true
+	}
+	if !seen["r-0"] || seen["r-1"] || !seen["r-2"] {
+		t.Errorf("the log holds %v, want r-0 and r-2", seen)
+	}
+}
+
+// TestGroupCommitPanic: a store that panics fails its batch, and the
+// appends queued behind it still go through.
+func TestGroupCommitPanic(t *testing.T) {
+	g, l := newGated(t)
+	close(g.gate)
+	var calls atomic.Int32
+	l.st = panicky{Store: l.st, calls: &calls}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the store's panic did not reach the leader")
+			}
+		}()
+		l.Append(context.Background(), delivery(0))
+	}()
+	if err := l.Append(context.Background(), delivery(1)); err != nil {
+		t.Errorf("the append after a panic: %v", err)
+	}
+}
+
+// panicky panics on its first append.
+type panicky struct {
+	Store
+	calls *atomic.Int32
+}
+
+func (p panicky) AppendAuditUsage(ctx context.Context, counts []keyusage.Count, es ...audit.Entry) ([]audit.Entry, error) {
+	if p.calls.Add(1) == 1 {
+		panic("the driver")
+	}
+	return p.Store.AppendAuditUsage(ctx, counts, es...)
 }
 
 // BenchmarkGroupCommit: concurrent durable appends (DEK deliveries) on a
