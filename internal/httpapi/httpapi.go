@@ -21,6 +21,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -390,7 +391,7 @@ func (s *server) authorize(rt *Route, c *Call) error {
 	}
 	if rt.Policy.TenantScoped {
 		name := r.PathValue("tenant")
-		tn, err := s.Tenants.ByName(r.Context(), name)
+		tn, err := s.pathTenant(r.Context(), id, name)
 		switch {
 		case errors.Is(err, store.ErrNotFound) && id.Global():
 			return notFoundf("no tenant is named %q", name)
@@ -412,6 +413,26 @@ func (s *server) authorize(rt *Route, c *Call) error {
 		return errForbidden
 	}
 	return nil
+}
+
+// pathTenant is the tenant a path names, for an identity: any tenant for a
+// global one; for a scoped one, its own tenant if that is the one named,
+// else store.ErrNotFound, without looking the name up, so that how long
+// the answer takes does not tell whether another tenant of that name
+// exists (its own tenant's row is in the row cache; another's might not
+// be).
+func (s *server) pathTenant(ctx context.Context, id auth.Identity, name string) (tenant.Tenant, error) {
+	if id.Global() {
+		return s.Tenants.ByName(ctx, name)
+	}
+	tn, err := s.Tenants.ByID(ctx, id.Tenant)
+	if err != nil {
+		return tenant.Tenant{}, err
+	}
+	if subtle.ConstantTimeCompare([]byte(tn.Name), []byte(name)) != 1 {
+		return tenant.Tenant{}, fmt.Errorf("httpapi: the path names another tenant than the token's: %w", store.ErrNotFound)
+	}
+	return tn, nil
 }
 
 // decode reads a request body strictly into dst: Content-Type

@@ -25,6 +25,7 @@ import (
 type Tenants interface {
 	Create(ctx context.Context, rec *audit.Entry, name string, env tenant.Environment) (tenant.Tenant, error)
 	ByName(ctx context.Context, name string) (tenant.Tenant, error)
+	ByID(ctx context.Context, id string) (tenant.Tenant, error)
 	List(ctx context.Context) ([]tenant.Tenant, error)
 	SetDerivationOptOut(ctx context.Context, rec *audit.Entry, tenantID string, allowed bool) (tenant.Tenant, error)
 }
