@@ -175,6 +175,21 @@ func TestSealDEK(t *testing.T) {
 	nodetest.WantErr(t, "SealDEK(X25519 key for the hybrid KEM)", err, envelope.ErrPublicKey)
 	_, _, err = e.Data.SealDEK(ctx, nil, tenant.KeyRef{Tenant: tn.ID, Type: tenant.TypeData, Version: 9}, envelope.KEMX25519, priv.PublicKey().Bytes())
 	nodetest.WantErr(t, "SealDEK(missing version)", err, store.ErrNotFound)
+
+	// Low-order X25519 points, with the DEK cached (no trial
+	// encapsulation) and not: refused by the seal itself, nothing sealed.
+	for _, cached := range []bool{true, false} {
+		if !cached {
+			e.Data.Evict(tenant.KeyRef{Tenant: tn.ID, Type: tenant.TypeData, Version: 2})
+		}
+		for _, low := range [][]byte{make([]byte, 32), append([]byte{1}, make([]byte, 31)...)} {
+			sealed, _, err := e.Data.SealDEK(ctx, nil, tenant.KeyRef{Tenant: tn.ID, Type: tenant.TypeData}, envelope.KEMX25519, low)
+			nodetest.WantErr(t, fmt.Sprintf("SealDEK(low-order point %x…, DEK cached %v)", low[:1], cached), err, envelope.ErrPublicKey)
+			if sealed != nil {
+				t.Errorf("SealDEK(low-order point) sealed %d bytes", len(sealed))
+			}
+		}
+	}
 }
 
 // TestColdDEKOneLoad: concurrent requests for a cold DEK run one loader

@@ -15,7 +15,8 @@
 // effort (a dropped connection loses what was announced meanwhile), so
 // every copy is also read again once it is MaxAge old: no change of another
 // node goes unseen here for longer than MaxAge (DefaultMaxAge, 5 s), the
-// bound docs/operations.md states for revocation and destruction.
+// bound docs/architecture.md ("The hot path") states for revocation and
+// destruction.
 //
 // A fill that raced with a change never stores its row: each change bumps
 // a generation, and a row read before the change is dropped when it

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -96,7 +97,9 @@ func (e *engine) Close() { e.watch.group.Close() }
 // valid change.
 func parseNote(payload string) (c store.Change, ok bool) {
 	var n note
-	if err := json.Unmarshal([]byte(payload), &n); err != nil {
+	dec := json.NewDecoder(strings.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&n); err != nil || dec.More() {
 		return store.Change{}, false
 	}
 	for k, name := range noteKinds {

@@ -34,6 +34,8 @@ func TestParseNote(t *testing.T) {
 		`{"kind":"token.revoked","token":"acme"}`:                                              {},
 		`{"kind":"tenant.changed","tenant":"` + id + `","type":"data"}`:                        {},
 		`{"kind":"tenant.gone","tenant":"` + id + `"}`:                                         {},
+		`{"kind":"tenant.changed","tenant":"` + id + `","extra":1}`:                            {},
+		`{"kind":"tenant.changed","tenant":"` + id + `"} {}`:                                   {},
 		id + ` data 3`: {},
 		``:             {},
 	} {
