@@ -114,7 +114,7 @@ func (s *Store) WatchChanges(ctx context.Context, fn func(Change)) error {
 	if fn == nil {
 		return Errorf(ErrInvalid, "WatchChanges needs a function to call")
 	}
-	if err := s.engine.Watch(ctx, fn); err != nil {
+	if err := s.engine.Watch(ctx, nil, fn); err != nil {
 		return err
 	}
 	p := &fn

@@ -90,8 +90,9 @@ type Engine interface {
 	// wrapped key's old pages).
 	Committed(ctx context.Context, c Change)
 	// Watch calls fn for the changes committed by every node that it
-	// hears of (Store.WatchChanges, Store.WatchDestroyed).
-	Watch(ctx context.Context, fn func(Change)) error
+	// hears of and keep accepts (nil: every change), before any buffering
+	// (Store.WatchChanges, Store.WatchDestroyed).
+	Watch(ctx context.Context, keep func(Change) bool, fn func(Change)) error
 	// Close ends the watchers, waiting a few seconds at most for a running
 	// callback to return.
 	Close()
@@ -140,11 +141,8 @@ func (s *Store) WatchDestroyed(ctx context.Context, fn func(tenant.KeyRef)) erro
 	if fn == nil {
 		return Errorf(ErrInvalid, "WatchDestroyed needs a function to call")
 	}
-	return s.engine.Watch(ctx, func(c Change) {
-		if c.Kind == KeyDestroyed {
-			fn(c.Key)
-		}
-	})
+	destroyed := func(c Change) bool { return c.Kind == KeyDestroyed }
+	return s.engine.Watch(ctx, destroyed, func(c Change) { fn(c.Key) })
 }
 
 // read runs fn in a read-only transaction: one consistent snapshot on

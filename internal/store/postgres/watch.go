@@ -155,7 +155,15 @@ func newWatchers() *watchers { return &watchers{heartbeat: heartbeat} }
 // reconnects and LISTENs again, with backoff, until ctx is done or the
 // store is closed; changes committed meanwhile are not heard of
 // (DestroyedSince and the row caches' bounded age are the fallback).
-func (s *engine) Watch(ctx context.Context, fn func(store.Change)) error {
+func (s *engine) Watch(ctx context.Context, keep func(store.Change) bool, fn func(store.Change)) error {
+	if keep != nil {
+		all := fn
+		fn = func(c store.Change) {
+			if keep(c) {
+				all(c)
+			}
+		}
+	}
 	var conn *pgx.Conn
 	listen := func(ctx context.Context) (err error) {
 		conn, err = s.listen(ctx)

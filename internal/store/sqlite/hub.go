@@ -29,16 +29,18 @@ type hub struct {
 }
 
 type watcher struct {
-	ch chan store.Change
+	keep func(store.Change) bool // nil: every change
+	ch   chan store.Change
 }
 
 func newHub() *hub {
 	return &hub{watchers: make(map[*watcher]struct{})}
 }
 
-// watch tells fn of the changes made through this Store.
-func (h *hub) watch(ctx context.Context, fn func(store.Change)) error {
-	w := &watcher{ch: make(chan store.Change, watchBuffer)}
+// watch tells fn of the changes made through this Store that keep accepts
+// (nil: all), so that the others never take room in its buffer.
+func (h *hub) watch(ctx context.Context, keep func(store.Change) bool, fn func(store.Change)) error {
+	w := &watcher{keep: keep, ch: make(chan store.Change, watchBuffer)}
 	register := func(context.Context) error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -76,6 +78,9 @@ func (h *hub) notify(c store.Change) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for w := range h.watchers {
+		if w.keep != nil && !w.keep(c) {
+			continue
+		}
 		select {
 		case w.ch <- c:
 		default: // full: dropped for this watcher (see hub)

@@ -512,3 +512,42 @@ func TestCloseEndsWatchers(t *testing.T) {
 		t.Errorf("Close() with a callback that never returns took %v, want about %v", d, store.CloseWait)
 	}
 }
+
+// TestWatchDestroyedNotCrowdedOut: a destruction watcher that is slow to
+// drain its buffer never loses a destruction to other changes (a
+// revocation of hundreds of tokens): they never enter its buffer.
+func TestWatchDestroyedNotCrowdedOut(t *testing.T) {
+	s, e, err := open(ctx, Memory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	block, started := make(chan struct{}), make(chan struct{})
+	heard := make(chan tenant.KeyRef, 8)
+	first := true
+	mustWatch(t, wctx, s, func(r tenant.KeyRef) {
+		if first {
+			first = false
+			close(started)
+			<-block
+		}
+		heard <- r
+	})
+	ref := func(v uint32) tenant.KeyRef { return tenant.KeyRef{Tenant: tenant.NewID(), Type: tenant.TypeData, Version: v} }
+	one, two := ref(1), ref(2)
+	e.hub.notify(destroyed(one))
+	<-started // the watcher is in its callback; its buffer is empty
+	for range 2 * watchBuffer {
+		e.hub.notify(store.Change{Kind: store.TokenRevoked, Token: tenant.NewID()})
+	}
+	e.hub.notify(destroyed(two))
+	close(block)
+	if got := receive(t, heard); got != one {
+		t.Fatalf("heard %+v, want %+v", got, one)
+	}
+	if got := receive(t, heard); got != two {
+		t.Errorf("after %d other changes, heard %+v, want the destruction %+v", 2*watchBuffer, got, two)
+	}
+}

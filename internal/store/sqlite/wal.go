@@ -33,8 +33,8 @@ func (e *engine) Committed(ctx context.Context, c store.Change) {
 }
 
 // Watch implements store.Engine.
-func (e *engine) Watch(ctx context.Context, fn func(store.Change)) error {
-	return e.hub.watch(ctx, fn)
+func (e *engine) Watch(ctx context.Context, keep func(store.Change) bool, fn func(store.Change)) error {
+	return e.hub.watch(ctx, keep, fn)
 }
 
 // Close implements store.Engine.
