@@ -31,8 +31,9 @@
 // Rows as the store returns them: token records (a hash and metadata,
 // never a secret), tenants, and key rows, whose Wrapped material is
 // wrapped under a release's tenant wrapping key (the store's own form; no
-// plaintext key material is ever kept here). Each map is bounded
-// (MaxEntries); when one is full, an arbitrary eighth of it is dropped.
+// plaintext key material is ever kept here). Tokens, tenants and key rows
+// are each bounded (MaxEntries); when one is full, an arbitrary eighth of
+// it is dropped (of the key series, for key rows).
 //
 // Written by hand: the caches in the Go ecosystem (ristretto, otter,
 // golang-lru) bound size and age, but none ties entries to change
@@ -92,6 +93,7 @@ type Cache struct {
 	names   map[string]entry[tenant.Tenant]
 	ids     map[string]entry[tenant.Tenant]
 	series  map[seriesID]*series
+	nkeys   int // key rows kept, across every series
 
 	hits, misses, invalidations atomic.Uint64
 }
@@ -292,22 +294,55 @@ func (c *Cache) key(ctx context.Context, id seriesID, v uint32, read func(contex
 	}
 	c.mu.Lock()
 	if c.gen == g {
-		s := c.series[id]
-		if s == nil {
-			prune(c.series, c.max)
-			s = &series{versions: map[uint32]entry[tenant.Key]{}}
-			c.series[id] = s
-		}
-		kept := entry[tenant.Key]{own(k), at}
-		if v == 0 {
-			s.active = &kept
-		} else {
-			prune(s.versions, c.max)
-			s.versions[v] = kept
-		}
+		c.keep(id, v, entry[tenant.Key]{own(k), at})
 	}
 	c.mu.Unlock()
 	return k, nil
+}
+
+// keep stores a key row of a series (v 0: its active key), dropping an
+// arbitrary eighth of the series first when MaxEntries key rows are kept.
+// The caller holds mu.
+func (c *Cache) keep(id seriesID, v uint32, e entry[tenant.Key]) {
+	if c.nkeys >= c.max {
+		drop := len(c.series)/8 + 1
+		for sid := range c.series {
+			if drop == 0 {
+				break
+			}
+			c.dropSeries(sid)
+			drop--
+		}
+	}
+	s := c.series[id]
+	if s == nil {
+		s = &series{versions: map[uint32]entry[tenant.Key]{}}
+		c.series[id] = s
+	}
+	if v == 0 {
+		if s.active == nil {
+			c.nkeys++
+		}
+		s.active = &e
+		return
+	}
+	if _, ok := s.versions[v]; !ok {
+		c.nkeys++
+	}
+	s.versions[v] = e
+}
+
+// dropSeries forgets a series' rows. The caller holds mu.
+func (c *Cache) dropSeries(id seriesID) {
+	s := c.series[id]
+	if s == nil {
+		return
+	}
+	c.nkeys -= len(s.versions)
+	if s.active != nil {
+		c.nkeys--
+	}
+	delete(c.series, id)
 }
 
 // own copies a key row's byte slices, so that no caller shares the kept
@@ -338,7 +373,7 @@ func (c *Cache) Invalidate(ch store.Change) {
 			}
 		}
 	case store.KeyDestroyed, store.KeysChanged:
-		delete(c.series, seriesID{ch.Key.Tenant, ch.Key.Type})
+		c.dropSeries(seriesID{ch.Key.Tenant, ch.Key.Type})
 	}
 }
 
@@ -370,11 +405,5 @@ func prune[K comparable, V any](m map[K]V, max int) {
 func (c *Cache) Len() (tokens, tenants, keys int) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	for _, s := range c.series {
-		keys += len(s.versions)
-		if s.active != nil {
-			keys++
-		}
-	}
-	return len(c.tokens), len(c.names) + len(c.ids), keys
+	return len(c.tokens), len(c.names) + len(c.ids), c.nkeys
 }
