@@ -67,7 +67,7 @@ type ledger struct {
 	ciphertext []ackedCiphertext
 	delivered  map[string]int // DEK deliveries acknowledged, by "type/version"
 	checked    int            // ciphertexts checked after an earlier kill
-	nacks      int // acknowledgements so far
+	nacks      int            // acknowledgements so far
 }
 
 // ack counts an acknowledgement; the caller holds mu.

@@ -535,7 +535,9 @@ func TestWatchDestroyedNotCrowdedOut(t *testing.T) {
 		}
 		heard <- r
 	})
-	ref := func(v uint32) tenant.KeyRef { return tenant.KeyRef{Tenant: tenant.NewID(), Type: tenant.TypeData, Version: v} }
+	ref := func(v uint32) tenant.KeyRef {
+		return tenant.KeyRef{Tenant: tenant.NewID(), Type: tenant.TypeData, Version: v}
+	}
 	one, two := ref(1), ref(2)
 	e.hub.notify(destroyed(one))
 	<-started // the watcher is in its callback; its buffer is empty
