@@ -313,11 +313,8 @@ func (c *DEKCache) EncryptWriter(ctx context.Context, tenant, typ string, dst io
 // DecryptReader is DEK.DecryptReader with the DEK of the key version the
 // stream names: it reads the stream's header from src first.
 func (c *DEKCache) DecryptReader(ctx context.Context, tenant string, src io.Reader, context map[string]string) (io.Reader, error) {
-	h, err := envelope.ReadStreamHeader(src)
-	switch {
-	case errors.Is(err, envelope.ErrMalformed):
-		return nil, ErrDecrypt
-	case err != nil:
+	h, err := readStreamHeader(src)
+	if err != nil {
 		return nil, err
 	}
 	var r io.Reader

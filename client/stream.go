@@ -62,14 +62,21 @@ func (d DEK) EncryptWriter(dst io.Writer, context map[string]string) (io.WriteCl
 // version is ErrDecrypt at once, saying which key it needs. An error of src
 // other than its end is returned as it is.
 func (d DEK) DecryptReader(src io.Reader, context map[string]string) (io.Reader, error) {
-	h, err := envelope.ReadStreamHeader(src)
-	switch {
-	case errors.Is(err, envelope.ErrMalformed):
-		return nil, ErrDecrypt
-	case err != nil:
+	h, err := readStreamHeader(src)
+	if err != nil {
 		return nil, err
 	}
 	return d.openStream(h, src, context)
+}
+
+// readStreamHeader reads a stream's header from src: a malformed one is
+// ErrDecrypt, an error of src is returned as it is.
+func readStreamHeader(src io.Reader) (envelope.StreamHeader, error) {
+	h, err := envelope.ReadStreamHeader(src)
+	if errors.Is(err, envelope.ErrMalformed) {
+		return h, ErrDecrypt
+	}
+	return h, err
 }
 
 // openStream opens the rest of a stream whose header h was read from src.

@@ -47,11 +47,7 @@ func (s *server) dataReport(c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := api.KeyUsageList{Usage: []api.KeyUsage{}}
-	for _, r := range rs {
-		out.Usage = append(out.Usage, keyUsageOf(c.Tenant, r))
-	}
-	return out, nil
+	return usageList(c.Tenant, rs), nil
 }
 
 // datasetName reports whether name may name a dataset: 1 to
@@ -67,6 +63,15 @@ func datasetName(name string) bool {
 		}
 	}
 	return true
+}
+
+// usageList is the answer listing a tenant's key usage reports.
+func usageList(t tenant.Tenant, rs []keyusage.Report) api.KeyUsageList {
+	out := api.KeyUsageList{Usage: []api.KeyUsage{}}
+	for _, r := range rs {
+		out.Usage = append(out.Usage, keyUsageOf(t, r))
+	}
+	return out
 }
 
 func keyUsageOf(t tenant.Tenant, r keyusage.Report) api.KeyUsage {
@@ -91,9 +96,5 @@ func (s *server) keyUsage(c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := api.KeyUsageList{Usage: []api.KeyUsage{}}
-	for _, r := range rs {
-		out.Usage = append(out.Usage, keyUsageOf(c.Tenant, r))
-	}
-	return out, nil
+	return usageList(c.Tenant, rs), nil
 }

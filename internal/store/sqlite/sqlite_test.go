@@ -419,17 +419,25 @@ func receive(t *testing.T, ch <-chan tenant.KeyRef) tenant.KeyRef {
 	}
 }
 
-// TestWatchSlowWatcher: a watcher that does not keep up never holds up a
-// destruction: what its buffer has no room for is dropped for it, and the
-// other watchers still hear of everything, in order.
-func TestWatchSlowWatcher(t *testing.T) {
+// openWatched opens a store in memory, closed when the test ends, and a
+// context for its watchers, cancelled before that.
+func openWatched(t *testing.T) (*store.Store, *engine, context.Context) {
+	t.Helper()
 	s, e, err := open(ctx, Memory)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	t.Cleanup(cancel)
+	return s, e, wctx
+}
+
+// TestWatchSlowWatcher: a watcher that does not keep up never holds up a
+// destruction: what its buffer has no room for is dropped for it, and the
+// other watchers still hear of everything, in order.
+func TestWatchSlowWatcher(t *testing.T) {
+	s, e, wctx := openWatched(t)
 	started, block := make(chan struct{}), make(chan struct{})
 	slow := make(chan tenant.KeyRef, 2*watchBuffer)
 	mustWatch(t, wctx, s, func(r tenant.KeyRef) {
@@ -517,13 +525,7 @@ func TestCloseEndsWatchers(t *testing.T) {
 // drain its buffer never loses a destruction to other changes (a
 // revocation of hundreds of tokens): they never enter its buffer.
 func TestWatchDestroyedNotCrowdedOut(t *testing.T) {
-	s, e, err := open(ctx, Memory)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	s, e, wctx := openWatched(t)
 	block, started := make(chan struct{}), make(chan struct{})
 	heard := make(chan tenant.KeyRef, 8)
 	first := true
