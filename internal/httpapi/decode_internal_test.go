@@ -1,0 +1,61 @@
+package httpapi
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/strongroom-kms/strongroom/api"
+	"github.com/strongroom-kms/strongroom/internal/config"
+)
+
+// TestDecodeMessages: every way a body can be wrong has a message that
+// says where, in the API's field names, without quoting a value of the
+// body (values may be secrets; map keys come from the body too). The
+// stricter rules of the decoder hold: exact member names, no repeated
+// member, valid UTF-8.
+func TestDecodeMessages(t *testing.T) {
+	s := &server{Deps: Deps{Limits: config.Limits{MaxBodyBytes: 1 << 10}}}
+	const secret = "c2VjcmV0" // must never appear in a message
+	cases := []struct{ body, want string }{
+		{`{"items":[{"plaintext":"c2VjcmV0"}]}`, ""},
+		{` {"type":"data","items":[{"plaintext":"c2VjcmV0","context":{"row":"c2VjcmV0"}}]} `, ""},
+		{``, "the body must be one JSON object"},
+		{`[{"items":[]}]`, "the body must be one JSON object"},
+		{`{"items":[{"plaintext":"c2VjcmV0"`, "truncated JSON"},
+		{`{"items":[{"plaintext":c2VjcmV0}]}`, "malformed JSON at byte 23"},
+		{`{"items":[]}{}`, "the body must be one JSON object, with nothing after it"},
+		{`{"items":[]} x`, "the body must be one JSON object, with nothing after it"},
+		{`{"items":[{"plaintext":"c2VjcmV0","Plaintext":"c2VjcmV0"}]}`, `unknown field "Plaintext" in field "items"`},
+		{`{"items":[],"admin":true}`, `unknown field "admin"`},
+		{`{"items":[],"` + strings.Repeat("x", 100) + `":1}`, `unknown field "` + strings.Repeat("x", 64) + `…"`},
+		{`{"items":[{"plaintext":"c2VjcmV0","plaintext":"c2VjcmV0"}]}`, `a member appears twice in one object in field "items"`},
+		{`{"items":[{"context":{"c2VjcmV0":"a","c2VjcmV0":"b"}}]}`, `a member appears twice in one object in field "items.context"`},
+		{"{\"items\":[{\"context\":{\"a\":\"c2Vj\xffcmV0\"}}]}", `a string is not valid UTF-8 in field "items.context"`},
+		{`{"items":[{"plaintext":"c2VjcmV0!"}]}`, `a byte string is not valid standard base64 in field "items.plaintext"`},
+		{`{"items":[{"plaintext":7}]}`, `a JSON number cannot be a []uint8 in field "items.plaintext"`},
+		{`{"items":[{"context":{"c2VjcmV0":1}}]}`, `a JSON number cannot be a string in field "items.context"`},
+		{`{"items":{}}`, `a JSON object cannot be a []api.EncryptItem in field "items"`},
+		{`{"type":null,"items":[{"case_insensitive":"yes"}]}`, `a JSON string cannot be a bool in field "items.case_insensitive"`},
+		{`{"items":[{"plaintext":"` + strings.Repeat("A", 1100) + `"}]}`, "the body is larger than 1024 bytes (limits.max_body_bytes)"},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest("POST", "/v1/tenants/acme/encrypt", strings.NewReader(c.body))
+		r.Header.Set("Content-Type", "application/json")
+		var dst api.EncryptRequest
+		err := s.decode(httptest.NewRecorder(), r, &dst)
+		got := ""
+		if err != nil {
+			got = err.Error()
+			if e, ok := err.(*apiError); ok {
+				got = e.msg
+			}
+		}
+		if got != c.want {
+			t.Errorf("decode(%.60q)\n got %q\nwant %q", c.body, got, c.want)
+		}
+		if strings.Contains(got, secret) {
+			t.Errorf("decode(%.60q) quotes the body: %q", c.body, got)
+		}
+	}
+}
