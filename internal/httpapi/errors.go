@@ -181,6 +181,11 @@ func problem(err error, requestID string) (int, api.Error) {
 // the error's own text (its chain, for the operator) when the answer's
 // message is not it.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away: there is no one to answer, and it is not
+		// a fault; the access log records 499 canceled.
+		return
+	}
 	info := infoFrom(r.Context())
 	status, e := problem(err, info.id)
 	info.setCode(e.Code)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -221,5 +222,47 @@ func TestServerFault(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "unplugged") {
 		t.Errorf("the log does not hold the fault:\n%s", buf.String())
+	}
+}
+
+// TestClientGone: a request whose client goes away while the handler runs
+// is logged as 499 canceled at level INFO: not a server fault, and no
+// answer is written for it.
+func TestClientGone(t *testing.T) {
+	var buf logBuffer
+	e := newEnv(t, apitest.Options{Logger: slog.New(slog.NewJSONHandler(&buf, nil)),
+		Wrap: func(d *httpapi.Deps) { d.Data = blocking{d.Data} }})
+	e.Tenant(t, "acme")
+	app := e.Token(t, api.RoleApp, "acme")
+	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	body, _ := json.Marshal(api.EncryptRequest{Items: []api.EncryptItem{{}}})
+	req, err := http.NewRequestWithContext(cctx, "POST", e.url+"/v1/tenants/acme/encrypt", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+app)
+	if res, err := e.hc.Do(req); err == nil {
+		res.Body.Close()
+		t.Fatalf("the request was answered: %s", res.Status)
+	}
+	var line map[string]any
+	for deadline := time.Now().Add(10 * time.Second); line == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for l := range strings.Lines(buf.String()) {
+			var m map[string]any
+			if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "request" && m["route"] == "POST /v1/tenants/{tenant}/encrypt" {
+				line = m
+			}
+		}
+	}
+	if line == nil {
+		t.Fatalf("no access log line:\n%s", buf.String())
+	}
+	if line["status"] != float64(499) || line["code"] != "canceled" || line["level"] != "INFO" {
+		t.Errorf("access log = %v, want status 499, code canceled, level INFO", line)
+	}
+	if strings.Contains(buf.String(), "request failed") {
+		t.Errorf("a client gone away was logged as a fault:\n%s", buf.String())
 	}
 }
