@@ -23,10 +23,12 @@ import (
 	"strings"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/spf13/pflag"
 
 	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/client"
+	"github.com/strongroom-kms/strongroom/internal/httpbody"
 	"github.com/strongroom-kms/strongroom/internal/loadgen"
 )
 
@@ -240,7 +242,8 @@ func (b *bench) transitTarget(ctx context.Context, name string, plain []byte) (l
 	base := strings.TrimSuffix(t.addr, "/") + "/v1/transit/"
 	// Like the Go client for Strongroom's targets, it encodes each request
 	// and decodes each answer (out, if not nil), as a real client must to
-	// use it.
+	// use it, with the client's body reader and JSON decoder (client.do),
+	// so that no target pays more on the client's side than another.
 	call := func(ctx context.Context, path string, body, out any) error {
 		data, _ := json.Marshal(body)
 		req, err := http.NewRequestWithContext(ctx, "POST", base+path, bytes.NewReader(data))
@@ -254,14 +257,17 @@ func (b *bench) transitTarget(ctx context.Context, name string, plain []byte) (l
 			return err
 		}
 		defer res.Body.Close()
-		answer, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+		answer, err := httpbody.ReadAll(io.LimitReader(res.Body, 1<<20), res.ContentLength, 1<<20)
+		if err != nil {
+			return err
+		}
 		if res.StatusCode/100 != 2 {
 			return fmt.Errorf("transit %s: %s: %s", path, res.Status, bytes.TrimSpace(answer))
 		}
 		if out == nil {
 			return nil
 		}
-		if err := json.Unmarshal(answer, out); err != nil {
+		if err := jsonv2.Unmarshal(answer, out); err != nil {
 			return fmt.Errorf("transit %s: the answer: %w", path, err)
 		}
 		return nil
@@ -274,7 +280,9 @@ func (b *bench) transitTarget(ctx context.Context, name string, plain []byte) (l
 	if name == "transit-encrypt" {
 		return func(ctx context.Context) error {
 			var out struct {
-				Data struct{ Ciphertext string } `json:"data"`
+				Data struct {
+					Ciphertext string `json:"ciphertext"`
+				} `json:"data"`
 			}
 			body := map[string]string{"plaintext": base64.StdEncoding.EncodeToString(plain)}
 			if err := call(ctx, "encrypt/"+url.PathEscape(t.key), body, &out); err != nil {
@@ -288,7 +296,10 @@ func (b *bench) transitTarget(ctx context.Context, name string, plain []byte) (l
 	}
 	return func(ctx context.Context) error {
 		var out struct {
-			Data struct{ Plaintext, Ciphertext string } `json:"data"`
+			Data struct {
+				Plaintext  string `json:"plaintext"`
+				Ciphertext string `json:"ciphertext"`
+			} `json:"data"`
 		}
 		if err := call(ctx, "datakey/plaintext/"+url.PathEscape(t.key), map[string]int{"bits": 256}, &out); err != nil {
 			return err
@@ -386,8 +397,13 @@ func (b *bench) echo(plain []byte) (loadgen.Op, func(), error) {
 			return err
 		}
 		defer res.Body.Close()
+		// Read and decoded as the Go client does (client.do).
+		answer, err := httpbody.ReadAll(io.LimitReader(res.Body, 1<<20), res.ContentLength, 1<<20)
+		if err != nil {
+			return err
+		}
 		var out api.EncryptResponse
-		if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+		if err := jsonv2.Unmarshal(answer, &out); err != nil {
 			return err
 		}
 		if len(out.Items) != len(items) {
