@@ -1,12 +1,12 @@
 package envelope
 
 import (
+	"encoding/binary"
 	"errors"
 	"slices"
 	"unicode/utf8"
 
 	"github.com/strongroom-kms/strongroom/internal/reason"
-	"golang.org/x/crypto/cryptobyte"
 )
 
 // Limits on a caller's context.
@@ -14,6 +14,13 @@ const (
 	MaxContextPairs = 64
 	MaxContextKey   = 64   // bytes; keys are at least 1 byte
 	MaxContextValue = 1024 // bytes; values may be empty
+)
+
+// The encoding's length prefixes hold the limits (a compile-time check).
+const (
+	_ = uint8(MaxContextKey)
+	_ = uint16(MaxContextValue)
+	_ = uint16(MaxContextPairs)
 )
 
 // ErrContext: a context breaks the limits above, or is not UTF-8.
@@ -50,11 +57,15 @@ func canonical(context map[string]string) ([]byte, error) {
 		size += 1 + len(k) + 2 + len(v)
 	}
 	slices.Sort(keys)
-	b := cryptobyte.NewFixedBuilder(make([]byte, 0, size))
-	b.AddUint16(uint16(len(keys)))
+	// Appended by hand rather than with cryptobyte, whose length-prefixed
+	// children cost two allocations per pair on every encryption: the
+	// lengths were bounded above (a key fits u8, a value u16).
+	b := make([]byte, 0, size)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(keys)))
 	for _, k := range keys {
-		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(k)) })
-		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(context[k])) })
+		v := context[k]
+		b = append(append(b, uint8(len(k))), k...)
+		b = append(binary.BigEndian.AppendUint16(b, uint16(len(v))), v...)
 	}
-	return b.BytesOrPanic(), nil
+	return b, nil
 }
