@@ -20,6 +20,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	shortRaceExitSleep()
 	testscript.Main(m, map[string]func(){
 		"strongroom": func() {
 			e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, now: time.Now}
@@ -29,6 +30,28 @@ func TestMain(m *testing.M) {
 			os.Exit(code)
 		},
 	})
+}
+
+// raceExitSleep is how long a child process built with the race detector
+// (every strongroom a script or a test starts is a copy of this binary)
+// sleeps when it exits, for goroutines still running to race and be
+// reported. The race detector's default, 1 s (GORACE atexit_sleep_ms), is
+// pure wall time spent by each of the scripts' several hundred commands
+// one after another, minutes of the package's run with the cores idle; a
+// race is reported when it happens, not at exit, so only the window after
+// the command's own work shrinks. (testscript passes GORACE on to scripts
+// for this very setting.)
+const raceExitSleep = "atexit_sleep_ms=10"
+
+// shortRaceExitSleep sets raceExitSleep in GORACE for the child processes,
+// unless GORACE already chooses atexit_sleep_ms (this process read GORACE
+// when it started; only children see the change).
+func shortRaceExitSleep() {
+	g := os.Getenv("GORACE")
+	if strings.Contains(g, "atexit_sleep_ms") {
+		return
+	}
+	os.Setenv("GORACE", strings.TrimSpace(g+" "+raceExitSleep))
 }
 
 // TestScripts runs the command-line transcripts in testdata/script. Scripts
