@@ -16,6 +16,7 @@ import (
 // against a dev server, so that they stay true. Each line must succeed
 // (bash -e, pipefail), and what the page says they print, they print.
 func TestCurlExamples(t *testing.T) {
+	t.Parallel() // a dev server of its own, on a port of its own
 	for _, tool := range []string{"bash", "curl", "jq", "base64"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			if os.Getenv("CI") == "true" {

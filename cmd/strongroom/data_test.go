@@ -19,6 +19,7 @@ import (
 // server refuses to take it back, which strongroom decrypt once passed on), decrypts locally with the DEK of the
 // version it names; so does a stream, and what encrypt writes decrypt reads.
 func TestDecryptLargeSingleCiphertext(t *testing.T) {
+	t.Parallel() // a server of its own
 	ctx := context.Background()
 	s := apitest.NewServer(t, apitest.Options{})
 	ts := httptest.NewTLSServer(s.Handler)

@@ -164,6 +164,7 @@ func TestLeakSearchFindsPlanted(t *testing.T) {
 // from them, token secrets, plaintexts) in the logs, stdout, every row of the
 // database and every file of the dev directory, backup files included.
 func TestNoKeyMaterialLeaks(t *testing.T) {
+	t.Parallel() // it searches only its own server's output, database and directory
 	t.Run("search self-check", TestLeakSearchFindsPlanted)
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -59,6 +59,7 @@ func shortRaceExitSleep() {
 // by hsmtest.SoftHSMToken, which skips loudly without SoftHSM2 and fails in
 // CI).
 func TestScripts(t *testing.T) {
+	t.Parallel() // its scripts run in parallel with the other long tests
 	// byok.txtar signs a tenant's CA certificate with openssl and the
 	// keyservice scripts fetch with curl; they skip without them, and in CI
 	// nothing may skip.
@@ -87,6 +88,7 @@ func TestScripts(t *testing.T) {
 // TestPKCS11Scripts runs testdata/pkcs11 with two SoftHSM2 tokens, exported
 // to the scripts as $PRIMARY and $EU1.
 func TestPKCS11Scripts(t *testing.T) {
+	t.Parallel()
 	primary := hsmtest.SoftHSMToken(t, "primary")
 	eu1 := hsmtest.SoftHSMToken(t, "eu1")
 	testscript.Run(t, testscript.Params{

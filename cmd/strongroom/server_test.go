@@ -27,6 +27,7 @@ import (
 // answer counts the problem without naming it, and GET /v1/status names
 // the bundle to an operator; the good release is still served.
 func TestReadinessNamesBadBundle(t *testing.T) {
+	t.Parallel() // a dev directory and server of its own
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := filepath.Join(t.TempDir(), "dev")
