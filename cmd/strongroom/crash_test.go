@@ -46,16 +46,26 @@ const (
 // On SQLite and on PostgreSQL.
 func TestCrashRecovery(t *testing.T) {
 	t.Parallel() // mostly waits for its server processes or the database
-	for _, backend := range []string{"sqlite", "postgres"} {
-		t.Run(backend, func(t *testing.T) {
-			t.Parallel()
-			dsn := ""
-			if backend == "postgres" {
-				dsn = storetest.Postgres(t)
-			}
-			crashRecovery(t, dsn)
-		})
+	runAtOnce(t, []string{"sqlite", "postgres"}, func(t *testing.T, backend string) {
+		dsn := ""
+		if backend == "postgres" {
+			dsn = storetest.Postgres(t)
+		}
+		crashRecovery(t, dsn)
+	})
+}
+
+// runAtOnce runs f for each name as a subtest, all at once, and returns
+// when they are done. Unlike subtests that call t.Parallel, they start as
+// soon as their parent runs, not after every test already waiting for a
+// -parallel slot: the long tests that use it (SIGKILL loops) would
+// otherwise start last and end the package's run alone.
+func runAtOnce(t *testing.T, names []string, f func(t *testing.T, name string)) {
+	var wg sync.WaitGroup
+	for _, name := range names {
+		wg.Go(func() { t.Run(name, func(t *testing.T) { f(t, name) }) })
 	}
+	wg.Wait()
 }
 
 // ledger is what the clients were told (acknowledged) and what they tried.

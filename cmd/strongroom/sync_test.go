@@ -31,12 +31,7 @@ const syncRows = 300
 // PostgreSQL.
 func TestSyncSurvivesSIGKILL(t *testing.T) {
 	t.Parallel() // mostly waits for its processes
-	for _, engine := range []string{"sqlite", "postgres"} {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			syncSurvivesKill(t, engine)
-		})
-	}
+	runAtOnce(t, []string{"sqlite", "postgres"}, syncSurvivesKill)
 }
 
 func syncSurvivesKill(t *testing.T, engine string) {
