@@ -99,6 +99,61 @@ func sharedDevRegion(t *testing.T) string {
 	return regionDir
 }
 
+// copyDevDir copies the shared dev region whole, database and operator
+// token included, into a fresh directory named dev, and returns it: the
+// directory setupDev(…, plan.MinIterations) makes, without making the
+// RSA-4096 keys again. Its configuration and dsn name the copy.
+func copyDevDir(t *testing.T) string {
+	t.Helper()
+	src := sharedDevRegion(t)
+	dir := filepath.Join(t.TempDir(), "dev")
+	copyTree(t, src, dir)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		switch rel, _ := filepath.Rel(dir, p); {
+		case rel == "strongroom.yaml" || rel == "dsn":
+			return os.WriteFile(p, bytes.ReplaceAll(b, []byte(src), []byte(dir)), 0o600)
+		case bytes.Contains(b, []byte(src)):
+			return fmt.Errorf("the dev region's %s names its directory: rewrite it in copyDevDir", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// copyTree copies the directory src to dir, with the files' modes (the
+// server refuses a readable TLS key).
+func copyTree(t *testing.T, src, dir string) {
+	t.Helper()
+	if err := os.CopyFS(dir, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	// CopyFS does not keep modes.
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		return os.Chmod(filepath.Join(dir, rel), info.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // region is a copy of the dev region for one test, with its own store.
 type region struct {
 	// extra is appended to every node's configuration (YAML).
@@ -116,24 +171,7 @@ func copyRegion(t *testing.T, dsn string) *region {
 	t.Helper()
 	src := sharedDevRegion(t)
 	dir := filepath.Join(t.TempDir(), "region")
-	if err := os.CopyFS(dir, os.DirFS(src)); err != nil {
-		t.Fatal(err)
-	}
-	// CopyFS does not keep modes; the server refuses a readable TLS key.
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		return os.Chmod(filepath.Join(dir, rel), info.Mode().Perm())
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	copyTree(t, src, dir)
 	// The copy's own paths, and a fresh database.
 	for _, name := range []string{"strongroom.yaml"} {
 		p := filepath.Join(dir, name)

@@ -18,7 +18,6 @@ import (
 	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/config"
-	"github.com/strongroom-kms/strongroom/internal/plan"
 	"github.com/strongroom-kms/strongroom/internal/release"
 )
 
@@ -30,12 +29,9 @@ func TestReadinessNamesBadBundle(t *testing.T) {
 	t.Parallel() // a dev directory and server of its own
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dir := filepath.Join(t.TempDir(), "dev")
+	dir := copyDevDir(t) // what setupDev(ctx, e, dir, plan.MinIterations) makes
 	var out bytes.Buffer
 	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: io.Discard, getenv: func(string) string { return "" }, now: time.Now}
-	if err := setupDev(ctx, e, dir, plan.MinIterations); err != nil {
-		t.Fatalf("setupDev() error = %v", err)
-	}
 	cfg, err := config.Load(filepath.Join(dir, "strongroom.yaml"))
 	if err != nil {
 		t.Fatal(err)
