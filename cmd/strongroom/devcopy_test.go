@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -20,11 +21,13 @@ import (
 // RSA-4096 keys and runs the dev ceremony, which takes seconds, and much
 // longer under -race; a start over an existing directory does neither.
 var devTemplate struct {
-	once sync.Once
-	base string // holds dir
-	dir  string
-	err  error
-	log  bytes.Buffer
+	mu    sync.Mutex // guards once and users
+	once  *sync.Once
+	users int    // tests using it (useDevTemplate)
+	base  string // holds dir
+	dir   string
+	err   error
+	log   bytes.Buffer
 }
 
 // devTemplateFiles are the files of a dev directory that name it (by its
@@ -40,7 +43,10 @@ func cmdDevCopy(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: devcopy DIR")
 	}
-	devTemplate.once.Do(makeDevTemplate)
+	devTemplate.mu.Lock()
+	once := devTemplate.once
+	devTemplate.mu.Unlock()
+	once.Do(makeDevTemplate)
 	if devTemplate.err != nil {
 		ts.Fatalf("making the template dev directory: %v\n%s", devTemplate.err, devTemplate.log.String())
 	}
@@ -117,11 +123,28 @@ func makeDevTemplate() {
 	}
 }
 
-// removeDevTemplate removes the template, once every script has run.
-func removeDevTemplate() {
-	if devTemplate.base != "" {
-		os.RemoveAll(devTemplate.base)
+// useDevTemplate lets t's scripts use the template; when the last test
+// using it ends, it is removed (and made again if another test asks).
+func useDevTemplate(t *testing.T) {
+	d := &devTemplate
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.once == nil {
+		d.once = new(sync.Once)
 	}
+	d.users++
+	t.Cleanup(func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.users--; d.users > 0 {
+			return
+		}
+		if d.base != "" {
+			os.RemoveAll(d.base)
+		}
+		d.once, d.base, d.dir, d.err = nil, "", "", nil
+		d.log.Reset()
+	})
 }
 
 type lockedWriter struct {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -54,12 +56,54 @@ func shortRaceExitSleep() {
 	os.Setenv("GORACE", strings.TrimSpace(g+" "+raceExitSleep))
 }
 
-// TestScripts runs the command-line transcripts in testdata/script. Scripts
-// whose name starts with pkcs11_ run against fresh SoftHSM2 tokens (created
-// by hsmtest.SoftHSMToken, which skips loudly without SoftHSM2 and fails in
-// CI).
+// TestScripts runs the command-line transcripts in testdata/script, but
+// scriptsAtOnce. Scripts whose name starts with pkcs11_ run against fresh
+// SoftHSM2 tokens (created by hsmtest.SoftHSMToken, which skips loudly
+// without SoftHSM2 and fails in CI).
 func TestScripts(t *testing.T) {
 	t.Parallel() // its scripts run in parallel with the other long tests
+	files, err := filepath.Glob("testdata/script/*.txtar")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scripts in testdata/script: %v", err)
+	}
+	files = slices.DeleteFunc(files, func(f string) bool { return slices.Contains(scriptsAtOnce, filepath.Base(f)) })
+	testscript.Run(t, scriptParams(t, files))
+}
+
+// scriptsAtOnce are the scripts of testdata/script that mostly wait:
+// cacheonly_e2e waits out a revoked key's one-minute recheck. Among the
+// scripts they would wait for a -parallel slot behind every test already
+// waiting, start last and end the package's run alone; TestScriptsAtOnce
+// runs them as soon as it starts.
+var scriptsAtOnce = []string{"cacheonly_e2e.txtar"}
+
+// TestScriptsAtOnce runs scriptsAtOnce as TestScripts would, one after
+// another, each as soon as the one before ends.
+func TestScriptsAtOnce(t *testing.T) {
+	t.Parallel()
+	var files []string
+	for _, f := range scriptsAtOnce {
+		files = append(files, filepath.Join("testdata/script", f))
+	}
+	p := scriptParams(t, files)
+	if deadline, ok := t.Deadline(); ok {
+		p.Deadline = deadline
+	}
+	testscript.RunT(atOnceT{t}, p)
+}
+
+// atOnceT runs testscript's scripts as subtests that do not call
+// t.Parallel.
+type atOnceT struct{ *testing.T }
+
+func (atOnceT) Parallel()     {}
+func (atOnceT) Verbose() bool { return testing.Verbose() }
+func (t atOnceT) Run(name string, f func(testscript.T)) {
+	t.T.Run(name, func(t *testing.T) { f(atOnceT{t}) })
+}
+
+// scriptParams are the parameters of the scripts of testdata/script.
+func scriptParams(t *testing.T, files []string) testscript.Params {
 	// byok.txtar signs a tenant's CA certificate with openssl and the
 	// keyservice scripts fetch with curl; they skip without them, and in CI
 	// nothing may skip.
@@ -68,9 +112,9 @@ func TestScripts(t *testing.T) {
 			t.Fatalf("%s is required in CI (scripts/test.sh installs it; the byok and keyservice scripts use it): %v", tool, err)
 		}
 	}
-	t.Cleanup(removeDevTemplate)
-	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+	useDevTemplate(t)
+	return testscript.Params{
+		Files: files,
 		Setup: func(e *testscript.Env) error {
 			e.Setenv("STRONGROOM_HSM_PASSPHRASE", "script passphrase")
 			return nil
@@ -82,7 +126,7 @@ func TestScripts(t *testing.T) {
 			"devenv": cmdDevEnv, "devcopy": cmdDevCopy, "setenv-file": cmdSetenvFile, "waitgone": cmdWaitGone, "sleep": cmdSleep,
 			"sha256": cmdSHA256, "opendata": cmdOpenData, "kms": cmdKMS, "sqlite": cmdSQLite,
 		},
-	})
+	}
 }
 
 // TestPKCS11Scripts runs testdata/pkcs11 with two SoftHSM2 tokens, exported
