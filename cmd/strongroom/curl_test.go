@@ -35,7 +35,17 @@ func TestCurlExamples(t *testing.T) {
 		t.Fatal("docs/curl.md has no curl-examples block")
 	}
 
+	// A dev directory after its first start (the template the scripts'
+	// devcopy copies): the examples are about the API, not the set-up.
 	home := t.TempDir()
+	useDevTemplate(t)
+	devDir := filepath.Join(home, ".strongroom", "dev")
+	if err := os.Mkdir(filepath.Dir(devDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyDevTemplate(devDir); err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +63,7 @@ func TestCurlExamples(t *testing.T) {
 		}}
 	ready, done := make(chan string, 1), make(chan error, 1)
 	go func() {
-		done <- runDev(ctx, e, devOptions{dir: filepath.Join(home, ".strongroom", "dev"), listen: addr}, ready)
+		done <- runDev(ctx, e, devOptions{dir: devDir, listen: addr}, ready)
 	}()
 	t.Cleanup(func() {
 		cancel()

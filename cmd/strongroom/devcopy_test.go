@@ -43,33 +43,50 @@ func cmdDevCopy(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: devcopy DIR")
 	}
+	ts.Check(copyDevTemplate(ts.MkAbs(args[0])))
+}
+
+// copyDevTemplate makes dst (which must not exist, its parent must) a copy
+// of the template dev directory, as devcopy does. The caller's test must
+// have called useDevTemplate.
+func copyDevTemplate(dst string) error {
 	devTemplate.mu.Lock()
 	once := devTemplate.once
 	devTemplate.mu.Unlock()
 	once.Do(makeDevTemplate)
 	if devTemplate.err != nil {
-		ts.Fatalf("making the template dev directory: %v\n%s", devTemplate.err, devTemplate.log.String())
+		return fmt.Errorf("making the template dev directory: %v\n%s", devTemplate.err, devTemplate.log.String())
 	}
-	dst := ts.MkAbs(args[0])
-	ts.Check(os.Mkdir(dst, 0o700))
+	if err := os.Mkdir(dst, 0o700); err != nil {
+		return err
+	}
 	entries, err := os.ReadDir(devTemplate.dir)
-	ts.Check(err)
+	if err != nil {
+		return err
+	}
 	for _, de := range entries {
 		name := de.Name()
 		if !de.Type().IsRegular() || name == "env" || strings.HasSuffix(name, ".lock") || strings.HasSuffix(name, "-shm") {
 			continue
 		}
 		data, err := os.ReadFile(filepath.Join(devTemplate.dir, name))
-		ts.Check(err)
+		if err != nil {
+			return err
+		}
 		if devTemplateFiles[name] {
 			data = bytes.ReplaceAll(data, []byte(devTemplate.dir), []byte(dst))
 		} else if bytes.Contains(data, []byte(devTemplate.dir)) {
-			ts.Fatalf("the template's %s names its directory: add it to devTemplateFiles", name)
+			return fmt.Errorf("the template's %s names its directory: add it to devTemplateFiles", name)
 		}
 		info, err := de.Info()
-		ts.Check(err)
-		ts.Check(os.WriteFile(filepath.Join(dst, name), data, info.Mode().Perm()))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, name), data, info.Mode().Perm()); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 // makeDevTemplate runs 'strongroom dev' in this process until it serves,
