@@ -16,8 +16,9 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-// devTemplate is a 'strongroom dev' directory made once per test binary,
-// by the first script that asks for one (devcopy): a first start makes
+// devTemplate is a 'strongroom dev' directory made once per test binary
+// (while the tests that use it run), by the first script or test that
+// asks for one (devcopy, copyDevTemplate): a first start makes
 // RSA-4096 keys and runs the dev ceremony, which takes seconds, and much
 // longer under -race; a start over an existing directory does neither.
 var devTemplate struct {
