@@ -23,7 +23,7 @@ import (
 
 func TestMain(m *testing.M) {
 	shortRaceExitSleep()
-	testscript.Main(m, map[string]func(){
+	testscript.Main(cleanupM{m}, map[string]func(){
 		"strongroom": func() {
 			e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, now: time.Now}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -32,6 +32,21 @@ func TestMain(m *testing.M) {
 			os.Exit(code)
 		},
 	})
+}
+
+// cleanupM runs the tests, then removes what the package made once for
+// all of them (the binary's copy, the shared dev region), which no single
+// test's cleanup may remove.
+type cleanupM struct{ m *testing.M }
+
+func (c cleanupM) Run() int {
+	code := c.m.Run()
+	for _, p := range []string{binPath, regionDir} {
+		if p != "" {
+			os.RemoveAll(filepath.Dir(p))
+		}
+	}
+	return code
 }
 
 // raceExitSleep is how long a child process built with the race detector
