@@ -1,9 +1,13 @@
 package httpapi
 
 import (
+	"bytes"
+	stdjson "encoding/json"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/internal/config"
@@ -58,4 +62,36 @@ func TestDecodeMessages(t *testing.T) {
 			t.Errorf("decode(%.60q) quotes the body: %q", c.body, got)
 		}
 	}
+}
+
+// BenchmarkDecodeEncryptBody decodes an encrypt body of one 1 KiB item
+// with its context, as the API does (encoding/json/v2's implementation,
+// strict), and as it did before with encoding/json (a Decoder with
+// DisallowUnknownFields), for docs/benchmarks.md.
+func BenchmarkDecodeEncryptBody(b *testing.B) {
+	body, err := stdjson.Marshal(api.EncryptRequest{Type: "data", Items: []api.EncryptItem{{
+		Plaintext: bytes.Repeat([]byte{0xa5}, 1024), Context: map[string]string{"table": "users", "row": "42"}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("v2", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var dst api.EncryptRequest
+			if err := jsonv2.Unmarshal(body, &dst, decodeOptions); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding_json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var dst api.EncryptRequest
+			dec := stdjson.NewDecoder(bytes.NewReader(body))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&dst); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
