@@ -4,6 +4,7 @@ import (
 	"bytes"
 	stdjson "encoding/json"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -91,6 +92,39 @@ func BenchmarkDecodeEncryptBody(b *testing.B) {
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&dst); err != nil {
 				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// FuzzDecodeStricter: the decoder accepts no body that encoding/json
+// (strict, as the API used before) refuses, and what it accepts means the
+// same to both: the stricter rules only refuse.
+func FuzzDecodeStricter(f *testing.F) {
+	for _, seed := range []string{
+		`{"type":"data","items":[{"plaintext":"c2VjcmV0","context":{"row":"42"}}]}`,
+		`{"items":[{"plaintext":"","context":{},"field":"users.email","case_insensitive":true}]}`,
+		`{"items":[{"Plaintext":"c2VjcmV0"}]}`,
+		`{"items":[{"plaintext":"c2Vj\ncmV0"}],"items":[]}`,
+		`{"kem":32,"public_key":"AA==","version":7,"type":null}`,
+		`{"name":"acme","env":"sandbox"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, typ := range []reflect.Type{reflect.TypeFor[api.EncryptRequest](), reflect.TypeFor[api.DEKRequest](), reflect.TypeFor[api.CreateTenantRequest]()} {
+			v2 := reflect.New(typ).Interface()
+			if jsonv2.Unmarshal(body, v2, decodeOptions) != nil {
+				continue
+			}
+			v1 := reflect.New(typ).Interface()
+			dec := stdjson.NewDecoder(bytes.NewReader(body))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(v1); err != nil {
+				t.Fatalf("%v: accepted %q, which encoding/json refuses: %v", typ, body, err)
+			}
+			if !reflect.DeepEqual(v1, v2) {
+				t.Fatalf("%v: %q reads as %+v, and as %+v with encoding/json", typ, body, v2, v1)
 			}
 		}
 	})
