@@ -20,6 +20,7 @@ func TestReadAll(t *testing.T) {
 		{"length over the limit", 1400, 100},
 		{"length understated", 10, 1 << 20},
 		{"length overstated", 5000, 1 << 20},
+		{"length over Presize", 1 << 20, 1 << 20},
 	} {
 		for _, r := range []io.Reader{strings.NewReader(body), iotest.OneByteReader(strings.NewReader(body))} {
 			got, err := ReadAll(r, c.length, c.limit)
@@ -48,5 +49,15 @@ func TestReadAllOneAllocation(t *testing.T) {
 	})
 	if allocs > 1 {
 		t.Errorf("ReadAll of a %d-byte body of known length: %v allocations, want 1", len(body), allocs)
+	}
+}
+
+// TestReadAllClaimedLength: a body that claims the limit and sends a few
+// bytes makes a buffer of about Presize (rounded up to an allocation size
+// class), not of its claim.
+func TestReadAllClaimedLength(t *testing.T) {
+	got, err := ReadAll(strings.NewReader("{}"), 1<<20, 1<<20)
+	if err != nil || string(got) != "{}" || cap(got) > 2*Presize {
+		t.Errorf("ReadAll(2 bytes claiming 1 MiB) = %q (a buffer of %d bytes), %v; want at most %d bytes", got, cap(got), err, 2*Presize)
 	}
 }
