@@ -181,9 +181,11 @@ func problem(err error, requestID string) (int, api.Error) {
 // the error's own text (its chain, for the operator) when the answer's
 // message is not it.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
-		// The client went away: there is no one to answer, and it is not
-		// a fault; the access log records 499 canceled.
+	if errors.Is(err, context.Canceled) && errors.Is(r.Context().Err(), context.Canceled) {
+		// The client went away (the request's own context was canceled,
+		// not timed out): there is no one to answer, and it is not a
+		// fault; the access log records 499 canceled. A Canceled from
+		// anywhere else is answered like any other error.
 		return
 	}
 	info := infoFrom(r.Context())

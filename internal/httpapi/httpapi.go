@@ -27,6 +27,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"reflect"
 	"runtime/debug"
 	"slices"
@@ -252,7 +253,20 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// a tenth of the API's CPU under load, and it answers 503 while the
 	// handler may still go on to change something.)
 	ctx, cancel := context.WithTimeout(base, s.timeout)
-	s.mux.ServeHTTP(lw, r.WithContext(ctx))
+	r = r.WithContext(ctx)
+	if r.URL.Path != cleanPath(r.URL.Path) && s.pattern(r) == unrouted {
+		// The mux would redirect an unclean path to its clean form even
+		// when no route has it: answer 404 in JSON, as for any other
+		// unknown path.
+		s.unrouted(lw, r)
+	} else {
+		s.mux.ServeHTTP(lw, r)
+	}
+	if lw.status == 0 && base.Err() == nil {
+		// Nothing was written, and the client is still there: net/http
+		// would send an empty 200. Never let a failure pass for success.
+		s.writeError(lw, r, errors.New("httpapi: the handler wrote no answer"))
+	}
 	cancel()
 
 	route, token, tenant, code := info.get()
@@ -317,6 +331,29 @@ const stackReserve = 10 << 10
 //go:noinline
 func keep([]byte) {}
 
+// cleanPath is p as net/http's ServeMux cleans it before matching (no .
+// or .. elements, no repeated slashes, a trailing slash kept).
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
+}
+
+// pattern is the pattern that r matches (for an unclean path, the one its
+// clean form matches).
+func (s *server) pattern(r *http.Request) string {
+	_, p := s.mux.Handler(r)
+	return p
+}
+
 // unrouted is the pattern of the requests that no route matches.
 const unrouted = "/"
 
@@ -327,7 +364,7 @@ func (s *server) unrouted(w http.ResponseWriter, r *http.Request) {
 	for _, m := range []string{http.MethodGet, http.MethodPost} {
 		r2 := r.Clone(r.Context())
 		r2.Method = m
-		if _, p := s.mux.Handler(r2); p != "" && p != unrouted {
+		if p := s.pattern(r2); p != "" && p != unrouted {
 			allowed = append(allowed, m)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -265,4 +266,27 @@ func TestClientGone(t *testing.T) {
 	if strings.Contains(buf.String(), "request failed") {
 		t.Errorf("a client gone away was logged as a fault:\n%s", buf.String())
 	}
+}
+
+// canceling is a data plane whose Encrypt fails with a context.Canceled
+// that is not the request's (as a shared DEK load whose own caller went
+// away), once the request's deadline has passed.
+type canceling struct {
+	httpapi.DataPlane
+}
+
+func (canceling) Encrypt(ctx context.Context, _ *audit.Entry, tenantID, typ string, pt []byte, c map[string]string) ([]byte, tenant.Key, error) {
+	<-ctx.Done()
+	return nil, tenant.Key{}, fmt.Errorf("a shared load: %w", context.Canceled)
+}
+
+// TestCanceledNotTheClients: a context.Canceled that is not the client's
+// going away is answered (here a 500), never left as an empty 200.
+func TestCanceledNotTheClients(t *testing.T) {
+	e := newEnv(t, apitest.Options{Limits: configLimits(0, 0, 200*time.Millisecond),
+		Wrap: func(d *httpapi.Deps) { d.Data = canceling{d.Data} }})
+	e.Tenant(t, "acme")
+	app := e.Token(t, api.RoleApp, "acme")
+	r := e.call("POST", "/v1/tenants/acme/encrypt", app, api.EncryptRequest{Items: []api.EncryptItem{{}}})
+	r.wantError(t, 500, api.CodeInternal)
 }

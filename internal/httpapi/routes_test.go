@@ -6,7 +6,9 @@ import (
 	"crypto/hpke"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -696,6 +698,29 @@ func TestUnknownRouteAndMethod(t *testing.T) {
 		t.Errorf("Allow = %q", a)
 	}
 	e.call("PUT", "/v1/health", "", nil).wantError(t, 405, api.CodeMethodNotAllowed)
+	// An unclean path that no route has is a JSON 404, not a redirect to
+	// its clean form; one that a route has is redirected, as net/http does
+	// (and the client follows).
+	noRedirect := *e.hc
+	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	get := func(p string) (int, string, string) {
+		t.Helper()
+		res, err := noRedirect.Get(e.url + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return res.StatusCode, res.Header.Get("Location"), string(body)
+	}
+	for _, p := range []string{"/v1//nope", "/v1/x/../../etc", "//evil.example/x"} {
+		if status, loc, body := get(p); status != 404 || loc != "" || !strings.Contains(body, `"code":"not_found"`) {
+			t.Errorf("GET %s = %d, Location %q, %s; want a JSON 404", p, status, loc, body)
+		}
+	}
+	if status, loc, _ := get("/v1//health"); status != 307 || loc != "/v1/health" {
+		t.Errorf("GET /v1//health = %d, Location %q; want the redirect to /v1/health", status, loc)
+	}
 	if r := e.call("HEAD", "/v1/health", "", nil); r.status != 200 {
 		t.Errorf("HEAD /v1/health = %d", r.status)
 	}
