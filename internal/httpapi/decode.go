@@ -87,7 +87,9 @@ func jsonProblem(data []byte, t reflect.Type, err error) string {
 			return "a member appears twice in one object" + fieldAt(t, syn.JSONPointer.Parent())
 		case syn.JSONPointer == "" && syn.ByteOffset > 0 && jsontext.Value(bytes.TrimRight(data[:syn.ByteOffset], " \t\r\n")).IsValid():
 			return "the body must be one JSON object, with nothing after it"
-		case strings.Contains(syn.Err.Error(), "UTF-8"):
+		case strings.Contains(syn.Err.Error(), "UTF-8"), strings.Contains(syn.Err.Error(), "surrogate"):
+			// Invalid UTF-8, or an escaped lone surrogate (\ud800), which
+			// encoding/json used to replace with U+FFFD.
 			return "a string is not valid UTF-8" + at
 		}
 		return fmt.Sprintf("malformed JSON at byte %d", syn.ByteOffset)
@@ -97,12 +99,17 @@ func jsonProblem(data []byte, t reflect.Type, err error) string {
 			name = name[:64] + "…"
 		}
 		return fmt.Sprintf("unknown field %s%s", strconv.Quote(name), fieldAt(t, sem.JSONPointer.Parent()))
-	case errors.As(err, &b64):
+	case errors.As(err, &b64) || (sem != nil && sem.JSONKind == '"' && isBytes(sem.GoType)):
 		return "a byte string is not valid standard base64" + fieldAt(t, semPointer(sem))
 	case sem != nil && sem.GoType != nil && sem.JSONKind != 0:
 		return fmt.Sprintf("a JSON %s cannot be a %s%s", jsonKind(sem.JSONKind), sem.GoType, fieldAt(t, sem.JSONPointer))
 	}
 	return "invalid JSON for this request"
+}
+
+// isBytes: t is a byte slice, which JSON carries as base64.
+func isBytes(t reflect.Type) bool {
+	return t != nil && t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8
 }
 
 func semPointer(sem *json.SemanticError) jsontext.Pointer {

@@ -38,6 +38,9 @@ func TestDecodeMessages(t *testing.T) {
 		{`{"items":[{"context":{"c2VjcmV0":"a","c2VjcmV0":"b"}}]}`, `a member appears twice in one object in field "items.context"`},
 		{"{\"items\":[{\"context\":{\"a\":\"c2Vj\xffcmV0\"}}]}", `a string is not valid UTF-8 in field "items.context"`},
 		{`{"items":[{"plaintext":"c2VjcmV0!"}]}`, `a byte string is not valid standard base64 in field "items.plaintext"`},
+		{`{"items":[{"plaintext":"c2Vj\r\ncmV0"}]}`, `a byte string is not valid standard base64 in field "items.plaintext"`},
+		{`{"items":[{"plaintext":[1,2]}]}`, `a JSON array cannot be a []uint8 in field "items.plaintext"`},
+		{`{"items":[{"context":{"a":"\ud800"}}]}`, `a string is not valid UTF-8 in field "items.context"`},
 		{`{"items":[{"plaintext":7}]}`, `a JSON number cannot be a []uint8 in field "items.plaintext"`},
 		{`{"items":[{"context":{"c2VjcmV0":1}}]}`, `a JSON number cannot be a string in field "items.context"`},
 		{`{"items":{}}`, `a JSON object cannot be a []api.EncryptItem in field "items"`},
@@ -128,4 +131,48 @@ func FuzzDecodeStricter(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRequestTypesDecodeStrictly: no request type, at any depth, has a tag
+// option that would let the decoder take members it does not list
+// (inline, unknown) or read a value another way than its type says
+// (string, format): RejectUnknownMembers and the messages of jsonProblem
+// assume plain fields.
+func TestRequestTypesDecodeStrictly(t *testing.T) {
+	seen := map[reflect.Type]bool{}
+	var walk func(typ reflect.Type, at string)
+	walk = func(typ reflect.Type, at string) {
+		for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice || typ.Kind() == reflect.Array || typ.Kind() == reflect.Map {
+			typ = typ.Elem()
+		}
+		if typ.Kind() != reflect.Struct || seen[typ] {
+			return
+		}
+		seen[typ] = true
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			tag := f.Tag.Get("json")
+			_, opts, _ := strings.Cut(tag, ",")
+			for _, o := range strings.Split(opts, ",") {
+				if o == "inline" || o == "unknown" || o == "string" || strings.HasPrefix(o, "format:") {
+					t.Errorf("%s.%s (%s): json tag option %q", at, f.Name, typ, o)
+				}
+			}
+			if f.Anonymous {
+				t.Errorf("%s.%s (%s): an embedded field", at, f.Name, typ)
+			}
+			walk(f.Type, at+"."+f.Name)
+		}
+	}
+	s := &server{}
+	n := 0
+	for _, rt := range s.table() {
+		if rt.Request != nil {
+			walk(reflect.TypeOf(rt.Request), rt.Method+" "+rt.Pattern)
+			n++
+		}
+	}
+	if n < 10 {
+		t.Fatalf("only %d routes with a request body", n)
+	}
 }
