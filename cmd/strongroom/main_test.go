@@ -22,7 +22,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	shortRaceExitSleep()
+	raceChildren()
 	testscript.Main(cleanupM{m}, map[string]func(){
 		"strongroom": func() {
 			e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, now: time.Now}
@@ -41,12 +41,37 @@ type cleanupM struct{ m *testing.M }
 
 func (c cleanupM) Run() int {
 	code := c.m.Run()
+	if childRaces() {
+		code = 1
+	}
 	for _, p := range []string{binPath, regionDir} {
 		if p != "" {
 			os.RemoveAll(filepath.Dir(p))
 		}
 	}
 	return code
+}
+
+// raceLogDir receives the race detector's reports of the child processes
+// (GORACE log_path), so that a race in a command that a script expects to
+// fail (`! exec strongroom …`, whose exit status 66 would pass for the
+// expected failure) still fails the package; "" if GORACE already chose a
+// log_path.
+var raceLogDir string
+
+// childRaces prints the reports in raceLogDir, if any, and says whether
+// there were any; it removes the directory.
+func childRaces() bool {
+	if raceLogDir == "" {
+		return false
+	}
+	defer os.RemoveAll(raceLogDir)
+	reports, _ := filepath.Glob(filepath.Join(raceLogDir, "report.*"))
+	for _, r := range reports {
+		b, _ := os.ReadFile(r)
+		fmt.Fprintf(os.Stderr, "a strongroom command started by the tests reported a data race (%s):\n%s\n", filepath.Base(r), b)
+	}
+	return len(reports) > 0
 }
 
 // raceExitSleep is how long a child process built with the race detector
@@ -60,15 +85,21 @@ func (c cleanupM) Run() int {
 // for this very setting.)
 const raceExitSleep = "atexit_sleep_ms=10"
 
-// shortRaceExitSleep sets raceExitSleep in GORACE for the child processes,
-// unless GORACE already chooses atexit_sleep_ms (this process read GORACE
-// when it started; only children see the change).
-func shortRaceExitSleep() {
+// raceChildren sets GORACE for the child processes (this process read
+// GORACE when it started; only children see the change): raceExitSleep,
+// and a log_path in raceLogDir, each unless GORACE already chooses it.
+func raceChildren() {
 	g := os.Getenv("GORACE")
-	if strings.Contains(g, "atexit_sleep_ms") {
-		return
+	if !strings.Contains(g, "atexit_sleep_ms") {
+		g += " " + raceExitSleep
 	}
-	os.Setenv("GORACE", strings.TrimSpace(g+" "+raceExitSleep))
+	if !strings.Contains(g, "log_path") {
+		if dir, err := os.MkdirTemp("", "strongroom-race"); err == nil && !strings.ContainsAny(dir, " \t") {
+			raceLogDir = dir
+			g += " log_path=" + filepath.Join(dir, "report")
+		}
+	}
+	os.Setenv("GORACE", strings.TrimSpace(g))
 }
 
 // TestScripts runs the command-line transcripts in testdata/script, but
