@@ -16,7 +16,7 @@ import (
 var errPrefixes = []string{
 	"armor", "atomicfile", "audit", "auditlog", "auth", "backup", "byok", "cacheonly", "ceremony", "client", "config", "dataplane",
 	"derive", "directory", "engine", "enroll", "envelope", "escrow", "exportkey", "hsm", "hsmuri",
-	"console", "httpapi", "k8splugin", "keycache", "keyservice", "keyusage", "keywrap", "lifecycle", "loadgen", "metrics", "node", "officer",
+	"console", "httpapi", "httpbody", "k8splugin", "keycache", "keyservice", "keyusage", "keywrap", "lifecycle", "loadgen", "metrics", "node", "officer",
 	"pkcs11", "plan", "postgres", "primitive", "reason", "release", "resync", "rowcache", "secret", "sign", "siv", "soft", "sqlite", "store",
 	"tenant", "transcript",
 	"uploadcert", "world",

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"unsafe"
 )
 
 func TestReadAll(t *testing.T) {
@@ -36,20 +38,49 @@ func TestReadAll(t *testing.T) {
 	}
 }
 
-// TestReadAllOneAllocation: a body of the announced length is read into
-// one buffer.
-func TestReadAllOneAllocation(t *testing.T) {
+// TestReadAllOneBuffer: a body of the announced length is read into one
+// buffer, never moved to a larger one as it arrives (each Read is handed
+// the rest of the same array).
+func TestReadAllOneBuffer(t *testing.T) {
 	body := bytes.Repeat([]byte("x"), 1400)
-	r := bytes.NewReader(body)
-	allocs := testing.AllocsPerRun(100, func() {
-		r.Reset(body)
-		if _, err := ReadAll(r, int64(len(body)), 1<<20); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if allocs > 1 {
-		t.Errorf("ReadAll of a %d-byte body of known length: %v allocations, want 1", len(body), allocs)
+	rr := &recordingReader{r: iotest.HalfReader(bytes.NewReader(body))}
+	got, err := ReadAll(rr, int64(len(body)), 1<<20)
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("ReadAll = %d bytes, %v", len(got), err)
 	}
+	if len(rr.starts) < 3 {
+		t.Fatalf("only %d reads", len(rr.starts))
+	}
+	for i, s := range rr.starts {
+		if s != rr.starts[0] {
+			t.Fatalf("read %d went to another buffer: the body was copied as it grew", i)
+		}
+	}
+	// The check can fail: without the length, the buffer grows.
+	rr = &recordingReader{r: iotest.HalfReader(bytes.NewReader(body))}
+	if _, err := ReadAll(rr, -1, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(rr.starts, func(s uintptr) bool { return s != rr.starts[0] }) {
+		t.Errorf("without a length, a %d-byte body was read into one buffer of the first size", len(body))
+	}
+}
+
+// recordingReader records, for each Read, where the buffer it was handed
+// starts (the slice's address less what was read before it).
+type recordingReader struct {
+	r      io.Reader
+	n      int
+	starts []uintptr
+}
+
+func (r *recordingReader) Read(p []byte) (int, error) {
+	if len(p) > 0 {
+		r.starts = append(r.starts, uintptr(unsafe.Pointer(unsafe.SliceData(p)))-uintptr(r.n))
+	}
+	n, err := r.r.Read(p)
+	r.n += n
+	return n, err
 }
 
 // TestReadAllClaimedLength: a body that claims the limit and sends a few
