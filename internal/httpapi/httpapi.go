@@ -314,8 +314,8 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // HTTP/2 request on a new goroutine, whose stack starts small and was
 // grown two or three times on the way down (routing, token lookup,
 // AES-GCM), each time copying every frame on it and adjusting their
-// pointers: a twelfth of the whole server's CPU under load. One growth
-// at the top copies a few frames only. (The same trick as CockroachDB's
+// pointers: 8% of the CPU of BenchmarkHTTPParallel (client and server in
+// one process). One growth at the top copies a few frames only. (The same trick as CockroachDB's
 // growstack package; the runtime offers no way to ask for a stack size.)
 //
 //go:noinline
