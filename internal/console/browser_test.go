@@ -67,8 +67,13 @@ type tab struct {
 }
 
 func newTab(t *testing.T, exe, url string) *tab {
+	// Chromium keeps its singleton socket in a directory of its own under
+	// TMPDIR, which outlives it: give it one that the test removes (after
+	// the browser stops: cleanups run last-in, first-out).
+	tmp := t.TempDir()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
+		chromedp.Env("TMPDIR="+tmp),
 		// The test runs as root in CI, where Chromium's sandbox cannot
 		// start; the page it loads is this test's own server on loopback.
 		chromedp.NoSandbox,
