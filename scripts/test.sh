@@ -230,7 +230,6 @@ CGO_ENABLED=0 go build -o /dev/null ./cmd/strongroom
 log "go test -race"
 pkgs=("$@")
 [ ${#pkgs[@]} -eq 0 ] && pkgs=(./...)
-# -parallel 4 and -p 3: the slow tests mostly wait for child servers, the
-# database or fsync, so more tests, and more packages, than cores run at
-# once.
-go test -race -count=1 -p 3 -parallel 4 -timeout 20m "${pkgs[@]}"
+# -parallel 4: the slow tests mostly wait for child servers, the database
+# or fsync, so more of them than cores run at once.
+go test -race -count=1 -parallel 4 -timeout 20m "${pkgs[@]}"
