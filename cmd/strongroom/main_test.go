@@ -19,6 +19,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/strongroom-kms/strongroom/internal/hsm/hsmtest"
+	"github.com/strongroom-kms/strongroom/internal/httpapi/apitest"
 )
 
 func TestMain(m *testing.M) {
@@ -35,12 +36,13 @@ func TestMain(m *testing.M) {
 }
 
 // cleanupM runs the tests, then removes what the package made once for
-// all of them (the binary's copy, the shared dev region), which no single
-// test's cleanup may remove.
+// all of them (the binary's copy, the shared dev region, apitest's
+// world), which no single test's cleanup may remove.
 type cleanupM struct{ m *testing.M }
 
 func (c cleanupM) Run() int {
 	code := c.m.Run()
+	apitest.Cleanup()
 	if childRaces() {
 		code = 1
 	}
