@@ -77,11 +77,14 @@ func jsonProblem(data []byte, t reflect.Type, err error) string {
 	var syn *jsontext.SyntacticError
 	var sem *json.SemanticError
 	var b64 base64.CorruptInputError
+	var at jsontext.Pointer // where a semantic error is, if err is one
+	if errors.As(err, &sem) {
+		at = sem.JSONPointer
+	}
 	switch {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "truncated JSON"
 	case errors.As(err, &syn):
-		at := fieldAt(t, syn.JSONPointer)
 		switch {
 		case errors.Is(syn.Err, jsontext.ErrDuplicateName):
 			return "a member appears twice in one object" + fieldAt(t, syn.JSONPointer.Parent())
@@ -90,19 +93,19 @@ func jsonProblem(data []byte, t reflect.Type, err error) string {
 		case strings.Contains(syn.Err.Error(), "UTF-8"), strings.Contains(syn.Err.Error(), "surrogate"):
 			// Invalid UTF-8, or an escaped lone surrogate (\ud800), which
 			// encoding/json used to replace with U+FFFD.
-			return "a string is not valid UTF-8" + at
+			return "a string is not valid UTF-8" + fieldAt(t, syn.JSONPointer)
 		}
 		return fmt.Sprintf("malformed JSON at byte %d", syn.ByteOffset)
-	case errors.As(err, &sem) && errors.Is(sem.Err, json.ErrUnknownName):
-		name := sem.JSONPointer.LastToken()
+	case sem != nil && errors.Is(sem.Err, json.ErrUnknownName):
+		name := at.LastToken()
 		if len(name) > 64 {
 			name = name[:64] + "…"
 		}
-		return fmt.Sprintf("unknown field %s%s", strconv.Quote(name), fieldAt(t, sem.JSONPointer.Parent()))
+		return fmt.Sprintf("unknown field %s%s", strconv.Quote(name), fieldAt(t, at.Parent()))
 	case errors.As(err, &b64) || (sem != nil && sem.JSONKind == '"' && isBytes(sem.GoType)):
-		return "a byte string is not valid standard base64" + fieldAt(t, semPointer(sem))
+		return "a byte string is not valid standard base64" + fieldAt(t, at)
 	case sem != nil && sem.GoType != nil && sem.JSONKind != 0:
-		return fmt.Sprintf("a JSON %s cannot be a %s%s", jsonKind(sem.JSONKind), sem.GoType, fieldAt(t, sem.JSONPointer))
+		return fmt.Sprintf("a JSON %s cannot be a %s%s", jsonKind(sem.JSONKind), sem.GoType, fieldAt(t, at))
 	}
 	return "invalid JSON for this request"
 }
@@ -110,13 +113,6 @@ func jsonProblem(data []byte, t reflect.Type, err error) string {
 // isBytes: t is a byte slice, which JSON carries as base64.
 func isBytes(t reflect.Type) bool {
 	return t != nil && t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8
-}
-
-func semPointer(sem *json.SemanticError) jsontext.Pointer {
-	if sem == nil {
-		return ""
-	}
-	return sem.JSONPointer
 }
 
 // jsonKind names a JSON kind as RFC 8259 does.
