@@ -179,7 +179,7 @@ var mustEmptyState = func() []byte {
 // them and writes the state back, in tx. It returns the entries as stored.
 func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, entries ...audit.Entry) ([]audit.Entry, error) {
 	var stored []byte
-	err := tx.QueryRowContext(ctx, qAuditStateLock+s.d.ForUpdate).Scan(&stored)
+	err := s.txQueryRow(ctx, tx, qAuditStateLock+s.d.ForUpdate).Scan(&stored)
 	if noRows(err) {
 		return nil, fmt.Errorf("store: %s: the audit log state row is missing: nothing can be appended", s.d.Name)
 	}
@@ -191,7 +191,7 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, entries ...audit.En
 	// predecessor (a request that started earlier and committed later)
 	// takes its predecessor's time.
 	var last time.Time
-	if err := tx.QueryRowContext(ctx, qAuditLastTime).Scan(timeValue{&last}); err != nil && !noRows(err) {
+	if err := s.txQueryRow(ctx, tx, qAuditLastTime).Scan(timeValue{&last}); err != nil && !noRows(err) {
 		return nil, err
 	}
 	entries = slices.Clone(entries)
@@ -205,7 +205,7 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, entries ...audit.En
 	if err != nil {
 		return nil, err
 	}
-	ins, err := tx.PrepareContext(ctx, qAuditInsert)
+	ins, err := s.txPrepare(ctx, tx, qAuditInsert)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +216,7 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, entries ...audit.En
 			return nil, err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, qAuditStateSet, state); err != nil {
+	if _, err := s.txExec(ctx, tx, qAuditStateSet, state); err != nil {
 		return nil, err
 	}
 	return chained, nil

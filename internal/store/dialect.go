@@ -36,6 +36,10 @@ type Dialect struct {
 	MigrationsTable string
 	// Classify says what kind of failure a database error is.
 	Classify func(error) Failure
+	// CacheStatements: the store prepares the statements of its hot write
+	// path once and reuses them per connection (stmts.go), for a driver
+	// that compiles a statement's text every time it runs one (SQLite's).
+	CacheStatements bool
 	// Attempts is how many times a write transaction is tried in all when
 	// it fails with a Retryable failure (at least 1).
 	Attempts int

@@ -76,6 +76,10 @@ type Store struct {
 	d      Dialect
 	engine Engine
 	subs   subscribers // WatchChanges, this Store's own changes
+	// stmts are the statements prepared once (stmts.go), by their text;
+	// nil unless the dialect caches statements. Set in Open, then only
+	// read.
+	stmts map[string]*sql.Stmt
 }
 
 // Engine is what one database engine does its own way, besides its
@@ -107,6 +111,9 @@ func Open(ctx context.Context, db *sql.DB, d Dialect, e Engine, fsys fs.FS) (*St
 	if err := s.migrate(ctx, fsys); err != nil {
 		return nil, err
 	}
+	if err := s.prepareHot(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -114,7 +121,7 @@ func Open(ctx context.Context, db *sql.DB, d Dialect, e Engine, fsys fs.FS) (*St
 // for a running callback to return, and closes the database handles.
 func (s *Store) Close() error {
 	s.engine.Close()
-	return s.db.Close()
+	return errors.Join(s.closeStmts(), s.db.Close())
 }
 
 // Ping checks that the database answers (readiness).

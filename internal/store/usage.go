@@ -118,13 +118,13 @@ func (s *Store) AppendAuditUsage(ctx context.Context, counts []keyusage.Count, e
 	err := s.write(ctx, "appending to the audit log with key usage", func(tx *sql.Tx) error {
 		for _, c := range counts {
 			var exists bool
-			if err := tx.QueryRowContext(ctx, qKeyExists, c.Key.Tenant, c.Key.Type, int64(c.Key.Version)).Scan(&exists); err != nil {
+			if err := s.txQueryRow(ctx, tx, qKeyExists, c.Key.Tenant, c.Key.Type, int64(c.Key.Version)).Scan(&exists); err != nil {
 				return err
 			}
 			if !exists {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, qUsageAdd, c.Key.Tenant, c.Key.Type, int64(c.Key.Version),
+			if _, err := s.txExec(ctx, tx, qUsageAdd, c.Key.Tenant, c.Key.Type, int64(c.Key.Version),
 				int64(c.Encryptions), int64(c.Decryptions), int64(c.Deliveries), int64(c.Sealed),
 				s.d.NullTime(c.LastEncrypt), s.d.NullTime(c.LastDecrypt), s.d.NullTime(c.LastDelivery)); err != nil {
 				return err

@@ -164,8 +164,9 @@ var Dialect = store.Dialect{
 		name    TEXT    NOT NULL,
 		applied INTEGER NOT NULL
 	) STRICT`,
-	Classify: classify,
-	Attempts: 1, // a writer waits for the lock (busy timeout) instead of failing
+	Classify:        classify,
+	CacheStatements: true, // modernc.org/sqlite compiles every statement it runs from a string
+	Attempts:        1,    // a writer waits for the lock (busy timeout) instead of failing
 }
 
 // classify reads SQLite's extended result codes. A unique violation's
