@@ -16,8 +16,10 @@ import (
 // prepares on the transaction's connection the first time it is used there
 // and reuses after that (SQLite recompiles a prepared statement by itself
 // if the schema changed). pgx caches the statements it runs per connection
-// already, and re-prepares them after a schema change, so the PostgreSQL
-// dialect leaves this off and runs the strings.
+// already (and drops a cached one that fails, after a schema change), so
+// the PostgreSQL dialect leaves this off and runs the strings. The audit
+// statements serve every audited write (rotations, destructions…), not only
+// the durable appends.
 //
 // The statements are prepared in Open, before any transaction: preparing
 // one later, from inside a transaction, would need a second connection of
@@ -48,13 +50,15 @@ func (s *Store) prepareHot(ctx context.Context) error {
 	return nil
 }
 
-// closeStmts closes the prepared statements.
+// closeStmts closes the prepared statements. The map is left as it is (a
+// transaction still in flight may read it): database/sql defers closing a
+// statement until the transactions using it are done, and prepares a
+// closed one again if it is used.
 func (s *Store) closeStmts() error {
 	var errs []error
 	for _, st := range s.stmts {
 		errs = append(errs, st.Close())
 	}
-	s.stmts = nil
 	return errors.Join(errs...)
 }
 
