@@ -43,7 +43,7 @@ func (s *Store) prepareHot(ctx context.Context) error {
 		st, err := s.db.PrepareContext(ctx, q)
 		if err != nil {
 			s.closeStmts()
-			return s.dbErr("preparing the audit log's statements", err)
+			return s.dbErr("preparing the durable append's statements", err)
 		}
 		s.stmts[q] = st
 	}
