@@ -315,8 +315,9 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // grown two or three times on the way down (routing, token lookup,
 // AES-GCM), each time copying every frame on it and adjusting their
 // pointers: 8% of the CPU of BenchmarkHTTPParallel (client and server in
-// one process). One growth at the top copies a few frames only. (The same trick as CockroachDB's
-// growstack package; the runtime offers no way to ask for a stack size.)
+// one process). One growth at the top copies a few frames only. (The same
+// trick as CockroachDB's growstack package; the runtime offers no way to
+// ask for a stack size.)
 //
 //go:noinline
 func growStack() {
