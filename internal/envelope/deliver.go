@@ -134,3 +134,139 @@ func OpenDEK(priv hpke.PrivateKey, kemID uint16, h Header, sealed []byte) (secre
 	}
 	return secret.New(pt)
 }
+
+// batchLabel is the HPKE info of a batch of delivered DEKs.
+const batchLabel = "strongroom dek batch v1"
+
+// batchInfo is the HPKE info of a batch: u8<batchLabel>.
+func batchInfo() []byte { return append([]byte{byte(len(batchLabel))}, batchLabel...) }
+
+// MaxBatchDEKs bounds the DEKs of one batch (SealDEKs, OpenDEKs).
+const MaxBatchDEKs = 64
+
+// batchAAD is the associated data of the DEK of the key h names, in a batch.
+func batchAAD(h Header) ([]byte, error) { return h.Marshal() }
+
+// SealDEKs seals several DEKs to one client's HPKE public key with a single
+// encapsulation: one HPKE base-mode context (RFC 9180, section 5) of the
+// KEM kemID, HKDF-SHA256 and AES-256-GCM, with info = u8<"strongroom dek
+// batch v1">, and one Seal per DEK, in order (the context's sequence
+// numbers 0, 1, 2...), whose associated data is the header bytes of the key
+// hs[i] names. deks[i] is the DEK of that key. It returns enc (32 bytes for
+// X25519, 1120 for the hybrid) and the sealed DEKs (48 bytes each: the DEK
+// and its tag). The encapsulation is the costly part (two X25519 scalar
+// multiplications), paid once for the batch instead of once per DEK.
+//
+// A DEK opens only at its place in the batch, under its own header: the
+// client opens them in order (OpenDEKs).
+func SealDEKs(kemID uint16, publicKey []byte, hs []Header, deks []secret.Key) (enc []byte, sealed [][]byte, err error) {
+	s, enc, err := NewDEKSealer(kemID, publicKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(hs) != len(deks) {
+		return nil, nil, fmt.Errorf("envelope: SealDEKs of %d headers and %d DEKs", len(hs), len(deks))
+	}
+	sealed = make([][]byte, len(hs))
+	for i := range hs {
+		if sealed[i], err = s.Seal(hs[i], deks[i]); err != nil {
+			return nil, nil, err
+		}
+	}
+	return enc, sealed, nil
+}
+
+// DEKSealer seals the DEKs of a batch in order, after the one encapsulation
+// NewDEKSealer made: SealDEKs, for a caller that learns the DEKs one at a
+// time (and refuses some), so that it encapsulates before it derives any.
+// It is not safe for concurrent use.
+type DEKSealer struct {
+	s *hpke.Sender
+	n int
+}
+
+// NewDEKSealer encapsulates to a client's public key of KEM kemID for a
+// batch (SealDEKs) and returns the sealer and enc. A public key the KEM
+// refuses, or an X25519 share that is a low-order point, is ErrPublicKey.
+func NewDEKSealer(kemID uint16, publicKey []byte) (*DEKSealer, []byte, error) {
+	k, err := kem(kemID)
+	if err != nil {
+		return nil, nil, err
+	}
+	pub, err := k.NewPublicKey(publicKey)
+	if err != nil {
+		return nil, nil, reason.New(ErrPublicKey, "the public key is not a valid key of KEM %#04x (%d bytes)", kemID, len(publicKey))
+	}
+	enc, s, err := hpke.NewSender(pub, hpke.HKDFSHA256(), hpke.AES256GCM(), batchInfo())
+	if err != nil {
+		return nil, nil, reason.Wrap(ErrPublicKey, err, "the public key is not a valid key of KEM %#04x", kemID)
+	}
+	return &DEKSealer{s: s}, enc, nil
+}
+
+// Seal seals the next DEK of the batch, dek, the DEK of the key h names.
+func (d *DEKSealer) Seal(h Header, dek secret.Key) ([]byte, error) {
+	if dek.IsZero() {
+		return nil, errors.New("envelope: SealDEKs of an empty key")
+	}
+	if d.n == MaxBatchDEKs {
+		return nil, fmt.Errorf("envelope: a batch holds at most %d DEKs", MaxBatchDEKs)
+	}
+	aad, err := batchAAD(h)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := d.s.Seal(aad, dek.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("envelope: sealing DEK %d of a batch: %w", d.n, err)
+	}
+	d.n++
+	return ct, nil
+}
+
+// OpenDEKs is the client's half of SealDEKs: it opens the DEKs of a batch
+// sealed to priv, a key of the KEM kemID, with enc, where sealed[i] is the
+// DEK of the key hs[i] names, at place i. hs must be the headers the client
+// rebuilt from the answer (tenant, type, and the version the server
+// answered with). Any failure (a DEK out of its place, under another
+// header, altered, or a batch cut short) is ErrDecrypt, and returns no DEK.
+func OpenDEKs(priv hpke.PrivateKey, kemID uint16, enc []byte, hs []Header, sealed [][]byte) ([]secret.Key, error) {
+	if _, err := kem(kemID); err != nil {
+		return nil, err
+	}
+	if priv == nil || priv.KEM().ID() != kemID {
+		return nil, fmt.Errorf("%w: the private key is not a key of KEM %#04x", ErrKEM, kemID)
+	}
+	if len(hs) != len(sealed) || len(sealed) > MaxBatchDEKs {
+		return nil, ErrDecrypt
+	}
+	r, err := hpke.NewRecipient(enc, priv, hpke.HKDFSHA256(), hpke.AES256GCM(), batchInfo())
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	keys := make([]secret.Key, 0, len(sealed))
+	fail := func() ([]secret.Key, error) {
+		for _, k := range keys {
+			k.Destroy()
+		}
+		return nil, ErrDecrypt
+	}
+	for i := range sealed {
+		aad, err := batchAAD(hs[i])
+		if err != nil {
+			return fail()
+		}
+		pt, err := r.Open(aad, sealed[i])
+		if err != nil || len(pt) != secret.Size {
+			clear(pt)
+			return fail()
+		}
+		k, err := secret.New(pt)
+		clear(pt)
+		if err != nil {
+			return fail()
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
