@@ -551,6 +551,49 @@ type DEKResponse struct {
 	Sealed   []byte `json:"sealed"` // enc || ciphertext, as hpke.Seal returns
 }
 
+// DEKsRequest is POST /v1/tenants/{tenant}/deks: deliver the DEKs of
+// several key versions at once, sealed with HPKE to the caller's public key
+// with a single encapsulation (see docs), e.g. every version a client will
+// decrypt under, at its start.
+type DEKsRequest struct {
+	// KEM is the HPKE KEM id of PublicKey: 0x0020 (DHKEM X25519) or
+	// 0x647a (ML-KEM-768 + X25519).
+	KEM       uint16 `json:"kem"`
+	PublicKey []byte `json:"public_key"`
+	// Keys are the key versions whose DEKs are asked for, from 1 to 64
+	// (and at most limits.max_batch); the same one may be asked twice.
+	Keys []DEKKey `json:"keys"`
+}
+
+// DEKKey names a key version in a DEKsRequest.
+type DEKKey struct {
+	Type    string `json:"type,omitempty"`    // default "data"
+	Version uint32 `json:"version,omitempty"` // 0 = the active key
+}
+
+// DEKsResponse carries the sealed DEKs, one item per key asked for, in the
+// request's order.
+type DEKsResponse struct {
+	// TenantID is the ID of the tenant, in the header that each DEK's
+	// associated data is.
+	TenantID string `json:"tenant_id"`
+	// Enc is the HPKE encapsulated key of the batch.
+	Enc   []byte     `json:"enc"`
+	Items []DEKsItem `json:"items"`
+}
+
+// DEKsItem is one DEK of a DEKsResponse: its key's type and version (the
+// active one's number for version 0) and the DEK sealed, or why it was not
+// delivered (the type and version asked for, then).
+type DEKsItem struct {
+	Type    string `json:"type"`
+	Version uint32 `json:"version"`
+	// Sealed is the DEK and its tag: the next message of the batch's HPKE
+	// context, counting only the items delivered.
+	Sealed []byte `json:"sealed,omitempty"`
+	Error  *Error `json:"error,omitempty"`
+}
+
 // AuditEntry is one entry of the audit log (docs/audit.md).
 type AuditEntry struct {
 	Seq   uint64    `json:"seq"`

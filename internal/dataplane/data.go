@@ -266,3 +266,45 @@ func (s *Service) SealDEK(ctx context.Context, rec *audit.Entry, r tenant.KeyRef
 	}
 	return sealed, k, nil
 }
+
+// DEKBatch delivers the DEKs of several key versions of a tenant to one
+// client with a single HPKE encapsulation (envelope.SealDEKs): NewDEKBatch
+// encapsulates, then Seal seals one DEK after the other, in the order of
+// the answer. A version Seal refuses takes no place in the batch. It is not
+// safe for concurrent use.
+type DEKBatch struct {
+	s      *Service
+	sealer *envelope.DEKSealer
+}
+
+// NewDEKBatch encapsulates to the client's public key of KEM kem, and
+// returns the batch and its enc. A public key the KEM refuses is
+// envelope.ErrPublicKey, found before any DEK is derived.
+func (s *Service) NewDEKBatch(kem uint16, publicKey []byte) (*DEKBatch, []byte, error) {
+	sealer, enc, err := envelope.NewDEKSealer(kem, publicKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &DEKBatch{s: s, sealer: sealer}, enc, nil
+}
+
+// Seal seals the next DEK of the batch: the DEK of key version r (version
+// 0 = the active key), as SealDEK delivers it. rec is the delivery's audit
+// entry.
+func (b *DEKBatch) Seal(ctx context.Context, rec *audit.Entry, r tenant.KeyRef) ([]byte, tenant.Key, error) {
+	k, err := b.s.key(ctx, r)
+	if err != nil {
+		return nil, tenant.Key{}, err
+	}
+	dek, err := b.s.dek(ctx, rec, k)
+	if err != nil {
+		return nil, tenant.Key{}, err
+	}
+	defer dek.Destroy()
+	k = k.Meta()
+	sealed, err := b.sealer.Seal(envelope.Header{Tenant: r.Tenant, Type: r.Type, Version: k.Version}, dek)
+	if err != nil {
+		return nil, tenant.Key{}, err
+	}
+	return sealed, k, nil
+}

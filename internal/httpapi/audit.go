@@ -99,7 +99,11 @@ func (s *server) recordAudit(rt *Route, c *Call, err error) error {
 		return nil // recorded by its change, or a read, or aggregated
 	}
 	e.Outcome = audit.OutcomeOK
-	if aerr := s.Audit.AppendUsage(ctx, c.usage, e); aerr != nil {
+	entries := []audit.Entry{e}
+	if c.entries != nil {
+		entries = c.entries
+	}
+	if aerr := s.Audit.AppendUsage(ctx, c.usage, entries...); aerr != nil {
 		return fmt.Errorf("audit: recording %s: %w", e.Action, aerr)
 	}
 	return nil

@@ -222,7 +222,11 @@ type Call struct {
 	// usage is the key usage that the request's entry records (a DEK
 	// delivery), added to the counters with it.
 	usage []keyusage.Count
-	route *Route
+	// entries, when set, are what a deliver route's success records
+	// instead of Audit: a batch's deliveries, an entry each, with their
+	// own outcomes.
+	entries []audit.Entry
+	route   *Route
 }
 
 // Context is the request's context.

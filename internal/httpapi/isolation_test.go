@@ -25,6 +25,7 @@ func validBodies(e *env) map[string]any {
 		"POST /v1/tenants/{tenant}/data-reports":                      api.DataReportRequest{Dataset: "users(ssn)", Versions: []api.DataReportCount{{Version: 1, Values: 3}}},
 		"POST /v1/tenants/{tenant}/rewrap":                            api.RewrapRequest{Items: []api.RewrapItem{{Ciphertext: []byte("x")}}},
 		"POST /v1/tenants/{tenant}/dek":                               api.DEKRequest{KEM: 0x20, PublicKey: make([]byte, 32)},
+		"POST /v1/tenants/{tenant}/deks":                              api.DEKsRequest{KEM: 0x20, PublicKey: make([]byte, 32), Keys: []api.DEKKey{{}}},
 		"POST /v1/tenants/{tenant}/settings":                          api.SetTenantRequest{DerivationOptOut: new(bool)},
 		"POST /v1/tenants/{tenant}/upload-certificates":               api.CreateUploadCertRequest{},
 		"POST /v1/tenants/{tenant}/upload-certificates/{id}/complete": api.CompleteUploadCertRequest{Certificate: "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"},

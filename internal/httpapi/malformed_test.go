@@ -73,6 +73,10 @@ func TestMalformed(t *testing.T) {
 		{"version out of range", "POST", "/v1/tenants/acme/dek", app, "application/json", raw(`{"kem":32,"public_key":"AA==","version":1e99}`), 400, api.CodeBadRequest},
 		{"kem out of range", "POST", "/v1/tenants/acme/dek", app, "application/json", raw(`{"kem":65536,"public_key":"AA=="}`), 400, api.CodeBadRequest},
 		{"no public key", "POST", "/v1/tenants/acme/dek", app, "application/json", api.DEKRequest{KEM: 0x20}, 400, api.CodeBadRequest},
+		{"batch without public key", "POST", "/v1/tenants/acme/deks", app, "application/json", api.DEKsRequest{KEM: 0x20, Keys: []api.DEKKey{{}}}, 400, api.CodeBadRequest},
+		{"batch without keys", "POST", "/v1/tenants/acme/deks", app, "application/json", raw(`{"kem":32,"public_key":"AA=="}`), 400, api.CodeBadRequest},
+		{"batch version out of range", "POST", "/v1/tenants/acme/deks", app, "application/json", raw(`{"kem":32,"public_key":"AA==","keys":[{"version":-1}]}`), 400, api.CodeBadRequest},
+		{"batch bad type", "POST", "/v1/tenants/acme/deks", app, "application/json", raw(`{"kem":32,"public_key":"AA==","keys":[{"type":"secret"}]}`), 400, api.CodeBadRequest},
 		{"bundle not base64", "POST", "/v1/releases", op, "application/json", raw(`{"bundle":"-----BEGIN"}`), 400, api.CodeBadRequest},
 		{"auth scheme", "GET", "/v1/tenants", "", "", nil, 401, api.CodeUnauthenticated},
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/strongroom-kms/strongroom/api"
+	"github.com/strongroom-kms/strongroom/internal/audit"
 	"github.com/strongroom-kms/strongroom/internal/auth"
 	"github.com/strongroom-kms/strongroom/internal/dataplane"
 	"github.com/strongroom-kms/strongroom/internal/envelope"
@@ -160,7 +161,66 @@ func (s *server) table() []Route {
 		{Method: "POST", Pattern: "/v1/tenants/{tenant}/dek", Audit: "key.deliver", deliver: true, Policy: scoped(app), Handler: s.dek,
 			Summary: "Deliver a DEK sealed with HPKE to the caller's public key",
 			Request: api.DEKRequest{}, Response: api.DEKResponse{}},
+		{Method: "POST", Pattern: "/v1/tenants/{tenant}/deks", Audit: "key.deliver", deliver: true, Policy: scoped(app), Handler: s.deks,
+			Summary: "Deliver the DEKs of several key versions (up to 64) sealed with HPKE to the caller's public key, with one encapsulation; errors (e.g. key_destroyed) are per item, and each delivery is an audit entry",
+			Request: api.DEKsRequest{}, Response: api.DEKsResponse{}},
 	}
+}
+
+// deks delivers a batch of DEKs: one encapsulation, then one sealed DEK
+// per key asked for. Each key is an audit entry of its own (key.deliver,
+// ok or refused), all appended in one transaction before the answer; a
+// refusal of the whole request (no key, a bad public key) is one entry.
+func (s *server) deks(c *Call) (any, error) {
+	req := c.Body.(*api.DEKsRequest)
+	if len(req.PublicKey) == 0 {
+		return nil, badRequestf("public_key is required: the HPKE public key to seal the DEKs to")
+	}
+	switch n := len(req.Keys); {
+	case n == 0:
+		return nil, badRequestf("keys is empty")
+	case n > envelope.MaxBatchDEKs || n > s.Limits.MaxBatch:
+		return nil, tooLargef("%d keys: at most %d per request", n, min(envelope.MaxBatchDEKs, s.Limits.MaxBatch))
+	}
+	refs := make([]tenant.KeyRef, len(req.Keys))
+	for i, k := range req.Keys {
+		typ, err := keyType(k.Type)
+		if err != nil {
+			return nil, fmt.Errorf("keys[%d]: %w", i, err)
+		}
+		refs[i] = tenant.KeyRef{Tenant: c.Tenant.ID, Type: typ, Version: k.Version}
+	}
+	batch, enc, err := s.Data.NewDEKBatch(req.KEM, req.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	out := api.DEKsResponse{TenantID: c.Tenant.ID, Enc: enc, Items: make([]api.DEKsItem, len(refs))}
+	entries := make([]audit.Entry, len(refs))
+	var usage []keyusage.Count
+	for i, r := range refs {
+		if err := c.Context().Err(); err != nil {
+			return nil, err
+		}
+		e := &entries[i]
+		*e = *c.Audit
+		e.Key = tenant.KeyRef{Type: r.Type, Version: r.Version}.Name()
+		out.Items[i] = api.DEKsItem{Type: r.Type, Version: r.Version}
+		sealed, k, err := batch.Seal(c.Context(), e, r)
+		if err != nil {
+			ae, ok := itemError(err)
+			if !ok {
+				return nil, err
+			}
+			e.Outcome, e.Reason = audit.OutcomeRefused, ae.Code
+			out.Items[i].Error = ae
+			continue
+		}
+		e.Outcome, e.Key = audit.OutcomeOK, k.KeyRef().Name()
+		out.Items[i] = api.DEKsItem{Type: k.Type, Version: k.Version, Sealed: sealed}
+		usage = append(usage, keyusage.Count{Key: k.KeyRef(), Deliveries: 1, LastDelivery: c.Audit.Time})
+	}
+	c.entries, c.usage = entries, keyusage.Merge(usage)
+	return out, nil
 }
 
 // ---- health ----

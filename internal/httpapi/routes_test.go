@@ -248,6 +248,19 @@ func TestEveryRoute(t *testing.T) {
 	if pt, err := envelope.Open(dek, enc.Items[0].Ciphertext, nil); err != nil || string(pt) != "hello" {
 		t.Errorf("opening a server ciphertext with the delivered DEK = %q, %v", pt, err)
 	}
+	// A batch: the same DEK, and a refusal in its place.
+	var dks api.DEKsResponse
+	call("POST", "/v1/tenants/{tenant}/deks", "/v1/tenants/acme/deks", appSecret,
+		api.DEKsRequest{KEM: envelope.KEMX25519, PublicKey: priv.PublicKey().Bytes(), Keys: []api.DEKKey{{Version: 7}, {}}}).want(t, 200, &dks)
+	if len(dks.Items) != 2 || dks.Items[0].Error == nil || dks.Items[0].Error.Code != api.CodeNotFound || dks.Items[1].Version != 2 {
+		t.Fatalf("deks = %+v", dks)
+	}
+	batch, err := envelope.OpenDEKs(priv, envelope.KEMX25519, dks.Enc, []envelope.Header{{Tenant: acme.ID, Type: "data", Version: 2}}, [][]byte{dks.Items[1].Sealed})
+	if err != nil || !batch[0].Equal(dek) {
+		t.Errorf("OpenDEKs(deks) = %v, or not the DEK", err)
+	}
+	e.call("POST", "/v1/tenants/acme/deks", appSecret, api.DEKsRequest{KEM: envelope.KEMX25519, PublicKey: []byte{1, 2, 3}, Keys: []api.DEKKey{{}}}).
+		wantError(t, 400, api.CodeBadRequest)
 	e.call("POST", "/v1/tenants/acme/dek", appSecret, api.DEKRequest{KEM: 0x0010, PublicKey: priv.PublicKey().Bytes()}).
 		wantError(t, 400, api.CodeBadRequest)
 	e.call("POST", "/v1/tenants/acme/dek", appSecret, api.DEKRequest{KEM: envelope.KEMX25519, PublicKey: []byte{1, 2, 3}}).

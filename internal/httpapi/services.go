@@ -69,6 +69,7 @@ type DataPlane interface {
 	EncryptField(ctx context.Context, rec *audit.Entry, tenantID, typ string, f dataplane.Field, plaintext []byte, context map[string]string) ([]byte, tenant.Key, error)
 	DecryptField(ctx context.Context, rec *audit.Entry, tenantID, field string, ciphertext []byte, context map[string]string) ([]byte, tenant.Key, error)
 	SealDEK(ctx context.Context, rec *audit.Entry, r tenant.KeyRef, kem uint16, publicKey []byte) ([]byte, tenant.Key, error)
+	NewDEKBatch(kem uint16, publicKey []byte) (*dataplane.DEKBatch, []byte, error)
 	Rewrap(ctx context.Context, rec *audit.Entry, tenantID string, f dataplane.Field, ciphertext []byte, context map[string]string) ([]byte, tenant.Key, tenant.Key, error)
 }
 
