@@ -295,6 +295,85 @@ func (c *Client) DEK(ctx context.Context, tenant, typ string, version uint32, ke
 	return newDEK(r.TenantID, r.Type, r.Version, key)
 }
 
+// DEKResult is one DEK of a DEKs answer: the DEK, or the API error that
+// refused its key (e.g. key_destroyed, not_found), in Error.
+type DEKResult struct {
+	DEK   DEK
+	Error *api.Error
+}
+
+// DEKs asks for the DEKs of several key versions of a tenant in one request
+// (POST /v1/tenants/{tenant}/deks): one HPKE encapsulation for all of them,
+// where DEK makes one per key. keys name the versions (an empty type is
+// data, version 0 the active key), from 1 to 64; kem is as DEK's. The
+// results are in the order of keys; a key the server refused has its error
+// and no DEK, and the others are delivered all the same. An error is
+// returned when the request failed, or the answer does not open: then no
+// DEK is returned. The caller destroys the DEKs when done.
+func (c *Client) DEKs(ctx context.Context, tenant string, kem uint16, keys ...api.DEKKey) ([]DEKResult, error) {
+	if err := seg("tenant name", tenant); err != nil {
+		return nil, err
+	}
+	if kem == 0 {
+		kem = KEMX25519
+	}
+	asked := make([]api.DEKKey, len(keys))
+	for i, k := range keys {
+		if k.Type == "" {
+			k.Type = "data"
+		}
+		asked[i] = k
+	}
+	pair, err := c.keys.get(kem, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	var r api.DEKsResponse
+	if err := c.do(ctx, "POST", "/v1/tenants/"+tenant+"/deks", nil, api.DEKsRequest{KEM: kem, PublicKey: pair.pub, Keys: asked}, &r); err != nil {
+		return nil, err
+	}
+	if len(r.Items) != len(asked) || r.TenantID == "" {
+		return nil, fmt.Errorf("client: asked for %d DEKs, the server answered %d", len(asked), len(r.Items))
+	}
+	var hs []envelope.Header
+	var sealed [][]byte
+	for i, it := range r.Items {
+		if it.Type != asked[i].Type || (asked[i].Version != 0 && it.Version != asked[i].Version) {
+			return nil, fmt.Errorf("client: asked for the DEK of %s version %d, the server answered %s version %d",
+				asked[i].Type, asked[i].Version, it.Type, it.Version)
+		}
+		if it.Error == nil {
+			hs = append(hs, envelope.Header{Tenant: r.TenantID, Type: it.Type, Version: it.Version})
+			sealed = append(sealed, it.Sealed)
+		}
+	}
+	var opened []secret.Key
+	if len(sealed) > 0 {
+		if opened, err = envelope.OpenDEKs(pair.priv, kem, r.Enc, hs, sealed); err != nil {
+			return nil, fmt.Errorf("client: opening the delivered DEKs: %w", err)
+		}
+	}
+	out := make([]DEKResult, len(r.Items))
+	for i, it := range r.Items {
+		if it.Error != nil {
+			out[i].Error = it.Error
+			continue
+		}
+		key := opened[0]
+		opened = opened[1:]
+		if out[i].DEK, err = newDEK(r.TenantID, it.Type, it.Version, key); err != nil {
+			for _, k := range opened {
+				k.Destroy()
+			}
+			for _, o := range out[:i] {
+				o.DEK.Destroy()
+			}
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // deliveryKeyLifetime is how long a Client uses one HPKE key pair for the
 // DEKs delivered to it before it makes the next.
 //
