@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/strongroom-kms/strongroom/internal/docs"
@@ -85,6 +87,56 @@ func TestDocDelivery(t *testing.T) {
 	}
 	if want := ex.Hex("dek"); !bytes.Equal(dek.Bytes(), want) {
 		t.Errorf("OpenDEK() = %x, want %x", dek.Bytes(), want)
+	}
+}
+
+// TestDocBatch checks the batch example of docs/dataplane.md: the info and
+// each DEK's associated data, then opens the page's DEKs with OpenDEKs and
+// with the raw hpke API, in order.
+func TestDocBatch(t *testing.T) {
+	ex := docs.KAT(t, dataplaneDoc, "deliver-batch")
+	if want := ex.Hex("info"); !bytes.Equal(batchInfo(), want) {
+		t.Errorf("info = %x, want %x", batchInfo(), want)
+	}
+	var hs []Header
+	var sealed [][]byte
+	for i, v := range strings.Fields(ex.Raw("versions")) {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := Header{Tenant: ex.Text("tenant"), Type: ex.Text("type"), Version: uint32(n)}
+		aad, err := batchAAD(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := ex.Hex(fmt.Sprintf("aad-%d", i)); !bytes.Equal(aad, want) {
+			t.Errorf("aad-%d = %x, want %x", i, aad, want)
+		}
+		hs = append(hs, h)
+		sealed = append(sealed, ex.Hex(fmt.Sprintf("sealed-%d", i)))
+	}
+	kemID := uint16(ex.Uint("kem"))
+	priv, err := hpke.DHKEM(ecdh.X25519()).NewPrivateKey(ex.Hex("private-key"))
+	if err != nil || kemID != KEMX25519 {
+		t.Fatalf("kem %#04x, private key: %v", kemID, err)
+	}
+	deks, err := OpenDEKs(priv, kemID, ex.Hex("enc"), hs, sealed)
+	if err != nil {
+		t.Fatalf("OpenDEKs(the page's batch) = %v", err)
+	}
+	r, err := hpke.NewRecipient(ex.Hex("enc"), priv, hpke.HKDFSHA256(), hpke.AES256GCM(), ex.Hex("info"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range deks {
+		want := ex.Hex(fmt.Sprintf("dek-%d", i))
+		if !bytes.Equal(deks[i].Bytes(), want) {
+			t.Errorf("OpenDEKs()[%d] = %x, want %x", i, deks[i].Bytes(), want)
+		}
+		if raw, err := r.Open(ex.Hex(fmt.Sprintf("aad-%d", i)), sealed[i]); err != nil || !bytes.Equal(raw, want) {
+			t.Errorf("Recipient.Open(sealed-%d) = %x, %v, want %x", i, raw, err, want)
+		}
 	}
 }
 
