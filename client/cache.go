@@ -1,15 +1,18 @@
 package client
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/internal/envelope"
 )
 
@@ -52,9 +55,10 @@ type DEKCacheOptions struct {
 // version wait for one fetch between them (a caller that gives up does not
 // cancel it for the others).
 type DEKCache struct {
-	fetch func(ctx context.Context, tenant, typ string, version uint32) (DEK, error)
-	max   int
-	ttl   time.Duration
+	fetch     func(ctx context.Context, tenant, typ string, version uint32) (DEK, error)
+	fetchMany func(ctx context.Context, tenant string, keys []api.DEKKey) ([]DEKResult, error)
+	max       int
+	ttl       time.Duration
 
 	mu      sync.Mutex
 	entries map[cacheKey]*list.Element // of *cacheEntry
@@ -92,17 +96,20 @@ func NewDEKCache(c *Client, opts DEKCacheOptions) (*DEKCache, error) {
 	}
 	return newDEKCache(func(ctx context.Context, tenant, typ string, version uint32) (DEK, error) {
 		return c.DEK(ctx, tenant, typ, version, opts.KEM)
+	}, func(ctx context.Context, tenant string, keys []api.DEKKey) ([]DEKResult, error) {
+		return c.DEKs(ctx, tenant, opts.KEM, keys...)
 	}, opts)
 }
 
-func newDEKCache(fetch func(context.Context, string, string, uint32) (DEK, error), opts DEKCacheOptions) (*DEKCache, error) {
+func newDEKCache(fetch func(context.Context, string, string, uint32) (DEK, error),
+	fetchMany func(context.Context, string, []api.DEKKey) ([]DEKResult, error), opts DEKCacheOptions) (*DEKCache, error) {
 	switch {
 	case opts.MaxEntries < 0:
 		return nil, fmt.Errorf("client: DEK cache of %d entries", opts.MaxEntries)
 	case opts.TTL < 0 || opts.TTL > MaxDEKCacheTTL:
 		return nil, fmt.Errorf("client: DEK cache TTL %v (at most %v)", opts.TTL, MaxDEKCacheTTL)
 	}
-	c := &DEKCache{fetch: fetch, max: opts.MaxEntries, ttl: opts.TTL, entries: map[cacheKey]*list.Element{}, calls: map[cacheKey]*call{}}
+	c := &DEKCache{fetch: fetch, fetchMany: fetchMany, max: opts.MaxEntries, ttl: opts.TTL, entries: map[cacheKey]*list.Element{}, calls: map[cacheKey]*call{}}
 	if c.max == 0 {
 		c.max = DefaultDEKCacheEntries
 	}
@@ -185,18 +192,7 @@ func (c *DEKCache) load(ctx context.Context, k cacheKey, cl *call) {
 		cl.err = ErrCacheClosed
 		out = append(out, d)
 	default:
-		if el, ok := c.entries[k]; ok {
-			out = append(out, c.remove(el))
-		}
-		e := &cacheEntry{key: k, dek: d, expires: time.Now().Add(c.ttl)}
-		e.refs.Store(int64(cl.waiters))
-		el := c.lru.PushFront(e)
-		c.entries[k] = el
-		e.timer = time.AfterFunc(c.ttl, func() { c.expire(el) })
-		for c.lru.Len() > c.max {
-			out = append(out, c.remove(c.lru.Back()))
-		}
-		cl.e = e
+		cl.e, out = c.insert(k, d, cl.waiters, out)
 	}
 	// Destroyed before the waiters go on, so that an eviction is over when
 	// the call that caused it returns. No call uses these DEKs (remove
@@ -206,6 +202,81 @@ func (c *DEKCache) load(ctx context.Context, k cacheKey, cl *call) {
 	}
 	close(cl.done)
 	c.mu.Unlock()
+}
+
+// insert caches d as the DEK of k with refs references, replacing what k
+// had and evicting the least recently used beyond the bound; it returns the
+// entry and out with the DEKs to destroy added. c.mu is held.
+func (c *DEKCache) insert(k cacheKey, d DEK, refs int, out []DEK) (*cacheEntry, []DEK) {
+	if el, ok := c.entries[k]; ok {
+		out = append(out, c.remove(el))
+	}
+	e := &cacheEntry{key: k, dek: d, expires: time.Now().Add(c.ttl)}
+	e.refs.Store(int64(refs))
+	el := c.lru.PushFront(e)
+	c.entries[k] = el
+	e.timer = time.AfterFunc(c.ttl, func() { c.expire(el) })
+	for c.lru.Len() > c.max {
+		out = append(out, c.remove(c.lru.Back()))
+	}
+	return e, out
+}
+
+// Prefetch fetches the DEKs of a tenant's keys that are not cached, in one
+// request (Client.DEKs: one HPKE encapsulation for all of them), and caches
+// them as Encrypt and Decrypt would one at a time: e.g. at a program's
+// start, the active key of each type it uses (version 0) and the versions
+// its data is under. Keys cached or being fetched are left alone; at most
+// 64 are fetched. A key the server refuses is not cached, and its error is
+// returned, joined with the others', once the rest are cached.
+func (c *DEKCache) Prefetch(ctx context.Context, tenant string, keys ...api.DEKKey) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrCacheClosed
+	}
+	var want []cacheKey
+	now := time.Now()
+	for _, k := range keys {
+		ck := cacheKey{tenant: tenant, typ: cmp.Or(k.Type, "data"), version: k.Version}
+		if slices.Contains(want, ck) || c.calls[ck] != nil {
+			continue
+		}
+		if el, ok := c.entries[ck]; ok && now.Before(el.Value.(*cacheEntry).expires) {
+			continue
+		}
+		want = append(want, ck)
+	}
+	c.mu.Unlock()
+	if len(want) == 0 {
+		return nil
+	}
+	asked := make([]api.DEKKey, len(want))
+	for i, k := range want {
+		asked[i] = api.DEKKey{Type: k.typ, Version: k.version}
+	}
+	res, err := c.fetchMany(ctx, tenant, asked)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	var out []DEK
+	c.mu.Lock()
+	for i, r := range res {
+		switch {
+		case r.Error != nil:
+			errs = append(errs, fmt.Errorf("client: the DEK of %s version %d: %s: %s", want[i].typ, want[i].version, r.Error.Code, r.Error.Message))
+		case c.closed:
+			out = append(out, r.DEK)
+		default:
+			_, out = c.insert(want[i], r.DEK, 0, out)
+		}
+	}
+	for _, d := range out {
+		d.Destroy()
+	}
+	c.mu.Unlock()
+	return errors.Join(errs...)
 }
 
 // release drops a reference to e, and destroys its DEK if it left the cache

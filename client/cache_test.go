@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -327,5 +328,41 @@ func TestNewDEKCacheRefuses(t *testing.T) {
 	}
 	if _, err := client.NewDEKCache(nil, client.DEKCacheOptions{KEM: 0x0010}); err == nil {
 		t.Error("NewDEKCache(KEM P-256) = nil error")
+	}
+}
+
+// Prefetch fetches what is not cached (once per key), caches it for Encrypt
+// and Decrypt, and returns the refusals after caching the rest.
+func TestDEKCachePrefetch(t *testing.T) {
+	f := newFakeKMS()
+	f.rotate()
+	old := sealUnder(t, f, 1, []byte("old"))
+	f.rotate()
+	c := newCache(t, f, client.DEKCacheOptions{})
+	err := c.Prefetch(ctx, "acme", api.DEKKey{}, api.DEKKey{Type: "data", Version: 1}, api.DEKKey{Version: 1}, api.DEKKey{Version: 9})
+	if err == nil || !strings.Contains(err.Error(), "data version 9: not_found") {
+		t.Errorf("Prefetch() = %v, want version 9's not_found", err)
+	}
+	if n, l := f.fetches.Load(), c.Len(); n != 3 || l != 2 {
+		t.Errorf("after Prefetch: %d fetches, %d cached, want 3 and 2", n, l)
+	}
+	if _, err := c.Encrypt(ctx, "acme", "", []byte("new"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if pt, err := c.Decrypt(ctx, "acme", old, nil); err != nil || string(pt) != "old" {
+		t.Fatalf("Decrypt(under version 1) = %q, %v", pt, err)
+	}
+	if err := c.Prefetch(ctx, "acme", api.DEKKey{}, api.DEKKey{Version: 1}); err != nil {
+		t.Errorf("Prefetch(cached keys) = %v", err)
+	}
+	if n := f.fetches.Load(); n != 3 {
+		t.Errorf("%d fetches after using and prefetching what was prefetched, want 3", n)
+	}
+	c.Close()
+	if got := f.destroyedCount(); got != len(f.handed) {
+		t.Errorf("after Close, %d of %d DEKs destroyed", got, len(f.handed))
+	}
+	if err := c.Prefetch(ctx, "acme", api.DEKKey{}); err != client.ErrCacheClosed {
+		t.Errorf("Prefetch after Close = %v, want ErrCacheClosed", err)
 	}
 }

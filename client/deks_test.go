@@ -115,3 +115,43 @@ func TestDEKsRefuses(t *testing.T) {
 		t.Errorf("DEKs(another tenant) = %v, want 403 or 404", err)
 	}
 }
+
+// A DEKCache prefetches with one batch request, then encrypts from it.
+func TestDEKCachePrefetchBatch(t *testing.T) {
+	s, app := dekServer(t)
+	c, err := client.NewDEKCache(app, client.DEKCacheOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Prefetch(ctx, "acme", api.DEKKey{}, api.DEKKey{Type: "analytics"}); err != nil {
+		t.Fatalf("Prefetch() = %v", err)
+	}
+	for _, typ := range []string{"data", "analytics"} {
+		ct, err := c.Encrypt(ctx, "acme", typ, []byte("x"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dec, err := app.Decrypt(ctx, "acme", api.DecryptItem{Ciphertext: ct}); err != nil || dec[0].Error != nil || dec[0].Type != typ {
+			t.Errorf("server Decrypt(%s) = %+v, %v", typ, dec, err)
+		}
+	}
+	list, err := s.client(t, s.Operator).Audit(ctx, "acme", client.AuditQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	requests := map[string]int{}
+	for _, e := range list.Entries {
+		if e.Action == "key.deliver" {
+			requests[e.Request]++
+		}
+	}
+	if len(requests) != 1 {
+		t.Errorf("deliveries in %d requests (%v), want both in one", len(requests), requests)
+	}
+	for _, n := range requests {
+		if n != 2 {
+			t.Errorf("%d deliveries, want 2", n)
+		}
+	}
+}
