@@ -62,9 +62,10 @@ func pool(ts *httptest.Server) *x509.CertPool {
 }
 
 // BenchmarkHTTPParallel runs 32 concurrent clients (16 per core on two
-// cores) through the whole stack: encrypt of 1 KiB, and DEK delivery (an
-// HPKE seal to a fresh X25519 key, opened by the client, its audit entry
-// committed before the answer). Profile with -cpuprofile.
+// cores) through the whole stack: encrypt of 1 KiB, DEK delivery (an HPKE
+// seal to the client's X25519 key, opened by the client, its audit entry
+// committed before the answer), and DEK delivery in batches of 16. Profile
+// with -cpuprofile.
 func BenchmarkHTTPParallel(b *testing.B) {
 	c, item := benchServer(b, true) // HTTP/2, as the server: one connection, streams
 	b.Run("encrypt", func(b *testing.B) {
@@ -91,5 +92,24 @@ func BenchmarkHTTPParallel(b *testing.B) {
 				d.Destroy()
 			}
 		})
+	})
+	// 16 DEKs per request (DEKs): one encapsulation, 16 audit entries.
+	// Reported per DEK.
+	b.Run("deks-16", func(b *testing.B) {
+		keys := make([]api.DEKKey, 16)
+		b.SetParallelism(16)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				res, err := c.DEKs(ctx, "acme", 0, keys...)
+				if err != nil || len(res) != len(keys) || res[0].Error != nil {
+					b.Errorf("DEKs() = %d results, %v", len(res), err)
+					return
+				}
+				for _, r := range res {
+					r.DEK.Destroy()
+				}
+			}
+		})
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(keys)), "ns/dek")
 	})
 }
