@@ -63,7 +63,7 @@ func pool(ts *httptest.Server) *x509.CertPool {
 
 // BenchmarkHTTPParallel runs 32 concurrent clients (16 per core on two
 // cores) through the whole stack: encrypt of 1 KiB, DEK delivery (an HPKE
-// seal to the client's X25519 key, opened by the client, its audit entry
+// seal to a fresh X25519 key of the client's, opened by it, its audit entry
 // committed before the answer), and DEK delivery in batches of 16. Profile
 // with -cpuprofile.
 func BenchmarkHTTPParallel(b *testing.B) {

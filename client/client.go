@@ -82,7 +82,6 @@ type Client struct {
 	base  *url.URL
 	token string
 	hc    *http.Client
-	keys  deliveryKeys // the HPKE key pairs DEKs are delivered to
 }
 
 // Option configures a Client.

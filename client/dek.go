@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/strongroom-kms/strongroom/api"
 	"github.com/strongroom-kms/strongroom/internal/envelope"
@@ -260,11 +259,9 @@ func (DEK) MarshalText() ([]byte, error) { return []byte(secret.Redacted), nil }
 // DEK asks for the DEK of a tenant's key (POST /v1/tenants/{tenant}/dek), to
 // encrypt and decrypt locally: typ "" is data, version 0 the active key
 // (ask for an archived version by number to decrypt old data), kem 0
-// KEMX25519 (or KEMMLKEM768X25519). It sends the public half of the
-// Client's HPKE key pair of that KEM (deliveryKeys: made on first use,
-// replaced every deliveryKeyLifetime) and opens the sealed DEK locally; the
-// private half never leaves this process. The caller destroys the DEK when
-// done.
+// KEMX25519 (or KEMMLKEM768X25519). It makes a fresh HPKE key pair of that
+// KEM, sends the public half, and opens the sealed DEK locally; the private
+// half never leaves this process. The caller destroys the DEK when done.
 func (c *Client) DEK(ctx context.Context, tenant, typ string, version uint32, kem uint16) (DEK, error) {
 	if err := seg("tenant name", tenant); err != nil {
 		return DEK{}, err
@@ -275,7 +272,7 @@ func (c *Client) DEK(ctx context.Context, tenant, typ string, version uint32, ke
 	if kem == 0 {
 		kem = KEMX25519
 	}
-	pair, err := c.keys.get(kem, time.Now())
+	pair, err := newDeliveryKey(kem)
 	if err != nil {
 		return DEK{}, err
 	}
@@ -324,7 +321,7 @@ func (c *Client) DEKs(ctx context.Context, tenant string, kem uint16, keys ...ap
 		}
 		asked[i] = k
 	}
-	pair, err := c.keys.get(kem, time.Now())
+	pair, err := newDeliveryKey(kem)
 	if err != nil {
 		return nil, err
 	}
@@ -374,41 +371,17 @@ func (c *Client) DEKs(ctx context.Context, tenant string, kem uint16, keys ...ap
 	return out, nil
 }
 
-// deliveryKeyLifetime is how long a Client uses one HPKE key pair for the
-// DEKs delivered to it before it makes the next.
-//
-// One pair for many deliveries is how HPKE is meant to be used (the sender's
-// side is ephemeral, per message), and it spares every delivery but the
-// first of a pair the generation of a key pair: an X25519 scalar
-// multiplication, a quarter of the CPU that a delivery costs client and
-// server together on loopback (docs/benchmarks.md). What it gives up is
-// bounded by the lifetime: whoever later reads this process's memory, where
-// the private key is, could open the sealed DEKs of the pair's deliveries
-// that they recorded (inside TLS); the same memory holds those DEKs, cached,
-// as long as the application keeps them.
-const deliveryKeyLifetime = 10 * time.Minute
-
-// deliveryKeys are a Client's HPKE key pairs, one per KEM, each replaced
-// once it is deliveryKeyLifetime old. They are never written anywhere.
-type deliveryKeys struct {
-	mu    sync.Mutex
-	pairs map[uint16]deliveryKey
-}
-
+// deliveryKey is a fresh HPKE key pair of a KEM, made for one request and
+// dropped after it: an answer sealed to an earlier pair (replayed, or
+// another request's) does not open, so a party inside TLS cannot hand the
+// client an older delivery, e.g. an archived version as the active one.
 type deliveryKey struct {
 	priv hpke.PrivateKey
-	pub  []byte // priv's public key, serialized (never written to)
-	made time.Time
+	pub  []byte // priv's public key, serialized
 }
 
-// get returns the key pair of kem at now, made now if there is none or the
-// one there has lived its lifetime.
-func (k *deliveryKeys) get(kem uint16, now time.Time) (deliveryKey, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if p, ok := k.pairs[kem]; ok && now.Sub(p.made) < deliveryKeyLifetime && !now.Before(p.made) {
-		return p, nil
-	}
+// newDeliveryKey makes the key pair of kem for one request.
+func newDeliveryKey(kem uint16) (deliveryKey, error) {
 	var m hpke.KEM
 	switch kem {
 	case KEMX25519:
@@ -423,10 +396,5 @@ func (k *deliveryKeys) get(kem uint16, now time.Time) (deliveryKey, error) {
 	if err != nil {
 		return deliveryKey{}, fmt.Errorf("client: making an HPKE key pair: %w", err)
 	}
-	if k.pairs == nil {
-		k.pairs = make(map[uint16]deliveryKey)
-	}
-	p := deliveryKey{priv: priv, pub: priv.PublicKey().Bytes(), made: now}
-	k.pairs[kem] = p
-	return p, nil
+	return deliveryKey{priv: priv, pub: priv.PublicKey().Bytes()}, nil
 }

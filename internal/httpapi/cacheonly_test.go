@@ -4,6 +4,7 @@ import (
 	"crypto/ecdh"
 	"crypto/rand"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -64,6 +65,26 @@ func TestCacheOnlyErrors(t *testing.T) {
 	}
 	e.call("POST", "/v1/tenants/acme/dek", app, api.DEKRequest{KEM: 0x20, PublicKey: priv.PublicKey().Bytes()}).
 		wantError(t, http.StatusServiceUnavailable, api.CodeKeyUnavailable)
+	// In a batch, the item fails alone, and its entry is an error, as the
+	// single delivery's is.
+	var dks api.DEKsResponse
+	e.call("POST", "/v1/tenants/acme/deks", app, api.DEKsRequest{KEM: 0x20, PublicKey: priv.PublicKey().Bytes(), Keys: []api.DEKKey{{}, {Type: "analytics"}}}).
+		want(t, 200, &dks)
+	if len(dks.Items) != 2 || dks.Items[0].Error == nil || dks.Items[0].Error.Code != api.CodeKeyUnavailable ||
+		dks.Items[1].Error == nil || dks.Items[1].Error.Code != api.CodeNoActiveKey {
+		t.Errorf("deks = %+v, want key_unavailable then no_active_key", dks)
+	}
+	var log api.AuditList
+	e.call("GET", "/v1/audit?limit=10000", e.Operator, nil).want(t, 200, &log)
+	var outcomes []string
+	for _, a := range log.Entries {
+		if a.Action == "key.deliver" {
+			outcomes = append(outcomes, a.Key+" "+a.Outcome+" "+a.Reason)
+		}
+	}
+	if want := []string{"data error key_unavailable", "data error key_unavailable", "analytics refused no_active_key"}; !slices.Equal(outcomes, want) {
+		t.Errorf("key.deliver entries = %q, want %q", outcomes, want)
+	}
 	if got := keys(); got != "unavailable" {
 		t.Errorf("key list availability = %q, want unavailable", got)
 	}

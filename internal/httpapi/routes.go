@@ -199,6 +199,7 @@ func (s *server) deks(c *Call) (any, error) {
 	var usage []keyusage.Count
 	for i, r := range refs {
 		if err := c.Context().Err(); err != nil {
+			c.Audit.Key = tenant.KeyRef{Type: r.Type, Version: r.Version}.Name()
 			return nil, err
 		}
 		e := &entries[i]
@@ -209,9 +210,15 @@ func (s *server) deks(c *Call) (any, error) {
 		if err != nil {
 			ae, ok := itemError(err)
 			if !ok {
+				// The request fails, and its one entry names the key it
+				// failed at: nothing of the batch is delivered.
+				c.Audit.Key = e.Key
 				return nil, err
 			}
 			e.Outcome, e.Reason = audit.OutcomeRefused, ae.Code
+			if status, _ := problem(err, ""); status >= 500 {
+				e.Outcome = audit.OutcomeError // key_unavailable, as recordAudit records it
+			}
 			out.Items[i].Error = ae
 			continue
 		}
