@@ -24,14 +24,7 @@ func batchOf(t testing.TB, priv hpke.PrivateKey, n int) (enc []byte, hs []Header
 }
 
 func TestDeliverBatch(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		id   uint16
-		enc  int
-	}{
-		{"X25519", KEMX25519, 32},
-		{"ML-KEM-768+X25519", KEMMLKEM768X25519, 1120},
-	} {
+	for _, tc := range deliveryKEMs {
 		t.Run(tc.name, func(t *testing.T) {
 			k, _ := hpke.NewKEM(tc.id)
 			priv, err := k.GenerateKey()

@@ -8,15 +8,18 @@ import (
 	"testing"
 )
 
+// deliveryKEMs are the KEMs a DEK may be delivered to, with their enc sizes.
+var deliveryKEMs = []struct {
+	name string
+	id   uint16
+	enc  int
+}{
+	{"X25519", KEMX25519, 32},
+	{"ML-KEM-768+X25519", KEMMLKEM768X25519, 1120},
+}
+
 func TestDeliverDEK(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		id   uint16
-		enc  int
-	}{
-		{"X25519", KEMX25519, 32},
-		{"ML-KEM-768+X25519", KEMMLKEM768X25519, 1120},
-	} {
+	for _, tc := range deliveryKEMs {
 		t.Run(tc.name, func(t *testing.T) {
 			k, err := hpke.NewKEM(tc.id)
 			if err != nil {
