@@ -226,9 +226,10 @@ func (c *DEKCache) insert(k cacheKey, d DEK, refs int, out []DEK) (*cacheEntry, 
 // request (Client.DEKs: one HPKE encapsulation for all of them), and caches
 // them as Encrypt and Decrypt would one at a time: e.g. at a program's
 // start, the active key of each type it uses (version 0) and the versions
-// its data is under. Keys cached or being fetched are left alone; at most
-// 64 are fetched. A key the server refuses is not cached, and its error is
-// returned, joined with the others', once the rest are cached.
+// its data is under. Keys cached or being fetched are left alone, and at
+// most 64 others may be asked for (the server refuses the request beyond).
+// A key the server refuses is not cached, and its error is returned, joined
+// with the others', once the rest are cached.
 func (c *DEKCache) Prefetch(ctx context.Context, tenant string, keys ...api.DEKKey) error {
 	c.mu.Lock()
 	if c.closed {
