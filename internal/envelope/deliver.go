@@ -47,6 +47,20 @@ func kem(id uint16) (hpke.KEM, error) {
 	return hpke.NewKEM(id)
 }
 
+// publicKey parses a client's public key of the allowed KEM kemID: ErrKEM
+// for another KEM, ErrPublicKey for a key that does not parse.
+func publicKey(kemID uint16, b []byte) (hpke.PublicKey, error) {
+	k, err := kem(kemID)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := k.NewPublicKey(b)
+	if err != nil {
+		return nil, reason.New(ErrPublicKey, "the public key is not a valid key of KEM %#04x (%d bytes)", kemID, len(b))
+	}
+	return pub, nil
+}
+
 // info is the HPKE info of a DEK delivered for the key h names.
 func info(h Header) ([]byte, error) {
 	hb, err := h.Marshal()
@@ -66,9 +80,8 @@ func info(h Header) ([]byte, error) {
 // h's header bytes, no associated data. It returns enc || ciphertext as
 // hpke.Seal does: the encapsulated key (32 bytes for X25519, 1120 for the
 // hybrid), then the 32-byte DEK sealed with its 16-byte tag.
-func SealDEK(kemID uint16, publicKey []byte, h Header, dek secret.Key) ([]byte, error) {
-	k, err := kem(kemID)
-	if err != nil {
+func SealDEK(kemID uint16, pubKey []byte, h Header, dek secret.Key) ([]byte, error) {
+	if err := CheckKEM(kemID); err != nil {
 		return nil, err
 	}
 	in, err := info(h)
@@ -78,9 +91,9 @@ func SealDEK(kemID uint16, publicKey []byte, h Header, dek secret.Key) ([]byte, 
 	if dek.IsZero() {
 		return nil, errors.New("envelope: SealDEK of an empty key")
 	}
-	pub, err := k.NewPublicKey(publicKey)
+	pub, err := publicKey(kemID, pubKey)
 	if err != nil {
-		return nil, reason.New(ErrPublicKey, "the public key is not a valid key of KEM %#04x (%d bytes)", kemID, len(publicKey))
+		return nil, err
 	}
 	sealed, err := hpke.Seal(pub, hpke.HKDFSHA256(), hpke.AES256GCM(), in, dek.Bytes())
 	if err != nil {
@@ -94,14 +107,10 @@ func SealDEK(kemID uint16, publicKey []byte, h Header, dek secret.Key) ([]byte, 
 // CheckPublicKey refuses, cheaply, a public key that SealDEK would refuse:
 // one that does not parse for the KEM, or (X25519) a low-order point, found
 // by a trial encapsulation. Callers run it before deriving the DEK.
-func CheckPublicKey(kemID uint16, publicKey []byte) error {
-	k, err := kem(kemID)
+func CheckPublicKey(kemID uint16, pubKey []byte) error {
+	pub, err := publicKey(kemID, pubKey)
 	if err != nil {
 		return err
-	}
-	pub, err := k.NewPublicKey(publicKey)
-	if err != nil {
-		return reason.New(ErrPublicKey, "the public key is not a valid key of KEM %#04x (%d bytes)", kemID, len(publicKey))
 	}
 	if _, err := hpke.Seal(pub, hpke.HKDFSHA256(), hpke.AES256GCM(), nil, nil); err != nil {
 		return reason.Wrap(ErrPublicKey, err, "the public key is not a valid key of KEM %#04x", kemID)
@@ -188,14 +197,10 @@ type DEKSealer struct {
 // NewDEKSealer encapsulates to a client's public key of KEM kemID for a
 // batch (SealDEKs) and returns the sealer and enc. A public key the KEM
 // refuses, or an X25519 share that is a low-order point, is ErrPublicKey.
-func NewDEKSealer(kemID uint16, publicKey []byte) (*DEKSealer, []byte, error) {
-	k, err := kem(kemID)
+func NewDEKSealer(kemID uint16, pubKey []byte) (*DEKSealer, []byte, error) {
+	pub, err := publicKey(kemID, pubKey)
 	if err != nil {
 		return nil, nil, err
-	}
-	pub, err := k.NewPublicKey(publicKey)
-	if err != nil {
-		return nil, nil, reason.New(ErrPublicKey, "the public key is not a valid key of KEM %#04x (%d bytes)", kemID, len(publicKey))
 	}
 	enc, s, err := hpke.NewSender(pub, hpke.HKDFSHA256(), hpke.AES256GCM(), batchInfo())
 	if err != nil {
@@ -229,7 +234,9 @@ func (d *DEKSealer) Seal(h Header, dek secret.Key) ([]byte, error) {
 // DEK of the key hs[i] names, at place i. hs must be the headers the client
 // rebuilt from the answer (tenant, type, and the version the server
 // answered with). Any failure (a DEK out of its place, under another
-// header, altered, or a batch cut short) is ErrDecrypt, and returns no DEK.
+// header, altered, or as many headers as DEKs not given) is ErrDecrypt, and
+// returns no DEK. A batch whose last DEKs were cut off opens as the shorter
+// batch: the caller checks that it has every DEK it asked for.
 func OpenDEKs(priv hpke.PrivateKey, kemID uint16, enc []byte, hs []Header, sealed [][]byte) ([]secret.Key, error) {
 	if _, err := kem(kemID); err != nil {
 		return nil, err
